@@ -1,0 +1,12 @@
+module ulb
+
+go 1.26
+
+require (
+	github.com/BurntSushi/toml v1.6.0
+	github.com/google/gopacket v1.1.19
+	github.com/mdlayher/ethernet v0.0.0-20220221185849-529eae5b6118
+	github.com/mdlayher/packet v1.2.0
+	github.com/songgao/water v0.0.0-20200317203138-2b4b6d7c09d8
+	golang.org/x/sys v0.49.0
+)
