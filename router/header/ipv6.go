@@ -1,0 +1,190 @@
+package header
+
+import (
+	"encoding/binary"
+	"net/netip"
+)
+
+// IPv6 is a view of an IPv6 packet (RFC 8200).
+//
+//	 0                   1                   2                   3
+//	 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	|Version| Traffic Class |           Flow Label                  |
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	|         Payload Length        |  Next Header  |   Hop Limit   |
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	|                                                               |
+//	+                         Source Address (16)                   +
+//	|                                                               |
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	|                                                               |
+//	+                      Destination Address (16)                 +
+//	|                                                               |
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+type IPv6 []byte
+
+const (
+	ipv6VersTCFL     = 0
+	ipv6PayloadLen   = 4
+	ipv6NextHeader   = 6
+	ipv6HopLimit     = 7
+	ipv6Src          = 8
+	ipv6Dst          = 24
+	ipv6FlowLabelMsk = 0x000fffff
+
+	// IPv6MinimumSize is the size of the fixed IPv6 header.
+	IPv6MinimumSize = 40
+	// IPv6MinimumMTU is the link MTU every IPv6 link must carry (RFC 8200).
+	IPv6MinimumMTU = 1280
+	// IPv6MaxExtensionHeaders caps the extension headers TransportProtocol walks.
+	IPv6MaxExtensionHeaders = 8
+)
+
+// IsValid reports whether b holds a 40-byte header with version 6 whose payload length
+// fits in b. Jumbograms (payload length 0 with a jumbo option) are not recognised: their
+// payload is taken as empty.
+func (b IPv6) IsValid() bool {
+	return len(b) >= IPv6MinimumSize && b[ipv6VersTCFL]>>4 == 6 &&
+		IPv6MinimumSize+int(binary.BigEndian.Uint16(b[ipv6PayloadLen:])) <= len(b)
+}
+
+// TrafficClass returns the traffic class (DSCP and ECN).
+func (b IPv6) TrafficClass() uint8 {
+	return uint8(binary.BigEndian.Uint16(b[ipv6VersTCFL:]) >> 4)
+}
+
+// FlowLabel returns the 20-bit flow label.
+func (b IPv6) FlowLabel() uint32 {
+	return binary.BigEndian.Uint32(b[ipv6VersTCFL:]) & ipv6FlowLabelMsk
+}
+
+// PayloadLength returns the payload length field.
+func (b IPv6) PayloadLength() uint16 { return binary.BigEndian.Uint16(b[ipv6PayloadLen:]) }
+
+// NextHeader returns the type of the header after the fixed header.
+func (b IPv6) NextHeader() uint8 { return b[ipv6NextHeader] }
+
+// HopLimit returns the hop limit.
+func (b IPv6) HopLimit() uint8 { return b[ipv6HopLimit] }
+
+// SetHopLimit sets the hop limit. IPv6 has no header checksum.
+func (b IPv6) SetHopLimit(h uint8) { b[ipv6HopLimit] = h }
+
+// DecHopLimit decrements the hop limit and returns the new value. A hop limit of 0 is
+// left unchanged.
+func (b IPv6) DecHopLimit() uint8 {
+	h := b[ipv6HopLimit]
+	if h == 0 {
+		return 0
+	}
+	b[ipv6HopLimit] = h - 1
+	return h - 1
+}
+
+// SourceAddr returns the source address.
+func (b IPv6) SourceAddr() netip.Addr {
+	return netip.AddrFrom16([16]byte(b[ipv6Src : ipv6Src+16]))
+}
+
+// DestinationAddr returns the destination address.
+func (b IPv6) DestinationAddr() netip.Addr {
+	return netip.AddrFrom16([16]byte(b[ipv6Dst : ipv6Dst+16]))
+}
+
+// SetSourceAddr sets the source address (a must be IPv6; an IPv4-mapped form of an IPv4
+// address is written for an IPv4 one). Transport checksums are the caller's.
+func (b IPv6) SetSourceAddr(a netip.Addr) {
+	a16 := a.As16()
+	copy(b[ipv6Src:ipv6Src+16], a16[:])
+}
+
+// SetDestinationAddr sets the destination address (see SetSourceAddr).
+func (b IPv6) SetDestinationAddr(a netip.Addr) {
+	a16 := a.As16()
+	copy(b[ipv6Dst:ipv6Dst+16], a16[:])
+}
+
+// SetPayloadLength sets the payload length field.
+func (b IPv6) SetPayloadLength(l uint16) { binary.BigEndian.PutUint16(b[ipv6PayloadLen:], l) }
+
+// SetNextHeader sets the next header field.
+func (b IPv6) SetNextHeader(p uint8) { b[ipv6NextHeader] = p }
+
+// Payload returns the bytes after the fixed header up to the payload length.
+func (b IPv6) Payload() []byte {
+	return b[IPv6MinimumSize : IPv6MinimumSize+int(b.PayloadLength())]
+}
+
+// IsExtensionHeader reports whether p is one of the extension headers TransportProtocol
+// walks over: hop-by-hop, routing, fragment, destination options or AH.
+func IsExtensionHeader(p uint8) bool {
+	switch p {
+	case ProtocolHopByHop, ProtocolRouting, ProtocolFragment, ProtocolDstOpts, ProtocolAH:
+		return true
+	}
+	return false
+}
+
+// TransportProtocol walks the extension headers (hop-by-hop, routing, fragment,
+// destination options, AH) and returns the upper-layer protocol and the offset of its
+// header from the start of b. ESP and "no next header" end the walk like an upper-layer
+// protocol. ok is false when a header runs past the payload length, a hop-by-hop header
+// is not first, more than IPv6MaxExtensionHeaders headers are chained, or the packet is
+// a fragment with a non-zero offset (it holds no upper-layer header; proto and offset
+// then describe the fragment's data). Call it only on a view that passed IsValid.
+func (b IPv6) TransportProtocol() (proto uint8, offset int, ok bool) {
+	end := IPv6MinimumSize + int(b.PayloadLength())
+	proto = b[ipv6NextHeader]
+	offset = IPv6MinimumSize
+	for n := 0; IsExtensionHeader(proto); n++ {
+		if n == IPv6MaxExtensionHeaders || (proto == ProtocolHopByHop && n > 0) {
+			return proto, offset, false
+		}
+		if offset+8 > end {
+			return proto, offset, false
+		}
+		var l int
+		switch proto {
+		case ProtocolFragment:
+			l = 8
+		case ProtocolAH:
+			l = (int(b[offset+1]) + 2) * 4
+		default:
+			l = (int(b[offset+1]) + 1) * 8
+		}
+		if offset+l > end {
+			return proto, offset, false
+		}
+		next := b[offset]
+		if proto == ProtocolFragment && binary.BigEndian.Uint16(b[offset+2:])&^7 != 0 {
+			return next, offset + l, false
+		}
+		proto = next
+		offset += l
+	}
+	return proto, offset, true
+}
+
+// IPv6Fields are the fields EncodeIPv6 writes.
+type IPv6Fields struct {
+	TrafficClass  uint8
+	FlowLabel     uint32 // low 20 bits
+	PayloadLength uint16
+	NextHeader    uint8
+	HopLimit      uint8
+	Src, Dst      netip.Addr // IPv6
+}
+
+// EncodeIPv6 writes a 40-byte IPv6 header into b, which must hold at least
+// IPv6MinimumSize bytes.
+func EncodeIPv6(b []byte, f IPv6Fields) {
+	_ = b[IPv6MinimumSize-1]
+	binary.BigEndian.PutUint32(b[ipv6VersTCFL:], 6<<28|uint32(f.TrafficClass)<<20|f.FlowLabel&ipv6FlowLabelMsk)
+	binary.BigEndian.PutUint16(b[ipv6PayloadLen:], f.PayloadLength)
+	b[ipv6NextHeader] = f.NextHeader
+	b[ipv6HopLimit] = f.HopLimit
+	v := IPv6(b)
+	v.SetSourceAddr(f.Src)
+	v.SetDestinationAddr(f.Dst)
+}
