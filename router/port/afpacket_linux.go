@@ -1,0 +1,451 @@
+package port
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"github.com/mdlayher/packet"
+	"golang.org/x/sys/unix"
+)
+
+// Defaults of AFPacketOptions.
+const (
+	DefaultBatchSize    = 64
+	DefaultSocketBuffer = 8 << 20
+)
+
+// AFPacketOptions tune an AF_PACKET port. The zero value is a good default.
+type AFPacketOptions struct {
+	// BatchSize is the number of frames one recvmmsg/sendmmsg moves (default
+	// DefaultBatchSize).
+	BatchSize int
+	// SocketBuffer is SO_RCVBUF and SO_SNDBUF in bytes, forced past the sysctl limits when
+	// the process may (default DefaultSocketBuffer).
+	SocketBuffer int
+	// QdiscBypass sends frames straight to the driver (PACKET_QDISC_BYPASS).
+	QdiscBypass bool
+	// FanoutGroup, when not zero, joins the socket to this PACKET_FANOUT group of the
+	// interface, so that several ports on one NIC share its receive load.
+	FanoutGroup uint16
+	// FanoutMode is the PACKET_FANOUT mode (default unix.PACKET_FANOUT_HASH).
+	FanoutMode uint16
+}
+
+// AFPacketStats are the counters of an AF_PACKET port.
+type AFPacketStats struct {
+	RxPackets, RxBytes uint64 // frames returned by Read
+	RxTruncated        uint64 // frames dropped because they did not fit the read buffer
+	RxOutgoing         uint64 // outgoing frames seen and dropped (kernels without PACKET_IGNORE_OUTGOING)
+	RxKernelDrops      uint64 // frames the kernel dropped because the socket buffer was full
+	TxPackets, TxBytes uint64 // frames the kernel accepted
+	TxErrors           uint64 // frames the kernel refused; dropped
+	LastTxErrno        syscall.Errno
+}
+
+// AFPacket is a port on a kernel network interface through an AF_PACKET socket with
+// PACKET_VNET_HDR: frames move in batches with recvmmsg and sendmmsg, GSO frames of up to
+// 64 KiB arrive whole with their virtio-net header, and frames written with a NEEDS_CSUM or
+// GSO header are completed or segmented by the kernel.
+//
+// Read must be called from one goroutine at a time; Write may be called from several.
+type AFPacket struct {
+	name   string
+	mac    net.HardwareAddr
+	mtu    int
+	index  int
+	conn   *packet.Conn
+	rc     syscall.RawConn
+	batch  int
+	closed atomic.Bool
+
+	rx   *mmsgScratch // Read's; Read is not concurrent
+	txMu sync.Mutex
+	tx   *mmsgScratch // Write's, under txMu
+
+	rxPackets, rxBytes, rxTruncated, rxOutgoing, rxKernelDrops atomic.Uint64
+	txPackets, txBytes, txErrors                               atomic.Uint64
+	lastTxErrno                                                atomic.Uintptr
+}
+
+var (
+	_ Port            = (*AFPacket)(nil)
+	_ UnicastFilter   = (*AFPacket)(nil)
+	_ MulticastFilter = (*AFPacket)(nil)
+)
+
+// mmsgScratch is the preallocated argument of one recvmmsg or sendmmsg call: a message per
+// frame with two iovecs (virtio-net header, frame) and a link-layer address. The syscall
+// runs in the method value fn, created once, so that a call allocates nothing.
+type mmsgScratch struct {
+	msgs  []unix.Mmsghdr
+	iovs  []unix.Iovec
+	addrs []unix.RawSockaddrLinklayer
+	recv  bool
+	n     int           // messages to pass
+	done  int           // messages the call handled
+	errno syscall.Errno // its error
+	fn    func(fd uintptr) bool
+}
+
+func newMmsgScratch(n int, recv bool) *mmsgScratch {
+	s := &mmsgScratch{
+		msgs: make([]unix.Mmsghdr, n),
+		iovs: make([]unix.Iovec, 2*n),
+		recv: recv,
+	}
+	if recv {
+		s.addrs = make([]unix.RawSockaddrLinklayer, n)
+	}
+	for i := range s.msgs {
+		h := &s.msgs[i].Hdr
+		h.Iov = &s.iovs[2*i]
+		h.SetIovlen(2)
+		if recv {
+			h.Name = (*byte)(unsafe.Pointer(&s.addrs[i]))
+			h.Namelen = unix.SizeofSockaddrLinklayer
+		}
+	}
+	s.fn = s.call
+	return s
+}
+
+// set points message i at the virtio-net header and the frame of buf.
+func (s *mmsgScratch) set(i int, buf []byte, offset int) {
+	hdr, frame := buf[offset-VnetHdrLen:offset], buf[offset:]
+	s.iovs[2*i].Base = &hdr[0]
+	s.iovs[2*i].SetLen(VnetHdrLen)
+	if len(frame) > 0 {
+		s.iovs[2*i+1].Base = &frame[0]
+	} else {
+		s.iovs[2*i+1].Base = nil
+	}
+	s.iovs[2*i+1].SetLen(len(frame))
+	s.msgs[i].Hdr.Flags = 0
+	s.msgs[i].Len = 0
+	if s.recv {
+		s.msgs[i].Hdr.Namelen = unix.SizeofSockaddrLinklayer
+	}
+}
+
+// call is run by the RawConn: one recvmmsg or sendmmsg. It returns false, to wait for the
+// socket to become ready, on EAGAIN.
+func (s *mmsgScratch) call(fd uintptr) bool {
+	trap, flags := uintptr(unix.SYS_SENDMMSG), uintptr(unix.MSG_DONTWAIT)
+	if s.recv {
+		trap = unix.SYS_RECVMMSG
+	}
+	for {
+		r, _, e := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&s.msgs[0])), uintptr(s.n), flags, 0, 0)
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		case 0:
+			s.done, s.errno = int(r), 0
+		default:
+			s.done, s.errno = 0, e
+		}
+		return true
+	}
+}
+
+// OpenAFPacket opens an AF_PACKET port on the interface named device in the calling
+// thread's network namespace, and sets the link up if it is down.
+func OpenAFPacket(device string, opts AFPacketOptions) (*AFPacket, error) {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = DefaultBatchSize
+	}
+	if opts.SocketBuffer <= 0 {
+		opts.SocketBuffer = DefaultSocketBuffer
+	}
+	if opts.FanoutMode == 0 {
+		opts.FanoutMode = unix.PACKET_FANOUT_HASH
+	}
+	wrap := func(op string, err error) error { return fmt.Errorf("afpacket %s: %s: %w", device, op, err) }
+
+	ifi, err := net.InterfaceByName(device)
+	if err != nil {
+		return nil, wrap("lookup", err)
+	}
+	if ifi.Flags&net.FlagUp == 0 {
+		if err := setLinkUp(device); err != nil {
+			return nil, wrap("set link up", err)
+		}
+	}
+	conn, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, nil)
+	if err != nil {
+		return nil, wrap("listen", err)
+	}
+	p := &AFPacket{
+		name:  device,
+		mac:   ifi.HardwareAddr,
+		mtu:   ifi.MTU,
+		index: ifi.Index,
+		conn:  conn,
+		batch: opts.BatchSize,
+		rx:    newMmsgScratch(opts.BatchSize, true),
+		tx:    newMmsgScratch(opts.BatchSize, false),
+	}
+	if p.rc, err = conn.SyscallConn(); err != nil {
+		conn.Close()
+		return nil, wrap("syscall conn", err)
+	}
+	if err := p.configure(opts); err != nil {
+		conn.Close()
+		return nil, wrap("setsockopt", err)
+	}
+	return p, nil
+}
+
+// configure sets the socket options.
+func (p *AFPacket) configure(opts AFPacketOptions) error {
+	var err error
+	cerr := p.rc.Control(func(fd uintptr) {
+		s := int(fd)
+		if err = unix.SetsockoptInt(s, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+			err = fmt.Errorf("PACKET_VNET_HDR: %w", err)
+			return
+		}
+		// Without PACKET_IGNORE_OUTGOING (Linux < 4.20) Read drops PACKET_OUTGOING frames.
+		if e := unix.SetsockoptInt(s, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); e != nil && e != unix.ENOPROTOOPT {
+			err = fmt.Errorf("PACKET_IGNORE_OUTGOING: %w", e)
+			return
+		}
+		if opts.QdiscBypass {
+			if err = unix.SetsockoptInt(s, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
+				err = fmt.Errorf("PACKET_QDISC_BYPASS: %w", err)
+				return
+			}
+		}
+		for _, o := range [][2]int{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
+			if e := unix.SetsockoptInt(s, unix.SOL_SOCKET, o[0], opts.SocketBuffer); e != nil {
+				// Without CAP_NET_ADMIN the plain option, capped by net.core.*mem_max.
+				if err = unix.SetsockoptInt(s, unix.SOL_SOCKET, o[1], opts.SocketBuffer); err != nil {
+					err = fmt.Errorf("socket buffer %d: %w", opts.SocketBuffer, err)
+					return
+				}
+			}
+		}
+		if opts.FanoutGroup != 0 {
+			v := int(opts.FanoutGroup) | int(opts.FanoutMode)<<16
+			if err = unix.SetsockoptInt(s, unix.SOL_PACKET, unix.PACKET_FANOUT, v); err != nil {
+				err = fmt.Errorf("PACKET_FANOUT group %d mode %d: %w", opts.FanoutGroup, opts.FanoutMode, err)
+				return
+			}
+		}
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+func (p *AFPacket) Name() string                   { return p.name }
+func (p *AFPacket) HardwareAddr() net.HardwareAddr { return p.mac }
+func (p *AFPacket) MTU() int                       { return p.mtu }
+func (p *AFPacket) Layer3() bool                   { return false }
+func (p *AFPacket) BatchSize() int                 { return p.batch }
+
+// ioError turns an error of the RawConn or of the syscall into ErrClosed after Close, or
+// wraps it with the operation and the device.
+func (p *AFPacket) ioError(op string, err error) error {
+	if p.closed.Load() || errors.Is(err, net.ErrClosed) {
+		return ErrClosed
+	}
+	return fmt.Errorf("afpacket %s: %s: %w", p.name, op, err)
+}
+
+// Read blocks until frames arrive, then reads up to min(len(bufs), BatchSize) of them
+// with one recvmmsg: frame i into bufs[i][offset:offset+sizes[i]], its virtio-net header
+// into bufs[i][offset-VnetHdrLen:offset]. Frames that do not fit their buffer are dropped
+// and counted. Every bufs[i] must be longer than offset, and offset at least VnetHdrLen.
+func (p *AFPacket) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n := min(len(bufs), len(sizes), p.batch)
+	if n == 0 {
+		return 0, nil
+	}
+	if offset < VnetHdrLen {
+		return 0, fmt.Errorf("afpacket %s: read offset %d < %d", p.name, offset, VnetHdrLen)
+	}
+	s := p.rx
+	for i := 0; i < n; i++ {
+		if len(bufs[i]) <= offset {
+			return 0, fmt.Errorf("afpacket %s: read buffer %d of %d bytes, offset %d", p.name, i, len(bufs[i]), offset)
+		}
+	}
+	for {
+		for i := 0; i < n; i++ {
+			s.set(i, bufs[i], offset)
+		}
+		s.n = n
+		if err := p.rc.Read(s.fn); err != nil {
+			return 0, p.ioError("recvmmsg", err)
+		}
+		if s.errno != 0 {
+			return 0, p.ioError("recvmmsg", s.errno)
+		}
+		got := 0
+		var bytes uint64
+		for i := 0; i < s.done; i++ {
+			m := &s.msgs[i]
+			if s.addrs[i].Pkttype == unix.PACKET_OUTGOING {
+				p.rxOutgoing.Add(1)
+				continue
+			}
+			if m.Hdr.Flags&unix.MSG_TRUNC != 0 || m.Len < VnetHdrLen {
+				p.rxTruncated.Add(1)
+				continue
+			}
+			size := int(m.Len) - VnetHdrLen
+			if got != i {
+				copy(bufs[got][offset-VnetHdrLen:], bufs[i][offset-VnetHdrLen:offset+size])
+			}
+			sizes[got] = size
+			bytes += uint64(size)
+			got++
+		}
+		if got > 0 {
+			p.rxPackets.Add(uint64(got))
+			p.rxBytes.Add(bytes)
+			return got, nil
+		}
+	}
+}
+
+// Write sends the frames bufs[i][offset:], each with the virtio-net header before it, in
+// batches of BatchSize with sendmmsg. Frames with NEEDS_CSUM or GSO headers are completed
+// or segmented by the kernel. A frame the kernel refuses (too long, bad header, link
+// down) is dropped and counted in TxErrors; Write returns len(bufs) unless the port is
+// closed or the socket fails.
+func (p *AFPacket) Write(bufs [][]byte, offset int) (int, error) {
+	if offset < VnetHdrLen {
+		return 0, fmt.Errorf("afpacket %s: write offset %d < %d", p.name, offset, VnetHdrLen)
+	}
+	p.txMu.Lock()
+	defer p.txMu.Unlock()
+	s := p.tx
+	sent := 0
+	for sent < len(bufs) {
+		n := min(len(bufs)-sent, p.batch)
+		for i := 0; i < n; i++ {
+			if len(bufs[sent+i]) < offset {
+				// Not a frame at all: drop it here, send the ones before it.
+				n = i
+				break
+			}
+			s.set(i, bufs[sent+i], offset)
+		}
+		if n == 0 {
+			p.txErrors.Add(1)
+			p.lastTxErrno.Store(uintptr(unix.EINVAL))
+			sent++
+			continue
+		}
+		s.n = n
+		if err := p.rc.Write(s.fn); err != nil {
+			return sent, p.ioError("sendmmsg", err)
+		}
+		if s.errno != 0 {
+			if s.errno == unix.EBADF {
+				return sent, p.ioError("sendmmsg", s.errno)
+			}
+			// sendmmsg reports an error only for its first message.
+			p.txErrors.Add(1)
+			p.lastTxErrno.Store(uintptr(s.errno))
+			sent++
+			continue
+		}
+		var bytes uint64
+		for i := 0; i < s.done; i++ {
+			bytes += uint64(len(bufs[sent+i]) - offset)
+		}
+		p.txPackets.Add(uint64(s.done))
+		p.txBytes.Add(bytes)
+		sent += s.done
+	}
+	return sent, nil
+}
+
+// Close closes the socket; a blocked Read returns ErrClosed.
+func (p *AFPacket) Close() error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	if err := p.conn.Close(); err != nil {
+		return fmt.Errorf("afpacket %s: close: %w", p.name, err)
+	}
+	return nil
+}
+
+// membership adds or drops a PACKET_MR_UNICAST or PACKET_MR_MULTICAST membership.
+func (p *AFPacket) membership(what string, typ uint16, add bool, mac net.HardwareAddr) error {
+	if len(mac) != 6 {
+		return fmt.Errorf("afpacket %s: %s %v: not a 6-byte MAC address", p.name, what, mac)
+	}
+	if (mac[0]&1 == 1) != (typ == unix.PACKET_MR_MULTICAST) {
+		return fmt.Errorf("afpacket %s: %s %v: wrong kind of address", p.name, what, mac)
+	}
+	mreq := unix.PacketMreq{Ifindex: int32(p.index), Type: typ, Alen: 6}
+	copy(mreq.Address[:], mac)
+	opt := unix.PACKET_DROP_MEMBERSHIP
+	if add {
+		opt = unix.PACKET_ADD_MEMBERSHIP
+	}
+	var err error
+	cerr := p.rc.Control(func(fd uintptr) {
+		err = unix.SetsockoptPacketMreq(int(fd), unix.SOL_PACKET, opt, &mreq)
+	})
+	if cerr != nil {
+		return p.ioError(what, cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("afpacket %s: %s %v: %w", p.name, what, mac, err)
+	}
+	return nil
+}
+
+// AddUnicast makes the NIC pass frames for mac (a PACKET_MR_UNICAST membership), e.g. a
+// VRRP virtual MAC, without promiscuous mode.
+func (p *AFPacket) AddUnicast(mac net.HardwareAddr) error {
+	return p.membership("add unicast", unix.PACKET_MR_UNICAST, true, mac)
+}
+
+// RemoveUnicast drops a membership added by AddUnicast.
+func (p *AFPacket) RemoveUnicast(mac net.HardwareAddr) error {
+	return p.membership("remove unicast", unix.PACKET_MR_UNICAST, false, mac)
+}
+
+// AddMulticast joins the Ethernet multicast group mac (PACKET_MR_MULTICAST).
+func (p *AFPacket) AddMulticast(mac net.HardwareAddr) error {
+	return p.membership("add multicast", unix.PACKET_MR_MULTICAST, true, mac)
+}
+
+// RemoveMulticast leaves a group joined with AddMulticast.
+func (p *AFPacket) RemoveMulticast(mac net.HardwareAddr) error {
+	return p.membership("remove multicast", unix.PACKET_MR_MULTICAST, false, mac)
+}
+
+// Stats returns the port's counters. It also collects the kernel's drop count
+// (PACKET_STATISTICS), so it belongs to the control plane, not the per-packet path.
+func (p *AFPacket) Stats() AFPacketStats {
+	if ks, err := p.conn.Stats(); err == nil {
+		p.rxKernelDrops.Add(uint64(ks.Drops))
+	}
+	return AFPacketStats{
+		RxPackets:     p.rxPackets.Load(),
+		RxBytes:       p.rxBytes.Load(),
+		RxTruncated:   p.rxTruncated.Load(),
+		RxOutgoing:    p.rxOutgoing.Load(),
+		RxKernelDrops: p.rxKernelDrops.Load(),
+		TxPackets:     p.txPackets.Load(),
+		TxBytes:       p.txBytes.Load(),
+		TxErrors:      p.txErrors.Load(),
+		LastTxErrno:   syscall.Errno(p.lastTxErrno.Load()),
+	}
+}
