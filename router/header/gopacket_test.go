@@ -18,11 +18,12 @@ func serialize(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
 	return append([]byte(nil), buf.Bytes()...)
 }
 
-// serializeRaw builds a packet with gopacket without touching lengths or checksums.
-func serializeRaw(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
+// serializeChecksums builds a packet with gopacket, computing checksums but keeping the
+// lengths given.
+func serializeChecksums(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
 	t.Helper()
 	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{}, ls...); err != nil {
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true}, ls...); err != nil {
 		t.Fatalf("gopacket serialize: %v", err)
 	}
 	return append([]byte(nil), buf.Bytes()...)
