@@ -1,0 +1,229 @@
+package router
+
+import (
+	"net/netip"
+
+	"ulb/router/fib"
+	"ulb/router/header"
+	"ulb/router/port"
+)
+
+// completeChecksum finishes a checksum the sender's kernel left to the NIC
+// (CHECKSUM_PARTIAL), so the router can read or rewrite the transport header as final.
+func completeChecksum(buf []byte) {
+	vh := port.Hdr(buf, headroom)
+	if vh.NeedsCsum() && !vh.IsGSO() {
+		port.CompleteChecksum(buf[headroom:], vh)
+		vh.Clear()
+	}
+}
+
+// local4 delivers an IPv4 packet addressed to one of the router's addresses.
+func (l *loop) local4(buf []byte, ip header.IPv4) {
+	l.bc.local++
+	if ip.MoreFragments() || ip.FragmentOffset() != 0 || port.Hdr(buf, headroom).IsGSO() {
+		l.bc.drop(DropLocalUnhandled)
+		return
+	}
+	switch ip.Protocol() {
+	case header.ProtocolICMPv4:
+		completeChecksum(buf)
+		icmp := header.ICMPv4(ip.Payload())
+		if !icmp.IsValid() || header.Checksum(icmp, 0) != 0xffff {
+			l.bc.drop(DropICMPMalformed)
+			return
+		}
+		src := ip.SourceAddr()
+		if !header.EchoReplyIPv4InPlace(ip, netip.Addr{}) {
+			l.bc.drop(DropLocalUnhandled)
+			return
+		}
+		l.route(buf, src)
+	case header.ProtocolUDP:
+		l.icmp4Error(ip, header.ICMPv4DstUnreachable, header.ICMPv4PortUnreachable, 0)
+		l.bc.drop(DropLocalUnhandled)
+	default:
+		l.bc.drop(DropLocalUnhandled)
+	}
+}
+
+// local6 delivers an IPv6 packet addressed to the router (or to all nodes).
+func (l *loop) local6(buf []byte, ip header.IPv6, off int, proto uint8) {
+	l.bc.local++
+	if port.Hdr(buf, headroom).IsGSO() {
+		l.bc.drop(DropLocalUnhandled)
+		return
+	}
+	switch proto {
+	case header.ProtocolICMPv6:
+		completeChecksum(buf)
+		icmp := header.ICMPv6(ip[off:])
+		src, dst := ip.SourceAddr(), ip.DestinationAddr()
+		if !icmp.IsValid() || !header.IsTransportChecksumValid(proto, src, dst, icmp) {
+			l.bc.drop(DropICMPMalformed)
+			return
+		}
+		if icmp.Type() != header.ICMPv6EchoRequest {
+			l.bc.drop(DropLocalUnhandled)
+			return
+		}
+		if dst.IsMulticast() {
+			// An echo to all nodes is answered from the port's own address.
+			dst = l.in.src6
+			if !dst.IsValid() {
+				l.bc.drop(DropLocalUnhandled)
+				return
+			}
+		}
+		if off != header.IPv6MinimumSize {
+			// Extension headers are not echoed back: make the reply plain.
+			n := copy(ip[header.IPv6MinimumSize:], ip[off:])
+			ip = ip[:header.IPv6MinimumSize+n]
+			ip.SetNextHeader(header.ProtocolICMPv6)
+			ip.SetPayloadLength(uint16(n))
+			buf = buf[:headroom+ethLen+len(ip)]
+			icmp = header.ICMPv6(ip[header.IPv6MinimumSize:])
+		}
+		if !header.EchoReplyIPv6InPlace(ip, dst) {
+			l.bc.drop(DropLocalUnhandled)
+			return
+		}
+		l.route(buf, src)
+	case header.ProtocolUDP:
+		l.icmp6Error(ip, header.ICMPv6DstUnreachable, header.ICMPv6PortUnreachable, 0)
+		l.bc.drop(DropLocalUnhandled)
+	default:
+		l.bc.drop(DropLocalUnhandled)
+	}
+}
+
+// icmp4Error sends an ICMP error about the offending packet ip back to its source, from
+// the receiving port's address, within the rate limit.
+func (l *loop) icmp4Error(ip header.IPv4, typ, code uint8, mtu uint32) {
+	src, dst := l.in.src4, ip.SourceAddr()
+	if !src.IsValid() || !header.ShouldSendICMPv4Error(ip) {
+		return
+	}
+	if !l.r.icmp.allow(l.r.now()) {
+		l.bc.icmpLimit++
+		return
+	}
+	b := l.newScratch()
+	if b == nil {
+		l.bc.icmpLimit++
+		return
+	}
+	n := header.BuildICMPv4Error(b[headroom+ethLen:], src, dst, typ, code, mtu, ip)
+	header.Ethernet(b[headroom:]).SetEtherType(header.EtherTypeIPv4)
+	l.bc.icmpErrors++
+	l.route(b[:headroom+ethLen+n], dst)
+}
+
+// icmp6Error sends an ICMPv6 error about ip back to its source (RFC 4443 §2.4).
+func (l *loop) icmp6Error(ip header.IPv6, typ, code uint8, mtu uint32) {
+	src, dst := l.in.src6, ip.SourceAddr()
+	if !src.IsValid() || !header.ShouldSendICMPv6Error(ip, typ, code) {
+		return
+	}
+	if !l.r.icmp.allow(l.r.now()) {
+		l.bc.icmpLimit++
+		return
+	}
+	b := l.newScratch()
+	if b == nil {
+		l.bc.icmpLimit++
+		return
+	}
+	n := header.BuildICMPv6Error(b[headroom+ethLen:], src, dst, typ, code, mtu, ip)
+	header.Ethernet(b[headroom:]).SetEtherType(header.EtherTypeIPv6)
+	l.bc.icmpErrors++
+	l.route(b[:headroom+ethLen+n], dst)
+}
+
+// fragment4 splits an IPv4 packet (DF clear, TTL already decremented) that is larger
+// than ep's MTU into fragments (RFC 791 §3.2), each in a scratch buffer, and sends them.
+func (l *loop) fragment4(buf []byte, ep *routerPort, nh fib.NextHop) {
+	completeChecksum(buf)
+	ip := header.IPv4(buf[headroom+ethLen:])
+	hl := ip.HeaderLength()
+	data := ip[hl:]
+	// Options that are copied into every fragment (the copied flag, RFC 791).
+	var opts [40]byte
+	nopts := copiedOptions(opts[:], ip[header.IPv4MinimumSize:hl])
+	baseOff := int(ip.FragmentOffset()) // in bytes
+	lastMF := ip.MoreFragments()
+	dst := ip.DestinationAddr()
+	for off := 0; off < len(data); {
+		fhl := header.IPv4MinimumSize + nopts
+		if off == 0 {
+			fhl = hl
+		}
+		room := (ep.mtu - fhl) &^ 7
+		if room <= 0 {
+			l.bc.drop(DropFragment)
+			return
+		}
+		n := min(room, len(data)-off)
+		b := l.newScratch()
+		if b == nil {
+			l.bc.drop(DropFragment)
+			return
+		}
+		f := b[headroom : headroom+ethLen+fhl+n]
+		copy(f, buf[headroom:headroom+ethLen+header.IPv4MinimumSize])
+		fip := header.IPv4(f[ethLen:])
+		if off == 0 {
+			copy(fip[header.IPv4MinimumSize:], ip[header.IPv4MinimumSize:hl])
+		} else {
+			copy(fip[header.IPv4MinimumSize:], opts[:nopts])
+		}
+		copy(fip[fhl:], data[off:off+n])
+		fip[0] = 0x40 | byte(fhl/4)
+		fip.SetTotalLength(uint16(fhl + n))
+		more := off+n < len(data) || lastMF
+		setFragment(fip, more, baseOff+off)
+		fip.SetChecksum(fip.CalculateChecksum())
+		l.bc.forwarded++
+		l.emit(ep, nh.Gateway, dst, b[:headroom+len(f)])
+		off += n
+	}
+}
+
+// copiedOptions writes to dst the IPv4 options whose copied flag is set, padded to a
+// multiple of 4 bytes, and returns their length.
+func copiedOptions(dst, opts []byte) int {
+	n := 0
+	for i := 0; i < len(opts); {
+		t := opts[i]
+		if t == 0 { // end of options
+			break
+		}
+		if t == 1 { // no-operation
+			i++
+			continue
+		}
+		if i+1 >= len(opts) || opts[i+1] < 2 || i+int(opts[i+1]) > len(opts) {
+			break
+		}
+		ln := int(opts[i+1])
+		if t&0x80 != 0 {
+			n += copy(dst[n:], opts[i:i+ln])
+		}
+		i += ln
+	}
+	for n%4 != 0 {
+		dst[n] = 0
+		n++
+	}
+	return n
+}
+
+// setFragment writes the IPv4 flags and fragment offset field of a fragment: DF clear,
+// MF as given, the offset in bytes (a multiple of 8).
+func setFragment(ip header.IPv4, more bool, offset int) {
+	v := uint16(offset / 8)
+	if more {
+		v |= 0x2000
+	}
+	ip[6], ip[7] = byte(v>>8), byte(v)
+}

@@ -1,0 +1,107 @@
+package router
+
+import (
+	"context"
+	"errors"
+
+	"ulb/router/port"
+)
+
+// loop is one port's receive loop. It owns its buffers: a batch of receive buffers, a
+// set of scratch buffers for the packets it generates (ICMP replies and errors, IPv4
+// fragments), and per egress port the list of frames to write at the end of the batch.
+type loop struct {
+	r       *Router
+	in      *routerPort
+	bufs    [][]byte
+	sizes   []int
+	scratch [][]byte
+	nused   int        // scratch buffers used in this batch
+	out     [][][]byte // per egress port index
+	bc      batchCounters
+}
+
+const headroom = port.Headroom
+
+// scratchPerFrame is how many generated packets a batch may hold per received frame.
+const scratchPerFrame = 2
+
+func (r *Router) newLoop(in *routerPort) *loop {
+	n := in.p.BatchSize()
+	if n < 1 {
+		n = 1
+	}
+	l := &loop{
+		r:       r,
+		in:      in,
+		bufs:    make([][]byte, n),
+		sizes:   make([]int, n),
+		scratch: make([][]byte, n*scratchPerFrame),
+		out:     make([][][]byte, len(r.ports)),
+	}
+	for i := range l.bufs {
+		l.bufs[i] = make([]byte, port.BufSize)
+	}
+	for i := range l.scratch {
+		l.scratch[i] = make([]byte, headroom+r.maxFrame)
+	}
+	for i := range l.out {
+		l.out[i] = make([][]byte, 0, n*(1+scratchPerFrame))
+	}
+	return l
+}
+
+func (l *loop) run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		n, err := l.in.p.Read(l.bufs, l.sizes, headroom)
+		if err != nil {
+			if errors.Is(err, port.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		l.batch(n)
+	}
+	return nil
+}
+
+// batch handles n received frames and writes what they produced.
+func (l *loop) batch(n int) {
+	for i := 0; i < n; i++ {
+		l.bc.rxFrames++
+		l.bc.rxBytes += uint64(l.sizes[i])
+		l.handle(l.bufs[i][:headroom+l.sizes[i]])
+	}
+	l.flush()
+}
+
+// flush writes the frames queued per egress port and the batch's counters.
+func (l *loop) flush() {
+	for e, frames := range l.out {
+		if len(frames) == 0 {
+			continue
+		}
+		ep := l.r.ports[e]
+		sent, err := ep.p.Write(frames, headroom)
+		if err != nil && sent < len(frames) {
+			l.bc.drops[DropTxError] += uint64(len(frames) - sent)
+			l.bc.anyDrop = true
+		}
+		clear(frames)
+		l.out[e] = frames[:0]
+	}
+	l.nused = 0
+	l.bc.flush(&l.in.counters)
+}
+
+// newScratch returns a scratch buffer for a generated packet, or nil when the batch used
+// them all.
+func (l *loop) newScratch() []byte {
+	if l.nused == len(l.scratch) {
+		return nil
+	}
+	b := l.scratch[l.nused]
+	l.nused++
+	port.Hdr(b, headroom).Clear()
+	return b
+}

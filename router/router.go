@@ -1,0 +1,283 @@
+// Package router is ulb's forwarding engine: it reads frames from its ports in batches,
+// answers ARP and NDP through arpd, delivers what is addressed to the router itself (ICMP
+// echo), and routes everything else by longest-prefix match, decrementing TTL or hop limit,
+// generating ICMP errors and resolving next hops.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"ulb/arpd"
+	"ulb/router/fib"
+	"ulb/router/header"
+	"ulb/router/port"
+)
+
+// PortConfig is one port the router owns.
+type PortConfig struct {
+	Name      string
+	Device    string // the kernel interface behind the port, for display
+	Kind      string // afpacket | tun, for display
+	Port      port.Port
+	Addresses []netip.Prefix // the router's own addresses on the port
+}
+
+// Route is a static route. Port pins the egress port by name; otherwise the gateway's
+// connected prefix decides it.
+type Route struct {
+	To   netip.Prefix
+	Via  netip.Addr
+	Port string
+}
+
+// Config is what New needs.
+type Config struct {
+	Ports  []PortConfig
+	Routes []Route
+	Logger *slog.Logger
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// ICMPRate and ICMPBurst limit generated ICMP errors per second (defaults 1000 and 50,
+	// as Linux's icmp_msgs_per_sec and icmp_msgs_burst).
+	ICMPRate, ICMPBurst int
+	// TickInterval is how often neighbour timers run (default 100ms).
+	TickInterval time.Duration
+}
+
+// Router is the forwarding engine. Create it with New, start it with Run.
+type Router struct {
+	log   *slog.Logger
+	now   func() time.Time
+	tick  time.Duration
+	ports []*routerPort
+	fib   atomic.Pointer[fib.Table]
+	icmp  *tokenBucket
+	// maxFrame is the largest frame any port sends (MTU + Ethernet header).
+	maxFrame int
+}
+
+// routerPort is a port with the router's state about it.
+type routerPort struct {
+	idx    int
+	cfg    PortConfig
+	p      port.Port
+	mac    header.MAC
+	mtu    int
+	layer3 bool
+	addrs  []netip.Prefix // own addresses, with the IPv6 link-local on Ethernet ports
+	src4   netip.Addr     // source of ICMPv4 errors sent from this port
+	src6   netip.Addr     // source of ICMPv6 errors sent from this port
+	neigh  *arpd.Neighbours
+
+	counters PortCounters
+
+	// txMu guards txOne, the one-frame batch for frames sent outside the receive loops.
+	txMu  sync.Mutex
+	txOne [1][]byte
+}
+
+// ErrConfig is wrapped by every error New returns for a bad configuration.
+var ErrConfig = errors.New("router config")
+
+// New builds a router over already opened ports.
+func New(cfg Config) (*Router, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ICMPRate == 0 {
+		cfg.ICMPRate = 1000
+	}
+	if cfg.ICMPBurst == 0 {
+		cfg.ICMPBurst = 50
+	}
+	if cfg.TickInterval == 0 {
+		cfg.TickInterval = 100 * time.Millisecond
+	}
+	if len(cfg.Ports) == 0 {
+		return nil, fmt.Errorf("%w: no ports", ErrConfig)
+	}
+	r := &Router{
+		log:  cfg.Logger,
+		now:  cfg.Now,
+		tick: cfg.TickInterval,
+		icmp: newTokenBucket(cfg.ICMPRate, cfg.ICMPBurst),
+	}
+	byName := map[string]int{}
+	for i, pc := range cfg.Ports {
+		if _, dup := byName[pc.Name]; dup {
+			return nil, fmt.Errorf("%w: duplicate port %q", ErrConfig, pc.Name)
+		}
+		byName[pc.Name] = i
+		rp := &routerPort{
+			idx:    i,
+			cfg:    pc,
+			p:      pc.Port,
+			mtu:    pc.Port.MTU(),
+			layer3: pc.Port.Layer3(),
+			addrs:  append([]netip.Prefix(nil), pc.Addresses...),
+		}
+		copy(rp.mac[:], pc.Port.HardwareAddr())
+		if !rp.layer3 {
+			rp.addrs = append(rp.addrs, netip.PrefixFrom(header.LinkLocalFromMAC(rp.mac), 64))
+		}
+		for _, a := range rp.addrs {
+			switch {
+			case a.Addr().Is4() && !rp.src4.IsValid():
+				rp.src4 = a.Addr()
+			case a.Addr().Is6() && !a.Addr().IsLinkLocalUnicast() && !rp.src6.IsValid():
+				rp.src6 = a.Addr()
+			}
+		}
+		if !rp.src6.IsValid() && !rp.layer3 {
+			rp.src6 = header.LinkLocalFromMAC(rp.mac)
+		}
+		if f := rp.mtu + 18; f > r.maxFrame {
+			r.maxFrame = f
+		}
+		if !rp.layer3 {
+			rp.neigh = arpd.New(arpd.Config{
+				Port:      pc.Name,
+				MAC:       rp.mac,
+				Addresses: pc.Addresses,
+				Send:      rp.sendOne,
+				Now:       cfg.Now,
+				Logger:    cfg.Logger.With("port", pc.Name),
+			})
+			if mf, ok := pc.Port.(port.MulticastFilter); ok {
+				for _, m := range rp.neigh.MulticastMACs() {
+					if err := mf.AddMulticast(m[:]); err != nil {
+						return nil, fmt.Errorf("port %s: join %s: %w", pc.Name, m, err)
+					}
+				}
+			}
+		}
+		r.ports = append(r.ports, rp)
+	}
+	t, err := r.buildFIB(cfg.Routes, byName)
+	if err != nil {
+		return nil, err
+	}
+	r.fib.Store(t)
+	return r, nil
+}
+
+// buildFIB makes the routing table: the router's own addresses (local), the connected
+// prefixes of the ports, and the static routes.
+func (r *Router) buildFIB(routes []Route, byName map[string]int) (*fib.Table, error) {
+	var b fib.Builder
+	for _, rp := range r.ports {
+		for _, a := range rp.addrs {
+			b.Insert(a.Masked(), fib.NextHop{Port: rp.idx, Kind: fib.Connected})
+		}
+	}
+	for _, rp := range r.ports {
+		for _, a := range rp.addrs {
+			b.Insert(netip.PrefixFrom(a.Addr(), a.Addr().BitLen()), fib.NextHop{Port: rp.idx, Kind: fib.Local})
+		}
+	}
+	for _, rt := range routes {
+		nh := fib.NextHop{Gateway: rt.Via, Kind: fib.Static}
+		if rt.Port != "" {
+			i, ok := byName[rt.Port]
+			if !ok {
+				return nil, fmt.Errorf("%w: route to %s: no port %q", ErrConfig, rt.To, rt.Port)
+			}
+			nh.Port = i
+		} else {
+			i, ok := r.connectedPort(rt.Via)
+			if !ok {
+				return nil, fmt.Errorf("%w: route to %s: gateway %s is on no connected prefix", ErrConfig, rt.To, rt.Via)
+			}
+			nh.Port = i
+		}
+		b.Insert(rt.To.Masked(), nh)
+	}
+	return b.Build(), nil
+}
+
+func (r *Router) connectedPort(a netip.Addr) (int, bool) {
+	for _, rp := range r.ports {
+		for _, p := range rp.addrs {
+			if p.Contains(a) {
+				return rp.idx, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// sendOne transmits one frame outside the receive loops (arpd's requests, replies and
+// released queues). buf[offset:] is the frame, buf[offset-VnetHdrLen:offset] its header.
+func (rp *routerPort) sendOne(buf []byte, offset int) {
+	rp.txMu.Lock()
+	rp.txOne[0] = buf
+	_, err := rp.p.Write(rp.txOne[:], offset)
+	rp.txOne[0] = nil
+	rp.txMu.Unlock()
+	if err != nil {
+		rp.counters.Drops[DropTxError].Add(1)
+	}
+}
+
+// Run forwards until ctx is done or a port fails. It starts one receive loop per port,
+// each on its own locked OS thread, and the timer loop.
+func (r *Router) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(r.ports))
+	for _, rp := range r.ports {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if err := r.newLoop(rp).run(ctx); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("port %s: %w", rp.cfg.Name, err)
+				cancel()
+			}
+		}()
+	}
+	for _, rp := range r.ports {
+		if rp.neigh != nil {
+			rp.neigh.Announce()
+		}
+	}
+	t := time.NewTicker(r.tick)
+	defer t.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-t.C:
+			for _, rp := range r.ports {
+				if rp.neigh != nil {
+					rp.neigh.Tick()
+				}
+			}
+		}
+	}
+	// Close the ports so blocked reads return, then wait for the loops.
+	for _, rp := range r.ports {
+		rp.p.Close()
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}

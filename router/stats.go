@@ -1,0 +1,113 @@
+package router
+
+import "sync/atomic"
+
+// DropReason says why the router dropped a frame. Every drop is counted under exactly one
+// reason, per port.
+type DropReason uint8
+
+const (
+	DropEthernetShort   DropReason = iota // shorter than an Ethernet header
+	DropNotForUs                          // unicast to another MAC
+	DropOwnFrame                          // a frame this router sent, read back
+	DropVLAN                              // 802.1Q tagged: no VLAN sub-ports configured
+	DropEtherType                         // neither ARP, IPv4 nor IPv6
+	DropIPv4Header                        // bad version, header length or total length
+	DropIPv4Checksum                      // bad IPv4 header checksum
+	DropIPv4Source                        // source address that must never be seen on a wire
+	DropIPv6Header                        // bad version or payload length, broken extension headers
+	DropIPv6Source                        // multicast or unspecified source forwarded
+	DropTTLExceeded                       // TTL or hop limit ran out (time-exceeded sent when allowed)
+	DropNoRoute                           // no route to the destination (unreachable sent when allowed)
+	DropNeighbour                         // next hop did not resolve, or its queue overflowed
+	DropTooBig                            // larger than the egress MTU with DF set, or IPv6 (error sent)
+	DropFragment                          // could not be fragmented (no room, GSO with DF unset)
+	DropLocalUnhandled                    // addressed to the router, no service for it
+	DropLinkLocal                         // a link-local destination or source that must not be forwarded
+	DropMulticast                         // IP multicast that the router does not forward
+	DropICMPMalformed                     // a malformed ICMP message for the router
+	DropTxError                           // the port refused to send the frame
+	numDropReasons
+)
+
+var dropReasonNames = [numDropReasons]string{
+	DropEthernetShort:  "ethernet-short",
+	DropNotForUs:       "not-for-us",
+	DropOwnFrame:       "own-frame",
+	DropVLAN:           "vlan",
+	DropEtherType:      "ethertype",
+	DropIPv4Header:     "ipv4-header",
+	DropIPv4Checksum:   "ipv4-checksum",
+	DropIPv4Source:     "ipv4-source",
+	DropIPv6Header:     "ipv6-header",
+	DropIPv6Source:     "ipv6-source",
+	DropTTLExceeded:    "ttl-exceeded",
+	DropNoRoute:        "no-route",
+	DropNeighbour:      "neighbour",
+	DropTooBig:         "too-big",
+	DropFragment:       "fragment",
+	DropLocalUnhandled: "local-unhandled",
+	DropLinkLocal:      "link-local",
+	DropMulticast:      "multicast",
+	DropICMPMalformed:  "icmp-malformed",
+	DropTxError:        "tx-error",
+}
+
+func (d DropReason) String() string {
+	if d < numDropReasons {
+		return dropReasonNames[d]
+	}
+	return "unknown"
+}
+
+// PortCounters are the router's counters of one port, summed over its receive loop.
+type PortCounters struct {
+	RxFrames   atomic.Uint64
+	RxBytes    atomic.Uint64
+	Forwarded  atomic.Uint64 // frames routed out of some port
+	Local      atomic.Uint64 // frames for the router itself (ARP, NDP, echo, ...)
+	ICMPErrors atomic.Uint64 // ICMP errors generated for frames received here
+	ICMPLimit  atomic.Uint64 // ICMP errors suppressed by the rate limit
+	Drops      [numDropReasons]atomic.Uint64
+}
+
+// batchCounters accumulates a batch's counts without atomics; flush adds them to a
+// PortCounters once per batch.
+type batchCounters struct {
+	rxFrames, rxBytes, forwarded, local, icmpErrors, icmpLimit uint64
+	drops                                                      [numDropReasons]uint64
+	anyDrop                                                    bool
+}
+
+func (b *batchCounters) drop(r DropReason) {
+	b.drops[r]++
+	b.anyDrop = true
+}
+
+func (b *batchCounters) flush(c *PortCounters) {
+	c.RxFrames.Add(b.rxFrames)
+	c.RxBytes.Add(b.rxBytes)
+	if b.forwarded != 0 {
+		c.Forwarded.Add(b.forwarded)
+	}
+	if b.local != 0 {
+		c.Local.Add(b.local)
+	}
+	if b.icmpErrors != 0 {
+		c.ICMPErrors.Add(b.icmpErrors)
+	}
+	if b.icmpLimit != 0 {
+		c.ICMPLimit.Add(b.icmpLimit)
+	}
+	if b.anyDrop {
+		for i, n := range b.drops {
+			if n != 0 {
+				c.Drops[i].Add(n)
+			}
+		}
+	}
+	*b = batchCounters{}
+}
+
+// DropNames returns the name of every drop reason, in order.
+func DropNames() []string { return dropReasonNames[:] }
