@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -184,10 +185,21 @@ func (d *decoder) tables(p toml.Primitive, section string, out any) bool {
 	return true
 }
 
-// unknownKeys reports every key the decoders did not use, at each place it occurs.
+// unknownKeys reports every key the decoders did not use (MetaData.Undecoded), at each
+// place it occurs.
 // Only the outermost unknown key is reported: an unknown table's keys are not listed.
 func (d *decoder) unknownKeys() {
 	undecoded := d.md.Undecoded()
+	// BurntSushi/toml matches keys to fields regardless of case, so "Name" would
+	// silently fill (or override) name. Every key of the format is lower case: a key
+	// with an upper-case letter is unknown too.
+	for _, k := range d.md.Keys() {
+		if k.String() != strings.ToLower(k.String()) && !slices.ContainsFunc(undecoded, func(u toml.Key) bool {
+			return u.String() == k.String()
+		}) {
+			undecoded = append(undecoded, k)
+		}
+	}
 	unknown := make(map[string]bool, len(undecoded))
 	for _, k := range undecoded {
 		unknown[k.String()] = true

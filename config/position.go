@@ -280,9 +280,12 @@ func (s *scanner) value(path string) {
 			}
 			elem := indexPath(path, i)
 			s.ix.setElement(elem, s.line)
+			start := s.pos
 			s.value(elem)
 			s.skipSpace(true)
 			if s.peek() == ',' {
+				s.advance()
+			} else if s.pos == start { // a stray byte: cannot happen in accepted TOML
 				s.advance()
 			}
 		}

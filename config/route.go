@@ -42,6 +42,7 @@ func (d *decoder) routes(p toml.Primitive, ports []Port) []Route {
 		var rt Route
 		ok := true
 		label := fmt.Sprintf("route #%d", i+1)
+		viaOK, portOK := true, true // whether the next hop can be checked against the ports
 
 		if s, good := is.str(r.To, path+".to", label+": to"); good {
 			to, err := parseDestination(s)
@@ -73,7 +74,7 @@ func (d *decoder) routes(p toml.Primitive, ports []Port) []Route {
 			} else if rt.To.IsValid() && via.Is4() != rt.To.Addr().Is4() {
 				is.at(path+".via", "%s: via %s is %s but the destination is %s",
 					label, via, family(via), family(rt.To.Addr()))
-				ok = false
+				ok, viaOK = false, false
 			}
 			rt.Via = via
 		} else if r.Via.set {
@@ -83,19 +84,19 @@ func (d *decoder) routes(p toml.Primitive, ports []Port) []Route {
 		if s, good := is.str(r.Port, path+".port", label+": port"); good {
 			if findPort(ports, s) == nil {
 				is.at(path+".port", "%s: unknown port %q (ports: %s)", label, s, portNames(ports))
-				ok = false
+				ok, portOK = false, false
 			}
 			rt.Port, rt.Pinned = s, true
 		} else if r.Port.set {
-			ok = false
+			ok, portOK = false, false
 		}
 
 		if !r.Via.set && !r.Port.set {
 			is.at(path, "%s needs via (a next hop), port (an egress port) or both", label)
 			ok = false
 		}
-		if ok && rt.Via.IsValid() {
-			ok = d.resolveVia(&rt, path, label, ports)
+		if rt.Via.IsValid() && viaOK && portOK && !d.resolveVia(&rt, path, label, ports) {
+			ok = false
 		}
 		if ok {
 			routes = append(routes, rt)

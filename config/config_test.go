@@ -1,0 +1,404 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// issueLines returns "LINE: msg" for each issue of a *Error, failing the test for any
+// other error.
+func issueLines(t *testing.T, err error) []string {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v (%T) is not a *config.Error", err, err)
+	}
+	out := make([]string, len(ce.Issues))
+	for i, is := range ce.Issues {
+		out[i] = fmt.Sprintf("%d: %s", is.Line, is.Msg)
+	}
+	return out
+}
+
+func TestLoadFull(t *testing.T) {
+	cfg, err := Load("testdata/full.toml")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	p := netip.MustParsePrefix
+	a := netip.MustParseAddr
+	want := &Config{
+		File:          "testdata/full.toml",
+		Hostname:      "lb1",
+		ControlSocket: "/run/ulb/lb1.sock",
+		LogLevel:      slog.LevelDebug,
+		LogLevelSet:   true,
+		Ports: []Port{
+			{Name: "outside", Device: "eth1", Kind: KindAFPacket,
+				Addresses: []netip.Prefix{p("198.51.100.10/24"), p("2001:db8:1::10/64")},
+				RcvBuf:    4194304, SndBuf: 1048576, Batch: 64},
+			{Name: "inside", Device: "eth2", Kind: KindAFPacket,
+				Addresses: []netip.Prefix{p("203.0.113.10/24"), p("203.0.113.11/24")}, MTU: 9000},
+			{Name: "mgmt", Device: "ulb0", Kind: KindTUN,
+				Addresses: []netip.Prefix{p("192.0.2.1/30")}, MTU: DefaultTUNMTU},
+		},
+		Routes: []Route{
+			{To: p("0.0.0.0/0"), Via: a("198.51.100.1"), Port: "outside"},
+			{To: p("::/0"), Via: a("2001:db8:1::1"), Port: "outside"},
+			{To: p("192.0.2.128/25"), Port: "mgmt", Pinned: true},
+			{To: p("198.18.0.0/15"), Via: a("203.0.113.1"), Port: "inside", Pinned: true},
+			{To: p("2001:db8:99::/48"), Via: a("fe80::1"), Port: "outside", Pinned: true},
+		},
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("Load:\n got %+v\nwant %+v", cfg, want)
+	}
+	if got := cfg.Port("inside"); got == nil || got.Device != "eth2" {
+		t.Errorf("Port(inside) = %+v", got)
+	}
+	if got := cfg.Port("nope"); got != nil {
+		t.Errorf("Port(nope) = %+v, want nil", got)
+	}
+	if got, want := cfg.Ports[1].Connected(), []netip.Prefix{p("203.0.113.0/24")}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Connected() = %v, want %v", got, want)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := Parse("min.toml", []byte("[[port]]\nname = \"a\"\ndevice = \"eth1\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ControlSocket != DefaultControlSocket || cfg.LogLevel != slog.LevelInfo || cfg.LogLevelSet ||
+		cfg.Hostname != "" || cfg.Ports[0].Kind != KindAFPacket || cfg.Ports[0].MTU != 0 {
+		t.Errorf("defaults: %+v", cfg)
+	}
+}
+
+func TestLoadUnsupported(t *testing.T) {
+	_, err := Load("testdata/unsupported.toml")
+	got := issueLines(t, err)
+	want := []string{
+		"6: [[vrrp]] is not supported yet by this ulbd",
+		"11: [[healthcheck]] is not supported yet by this ulbd",
+		"15: [[servergroup]] is not supported yet by this ulbd",
+		"21: [[rule]] is not supported yet by this ulbd",
+		"25: [[rule]] is not supported yet by this ulbd",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("issues:\n got %q\nwant %q", got, want)
+	}
+	if !strings.HasPrefix(err.Error(), "testdata/unsupported.toml:6: [[vrrp]] is not supported yet by this ulbd\n") {
+		t.Errorf("Error() = %q", err.Error())
+	}
+}
+
+func TestLoadSyntaxError(t *testing.T) {
+	_, err := Load("testdata/syntax.toml")
+	got := issueLines(t, err)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "5: syntax error: ") {
+		t.Errorf("issues = %q, want one syntax error at line 5", got)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "none.toml"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load(missing) = %v, want ErrNotExist", err)
+	}
+}
+
+func TestErrorString(t *testing.T) {
+	e := &Error{Issues: []Issue{{File: "f.toml", Line: 3, Msg: "bad"}, {File: "f.toml", Msg: "worse"}}}
+	if got, want := e.Error(), "f.toml:3: bad\nf.toml: worse"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
+
+// ports is a valid pair of ports that route cases build on (lines 1 to 9).
+const ports = `[[port]]
+name = "outside"
+device = "eth1"
+address = ["198.51.100.10/24", "2001:db8:1::10/64"]
+
+[[port]]
+name = "inside"
+device = "eth2"
+address = ["203.0.113.10/24"]
+`
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		toml string
+		want []string
+	}{
+		{"no ports", `hostname = "lb1"`,
+			[]string{"0: no [[port]] defined: ulbd needs at least one port"}},
+		{"top-level keys", `hostname = "-lb1"
+control_socket = "run/ulbd.sock"
+log_level = "loud"
+` + ports,
+			[]string{
+				`1: hostname "-lb1": a label may not begin or end with '-'`,
+				`2: control_socket "run/ulbd.sock" must be an absolute path`,
+				`3: log_level "loud": want debug, info, warn or error`,
+			}},
+		{"top-level types", `hostname = 1
+control_socket = "/` + strings.Repeat("x", 120) + `"
+log_level = ["info"]
+` + ports,
+			[]string{
+				`1: hostname must be a string, not integer 1`,
+				`2: control_socket is 121 bytes long; a unix socket path holds at most 107`,
+				`3: log_level must be a string, not array`,
+			}},
+		{"unknown keys", `bogus = 1
+[extra]
+x = 1
+
+[[port]]
+name = "a"
+device = "eth1"
+adress = ["198.51.100.10/24"]
+
+[[port]]
+name = "b"
+device = "eth2"
+adress = ["203.0.113.10/24"]
+Name = "c"
+
+[[widget]]
+`,
+			[]string{
+				`1: unknown key "bogus"`,
+				`2: unknown section [extra]`,
+				`8: unknown key "adress" in [[port]]`,
+				`13: unknown key "adress" in [[port]]`,
+				`14: unknown key "Name" in [[port]]`,
+				`16: unknown section [[widget]]`,
+			}},
+		{"section shape", `port = "eth1"
+[route]
+to = "0.0.0.0/0"
+`,
+			[]string{
+				`1: port must be an array of tables: write each one under a [[port]] header`,
+				`2: route must be an array of tables: write each one under a [[route]] header`,
+			}},
+		{"port names and devices", `[[port]]
+name = "a"
+device = "eth1"
+
+[[port]]
+name = "a"
+device = "eth1"
+
+[[port]]
+device = "eth3"
+
+[[port]]
+name = "bad name"
+device = "a/b"
+
+[[port]]
+name = "d"
+device = "averyveryverylongname"
+
+[[port]]
+name = "e"
+`,
+			[]string{
+				`6: duplicate port name "a" (first defined at line 2)`,
+				`7: port "a": device "eth1" is already used by port "a"`,
+				`9: [[port]] needs a name`,
+				`13: port name "bad name": character ' ' is not allowed (letters, digits, '-', '_', '.')`,
+				`14: port "bad name": device "a/b": may not contain '/', ':' or white space`,
+				`18: port "d": device "averyveryverylongname": must be 1 to 15 characters`,
+				`20: port "e" needs a device`,
+			}},
+		{"port kinds and numbers", `[[port]]
+name = "a"
+device = "eth1"
+kind = "tap"
+mtu = "big"
+rcvbuf = 100
+batch = 0
+sndbuf = 2147483648
+
+[[port]]
+name = "t"
+device = "ulb0"
+kind = "tun"
+rcvbuf = 65536
+batch = 8
+address = ["2001:db8::1/64"]
+mtu = 1000
+
+[[port]]
+name = "u"
+device = "eth3"
+mtu = 65536
+`,
+			[]string{
+				`4: port "a": unknown kind "tap": want afpacket or tun`,
+				`5: port "a": mtu must be an integer, not string "big"`,
+				`6: port "a": rcvbuf 100 out of range 4096..1073741824`,
+				`7: port "a": batch 0 out of range 1..1024`,
+				`8: port "a": sndbuf 2147483648 out of range 4096..1073741824`,
+				`14: port "t": rcvbuf applies only to kind afpacket`,
+				`15: port "t": batch applies only to kind afpacket`,
+				`17: port "t": mtu 1000 out of range 1280..65535`,
+				`22: port "u": mtu 65536 out of range 68..65535`,
+			}},
+		{"addresses", `[[port]]
+name = "a"
+device = "eth1"
+address = [
+  "198.51.100.0/24",
+  "198.51.100.255/24",
+  "2001:db8::/64",
+  "198.51.100.7",
+  "2001:db8::7",
+  "nonsense",
+  5,
+  "::ffff:198.51.100.9/120",
+  "224.0.0.1/24",
+  "198.51.100.10/24",
+  "198.51.100.10/25",
+  "192.0.2.0/31",
+  "192.0.2.9/32",
+]
+`,
+			[]string{
+				`5: port "a": address "198.51.100.0/24" is the network address of 198.51.100.0/24: give the router's own address, e.g. 198.51.100.1/24`,
+				`6: port "a": address "198.51.100.255/24" is the broadcast address of 198.51.100.0/24`,
+				`7: port "a": address "2001:db8::/64" is the subnet-router anycast address of 2001:db8::/64: give the router's own address, e.g. 2001:db8::1/64`,
+				`8: port "a": address "198.51.100.7" needs the prefix length of its network, e.g. "198.51.100.7/24"`,
+				`9: port "a": address "2001:db8::7" needs the prefix length of its network, e.g. "2001:db8::7/64"`,
+				`10: port "a": address "nonsense" is not an address with a prefix length (like 198.51.100.10/24 or 2001:db8::10/64)`,
+				`11: port "a": address[6] must be a string, not integer 5`,
+				`12: port "a": address "::ffff:198.51.100.9/120" is an IPv4-mapped IPv6 address: write the IPv4 address`,
+				`13: port "a": address "224.0.0.1/24" cannot be a router's address (unspecified, multicast or loopback)`,
+				`15: port "a": duplicate address 198.51.100.10`,
+			}},
+		{"address not a list", `[[port]]
+name = "a"
+device = "eth1"
+address = 1
+`,
+			[]string{`4: port "a": address must be a list of strings, not integer 1`}},
+		{"overlap across ports", `[[port]]
+name = "a"
+device = "eth1"
+address = ["198.51.100.10/24", "2001:db8:1::10/64"]
+
+[[port]]
+name = "b"
+device = "eth2"
+address = [
+  "203.0.113.10/24",
+  "198.51.100.130/25",
+  "2001:db8:1:0:1::1/80",
+]
+
+[[port]]
+name = "c"
+device = "eth3"
+address = "198.51.100.10/24"
+`,
+			[]string{
+				`11: port "b": address 198.51.100.130/25 overlaps 198.51.100.10/24 of port "a" (line 4): ports must be on different networks`,
+				`12: port "b": address 2001:db8:1:0:1::1/80 overlaps 2001:db8:1::10/64 of port "a" (line 4): ports must be on different networks`,
+				`18: port "c": address 198.51.100.10/24 overlaps 198.51.100.10/24 of port "a" (line 4): ports must be on different networks`,
+			}},
+		{"routes", ports + `
+[[route]]
+to = "198.51.100.1/24"
+via = "2001:db8:1::1"
+
+[[route]]
+to = "0.0.0.0/0"
+via = "192.0.2.1"
+
+[[route]]
+to = "0.0.0.0/0"
+via = "198.51.100.1"
+
+[[route]]
+to = "192.0.2.0/24"
+via = "203.0.113.1"
+port = "nope"
+
+[[route]]
+to = "198.18.0.0/15"
+
+[[route]]
+via = "198.51.100.1"
+
+[[route]]
+to = "198.18.0.0"
+via = "198.51.100.10"
+
+[[route]]
+to = "2001:db8:5::/48"
+via = "2001:db8:1::1"
+port = "inside"
+
+[[route]]
+to = "nonsense"
+via = "198.51.100.1/24"
+port = 3
+
+[[route]]
+to = "203.0.113.0/24"
+via = "fe80::1%eth1"
+`,
+			[]string{
+				`12: route #1: to "198.51.100.1/24" has host bits set: did you mean "198.51.100.0/24"?`,
+				`13: route to 198.51.100.0/24: via 2001:db8:1::1 is IPv6 but the destination is IPv4`,
+				`17: route to 0.0.0.0/0: via 192.0.2.1 is not on a connected network of any port; add port = "NAME" to reach it through a given port`,
+				`20: duplicate route to 0.0.0.0/0 (first at line 16)`,
+				`26: route to 192.0.2.0/24: unknown port "nope" (ports: "outside", "inside")`,
+				`28: route to 198.18.0.0/15 needs via (a next hop), port (an egress port) or both`,
+				`31: [[route]] needs to = a destination prefix`,
+				`35: route #7: to "198.18.0.0" needs a prefix length, e.g. "198.18.0.0/32" for this host alone`,
+				`36: route #7: via 198.51.100.10 is the router's own address on port "outside"`,
+				`41: route to 2001:db8:5::/48: via 2001:db8:1::1 is on the network of port "outside", not of port "inside"`,
+				`44: route #9: to "nonsense" is not a prefix (like 0.0.0.0/0 or 2001:db8::/32)`,
+				`45: route #9: via "198.51.100.1/24" must be an address without a prefix length`,
+				`46: route #9: port must be a string, not integer 3`,
+				`50: route to 203.0.113.0/24: via "fe80::1%eth1": give the port with port = "NAME" instead of a zone`,
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("t.toml", []byte(tt.toml))
+			if err == nil {
+				t.Fatalf("Parse accepted the file: %+v", cfg)
+			}
+			if cfg != nil {
+				t.Errorf("Parse returned a config with an error")
+			}
+			got := issueLines(t, err)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("issues:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(tt.want, "\n     "))
+			}
+			for _, line := range strings.Split(err.Error(), "\n") {
+				if !strings.HasPrefix(line, "t.toml:") {
+					t.Errorf("error line %q does not start with the file name", line)
+				}
+			}
+		})
+	}
+}
