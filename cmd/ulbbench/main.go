@@ -1,0 +1,192 @@
+// Command ulbbench builds test benches in network namespaces from a TOML file and runs
+// their checks; it also provides the built-in servers and clients the benches use.
+//
+//	ulbbench up   [-bin DIR] FILE     bring the bench up and leave it running
+//	ulbbench down FILE                stop its processes, delete its namespaces
+//	ulbbench run  [-bin DIR] FILE     up, run every check, down; exit 1 if a check failed
+//	ulbbench serve -name NAME [-tcp ADDR] [-udp ADDR] [-http ADDR] [-sink ADDR] [-ready FILE]
+//	ulbbench client tcp|udp|http|transfer|conns -to ADDR:PORT [options]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"ulb/bench"
+	"ulb/bench/traffic"
+)
+
+const usage = `usage:
+  ulbbench up   [-bin DIR] FILE
+  ulbbench down FILE
+  ulbbench run  [-bin DIR] FILE
+  ulbbench serve -name NAME [-tcp ADDR]... [-udp ADDR]... [-http ADDR]... [-sink ADDR]... [-ready FILE]
+  ulbbench client tcp|udp|http|transfer|conns -to ADDR:PORT [-timeout D] [-path P] [-bytes N] [-count N] [-concurrency N]
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var code int
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "up", "down", "run":
+		code = benchCmd(ctx, cmd, args)
+	case "serve":
+		code = serveCmd(ctx, args)
+	case "client":
+		code = clientCmd(ctx, args)
+	case "-h", "-help", "--help", "help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "ulbbench: unknown command %q\n%s", cmd, usage)
+		code = 2
+	}
+	stop()
+	os.Exit(code)
+}
+
+func benchCmd(ctx context.Context, cmd string, args []string) int {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	bin := fs.String("bin", "", "directory of ulbd and ulbbench (default $"+bench.EnvBin+", then PATH, then a build from this checkout)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintf(os.Stderr, "ulbbench %s: want one bench file\n", cmd)
+		return 2
+	}
+	spec, err := bench.Load(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	opts := bench.Options{BinDir: *bin, Out: os.Stdout}
+	switch cmd {
+	case "down":
+		if err := bench.Down(spec, opts); err != nil {
+			fmt.Fprintln(os.Stderr, "ulbbench down:", err)
+			return 1
+		}
+		return 0
+	case "up":
+		if _, err := bench.Up(ctx, spec, opts); err != nil {
+			fmt.Fprintln(os.Stderr, "ulbbench up:", err)
+			return 1
+		}
+		return 0
+	}
+	b, err := bench.Up(ctx, spec, opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ulbbench run:", err)
+		return 1
+	}
+	rs := b.Run(ctx)
+	fmt.Println(bench.Summary(rs))
+	if err := b.Down(); err != nil {
+		fmt.Fprintln(os.Stderr, "ulbbench run: down:", err)
+		return 1
+	}
+	if bench.Failed(rs) || ctx.Err() != nil {
+		return 1
+	}
+	return 0
+}
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func serveCmd(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var cfg traffic.Config
+	fs.StringVar(&cfg.Name, "name", "", "the answer of every server (default the hostname)")
+	fs.Var((*listFlag)(&cfg.TCP), "tcp", "TCP address answered with the name (repeatable)")
+	fs.Var((*listFlag)(&cfg.UDP), "udp", "UDP address answered with the name (repeatable)")
+	fs.Var((*listFlag)(&cfg.HTTP), "http", "HTTP address answered with 200 and the name (repeatable)")
+	fs.Var((*listFlag)(&cfg.Sink), "sink", "TCP sink address answering byte count and SHA-256 (repeatable)")
+	ready := fs.String("ready", "", "file to create once every listener is bound")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if cfg.Name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ulbbench serve:", err)
+			return 1
+		}
+		cfg.Name = h
+	}
+	srv, err := traffic.Listen(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ulbbench serve:", err)
+		return 1
+	}
+	fmt.Printf("serving as %q: %v\n", cfg.Name, srv.Addrs())
+	if *ready != "" {
+		if err := os.WriteFile(*ready, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "ulbbench serve:", err)
+			return 1
+		}
+	}
+	if err := srv.Serve(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "ulbbench serve:", err)
+		return 1
+	}
+	return 0
+}
+
+func clientCmd(ctx context.Context, args []string) int {
+	if len(args) < 1 {
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	kind := args[0]
+	fs := flag.NewFlagSet("client "+kind, flag.ContinueOnError)
+	var a bench.ClientArgs
+	fs.StringVar(&a.To, "to", "", "server ADDR:PORT")
+	fs.StringVar(&a.Path, "path", "/", "http: request path")
+	size := fs.String("bytes", "1MiB", "transfer: bytes to send (e.g. 65536, 64MiB)")
+	fs.IntVar(&a.Count, "count", 10, "conns: connections")
+	fs.IntVar(&a.Concurrency, "concurrency", 8, "conns: connections at a time")
+	timeout := fs.Duration("timeout", 10*time.Second, "overall timeout")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if a.To == "" {
+		fmt.Fprintln(os.Stderr, "ulbbench client: -to is required")
+		return 2
+	}
+	n, err := bench.ParseSize(*size)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ulbbench client:", err)
+		return 2
+	}
+	a.Bytes = n
+	cctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	rep := bench.RunClient(cctx, kind, a)
+	if err := json.NewEncoder(os.Stdout).Encode(rep); err != nil {
+		fmt.Fprintln(os.Stderr, "ulbbench client:", err)
+		return 1
+	}
+	if !rep.OK {
+		return 1
+	}
+	if rep.Conns != nil && rep.Conns.Failed > 0 {
+		return 1
+	}
+	return 0
+}
