@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"ulb/cmd/ulbadm/internal/fakeulbd"
+	"ulb/router/control"
+)
+
+// buildUlbadm builds the command into a temporary directory.
+func buildUlbadm(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "ulbadm")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func runBin(t *testing.T, bin string, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatalf("running ulbadm: %v", err)
+	}
+	return o.String(), e.String(), code
+}
+
+func TestBinaryAgainstControlServer(t *testing.T) {
+	bin := buildUlbadm(t)
+	sock := fakeulbd.Start(t)
+	env := []string{"ULB_SOCKET=" + sock}
+
+	out, errOut, code := runBin(t, bin, env, "show-route")
+	want := "PREFIX           VIA           PORT     KIND\n" +
+		"0.0.0.0/0        198.51.100.1  outside  static\n" +
+		"198.51.100.0/24  -             outside  connected\n" +
+		"203.0.113.10/32  -             inside   local\n"
+	if code != 0 || errOut != "" || out != want {
+		t.Errorf("show-route: exit %d, stderr %q, stdout:\n%s\nwant:\n%s", code, errOut, out, want)
+	}
+
+	out, errOut, code = runBin(t, bin, nil, "-s", sock, "show-port", "outside")
+	want = "NAME     DEVICE  KIND      MAC                MTU   STATE  ADDRESSES\n" +
+		"outside  eth1    afpacket  02:00:00:00:00:01  1500  up     198.51.100.10/24,2001:db8:1::10/64\n"
+	if code != 0 || errOut != "" || out != want {
+		t.Errorf("show-port outside: exit %d, stderr %q, stdout:\n%s\nwant:\n%s", code, errOut, out, want)
+	}
+
+	out, errOut, code = runBin(t, bin, env, "show-neigh")
+	want = "PORT     ADDRESS        MAC                STATE       AGE\n" +
+		"outside  198.51.100.1   02:00:00:00:01:01  reachable   4s\n" +
+		"inside   203.0.113.200  -                  incomplete  0s\n"
+	if code != 0 || errOut != "" || out != want {
+		t.Errorf("show-neigh: exit %d, stderr %q, stdout:\n%s\nwant:\n%s", code, errOut, out, want)
+	}
+
+	out, errOut, code = runBin(t, bin, env, "show-stats", "0.01", "2")
+	want = "      RX-PPS       TX-PPS  RX-MBIT/S  TX-MBIT/S    DROPS/S\n" +
+		"        2000         2000      20.00      20.00         10\n" +
+		"        2000         2000      20.00      20.00         10\n"
+	if code != 0 || errOut != "" || out != want {
+		t.Errorf("show-stats 0.01 2: exit %d, stderr %q, stdout:\n%s\nwant:\n%s", code, errOut, out, want)
+	}
+
+	out, errOut, code = runBin(t, bin, env, "-o", "json", "show-neigh", "outside")
+	var neighs []control.NeighInfo
+	if code != 0 || errOut != "" || json.Unmarshal([]byte(out), &neighs) != nil || !reflect.DeepEqual(neighs, fakeulbd.Neighs[:1]) {
+		t.Errorf("-o json show-neigh outside: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
+	}
+
+	out, errOut, code = runBin(t, bin, env, "show-port", "nope")
+	if code != 1 || out != "" || errOut != "ulbadm: show-port: no port named \"nope\"\n" {
+		t.Errorf("show-port nope: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+
+	out, errOut, code = runBin(t, bin, env, "show-frobs")
+	if code != 2 || out != "" || !strings.HasPrefix(errOut, "ulbadm: unknown verb \"show-frobs\"\nusage: ulbadm ") {
+		t.Errorf("unknown verb: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+
+	out, errOut, code = runBin(t, bin, env, "-o", "xml", "show-port")
+	if code != 2 || out != "" || !strings.Contains(errOut, "usage: ulbadm ") {
+		t.Errorf("bad option: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+func TestBinaryUnreachable(t *testing.T) {
+	bin := buildUlbadm(t)
+	missing := filepath.Join(t.TempDir(), "ulbd.sock")
+	out, errOut, code := runBin(t, bin, []string{"ULB_SOCKET=" + missing}, "show-port")
+	if want := "ulbadm: cannot reach ulbd at " + missing + ": is it running?\n"; code != 1 || out != "" || errOut != want {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and %q", code, out, errOut, want)
+	}
+}
