@@ -1,0 +1,28 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+)
+
+// FuzzDispatch feeds arbitrary request lines to the server: every line gets either data
+// or an error message, never a panic.
+func FuzzDispatch(f *testing.F) {
+	f.Add([]byte(`{"verb":"show-port","args":{"name":"inside"}}`))
+	f.Add([]byte(`{"verb":"show-port","args":{"name":7}}`))
+	f.Add([]byte(`{"verb":"nope"}`))
+	f.Add([]byte(`{"args":null}`))
+	f.Add([]byte(`not json`))
+	s := NewServer("unused", nil)
+	s.Handle(VerbShowPort, showPort)
+	f.Fuzz(func(t *testing.T, line []byte) {
+		r := s.dispatch(context.Background(), line)
+		if r.OK == (r.Error != "") {
+			t.Fatalf("response %+v is neither data nor an error", r)
+		}
+		if r.OK && !json.Valid(r.Data) {
+			t.Fatalf("invalid data %q", r.Data)
+		}
+	})
+}
