@@ -62,6 +62,7 @@ type Router struct {
 	icmp  *tokenBucket
 	// maxFrame is the largest frame any port sends (MTU + Ethernet header).
 	maxFrame int
+	byName   map[string]int
 }
 
 // routerPort is a port with the router's state about it.
@@ -164,12 +165,22 @@ func New(cfg Config) (*Router, error) {
 		}
 		r.ports = append(r.ports, rp)
 	}
-	t, err := r.buildFIB(cfg.Routes, byName)
-	if err != nil {
+	r.byName = byName
+	if err := r.SetRoutes(cfg.Routes); err != nil {
 		return nil, err
 	}
-	r.fib.Store(t)
 	return r, nil
+}
+
+// SetRoutes replaces the static routes: the new table is built aside and published at
+// once, so forwarding never stops.
+func (r *Router) SetRoutes(routes []Route) error {
+	t, err := r.buildFIB(routes, r.byName)
+	if err != nil {
+		return err
+	}
+	r.fib.Store(t)
+	return nil
 }
 
 // buildFIB makes the routing table: the router's own addresses (local), the connected

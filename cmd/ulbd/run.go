@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"ulb/config"
+	"ulb/router"
+	"ulb/router/control"
+	"ulb/router/port"
+)
+
+// run opens the configured ports, starts the router and the control socket, and returns
+// when ctx is cancelled (SIGTERM/SIGINT) after releasing the ports. Configurations
+// received on reloads (SIGHUP, already validated) replace the static routes without
+// touching the ports or the flows; a change to the ports needs a restart.
+func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <-chan *config.Config) error {
+	ports, err := openPorts(cfg, logger)
+	if err != nil {
+		return err
+	}
+	r, err := router.New(router.Config{
+		Ports:  ports,
+		Routes: routes(cfg),
+		Logger: logger,
+	})
+	if err != nil {
+		for _, p := range ports {
+			p.Port.Close()
+		}
+		return err
+	}
+	start := time.Now()
+	srv := control.NewServer(cfg.ControlSocket, logger)
+	register(srv, r, start)
+	if err := srv.Listen(); err != nil {
+		for _, p := range ports {
+			p.Port.Close()
+		}
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(ctx) }()
+	go applyReloads(ctx, logger, r, cfg, reloads)
+
+	logger.Info("running", "ports", len(ports), "routes", len(cfg.Routes), "control_socket", cfg.ControlSocket)
+	err = r.Run(ctx) // closes the ports when it returns
+	cancel()
+	if serr := <-srvDone; serr != nil && err == nil {
+		err = serr
+	}
+	logger.Info("ports released")
+	return err
+}
+
+// openPorts opens every configured port; on an error it closes those already open.
+func openPorts(cfg *config.Config, logger *slog.Logger) ([]router.PortConfig, error) {
+	var out []router.PortConfig
+	for _, pc := range cfg.Ports {
+		var p port.Port
+		var err error
+		switch pc.Kind {
+		case config.KindTUN:
+			mtu := pc.MTU
+			if mtu == 0 {
+				mtu = config.DefaultTUNMTU
+			}
+			p, err = port.OpenTUN(pc.Device, mtu)
+		default:
+			var ap *port.AFPacket
+			ap, err = port.OpenAFPacket(pc.Device, port.AFPacketOptions{
+				BatchSize:    pc.Batch,
+				SocketBuffer: max(pc.RcvBuf, pc.SndBuf),
+			})
+			if err == nil {
+				p = ap
+				if pc.MTU != 0 && pc.MTU != ap.MTU() {
+					logger.Warn("port mtu differs from the device's: the device's is used",
+						"port", pc.Name, "device", pc.Device, "configured", pc.MTU, "device_mtu", ap.MTU())
+				}
+			}
+		}
+		if err != nil {
+			for _, o := range out {
+				o.Port.Close()
+			}
+			return nil, fmt.Errorf("port %s: %w", pc.Name, err)
+		}
+		logger.Info("port open", "port", pc.Name, "device", pc.Device, "kind", string(pc.Kind),
+			"mac", p.HardwareAddr().String(), "mtu", p.MTU(), "batch", p.BatchSize())
+		out = append(out, router.PortConfig{
+			Name:      pc.Name,
+			Device:    pc.Device,
+			Kind:      string(pc.Kind),
+			Port:      p,
+			Addresses: pc.Addresses,
+		})
+	}
+	return out, nil
+}
+
+func routes(cfg *config.Config) []router.Route {
+	var out []router.Route
+	for _, rt := range cfg.Routes {
+		out = append(out, router.Route{To: rt.To, Via: rt.Via, Port: rt.Port})
+	}
+	return out
+}
+
+// applyReloads installs the routes of each reloaded configuration whose ports are those
+// the router runs with.
+func applyReloads(ctx context.Context, logger *slog.Logger, r *router.Router, running *config.Config, reloads <-chan *config.Config) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-reloads:
+			if !samePorts(running.Ports, c.Ports) {
+				logger.Warn("reload: ports changed; they take effect only after a restart; routes not reloaded")
+				continue
+			}
+			if err := r.SetRoutes(routes(c)); err != nil {
+				logger.Error("reload refused", "err", err)
+				continue
+			}
+			logger.Info("reload: routes installed", "routes", len(c.Routes))
+		}
+	}
+}
+
+func samePorts(a, b []config.Port) bool {
+	return slices.EqualFunc(a, b, func(x, y config.Port) bool {
+		return x.Name == y.Name && x.Device == y.Device && x.Kind == y.Kind && x.MTU == y.MTU &&
+			slices.Equal(x.Addresses, y.Addresses)
+	})
+}
+
+// register installs the control socket's verbs.
+func register(srv *control.Server, r *router.Router, start time.Time) {
+	srv.Handle(control.VerbShowPort, func(_ context.Context, raw json.RawMessage) (any, error) {
+		var args control.ShowPortArgs
+		if err := decodeArgs(raw, &args); err != nil {
+			return nil, err
+		}
+		ports := r.Ports()
+		if args.Name == "" {
+			return ports, nil
+		}
+		for _, p := range ports {
+			if p.Name == args.Name {
+				return []control.PortInfo{p}, nil
+			}
+		}
+		return nil, fmt.Errorf("no port %q", args.Name)
+	})
+	srv.Handle(control.VerbShowRoute, func(context.Context, json.RawMessage) (any, error) {
+		return r.Routes(), nil
+	})
+	srv.Handle(control.VerbShowNeigh, func(_ context.Context, raw json.RawMessage) (any, error) {
+		var args control.ShowNeighArgs
+		if err := decodeArgs(raw, &args); err != nil {
+			return nil, err
+		}
+		if args.Port != "" && !r.HasPort(args.Port) {
+			return nil, fmt.Errorf("no port %q", args.Port)
+		}
+		return r.Neighbours(args.Port), nil
+	})
+	srv.Handle(control.VerbShowStats, func(_ context.Context, raw json.RawMessage) (any, error) {
+		var args control.ShowStatsArgs
+		if err := decodeArgs(raw, &args); err != nil {
+			return nil, err
+		}
+		return r.Stats(start), nil
+	})
+}
+
+var errBadArgs = errors.New("bad arguments")
+
+func decodeArgs(raw json.RawMessage, v any) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("%w: %v", errBadArgs, err)
+	}
+	return nil
+}
