@@ -107,8 +107,16 @@ func (n *Neighbours) reply(mac header.MAC, spa netip.Addr, tha header.MAC, tpa n
 func (n *Neighbours) conflict(addr netip.Addr, mac header.MAC) {
 	n.st.conflicts.Add(1)
 	n.drop(DropOwnAddress)
-	n.cfg.Logger.Warn("address conflict: a neighbour uses our address", "address", addr, "mac", mac)
+	now := n.cfg.Now().UnixNano()
+	last := n.lastConflictLog.Load()
+	if now-last >= int64(conflictLogInterval) && n.lastConflictLog.CompareAndSwap(last, now) {
+		n.cfg.Logger.Warn("address conflict: a neighbour uses our address", "address", addr, "mac", mac,
+			"conflicts", n.st.conflicts.Load())
+	}
 }
+
+// conflictLogInterval is the least time between two address-conflict log lines.
+const conflictLogInterval = 10 * time.Second
 
 // learnLocked applies a link-layer address heard from ip in an ARP packet or an NS
 // source link-layer option. An existing entry takes the new MAC and becomes STALE (or

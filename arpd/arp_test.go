@@ -1,7 +1,10 @@
 package arpd
 
 import (
+	"context"
+	"log/slog"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/gopacket/layers"
@@ -287,5 +290,33 @@ func TestMulticastMACs(t *testing.T) {
 	h.n.SetAddresses([]netip.Prefix{own4})
 	if got := h.n.MulticastMACs(); len(got) != 3 || containsMAC(got, header.SolicitedNodeMAC(own6.Addr())) {
 		t.Errorf("after SetAddresses: %v", got)
+	}
+}
+
+// countHandler counts log records at Warn and above.
+type countHandler struct{ n *atomic.Int64 }
+
+func (h countHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h countHandler) Handle(context.Context, slog.Record) error    { h.n.Add(1); return nil }
+func (h countHandler) WithAttrs([]slog.Attr) slog.Handler           { return h }
+func (h countHandler) WithGroup(string) slog.Handler                { return h }
+
+func TestConflictLoggedAtMostEveryInterval(t *testing.T) {
+	var logged atomic.Int64
+	h := newHarness(t, func(c *Config) { c.Logger = slog.New(countHandler{&logged}) })
+	claim := arpFrame(t, layers.ARPRequest, header.BroadcastMAC, peerMAC, own4.Addr(), header.MAC{}, own4.Addr())
+	for range 5 {
+		h.n.HandleARP(claim)
+	}
+	if logged.Load() != 1 || h.n.Stats().Conflicts != 5 {
+		t.Fatalf("logged %d lines for %d conflicts", logged.Load(), h.n.Stats().Conflicts)
+	}
+	h.clk.Advance(conflictLogInterval)
+	h.n.HandleARP(claim)
+	if logged.Load() != 2 {
+		t.Fatalf("logged %d lines after the interval", logged.Load())
+	}
+	if len(h.out.take()) != 0 || len(h.n.Entries()) != 0 {
+		t.Fatal("a conflicting frame was answered or learned")
 	}
 }

@@ -24,13 +24,17 @@ func fuzzNeighbours(f *testing.F) *harness {
 	return h
 }
 
-func addSeeds(f *testing.F) {
-	target := own6.Addr()
+// The seed corpus is in testdata/fuzz; these two are built here so that they follow any
+// change of the test addresses.
+func addARPSeeds(f *testing.F) {
 	f.Add(arpFrame(f, layers.ARPRequest, header.BroadcastMAC, peerMAC, peer4, header.MAC{}, own4.Addr()))
 	f.Add(arpFrame(f, layers.ARPReply, portMAC, peerMAC, peer4, portMAC, own4.Addr()))
-	f.Add(nsFrame(f, peerMAC, header.SolicitedNodeMAC(target), peer6, header.SolicitedNodeAddr(target), target, peerMAC, 255))
-	f.Add(nsFrame(f, peerMAC, header.SolicitedNodeMAC(target), netip.IPv6Unspecified(), header.SolicitedNodeAddr(target), target, header.MAC{}, 255))
-	f.Add(naFrame(f, peerMAC, portMAC, peer6, own6.Addr(), peer6, header.NDPNASolicitedFlag|header.NDPNAOverrideFlag, peerMAC))
+}
+
+func addNDPSeeds(f *testing.F) {
+	target := own6.Addr()
+	f.Add(nsFrame(f, peerMAC, header.SolicitedNodeMAC(target), peer6, header.SolicitedNodeAddr(target), target, peerMAC, 255), true)
+	f.Add(naFrame(f, peerMAC, portMAC, peer6, own6.Addr(), peer6, header.NDPNASolicitedFlag|header.NDPNAOverrideFlag, peerMAC), false)
 }
 
 // check runs the invariants after a fuzzed frame: no panic (implicit), every frame sent
@@ -53,7 +57,7 @@ func check(t *testing.T, h *harness) {
 }
 
 func FuzzHandleARP(f *testing.F) {
-	addSeeds(f)
+	addARPSeeds(f)
 	h := fuzzNeighbours(f)
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		h.n.HandleARP(frame)
@@ -61,11 +65,30 @@ func FuzzHandleARP(f *testing.F) {
 	})
 }
 
+// FuzzHandleNDP also takes fix: when set, a frame that holds an IPv6 header and an
+// ICMPv6 header gets its checksum corrected first, so mutations reach the NS and NA
+// processing behind the checksum gate.
 func FuzzHandleNDP(f *testing.F) {
-	addSeeds(f)
+	addNDPSeeds(f)
 	h := fuzzNeighbours(f)
-	f.Fuzz(func(t *testing.T, frame []byte) {
+	f.Fuzz(func(t *testing.T, frame []byte, fix bool) {
+		if fix {
+			frame = append([]byte(nil), frame...)
+			fixFuzzedChecksum(frame)
+		}
 		h.n.HandleNDP(frame)
 		check(t, h)
 	})
+}
+
+func fixFuzzedChecksum(frame []byte) {
+	eth := header.Ethernet(frame)
+	if !eth.IsValid() || eth.HeaderLen() != header.EthernetMinimumSize {
+		return
+	}
+	ip := header.IPv6(eth.Payload())
+	if !ip.IsValid() || ip.PayloadLength() < header.ICMPv6MinimumSize {
+		return
+	}
+	fixICMPv6(frame)
 }

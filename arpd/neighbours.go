@@ -40,6 +40,8 @@ type Neighbours struct {
 	// reading the clock.
 	coarse atomic.Int64
 
+	lastConflictLog atomic.Int64 // Unix ns of the last address-conflict log line
+
 	st counters
 }
 
