@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"ulb/bench/netns"
 )
@@ -174,6 +175,25 @@ func (b *Bench) up(ctx context.Context) error {
 			return err
 		}
 	}
+	// Devices created from now on skip duplicate address detection, so that their
+	// link-local addresses are usable at once and NDP answers without a 1-2 s wait.
+	// The segments' bridges carry no IPv6 at all.
+	for _, h := range s.Hosts {
+		if err := writeSysctls(s.Namespace(h.Name), map[string]string{
+			"net.ipv6.conf.default.accept_dad": "0",
+			"net.ipv6.conf.all.accept_dad":     "0",
+		}); err != nil {
+			return err
+		}
+	}
+	for _, g := range s.Segments {
+		if err := writeSysctls(s.Namespace(g.Name), map[string]string{
+			"net.ipv6.conf.default.disable_ipv6": "1",
+			"net.ipv6.conf.all.disable_ipv6":     "1",
+		}); err != nil {
+			return err
+		}
+	}
 	for i := range s.Hosts {
 		if h := &s.Hosts[i]; h.Router {
 			// The kernel must stay out of the way of ulbd on a router host.
@@ -187,6 +207,7 @@ func (b *Bench) up(ctx context.Context) error {
 	}
 
 	var ends []iface
+	var devs [][2]string // (namespace, device) pairs that must come up
 	end := func(ref string, addrs []string, mtu int) iface {
 		host, dev, _ := strings.Cut(ref, ":")
 		return iface{host: s.Host(host), dev: dev, addrs: addrs, mtu: mtu}
@@ -218,6 +239,7 @@ func (b *Bench) up(ctx context.Context) error {
 			if err := ip(append(args, "up")...); err != nil {
 				return err
 			}
+			devs = append(devs, [2]string{seg, port})
 			ends = append(ends, e)
 		}
 		if g.MTU != 0 {
@@ -243,6 +265,12 @@ func (b *Bench) up(ctx context.Context) error {
 		if err := b.configure(e); err != nil {
 			return err
 		}
+	}
+	for _, e := range ends {
+		devs = append(devs, [2]string{s.Namespace(e.host.Name), e.dev})
+	}
+	if err := waitOperUp(ctx, devs); err != nil {
+		return err
 	}
 	for _, h := range s.Hosts {
 		for _, r := range h.Routes {
@@ -311,6 +339,37 @@ func (b *Bench) configure(e iface) error {
 		}
 	}
 	return ip("-n", ns, "link", "set", e.dev, "up")
+}
+
+// linkUpTimeout bounds the wait for the kernel to report new links operationally up.
+const linkUpTimeout = 5 * time.Second
+
+// waitOperUp waits until every interface is operationally up. The kernel activates a
+// device's queueing discipline only then (link events are batched, up to a second late),
+// and drops what is sent before: the first packets of a check would be lost.
+func waitOperUp(ctx context.Context, devs [][2]string) error {
+	deadline := time.Now().Add(linkUpTimeout)
+	for _, d := range devs {
+		ns, dev := d[0], d[1]
+		for {
+			out, err := exec.Command("ip", "-n", ns, "-br", "link", "show", "dev", dev).Output()
+			if err != nil {
+				return fmt.Errorf("ip -n %s link show dev %s: %w", ns, dev, err)
+			}
+			if f := strings.Fields(string(out)); len(f) >= 2 && f[1] == "UP" {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s in %s is not up after %v: %s", dev, ns, linkUpTimeout, strings.TrimSpace(string(out)))
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(readyPoll):
+			}
+		}
+	}
+	return nil
 }
 
 func addRoute(ns string, r Route) error {
