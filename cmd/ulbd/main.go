@@ -1,0 +1,186 @@
+// Command ulbd is the ulb daemon: it reads its TOML configuration, checks that the host
+// kernel stays out of the way on the NICs it takes over, and runs the router until
+// SIGTERM or SIGINT. SIGHUP reloads the configuration.
+//
+//	ulbd [-c FILE] [-log-level LEVEL]   run in the foreground
+//	ulbd -check [-c FILE]               validate FILE, touching no NIC
+//	ulbd -version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"ulb/config"
+	"ulb/internal/hostcheck"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "devel"
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitError = 1 // a refused configuration, a failed host check, a run error
+	exitUsage = 2 // bad flags
+)
+
+func main() {
+	os.Exit(ulbd(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// ulbd runs the command with its arguments and returns the exit status.
+func ulbd(args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("ulbd", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	file := fl.String("c", "/etc/ulb/ulbd.toml", "configuration `FILE`")
+	check := fl.Bool("check", false, "validate the configuration and exit; touches no NIC")
+	logLevel := fl.String("log-level", "", "log `LEVEL` (debug, info, warn, error); overrides log_level of the file")
+	showVersion := fl.Bool("version", false, "print the version and exit")
+	if err := fl.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fl.NArg() > 0 {
+		fmt.Fprintf(stderr, "ulbd: unexpected argument %q\n", fl.Arg(0))
+		return exitUsage
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "ulbd %s (%s)\n", version, runtime.Version())
+		return exitOK
+	}
+	var flagLevel slog.Level
+	if *logLevel != "" {
+		l, err := config.ParseLogLevel(*logLevel)
+		if err != nil {
+			fmt.Fprintf(stderr, "ulbd: -log-level: %v\n", err)
+			return exitUsage
+		}
+		flagLevel = l
+	}
+
+	cfg, err := config.Load(*file)
+	if *check {
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitError
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", *file)
+		return exitOK
+	}
+
+	level := new(slog.LevelVar)
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err != nil {
+		logIssues(logger, err)
+		return exitError
+	}
+	if *logLevel != "" {
+		level.Set(flagLevel)
+	} else {
+		level.Set(cfg.LogLevel)
+	}
+	logger.Info("starting", "version", version, "config", *file, "hostname", cfg.Hostname)
+
+	if !hostReady(logger, cfg) {
+		return exitError
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	reloads := watchReload(ctx, logger, *file, func(c *config.Config) {
+		if *logLevel == "" {
+			level.Set(c.LogLevel)
+		}
+	})
+	if err := run(ctx, cfg, logger, reloads); err != nil {
+		logger.Error("stopped", "err", err)
+		return exitError
+	}
+	logger.Info("stopped")
+	return exitOK
+}
+
+// logIssues logs every issue of a refused configuration.
+func logIssues(logger *slog.Logger, err error) {
+	var ce *config.Error
+	if !errors.As(err, &ce) {
+		logger.Error("configuration refused", "err", err)
+		return
+	}
+	for _, is := range ce.Issues {
+		logger.Error("configuration refused", "issue", is.String())
+	}
+}
+
+// hostReady checks that the kernel stays out of the way on the AF_PACKET ports' NICs
+// (disabling IPv6 on them) and logs what it finds; false means ulbd must not start.
+func hostReady(logger *slog.Logger, cfg *config.Config) bool {
+	var devices []string
+	for _, p := range cfg.Ports {
+		if p.Kind == config.KindAFPacket {
+			devices = append(devices, p.Device)
+		}
+	}
+	findings, err := hostcheck.Check(devices, hostcheck.Options{FixIPv6: true})
+	if err != nil {
+		logger.Error("host check failed", "err", err)
+		return false
+	}
+	for _, f := range findings {
+		level := slog.LevelInfo
+		switch f.Severity {
+		case hostcheck.Warning:
+			level = slog.LevelWarn
+		case hostcheck.Fatal:
+			level = slog.LevelError
+		}
+		logger.Log(context.Background(), level, "host check", "severity", f.Severity.String(), "finding", f.String())
+	}
+	if hostcheck.AnyFatal(findings) {
+		logger.Error("host not ready: fix the fatal findings above")
+		return false
+	}
+	return true
+}
+
+// watchReload re-reads the configuration file on every SIGHUP until ctx ends. A file
+// that is refused is logged and ignored (the running configuration stays); a valid
+// one is handed to applied (for what main owns, the log level) and then sent on the
+// returned channel, which holds at most the newest configuration not yet taken.
+func watchReload(ctx context.Context, logger *slog.Logger, file string, applied func(*config.Config)) <-chan *config.Config {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	out := make(chan *config.Config, 1)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+			}
+			logger.Info("SIGHUP: reloading", "config", file)
+			cfg, err := config.Load(file)
+			if err != nil {
+				logIssues(logger, err)
+				logger.Warn("reload refused: keeping the running configuration")
+				continue
+			}
+			applied(cfg)
+			select { // drop a pending, older configuration
+			case <-out:
+			default:
+			}
+			out <- cfg
+		}
+	}()
+	return out
+}
