@@ -148,12 +148,13 @@ func New(cfg Config) (*Router, error) {
 		}
 		if !rp.layer3 {
 			rp.neigh = arpd.New(arpd.Config{
-				Port:      pc.Name,
-				MAC:       rp.mac,
-				Addresses: pc.Addresses,
-				Send:      rp.sendOne,
-				Now:       cfg.Now,
-				Logger:    cfg.Logger.With("port", pc.Name),
+				Port:          pc.Name,
+				MAC:           rp.mac,
+				Addresses:     pc.Addresses,
+				Send:          rp.sendOne,
+				OnUnreachable: r.hostUnreachable,
+				Now:           cfg.Now,
+				Logger:        cfg.Logger.With("port", pc.Name),
 			})
 			if mf, ok := pc.Port.(port.MulticastFilter); ok {
 				for _, m := range rp.neigh.MulticastMACs() {

@@ -377,6 +377,75 @@ func TestICMPErrors(t *testing.T) {
 	tb.left.expectNone(t, "error about an error", isICMPv4(layers.ICMPv4TypeTimeExceeded, 0))
 }
 
+// manualClock is a clock the test moves.
+type manualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *manualClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *manualClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func TestHostUnreachable(t *testing.T) {
+	rl, hl := porttest.NewPair(macRouterL, macHostL, 1500)
+	rr, hr := porttest.NewPair(macRouterR, macHostR, 1500)
+	clock := &manualClock{t: time.Unix(1e9, 0)}
+	r, err := New(Config{
+		Ports: []PortConfig{
+			{Name: "left", Port: rl, Addresses: []netip.Prefix{
+				netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("2001:db8:1::1/64")}},
+			{Name: "right", Port: rr, Addresses: []netip.Prefix{
+				netip.MustParsePrefix("198.51.100.1/24"), netip.MustParsePrefix("2001:db8:2::1/64")}},
+		},
+		Now:          clock.now,
+		TickInterval: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, right := newPeer(hl, macHostL, hostL4, hostL6), newPeer(hr, macHostR)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go left.run(&wg)
+	go right.run(&wg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+		hl.Close()
+		hr.Close()
+		wg.Wait()
+	}()
+	silent4 := netip.MustParseAddr("198.51.100.9")
+	silent6 := netip.MustParseAddr("2001:db8:2::9")
+	left.sendRaw(udp4(hostL4, silent4, 64, 0, []byte("anyone?")))
+	left.sendRaw(udp6(hostL6, silent6, 64, []byte("anyone?")))
+	right.expect(t, "ARP request for the silent host", func(p gopacket.Packet) bool {
+		a, ok := p.Layer(layers.LayerTypeARP).(*layers.ARP)
+		return ok && netip.AddrFrom4([4]byte(a.DstProtAddress)) == silent4
+	})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+				clock.advance(500 * time.Millisecond)
+			}
+		}
+	}()
+	left.expect(t, "host unreachable", isICMPv4(layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeHost))
+	left.expect(t, "address unreachable", isICMPv6(layers.ICMPv6TypeDestinationUnreachable, 3))
+}
+
 func TestFragmentIPv4(t *testing.T) {
 	tb := newTestBench(t)
 	payload := make([]byte, 1450)
