@@ -28,6 +28,9 @@ type PortConfig struct {
 	Kind      string // afpacket | tun, for display
 	Port      port.Port
 	Addresses []netip.Prefix // the router's own addresses on the port
+	// MTU, when not zero, is the largest IP packet the router sends out of the port: it
+	// may be set below the link's (a smaller path behind it), never above.
+	MTU int
 }
 
 // Route is a static route. Port pins the egress port by name; otherwise the gateway's
@@ -127,6 +130,12 @@ func New(cfg Config) (*Router, error) {
 			mtu:    pc.Port.MTU(),
 			layer3: pc.Port.Layer3(),
 			addrs:  append([]netip.Prefix(nil), pc.Addresses...),
+		}
+		if pc.MTU != 0 {
+			if pc.MTU > rp.mtu {
+				return nil, fmt.Errorf("%w: port %s: mtu %d is larger than the link's %d", ErrConfig, pc.Name, pc.MTU, rp.mtu)
+			}
+			rp.mtu = pc.MTU
 		}
 		copy(rp.mac[:], pc.Port.HardwareAddr())
 		if !rp.layer3 {

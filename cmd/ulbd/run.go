@@ -81,9 +81,9 @@ func openPorts(cfg *config.Config, logger *slog.Logger) ([]router.PortConfig, er
 			})
 			if err == nil {
 				p = ap
-				if pc.MTU != 0 && pc.MTU != ap.MTU() {
-					logger.Warn("port mtu differs from the device's: the device's is used",
-						"port", pc.Name, "device", pc.Device, "configured", pc.MTU, "device_mtu", ap.MTU())
+				if pc.MTU > ap.MTU() {
+					ap.Close()
+					err = fmt.Errorf("mtu %d is larger than device %s's %d", pc.MTU, pc.Device, ap.MTU())
 				}
 			}
 		}
@@ -93,14 +93,19 @@ func openPorts(cfg *config.Config, logger *slog.Logger) ([]router.PortConfig, er
 			}
 			return nil, fmt.Errorf("port %s: %w", pc.Name, err)
 		}
+		mtu := p.MTU()
+		if pc.MTU != 0 {
+			mtu = pc.MTU
+		}
 		logger.Info("port open", "port", pc.Name, "device", pc.Device, "kind", string(pc.Kind),
-			"mac", p.HardwareAddr().String(), "mtu", p.MTU(), "batch", p.BatchSize())
+			"mac", p.HardwareAddr().String(), "mtu", mtu, "batch", p.BatchSize())
 		out = append(out, router.PortConfig{
 			Name:      pc.Name,
 			Device:    pc.Device,
 			Kind:      string(pc.Kind),
 			Port:      p,
 			Addresses: pc.Addresses,
+			MTU:       pc.MTU,
 		})
 	}
 	return out, nil
