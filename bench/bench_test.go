@@ -233,6 +233,7 @@ func TestKernelForwardingBench(t *testing.T) {
 	}
 	for _, c := range fails {
 		r := b.Check(ctx, c)
+		t.Log(r)
 		if r.Pass || !strings.HasPrefix(r.String(), "FAIL "+c.Name+": ") || r.Detail == "" {
 			t.Errorf("%s: got %q, want a FAIL line", c.Name, r)
 		}
@@ -260,6 +261,7 @@ func TestKernelForwardingBench(t *testing.T) {
 const routerBench = `name = "%s"
 [[host]]
 name = "c"
+offloads = false
 [[host]]
 name = "r"
 router = true
@@ -286,9 +288,18 @@ ready = { delay = "100ms" }
 
 func TestRouterHostAndCrashDown(t *testing.T) {
 	needBench(t)
+	testenv.NeedTool(t, "ethtool")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	b, spec, opts := upForTest(t, ctx, fmt.Sprintf(routerBench, uniqueName(t)))
+
+	// offloads = false on c, defaults elsewhere.
+	for host, want := range map[string]string{"c": "off", "s": "on"} {
+		out, err := b.Exec(ctx, host, "ethtool", "-k", "eth0")
+		if err != nil || !strings.Contains(string(out), "generic-segmentation-offload: "+want) {
+			t.Errorf("%s:eth0 gso should be %s (%v):\n%s", host, want, err, out)
+		}
+	}
 
 	for _, dev := range []string{"left", "right"} {
 		out, err := b.Exec(ctx, "r", "cat", "/proc/sys/net/ipv6/conf/"+dev+"/disable_ipv6")

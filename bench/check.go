@@ -254,9 +254,11 @@ func (b *Bench) ping(ctx context.Context, c Check, from string, timeout time.Dur
 	// -w bounds the whole run; ping exits 0 once count replies came back.
 	out, err := b.Exec(cctx, from, "ping", family, "-n", "-c", fmt.Sprint(count), "-i", "0.2", "-W", "1",
 		"-w", fmt.Sprint(secs), c.To)
-	stats := "no statistics"
+	var stats string
 	if m := pingStatsRE.FindSubmatch(out); m != nil {
 		stats = fmt.Sprintf("%s/%s replies", m[2], m[1])
+	} else {
+		stats = string(lastLine(out))
 	}
 	if err != nil {
 		return "", fmt.Errorf("ping %s from %s: %s", c.To, from, stats)

@@ -649,3 +649,17 @@ func sortedKeys(m map[string]any) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// Rename gives the bench another name (its namespaces follow), e.g. to run an example
+// under a unique test prefix. It checks the same rules as Parse.
+func (s *Spec) Rename(name string) error {
+	v := &validator{file: s.File}
+	old := s.Name
+	s.Name = name
+	v.spec(s)
+	if len(v.problems) > 0 {
+		s.Name = old
+		return &SpecError{Problems: v.problems}
+	}
+	return nil
+}

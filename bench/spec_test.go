@@ -290,3 +290,22 @@ type (
 	trafficTransfer = traffic.TransferResult
 	trafficConns    = traffic.ConnsResult
 )
+
+func TestRename(t *testing.T) {
+	s, err := Parse([]byte(goodSpec), "x.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Rename("ulbt-1234"); err != nil {
+		t.Fatal(err)
+	}
+	if s.Namespace("lan") != "ulbt-1234-lan" {
+		t.Errorf("Namespace = %q", s.Namespace("lan"))
+	}
+	if err := s.Rename("ulbt-toolong"); err == nil || !strings.Contains(err.Error(), "longer than 15") {
+		t.Errorf("Rename to a long name: %v", err)
+	}
+	if s.Name != "ulbt-1234" {
+		t.Errorf("failed Rename changed the name to %q", s.Name)
+	}
+}
