@@ -7,26 +7,26 @@ import "sync/atomic"
 type DropReason uint8
 
 const (
-	DropEthernetShort   DropReason = iota // shorter than an Ethernet header
-	DropNotForUs                          // unicast to another MAC
-	DropOwnFrame                          // a frame this router sent, read back
-	DropVLAN                              // 802.1Q tagged: no VLAN sub-ports configured
-	DropEtherType                         // neither ARP, IPv4 nor IPv6
-	DropIPv4Header                        // bad version, header length or total length
-	DropIPv4Checksum                      // bad IPv4 header checksum
-	DropIPv4Source                        // source address that must never be seen on a wire
-	DropIPv6Header                        // bad version or payload length, broken extension headers
-	DropIPv6Source                        // multicast or unspecified source forwarded
-	DropTTLExceeded                       // TTL or hop limit ran out (time-exceeded sent when allowed)
-	DropNoRoute                           // no route to the destination (unreachable sent when allowed)
-	DropNeighbour                         // next hop did not resolve, or its queue overflowed
-	DropTooBig                            // larger than the egress MTU with DF set, or IPv6 (error sent)
-	DropFragment                          // could not be fragmented (no room, GSO with DF unset)
-	DropLocalUnhandled                    // addressed to the router, no service for it
-	DropLinkLocal                         // a link-local destination or source that must not be forwarded
-	DropMulticast                         // IP multicast that the router does not forward
-	DropICMPMalformed                     // a malformed ICMP message for the router
-	DropTxError                           // the port refused to send the frame
+	DropEthernetShort  DropReason = iota // shorter than an Ethernet header
+	DropNotForUs                         // unicast to another MAC
+	DropOwnFrame                         // a frame this router sent, read back
+	DropVLAN                             // 802.1Q tagged: no VLAN sub-ports configured
+	DropEtherType                        // neither ARP, IPv4 nor IPv6
+	DropIPv4Header                       // bad version, header length or total length
+	DropIPv4Checksum                     // bad IPv4 header checksum
+	DropIPv4Source                       // source address that must never be seen on a wire
+	DropIPv6Header                       // bad version or payload length, broken extension headers
+	DropIPv6Source                       // multicast or unspecified source forwarded
+	DropTTLExceeded                      // TTL or hop limit ran out (time-exceeded sent when allowed)
+	DropNoRoute                          // no route to the destination (unreachable sent when allowed)
+	DropNeighbour                        // next hop did not resolve, or its queue overflowed
+	DropTooBig                           // larger than the egress MTU with DF set, or IPv6 (error sent)
+	DropFragment                         // could not be fragmented (no room, GSO with DF unset)
+	DropLocalUnhandled                   // addressed to the router, no service for it
+	DropLinkLocal                        // a link-local destination or source that must not be forwarded
+	DropMulticast                        // IP multicast that the router does not forward
+	DropICMPMalformed                    // a malformed ICMP message for the router
+	DropTxError                          // the port refused to send the frame
 	numDropReasons
 )
 
