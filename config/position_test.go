@@ -111,6 +111,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(ports + "[[route]]\nto = \"0.0.0.0/0\"\nvia = \"198.51.100.1\"\n"))
 	f.Add([]byte("a = \"\"\"\n\"\"\"\"\nb = [\n{ c = 1 },\n]\n[[d]]\n[d.e]\nf = '''x'''"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkScannerFindsKeys(t, data)
 		cfg, err := Parse("f.toml", data)
 		if err == nil {
 			if cfg == nil || len(cfg.Ports) == 0 {
@@ -129,4 +130,38 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkScannerFindsKeys fails when a key the TOML parser reports (with bare segments)
+// has no line in the position index, or a line beyond the file.
+func checkScannerFindsKeys(t *testing.T, data []byte) {
+	md, err := toml.Decode(string(data), new(map[string]any))
+	if err != nil {
+		return
+	}
+	ix := newPosIndex(string(data))
+	lines := strings.Count(string(data), "\n") + 1
+keys:
+	for _, k := range md.Keys() {
+		for _, seg := range k {
+			if seg == "" { // a legal but empty key: the index has no path for it
+				continue keys
+			}
+			for i := 0; i < len(seg); i++ {
+				if !isBare(seg[i]) {
+					continue keys
+				}
+			}
+		}
+		key := strings.Join(k, ".")
+		occ := ix.occurrences(key)
+		if len(occ) == 0 {
+			t.Fatalf("key %q has no position; index %v", key, ix.lines)
+		}
+		for _, p := range occ {
+			if l := ix.line(p); l < 1 || l > lines {
+				t.Fatalf("key %q at line %d of %d", p, l, lines)
+			}
+		}
+	}
 }
