@@ -41,8 +41,9 @@ type Port struct {
 	// Addresses are the router's own addresses on the port, each with the prefix length
 	// of its connected network (198.51.100.10/24).
 	Addresses []netip.Prefix
-	// MTU is the largest IP packet: 0 for an afpacket port means the device's MTU; a tun
-	// port defaults to DefaultTUNMTU.
+	// MTU is the largest IP packet: 0 for an afpacket port means the device's MTU, and a
+	// smaller value makes the router treat the link as that MTU (ulbd refuses a larger
+	// one); a tun port defaults to DefaultTUNMTU.
 	MTU int
 	// RcvBuf and SndBuf size the AF_PACKET socket's buffers in bytes (SO_RCVBUFFORCE /
 	// SO_SNDBUFFORCE); 0 keeps the port's default.
