@@ -117,6 +117,22 @@ func TestForwarding(t *testing.T) {
 		}
 	})
 
+	// r1's own kernel sits behind the TUN port: its traffic crosses ulbd to the server.
+	t.Run("tun port", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"ip", "addr", "add", "203.0.113.2/30", "dev", "ulbtun0"},
+			{"ip", "route", "add", "198.51.100.0/24", "via", "203.0.113.1"},
+		} {
+			if out, err := b.Exec(ctx, "r1", args...); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+		}
+		check(t, bench.Check{Type: bench.CheckPing, From: "r1", To: "203.0.113.1", Count: 2})
+		check(t, bench.Check{Type: bench.CheckPing, From: "r1", To: "198.51.100.2", Count: 2})
+		check(t, bench.Check{Type: bench.CheckTCP, From: "r1", To: "198.51.100.2:80", ExpectName: "server"})
+		check(t, bench.Check{Type: bench.CheckTransfer, From: "r1", To: "198.51.100.2:9000", Bytes: 32 << 20})
+	})
+
 	t.Run("malformed frames", func(t *testing.T) {
 		var ports []control.PortInfo
 		ulbadm(t, fwdSocket, &ports, "show-port", "left")
