@@ -547,6 +547,9 @@ func TestAFPacketZeroAlloc(t *testing.T) {
 	frame := udpFrame(t, tx.HardwareAddr(), rx.HardwareAddr(), net.IP{192, 0, 2, 2}, net.IP{192, 0, 2, 1}, 9, make([]byte, 18))
 	batch := [][]byte{frame, frame, frame, frame}
 	bufs, sizes := newBufs(8)
+	// Should a reply never come, Close unblocks Read and the test fails instead of hanging.
+	guard := time.AfterFunc(20*time.Second, func() { rx.Close() })
+	defer guard.Stop()
 	allocs := testing.AllocsPerRun(200, func() {
 		if _, err := tx.Write(batch, Headroom); err != nil {
 			t.Fatal(err)
