@@ -97,32 +97,20 @@ func (l *loop) local6(buf []byte, ip header.IPv6, off int, proto uint8) {
 	}
 }
 
-// icmp4Error sends an ICMP error about the offending packet ip back to its source, from
-// the receiving port's address, within the rate limit.
+// icmp4Error sends an ICMP error about the offending IPv4 packet back to its source,
+// from the receiving port's address, within the rate limit.
 func (l *loop) icmp4Error(ip header.IPv4, typ, code uint8, mtu uint32) {
-	src, dst := l.in.src4, ip.SourceAddr()
-	if !src.IsValid() || !header.ShouldSendICMPv4Error(ip) {
-		return
-	}
-	if !l.r.icmp.allow(l.r.now()) {
-		l.bc.icmpLimit++
-		return
-	}
-	b := l.newScratch()
-	if b == nil {
-		l.bc.icmpLimit++
-		return
-	}
-	n := header.BuildICMPv4Error(b[headroom+ethLen:], src, dst, typ, code, mtu, ip)
-	header.Ethernet(b[headroom:]).SetEtherType(header.EtherTypeIPv4)
-	l.bc.icmpErrors++
-	l.route(b[:headroom+ethLen+n], dst)
+	l.icmpError(ip, typ, code, mtu)
 }
 
-// icmp6Error sends an ICMPv6 error about ip back to its source (RFC 4443 §2.4).
+// icmp6Error sends an ICMPv6 error about the offending IPv6 packet back to its source.
 func (l *loop) icmp6Error(ip header.IPv6, typ, code uint8, mtu uint32) {
-	src, dst := l.in.src6, ip.SourceAddr()
-	if !src.IsValid() || !header.ShouldSendICMPv6Error(ip, typ, code) {
+	l.icmpError(ip, typ, code, mtu)
+}
+
+func (l *loop) icmpError(orig []byte, typ, code uint8, rest uint32) {
+	src, dst, ok := errorAddrs(l.in, orig, typ, code)
+	if !ok {
 		return
 	}
 	if !l.r.icmp.allow(l.r.now()) {
@@ -134,10 +122,38 @@ func (l *loop) icmp6Error(ip header.IPv6, typ, code uint8, mtu uint32) {
 		l.bc.icmpLimit++
 		return
 	}
-	n := header.BuildICMPv6Error(b[headroom+ethLen:], src, dst, typ, code, mtu, ip)
-	header.Ethernet(b[headroom:]).SetEtherType(header.EtherTypeIPv6)
 	l.bc.icmpErrors++
-	l.route(b[:headroom+ethLen+n], dst)
+	l.route(writeICMPError(b, src, dst, orig, typ, code, rest), dst)
+}
+
+// errorAddrs returns the source (p's address of the family) and destination (the
+// offender's source) of an ICMP error about the IP packet orig, and whether one may be
+// sent at all (RFC 1812 §4.3.2.7, RFC 4443 §2.4).
+func errorAddrs(p *routerPort, orig []byte, typ, code uint8) (src, dst netip.Addr, ok bool) {
+	if header.IPv4(orig).IsValid() {
+		ip := header.IPv4(orig)
+		return p.src4, ip.SourceAddr(), p.src4.IsValid() && header.ShouldSendICMPv4Error(ip)
+	}
+	ip := header.IPv6(orig)
+	if !ip.IsValid() {
+		return src, dst, false
+	}
+	return p.src6, ip.SourceAddr(), p.src6.IsValid() && header.ShouldSendICMPv6Error(ip, typ, code)
+}
+
+// writeICMPError builds in buf, at headroom, the Ethernet frame (MACs left to emit) of an
+// ICMP or ICMPv6 error about orig, and returns buf cut at the frame's end.
+func writeICMPError(buf []byte, src, dst netip.Addr, orig []byte, typ, code uint8, rest uint32) []byte {
+	port.Hdr(buf, headroom).Clear()
+	var n int
+	if src.Is4() {
+		n = header.BuildICMPv4Error(buf[headroom+ethLen:], src, dst, typ, code, rest, orig)
+		header.Ethernet(buf[headroom:]).SetEtherType(header.EtherTypeIPv4)
+	} else {
+		n = header.BuildICMPv6Error(buf[headroom+ethLen:], src, dst, typ, code, rest, orig)
+		header.Ethernet(buf[headroom:]).SetEtherType(header.EtherTypeIPv6)
+	}
+	return buf[:headroom+ethLen+n]
 }
 
 // fragment4 splits an IPv4 packet (DF clear, TTL already decremented) that is larger

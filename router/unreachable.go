@@ -6,7 +6,6 @@ import (
 
 	"ulb/router/fib"
 	"ulb/router/header"
-	"ulb/router/port"
 )
 
 // errBufs holds buffers for ICMP errors built outside the receive loops.
@@ -20,40 +19,35 @@ func (r *Router) hostUnreachable(buf []byte, offset int) {
 	if !eth.IsValid() {
 		return
 	}
-	bp := errBufs.Get().(*[]byte)
-	defer errBufs.Put(bp)
-	b := *bp
-	port.Hdr(b, headroom).Clear()
-	var n int
-	var dst netip.Addr
+	orig := eth.Payload()
+	typ, code := header.ICMPv4DstUnreachable, header.ICMPv4HostUnreachable
+	var back netip.Addr
 	switch eth.EtherType() {
 	case header.EtherTypeIPv4:
-		ip := header.IPv4(eth.Payload())
-		if !ip.IsValid() || !header.ShouldSendICMPv4Error(ip) {
+		if !header.IPv4(orig).IsValid() {
 			return
 		}
-		dst = ip.SourceAddr()
-		rp, nh, ok := r.routeBack(dst)
-		if !ok || !rp.src4.IsValid() || !r.icmp.allow(r.now()) {
-			return
-		}
-		n = header.BuildICMPv4Error(b[headroom+ethLen:], rp.src4, dst, header.ICMPv4DstUnreachable, header.ICMPv4HostUnreachable, 0, ip)
-		header.Ethernet(b[headroom:]).SetEtherType(header.EtherTypeIPv4)
-		r.sendOutside(rp, nh, dst, b[:headroom+ethLen+n])
+		back = header.IPv4(orig).SourceAddr()
 	case header.EtherTypeIPv6:
-		ip := header.IPv6(eth.Payload())
-		if !ip.IsValid() || !header.ShouldSendICMPv6Error(ip, header.ICMPv6DstUnreachable, header.ICMPv6AddressUnreachable) {
+		if !header.IPv6(orig).IsValid() {
 			return
 		}
-		dst = ip.SourceAddr()
-		rp, nh, ok := r.routeBack(dst)
-		if !ok || !rp.src6.IsValid() || !r.icmp.allow(r.now()) {
-			return
-		}
-		n = header.BuildICMPv6Error(b[headroom+ethLen:], rp.src6, dst, header.ICMPv6DstUnreachable, header.ICMPv6AddressUnreachable, 0, ip)
-		header.Ethernet(b[headroom:]).SetEtherType(header.EtherTypeIPv6)
-		r.sendOutside(rp, nh, dst, b[:headroom+ethLen+n])
+		back = header.IPv6(orig).SourceAddr()
+		typ, code = header.ICMPv6DstUnreachable, header.ICMPv6AddressUnreachable
+	default:
+		return
 	}
+	rp, nh, ok := r.routeBack(back)
+	if !ok {
+		return
+	}
+	src, dst, ok := errorAddrs(rp, orig, typ, code)
+	if !ok || !r.icmp.allow(r.now()) {
+		return
+	}
+	bp := errBufs.Get().(*[]byte)
+	defer errBufs.Put(bp)
+	r.sendOutside(rp, nh, dst, writeICMPError(*bp, src, dst, orig, typ, code, 0))
 }
 
 // routeBack finds the port and next hop towards dst.
