@@ -1,0 +1,121 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults of Count.
+const (
+	DefaultSysClassNet = "/sys/class/net"
+	DefaultCountPoll   = 20 * time.Millisecond
+)
+
+// CountConfig describes one count. Count reads the interface's kernel counters
+// (statistics/rx_packets and rx_dropped under SysClassNet): every frame the interface
+// received, whatever it was, so the count is only meaningful on a link that carries
+// nothing else at the time. It costs the receiver nothing per frame.
+type CountConfig struct {
+	Device      string
+	Duration    time.Duration // the longest count; it also ends with ctx
+	Poll        time.Duration // default DefaultCountPoll
+	SysClassNet string        // default DefaultSysClassNet: the process's network namespace's view (ip netns exec remounts it)
+}
+
+// CountReport is what an interface received during a count.
+type CountReport struct {
+	Device    string  `json:"device"`
+	Source    string  `json:"source"`     // where the figures come from
+	Packets   uint64  `json:"packets"`    // rx_packets delta
+	Dropped   uint64  `json:"dropped"`    // rx_dropped delta
+	ElapsedNS int64   `json:"elapsed_ns"` // the whole count
+	ActiveNS  int64   `json:"active_ns"`  // from the first poll that saw packets arrive to the last
+	PPS       float64 `json:"pps"`        // Packets per second of the active time (0 if too short to tell)
+}
+
+// Count reads the interface's counters, calls ready (when not nil), and counts until
+// cfg.Duration has passed or ctx ends.
+func Count(ctx context.Context, cfg CountConfig, ready func()) (CountReport, error) {
+	if cfg.Poll <= 0 {
+		cfg.Poll = DefaultCountPoll
+	}
+	if cfg.SysClassNet == "" {
+		cfg.SysClassNet = DefaultSysClassNet
+	}
+	if cfg.Duration <= 0 || cfg.Duration > MaxDuration {
+		return CountReport{}, fmt.Errorf("loadgen: count duration %v out of range (0, %v]", cfg.Duration, MaxDuration)
+	}
+	if cfg.Device == "" || strings.ContainsAny(cfg.Device, "/") || cfg.Device == "." || cfg.Device == ".." {
+		return CountReport{}, fmt.Errorf("loadgen: bad device name %q", cfg.Device)
+	}
+	dir := filepath.Join(cfg.SysClassNet, cfg.Device, "statistics")
+	read := func() (rx, drop uint64, err error) {
+		if rx, err = readCounter(filepath.Join(dir, "rx_packets")); err != nil {
+			return 0, 0, err
+		}
+		drop, err = readCounter(filepath.Join(dir, "rx_dropped"))
+		return rx, drop, err
+	}
+	rx0, drop0, err := read()
+	if err != nil {
+		return CountReport{}, err
+	}
+	start := time.Now()
+	if ready != nil {
+		ready()
+	}
+	timer := time.NewTimer(cfg.Duration)
+	defer timer.Stop()
+	tick := time.NewTicker(cfg.Poll)
+	defer tick.Stop()
+	last := rx0
+	var first, lastChange time.Time
+	rep := CountReport{Device: cfg.Device, Source: dir + "/rx_packets"}
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case <-timer.C:
+			running = false
+		case <-tick.C:
+		}
+		rx, drop, err := read()
+		if err != nil {
+			return rep, err
+		}
+		now := time.Now()
+		if rx != last {
+			if first.IsZero() {
+				// Packets arrived since the previous poll: the traffic began about then.
+				first = now.Add(-cfg.Poll)
+			}
+			lastChange, last = now, rx
+		}
+		rep.Packets, rep.Dropped = rx-rx0, drop-drop0
+		rep.ElapsedNS = int64(now.Sub(start))
+	}
+	if !first.IsZero() {
+		rep.ActiveNS = int64(lastChange.Sub(first))
+		if active := lastChange.Sub(first); active >= 2*cfg.Poll {
+			rep.PPS = float64(rep.Packets) / active.Seconds()
+		}
+	}
+	return rep, nil
+}
+
+func readCounter(path string) (uint64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("loadgen: %w", err)
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("loadgen: %s: %q is not a counter", path, strings.TrimSpace(string(data)))
+	}
+	return v, nil
+}

@@ -1,0 +1,150 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"ulb/bench/netns"
+	"ulb/internal/testenv"
+)
+
+// veth creates two namespaces joined by a veth pair eth0 <-> eth0, with 192.0.2.1/24 on
+// the first and 192.0.2.2/24 on the second, removed when the test ends.
+func vethPair(t *testing.T) (a, b string) {
+	t.Helper()
+	testenv.NeedRoot(t)
+	testenv.NeedTool(t, "ip")
+	a = fmt.Sprintf("ulbt-lg%d-a", os.Getpid())
+	b = fmt.Sprintf("ulbt-lg%d-b", os.Getpid())
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	for _, ns := range []string{a, b} {
+		run("netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		run("-n", ns, "link", "set", "lo", "up")
+	}
+	run("-n", a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", b)
+	run("-n", a, "addr", "add", "192.0.2.1/24", "dev", "eth0")
+	run("-n", b, "addr", "add", "192.0.2.2/24", "dev", "eth0")
+	run("-n", a, "link", "set", "eth0", "up")
+	run("-n", b, "link", "set", "eth0", "up")
+	for i := 0; i < 100; i++ {
+		out, _ := exec.Command("ip", "-n", a, "-br", "link", "show", "eth0").Output()
+		if f := strings.Fields(string(out)); len(f) > 1 && f[1] == "UP" {
+			return a, b
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("veth not up after 2s")
+	return
+}
+
+// TestSendDeliversValidFrames sends rate-limited frames to a UDP socket: the receiving
+// kernel drops datagrams with bad checksums, so every frame the sender's kernel accepted
+// must arrive, from every flow's source port.
+func TestSendDeliversValidFrames(t *testing.T) {
+	a, b := vethPair(t)
+	var conn *net.UDPConn
+	if err := netns.Do(b, func() error {
+		var err error
+		conn, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.2:9999")))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var mu sync.Mutex
+	got := 0
+	ports := map[int]bool{}
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			if n == payloadLen && bytes.HasPrefix(buf[:n], []byte("ulb loadgen")) {
+				mu.Lock()
+				got++
+				ports[from.Port] = true
+				mu.Unlock()
+			}
+		}
+	}()
+
+	const rate, flows = 2000, 16
+	cfg := SendConfig{Dst: netip.MustParseAddr("192.0.2.2"), DstPort: 9999, Flows: flows, Duration: 300 * time.Millisecond, Rate: rate}
+	var rep SendReport
+	if err := netns.Do(a, func() error {
+		var err error
+		rep, err = Send(context.Background(), cfg)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("sent %+v", rep)
+	if rep.Sent == 0 || rep.Accepted+rep.TxErrors != rep.Sent || rep.Device != "eth0" || rep.Src != "192.0.2.1" {
+		t.Fatalf("report %+v", rep)
+	}
+	// The limiter never runs ahead of its schedule by more than one frame.
+	if limit := uint64(float64(rate)*rep.Elapsed().Seconds()) + 1; rep.Sent > limit {
+		t.Errorf("sent %d frames in %v at %d/s: more than %d", rep.Sent, rep.Elapsed(), rate, limit)
+	}
+	var n int
+	for i := 0; i < 100; i++ {
+		mu.Lock()
+		n = got
+		mu.Unlock()
+		if uint64(n) >= rep.Accepted {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if uint64(n) != rep.Accepted {
+		t.Errorf("received %d datagrams, the sender's kernel accepted %d", n, rep.Accepted)
+	}
+	if rep.Sent >= flows && len(ports) != flows {
+		t.Errorf("%d distinct source ports, want %d", len(ports), flows)
+	}
+}
+
+func TestSendFullSpeedAndErrors(t *testing.T) {
+	a, _ := vethPair(t)
+	var rep SendReport
+	if err := netns.Do(a, func() error {
+		var err error
+		rep, err = Send(context.Background(), SendConfig{Dst: netip.MustParseAddr("192.0.2.2"), Duration: 200 * time.Millisecond, DstMAC: "02:00:00:00:00:99"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("full speed: %+v (%.0f pps)", rep, rep.PPS)
+	if rep.Sent == 0 || rep.PPS <= 0 || rep.DstMAC != "02:00:00:00:00:99" || rep.Flows != DefaultFlows {
+		t.Errorf("report %+v", rep)
+	}
+	err := netns.Do(a, func() error {
+		_, err := Send(context.Background(), SendConfig{Dst: netip.MustParseAddr("203.0.113.1"), Duration: 100 * time.Millisecond})
+		return err
+	})
+	if err == nil {
+		t.Error("send without a route to the destination: no error")
+	}
+	if _, err := Send(context.Background(), SendConfig{Dst: netip.MustParseAddr("2001:db8::1"), Duration: time.Second}); err == nil {
+		t.Error("an IPv6 destination: no error")
+	}
+}
