@@ -32,7 +32,7 @@ type AFPacketOptions struct {
 	// FanoutGroup, when not zero, joins the socket to this PACKET_FANOUT group of the
 	// interface, so that several ports on one NIC share its receive load.
 	FanoutGroup uint16
-	// FanoutMode is the PACKET_FANOUT mode (default unix.PACKET_FANOUT_HASH).
+	// FanoutMode is the PACKET_FANOUT mode; zero is unix.PACKET_FANOUT_HASH (by flow).
 	FanoutMode uint16
 }
 
@@ -163,9 +163,6 @@ func OpenAFPacket(device string, opts AFPacketOptions) (*AFPacket, error) {
 	}
 	if opts.SocketBuffer <= 0 {
 		opts.SocketBuffer = DefaultSocketBuffer
-	}
-	if opts.FanoutMode == 0 {
-		opts.FanoutMode = unix.PACKET_FANOUT_HASH
 	}
 	wrap := func(op string, err error) error { return fmt.Errorf("afpacket %s: %s: %w", device, op, err) }
 

@@ -576,3 +576,41 @@ func TestOpenAFPacketErrors(t *testing.T) {
 		t.Fatalf("error does not name the device: %v", err)
 	}
 }
+
+// TestAFPacketFanout: two ports in one PACKET_FANOUT group share the interface's frames,
+// each frame read by exactly one of them.
+func TestAFPacketFanout(t *testing.T) {
+	r, p := newNetns(t), newNetns(t)
+	veth(t, r, "r0", p, "p0")
+	opts := AFPacketOptions{FanoutGroup: 4242, FanoutMode: unix.PACKET_FANOUT_LB}
+	ports := []*AFPacket{openAFPacket(t, r, "r0", opts), openAFPacket(t, r, "r0", opts)}
+	sender := openAFPacket(t, p, "p0", AFPacketOptions{})
+	const frames = 200
+	batch := make([][]byte, frames)
+	for i := range batch {
+		batch[i] = udpFrame(t, sender.HardwareAddr(), ports[0].HardwareAddr(), net.IP{192, 0, 2, 2}, net.IP{192, 0, 2, 1}, 9,
+			[]byte{'f', 'a', 'n', byte(i)})
+	}
+	if _, err := sender.Write(batch, Headroom); err != nil {
+		t.Fatal(err)
+	}
+	seen := make([]int, frames)
+	per := make([]int, 2)
+	for k, port := range ports {
+		readUntil(t, port, 500*time.Millisecond, func(f []byte, _ VnetHdr) bool {
+			if len(f) >= 14+20+8+4 && bytes.Equal(f[14+20+8:14+20+8+3], []byte("fan")) {
+				seen[f[14+20+8+3]]++
+				per[k]++
+			}
+			return false
+		})
+	}
+	for i, n := range seen {
+		if n != 1 {
+			t.Fatalf("frame %d read %d times", i, n)
+		}
+	}
+	if per[0] == 0 || per[1] == 0 {
+		t.Fatalf("frames per port %v: the group did not share them", per)
+	}
+}
