@@ -4,6 +4,12 @@
 //	ulbbench up   [-bin DIR] FILE     bring the bench up and leave it running
 //	ulbbench down FILE                stop its processes, delete its namespaces
 //	ulbbench run  [-bin DIR] FILE     up, run every check, down; exit 1 if a check failed
+//	ulbbench compare [-bin DIR] [-o json] [-repeat N] [-target NAME]... FILE
+//	                                  run a compare file's workloads on each target bench
+//	ulbbench loadgen send -to ADDR [-for D] [-rate PPS] [-flows N] [...]
+//	                                  send 64-byte UDP frames (run in the sender's namespace)
+//	ulbbench loadgen count -dev DEV [-for D]
+//	                                  count the frames DEV receives until -for or SIGINT
 //	ulbbench serve -name NAME [-tcp ADDR] [-udp ADDR] [-http ADDR] [-sink ADDR] [-ready FILE]
 //	ulbbench client tcp|udp|http|transfer|conns -to ADDR:PORT [options]
 package main
@@ -13,6 +19,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -20,6 +27,7 @@ import (
 	"time"
 
 	"ulb/bench"
+	"ulb/bench/loadgen"
 	"ulb/bench/traffic"
 )
 
@@ -29,6 +37,9 @@ const usage = `usage:
   ulbbench run  [-bin DIR] FILE
   ulbbench serve -name NAME [-tcp ADDR]... [-udp ADDR]... [-http ADDR]... [-sink ADDR]... [-ready FILE]
   ulbbench client tcp|udp|http|transfer|conns -to ADDR:PORT [-timeout D] [-path P] [-bytes N] [-count N] [-concurrency N]
+  ulbbench compare [-bin DIR] [-o table|json] [-repeat N] [-target NAME]... FILE
+  ulbbench loadgen send -to ADDR [-from ADDR] [-dev DEV] [-mac MAC] [-port N] [-flows N] [-for D] [-rate PPS] [-batch N]
+  ulbbench loadgen count -dev DEV [-for D]
 `
 
 func main() {
@@ -46,6 +57,10 @@ func main() {
 		code = serveCmd(ctx, args)
 	case "client":
 		code = clientCmd(ctx, args)
+	case "compare":
+		code = compareCmd(ctx, args)
+	case "loadgen":
+		code = loadgenCmd(ctx, args)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 	default:
@@ -188,5 +203,97 @@ func clientCmd(ctx context.Context, args []string) int {
 	if rep.Conns != nil && rep.Conns.Failed > 0 {
 		return 1
 	}
+	return 0
+}
+
+func compareCmd(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	var opts bench.CompareOptions
+	fs.StringVar(&opts.BinDir, "bin", "", "directory of ulbd and ulbbench (default $"+bench.EnvBin+", then PATH, then a build from this checkout)")
+	format := fs.String("o", "table", "output: table or json")
+	fs.IntVar(&opts.Repeat, "repeat", 0, "repetitions of each workload (default the file's)")
+	fs.Var((*listFlag)(&opts.Targets), "target", "run only this target (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 || (*format != "table" && *format != "json") {
+		fmt.Fprintln(os.Stderr, "ulbbench compare: want one compare file and -o table or json")
+		return 2
+	}
+	spec, err := bench.LoadCompare(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	opts.Out = os.Stderr
+	rep, err := bench.RunCompare(ctx, spec, opts)
+	if *format == "json" {
+		rep.WriteJSON(os.Stdout)
+	} else {
+		rep.WriteTable(os.Stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ulbbench compare:", err)
+		return 1
+	}
+	if rep.Failed() {
+		return 1
+	}
+	return 0
+}
+
+func loadgenCmd(ctx context.Context, args []string) int {
+	if len(args) < 1 || (args[0] != "send" && args[0] != "count") {
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	fs := flag.NewFlagSet("loadgen "+args[0], flag.ContinueOnError)
+	dur := fs.Duration("for", 5*time.Second, "send: sending time; count: the longest count")
+	enc := json.NewEncoder(os.Stdout)
+	if args[0] == "count" {
+		cfg := loadgen.CountConfig{}
+		fs.StringVar(&cfg.Device, "dev", "eth0", "interface whose rx_packets is counted")
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		cfg.Duration = *dur
+		rep, err := loadgen.Count(ctx, cfg, func() { fmt.Println("ready") })
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ulbbench loadgen count:", err)
+			return 1
+		}
+		enc.Encode(rep)
+		return 0
+	}
+	var cfg loadgen.SendConfig
+	to := fs.String("to", "", "destination IPv4 address")
+	from := fs.String("from", "", "source IPv4 address (default the route's)")
+	fs.StringVar(&cfg.Device, "dev", "", "egress interface (default the route's)")
+	fs.StringVar(&cfg.DstMAC, "mac", "", "destination MAC (default the next hop's, from the neighbour table)")
+	port := fs.Uint("port", loadgen.DefaultDstPort, "UDP destination port")
+	fs.IntVar(&cfg.Flows, "flows", loadgen.DefaultFlows, "distinct UDP source ports")
+	fs.IntVar(&cfg.Rate, "rate", 0, "frames per second (0: full speed)")
+	fs.IntVar(&cfg.Batch, "batch", loadgen.DefaultBatch, "frames per sendmmsg")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	var err error
+	if cfg.Dst, err = netip.ParseAddr(*to); err != nil || *port > 65535 {
+		fmt.Fprintln(os.Stderr, "ulbbench loadgen send: want -to IPV4ADDRESS and -port 1..65535")
+		return 2
+	}
+	if *from != "" {
+		if cfg.Src, err = netip.ParseAddr(*from); err != nil {
+			fmt.Fprintln(os.Stderr, "ulbbench loadgen send: -from:", err)
+			return 2
+		}
+	}
+	cfg.DstPort, cfg.Duration = uint16(*port), *dur
+	rep, err := loadgen.Send(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ulbbench loadgen send:", err)
+		return 1
+	}
+	enc.Encode(rep)
 	return 0
 }

@@ -1,0 +1,265 @@
+package bench
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"ulb/bench/loadgen"
+)
+
+// Workload types of a compare file.
+const (
+	WorkloadTCPStream = "tcp-stream" // one TCP stream, iperf3 (or the transfer check)
+	WorkloadPPS64     = "pps64"      // 64-byte frames, bench/loadgen
+)
+
+// Compare-file defaults and limits.
+const (
+	DefaultRepeat        = 3
+	MaxRepeat            = 100
+	DefaultWorkloadTime  = 5 * time.Second
+	MaxWorkloadTime      = 5 * time.Minute
+	DefaultIperfPort     = 5201
+	DefaultCountDevice   = "eth0"
+	DefaultFallbackBytes = 1 << 30
+)
+
+// CompareSpec is a validated compare file: the same workloads run on every target (a
+// bench file), and each figure of a target is divided by the baseline's.
+type CompareSpec struct {
+	Name      string     `toml:"name"`
+	Repeat    int        `toml:"repeat"`   // repetitions of each workload; the median is reported
+	Baseline  string     `toml:"baseline"` // target the ratios divide by; default the first
+	Targets   []Target   `toml:"target"`
+	Workloads []Workload `toml:"workload"`
+
+	File string `toml:"-"` // path it was loaded from
+	Dir  string `toml:"-"` // its directory, against which target bench paths resolve
+}
+
+// Target is one bench the workloads run on.
+type Target struct {
+	Name  string `toml:"name"`
+	Bench string `toml:"bench"` // bench file, relative to the compare file
+	// ControlSocket is ulbd's control socket, whose counters are read around each pps64
+	// run. Default: the ready socket of the bench's process running ulbd, if any.
+	ControlSocket string `toml:"control_socket"`
+}
+
+// Workload is one measurement. Which fields apply depends on Type.
+type Workload struct {
+	Name     string        `toml:"name"` // default Type
+	Type     string        `toml:"type"`
+	From     string        `toml:"from"`     // host that sends
+	Server   string        `toml:"server"`   // host that receives (iperf3 server, frame counter)
+	To       string        `toml:"to"`       // the server's IPv4 address (tcp-stream: also IPv6)
+	Duration time.Duration `toml:"duration"` // of one repetition; tcp-stream: whole seconds
+
+	Port          int    `toml:"port"`           // tcp-stream: iperf3 port
+	FallbackSink  string `toml:"fallback_sink"`  // tcp-stream without iperf3: a sink ADDR:PORT of the bench
+	FallbackBytes Size   `toml:"fallback_bytes"` // tcp-stream without iperf3: bytes to transfer
+
+	Rate   int    `toml:"rate"`   // pps64: frames per second, 0 = full speed
+	Flows  int    `toml:"flows"`  // pps64: distinct UDP source ports (default loadgen's)
+	Device string `toml:"device"` // pps64: the server's interface whose rx_packets is counted
+
+	// Goals, checked for every target but the baseline on the workload's main figure
+	// (tcp-stream: received Gbit/s; pps64: delivered Mpps): at least GoalRatio times the
+	// baseline's, and at least GoalMin.
+	GoalRatio float64 `toml:"goal_ratio"`
+	GoalMin   float64 `toml:"goal_min"`
+}
+
+// LoadCompare reads and validates a compare file. The bench files it names are checked
+// to exist and load, and to have the workloads' hosts.
+func LoadCompare(path string) (*CompareSpec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	c, err := ParseCompare(data, abs)
+	if err != nil {
+		return nil, err
+	}
+	var problems []string
+	for _, t := range c.Targets {
+		spec, err := Load(c.BenchPath(t))
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: target %q: %v", c.File, t.Name, err))
+			continue
+		}
+		for _, w := range c.Workloads {
+			for _, h := range []string{w.From, w.Server} {
+				if spec.Host(h) == nil {
+					problems = append(problems, fmt.Sprintf("%s: workload %q: bench %s of target %q has no host %q", c.File, w.Name, spec.File, t.Name, h))
+				}
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &SpecError{Problems: problems}
+	}
+	return c, nil
+}
+
+// BenchPath returns the path of a target's bench file.
+func (c *CompareSpec) BenchPath(t Target) string {
+	if filepath.IsAbs(t.Bench) {
+		return t.Bench
+	}
+	return filepath.Join(c.Dir, t.Bench)
+}
+
+// ParseCompare decodes and validates a compare file's contents (file names it in errors
+// and is where target bench paths resolve from). It does not open the bench files.
+func ParseCompare(data []byte, file string) (*CompareSpec, error) {
+	if file == "" {
+		file = "compare.toml"
+	}
+	var c CompareSpec
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &SpecError{Problems: []string{fmt.Sprintf("%s:%d: %s", file, pe.Position.Line, pe.Message)}}
+		}
+		return nil, &SpecError{Problems: []string{fmt.Sprintf("%s: %v", file, err)}}
+	}
+	c.File, c.Dir = file, filepath.Dir(file)
+	v := &validator{file: file, lines: indexLines(data)}
+	for _, k := range md.Undecoded() {
+		v.at(v.keyLine(k[len(k)-1]), "unknown key %q", k.String())
+	}
+	v.compare(&c)
+	if len(v.problems) > 0 {
+		return nil, &SpecError{Problems: v.problems}
+	}
+	return &c, nil
+}
+
+func (v *validator) compare(c *CompareSpec) {
+	if c.Name != "" && !nameRE.MatchString(c.Name) {
+		v.at(v.keyLine("name"), "name %q: want letters, digits, '-' or '_'", c.Name)
+	}
+	if c.Repeat == 0 {
+		c.Repeat = DefaultRepeat
+	}
+	if c.Repeat < 1 || c.Repeat > MaxRepeat {
+		v.at(v.keyLine("repeat"), "repeat %d out of range 1..%d", c.Repeat, MaxRepeat)
+	}
+	if len(c.Targets) == 0 {
+		v.at(0, "no [[target]]")
+	}
+	if len(c.Workloads) == 0 {
+		v.at(0, "no [[workload]]")
+	}
+	names := map[string]bool{}
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		line := v.header("target", i)
+		if !nameRE.MatchString(t.Name) || names[t.Name] {
+			v.at(line, "target name %q: want a unique name of letters, digits, '-' or '_'", t.Name)
+		}
+		names[t.Name] = true
+		if t.Bench == "" {
+			v.at(line, "target %q: needs bench (a bench file)", t.Name)
+		}
+	}
+	if c.Baseline == "" && len(c.Targets) > 0 {
+		c.Baseline = c.Targets[0].Name
+	} else if c.Baseline != "" && !names[c.Baseline] {
+		v.at(v.keyLine("baseline"), "baseline %q is not a target", c.Baseline)
+	}
+	wnames := map[string]bool{}
+	for i := range c.Workloads {
+		w := &c.Workloads[i]
+		line := v.header("workload", i)
+		if w.Name == "" {
+			w.Name = w.Type
+		}
+		if !nameRE.MatchString(w.Name) || wnames[w.Name] {
+			v.at(line, "workload name %q: want a unique name of letters, digits, '-' or '_'", w.Name)
+		}
+		wnames[w.Name] = true
+		v.workload(line, w)
+	}
+}
+
+func (v *validator) workload(line int, w *Workload) {
+	where := fmt.Sprintf("workload %q", w.Name)
+	if w.From == "" || w.Server == "" {
+		v.at(line, "%s: needs from and server (host names)", where)
+	}
+	if w.Duration == 0 {
+		w.Duration = DefaultWorkloadTime
+	}
+	if w.Duration < 0 || w.Duration > MaxWorkloadTime {
+		v.at(line, "%s: duration %v out of range (0, %v]", where, w.Duration, MaxWorkloadTime)
+	}
+	if w.GoalRatio < 0 || w.GoalMin < 0 {
+		v.at(line, "%s: negative goal", where)
+	}
+	to, err := netip.ParseAddr(w.To)
+	if err != nil {
+		v.at(line, "%s: to %q: want the server's address", where, w.To)
+	}
+	switch w.Type {
+	case WorkloadTCPStream:
+		if w.Duration%time.Second != 0 {
+			v.at(line, "%s: duration %v: iperf3 takes whole seconds", where, w.Duration)
+		}
+		if w.Port == 0 {
+			w.Port = DefaultIperfPort
+		}
+		if w.Port < 1 || w.Port > 65535 {
+			v.at(line, "%s: port %d out of range", where, w.Port)
+		}
+		if w.FallbackSink != "" {
+			if _, _, err := net.SplitHostPort(w.FallbackSink); err != nil {
+				v.at(line, "%s: fallback_sink %q: want ADDRESS:PORT", where, w.FallbackSink)
+			}
+		}
+		if w.FallbackBytes == 0 {
+			w.FallbackBytes = DefaultFallbackBytes
+		}
+		if w.FallbackBytes < 0 {
+			v.at(line, "%s: negative fallback_bytes", where)
+		}
+		if w.Rate != 0 || w.Flows != 0 || w.Device != "" {
+			v.at(line, "%s: rate, flows and device are pps64 keys", where)
+		}
+	case WorkloadPPS64:
+		if err == nil && !to.Is4() {
+			v.at(line, "%s: to %q: the frame generator sends IPv4 only", where, w.To)
+		}
+		if w.Rate < 0 || w.Flows < 0 {
+			v.at(line, "%s: negative rate or flows", where)
+		}
+		if w.Flows > loadgen.MaxFlows {
+			v.at(line, "%s: flows %d: at most %d source ports", where, w.Flows, loadgen.MaxFlows)
+		}
+		if w.Device == "" {
+			w.Device = DefaultCountDevice
+		}
+		if !ifnameRE.MatchString(w.Device) {
+			v.at(line, "%s: device %q is not an interface name", where, w.Device)
+		}
+		if w.Port != 0 || w.FallbackSink != "" || w.FallbackBytes != 0 {
+			v.at(line, "%s: port, fallback_sink and fallback_bytes are tcp-stream keys", where)
+		}
+	default:
+		v.at(line, "%s: type %q: want %s or %s", where, w.Type, WorkloadTCPStream, WorkloadPPS64)
+	}
+}

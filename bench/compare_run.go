@@ -1,0 +1,502 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"ulb/bench/loadgen"
+	"ulb/router/control"
+)
+
+// CompareOptions tune RunCompare.
+type CompareOptions struct {
+	Options // how each bench is brought up; Out also receives the progress lines
+	// Repeat, when not zero, overrides the compare file's repeat.
+	Repeat int
+	// Targets, when not empty, restricts the run to these targets (the baseline's ratios
+	// are then missing unless it is among them).
+	Targets []string
+	// BenchName, when not nil, renames each target's bench (see Spec.Rename), e.g. to give
+	// a test's namespaces a unique prefix.
+	BenchName func(target, name string) string
+}
+
+// Timing of the workloads around their measured part.
+const (
+	iperfReadyTimeout = 10 * time.Second
+	workloadGrace     = 20 * time.Second // beyond a repetition's duration, before it is abandoned
+	counterReady      = 10 * time.Second
+	// settleTime lets the frames a router still holds reach the counter after the sender
+	// stops.
+	settleTime = 300 * time.Millisecond
+)
+
+// RunCompare brings each target's bench up in turn, runs every workload Repeat times,
+// reads ulbd's counters around the pps64 runs, and brings the bench down again. A failed
+// repetition is recorded in the report and the run goes on; an error is returned only
+// when a bench cannot be loaded or brought up or down, or ctx ends.
+func RunCompare(ctx context.Context, c *CompareSpec, opts CompareOptions) (*CompareReport, error) {
+	repeat := c.Repeat
+	if opts.Repeat > 0 {
+		repeat = opts.Repeat
+	}
+	out := opts.Out
+	if out == nil {
+		out = io.Discard
+	}
+	rep := &CompareReport{Name: c.Name, Repeat: repeat, Baseline: c.Baseline, Started: time.Now()}
+	for _, w := range c.Workloads {
+		rep.Workloads = append(rep.Workloads, WorkloadReport{Name: w.Name, Type: w.Type, Duration: w.Duration.String()})
+	}
+	for _, t := range c.Targets {
+		if len(opts.Targets) > 0 && !containsString(opts.Targets, t.Name) {
+			continue
+		}
+		rep.Targets = append(rep.Targets, t.Name)
+		if err := runTarget(ctx, c, t, opts, repeat, rep, out); err != nil {
+			rep.finish(c.Workloads)
+			return rep, err
+		}
+	}
+	if len(rep.Targets) == 0 {
+		return rep, fmt.Errorf("bench: compare: no target selected out of %d", len(c.Targets))
+	}
+	rep.finish(c.Workloads)
+	return rep, nil
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func runTarget(ctx context.Context, c *CompareSpec, t Target, opts CompareOptions, repeat int, rep *CompareReport, out io.Writer) (err error) {
+	spec, err := Load(c.BenchPath(t))
+	if err != nil {
+		return err
+	}
+	if opts.BenchName != nil {
+		if err := spec.Rename(opts.BenchName(t.Name, spec.Name)); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "target %s: bench %s up\n", t.Name, spec.File)
+	bopts := opts.Options
+	bopts.Out = io.Discard
+	b, err := Up(ctx, spec, bopts)
+	if err != nil {
+		return fmt.Errorf("target %s: %w", t.Name, err)
+	}
+	defer func() {
+		if derr := b.Down(); derr != nil {
+			err = errors.Join(err, fmt.Errorf("target %s: down: %w", t.Name, derr))
+		}
+		fmt.Fprintf(out, "target %s: bench down\n", t.Name)
+	}()
+	socket := t.ControlSocket
+	if socket == "" {
+		socket = ulbdSocket(spec)
+	}
+	for wi, w := range c.Workloads {
+		wr := &rep.Workloads[wi]
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		run := newWorkloadRun(b, w, t.Name, socket, wr)
+		if err := run.start(ctx); err != nil {
+			wr.addError(t.Name, err)
+			fmt.Fprintf(out, "  %s on %s: %v\n", w.Name, t.Name, err)
+			continue
+		}
+		for i := 1; i <= repeat; i++ {
+			line, err := run.once(ctx)
+			if err != nil {
+				wr.addError(t.Name, fmt.Errorf("repetition %d: %w", i, err))
+				line = "error: " + err.Error()
+			}
+			fmt.Fprintf(out, "  %s on %s, %d/%d: %s\n", w.Name, t.Name, i, repeat, line)
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		run.stop()
+	}
+	return ctx.Err()
+}
+
+func (w *WorkloadReport) addError(target string, err error) {
+	if w.Errors == nil {
+		w.Errors = map[string][]string{}
+	}
+	w.Errors[target] = append(w.Errors[target], err.Error())
+}
+
+func (w *WorkloadReport) addNote(note string) {
+	if !containsString(w.Notes, note) {
+		w.Notes = append(w.Notes, note)
+	}
+}
+
+// ulbdSocket returns the ready socket of the bench's process running ulbd, or "".
+func ulbdSocket(spec *Spec) string {
+	for _, p := range spec.Processes {
+		if len(p.Run) > 0 && filepath.Base(p.Run[0]) == "ulbd" && p.Ready.Socket != "" {
+			return p.Ready.Socket
+		}
+	}
+	return ""
+}
+
+// workloadRun is one workload on one bench: start, once per repetition, stop.
+type workloadRun struct {
+	b      *Bench
+	w      Workload
+	target string
+	socket string
+	rep    *WorkloadReport
+
+	iperf     *exec.Cmd     // tcp-stream: the iperf3 server
+	iperfDone chan struct{} // closed when it exited
+	fallback  bool          // tcp-stream: iperf3 is missing, the transfer check measures
+}
+
+func newWorkloadRun(b *Bench, w Workload, target, socket string, rep *WorkloadReport) *workloadRun {
+	return &workloadRun{b: b, w: w, target: target, socket: socket, rep: rep}
+}
+
+func (r *workloadRun) start(ctx context.Context) error {
+	if r.w.Type != WorkloadTCPStream {
+		return nil
+	}
+	if _, err := exec.LookPath("iperf3"); err != nil {
+		if r.w.FallbackSink == "" {
+			return errors.New("iperf3 is not installed and the workload has no fallback_sink")
+		}
+		r.fallback = true
+		r.rep.addNote(fmt.Sprintf("iperf3 not found: measured with the bench's transfer check (%s to %s), receiver figure only",
+			formatSize(int64(r.w.FallbackBytes)), r.w.FallbackSink))
+		return nil
+	}
+	r.rep.addNote(fmt.Sprintf("iperf3 -c %s -t %d -J from %s, iperf3 -s on %s", r.w.To, int(r.w.Duration/time.Second), r.w.From, r.w.Server))
+	return r.startIperf(ctx)
+}
+
+// startIperf starts `iperf3 -s` in the server's namespace and waits until it listens.
+func (r *workloadRun) startIperf(ctx context.Context) error {
+	logPath := r.b.LogPath("iperf3-" + r.w.Name)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("iperf3 server: %w", err)
+	}
+	defer logf.Close()
+	port := fmt.Sprint(r.w.Port)
+	cmd := exec.Command("ip", "netns", "exec", r.b.Namespace(r.w.Server), "iperf3", "-s", "-p", port)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("iperf3 server: %w", err)
+	}
+	r.iperf, r.iperfDone = cmd, make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(r.iperfDone)
+	}()
+	deadline := time.Now().Add(iperfReadyTimeout)
+	for {
+		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", r.b.Namespace(r.w.Server),
+			"ss", "-Hltn", "sport = :"+port).Output()
+		if err == nil && len(strings.TrimSpace(string(out))) > 0 {
+			return nil
+		}
+		select {
+		case <-r.iperfDone:
+			return fmt.Errorf("iperf3 server exited%s", logTail(logPath))
+		case <-ctx.Done():
+			r.stop()
+			return ctx.Err()
+		case <-time.After(readyPoll):
+		}
+		if time.Now().After(deadline) {
+			r.stop()
+			return fmt.Errorf("iperf3 server not listening after %v%s", iperfReadyTimeout, logTail(logPath))
+		}
+	}
+}
+
+func (r *workloadRun) stop() {
+	if r.iperf == nil {
+		return
+	}
+	select {
+	case <-r.iperfDone:
+	default:
+		syscall.Kill(-r.iperf.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-r.iperfDone:
+		case <-time.After(stopGrace):
+			syscall.Kill(-r.iperf.Process.Pid, syscall.SIGKILL)
+			<-r.iperfDone
+		}
+	}
+	r.iperf = nil
+}
+
+// once runs one repetition, records its figures, and returns a progress line.
+func (r *workloadRun) once(ctx context.Context) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, r.w.Duration+workloadGrace)
+	defer cancel()
+	switch {
+	case r.w.Type == WorkloadPPS64:
+		return r.pps(cctx)
+	case r.fallback:
+		return r.transfer(cctx)
+	}
+	return r.iperfClient(cctx)
+}
+
+// IperfResult holds the figures of `iperf3 -J` that a comparison uses.
+type IperfResult struct {
+	SentBPS     float64
+	ReceivedBPS float64
+	Retransmits int64
+}
+
+// ParseIperf parses the JSON report of `iperf3 -c ... -J`.
+func ParseIperf(data []byte) (IperfResult, error) {
+	var doc struct {
+		Error string `json:"error"`
+		End   struct {
+			SumSent struct {
+				BPS         float64 `json:"bits_per_second"`
+				Retransmits int64   `json:"retransmits"`
+			} `json:"sum_sent"`
+			SumReceived struct {
+				BPS float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return IperfResult{}, fmt.Errorf("iperf3 output: %w", err)
+	}
+	if doc.Error != "" {
+		return IperfResult{}, fmt.Errorf("iperf3: %s", doc.Error)
+	}
+	res := IperfResult{SentBPS: doc.End.SumSent.BPS, ReceivedBPS: doc.End.SumReceived.BPS, Retransmits: doc.End.SumSent.Retransmits}
+	if res.ReceivedBPS <= 0 || res.SentBPS <= 0 {
+		return res, errors.New("iperf3 reported no throughput")
+	}
+	return res, nil
+}
+
+func (r *workloadRun) iperfClient(ctx context.Context) (string, error) {
+	out, err := r.b.Exec(ctx, r.w.From, "iperf3", "-c", r.w.To, "-p", fmt.Sprint(r.w.Port),
+		"-t", fmt.Sprint(int(r.w.Duration/time.Second)), "-J")
+	res, perr := ParseIperf(out)
+	if perr != nil {
+		if err != nil {
+			return "", fmt.Errorf("%v: %v", err, perr)
+		}
+		return "", perr
+	}
+	r.rep.metric("Gbit/s received", true, true).add(r.target, res.ReceivedBPS/1e9)
+	r.rep.metric("Gbit/s sent", false, true).add(r.target, res.SentBPS/1e9)
+	r.rep.metric("retransmits", false, false).add(r.target, float64(res.Retransmits))
+	return fmt.Sprintf("%.2f Gbit/s received, %.2f sent, %d retransmits", res.ReceivedBPS/1e9, res.SentBPS/1e9, res.Retransmits), nil
+}
+
+func (r *workloadRun) transfer(ctx context.Context) (string, error) {
+	out, err := r.b.Exec(ctx, r.w.From, "ulbbench", "client", "transfer", "-to", r.w.FallbackSink,
+		"-bytes", fmt.Sprint(int64(r.w.FallbackBytes)), "-timeout", (r.w.Duration + workloadGrace).String())
+	var rep ClientReport
+	if jerr := json.Unmarshal(lastLine(out), &rep); jerr != nil {
+		return "", fmt.Errorf("transfer client: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	if !rep.OK || rep.Transfer == nil {
+		return "", fmt.Errorf("transfer: %s", rep.Error)
+	}
+	if rep.Transfer.SinkBytes != rep.Transfer.Bytes || rep.Transfer.Mbps <= 0 {
+		return "", fmt.Errorf("transfer: sent %d bytes, sink got %d", rep.Transfer.Bytes, rep.Transfer.SinkBytes)
+	}
+	r.rep.metric("Gbit/s received", true, true).add(r.target, rep.Transfer.Mbps/1e3)
+	return fmt.Sprintf("%.2f Gbit/s (transfer of %s)", rep.Transfer.Mbps/1e3, formatSize(rep.Transfer.Bytes)), nil
+}
+
+// pps runs the frame counter in the server's namespace, the generator in the sender's,
+// and reads the router's counters around them.
+func (r *workloadRun) pps(ctx context.Context) (string, error) {
+	r.rep.addNote(fmt.Sprintf("ulbbench loadgen send from %s (%d-byte frames, AF_PACKET sendmmsg); delivered = rx_packets delta of %s:%s over the sending time",
+		r.w.From, loadgen.FrameLen, r.w.Server, r.w.Device))
+	counter, err := r.startCounter(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer counter.abort()
+	before, serr := r.routerStats(ctx)
+	args := []string{"ulbbench", "loadgen", "send", "-to", r.w.To, "-for", r.w.Duration.String(), "-rate", fmt.Sprint(r.w.Rate)}
+	if r.w.Flows > 0 {
+		args = append(args, "-flows", fmt.Sprint(r.w.Flows))
+	}
+	out, err := r.b.Exec(ctx, r.w.From, args...)
+	var send loadgen.SendReport
+	if jerr := json.Unmarshal(lastLine(out), &send); jerr != nil || err != nil {
+		return "", fmt.Errorf("loadgen send: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	select {
+	case <-time.After(settleTime):
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	count, err := counter.finish()
+	if err != nil {
+		return "", err
+	}
+	if serr == nil {
+		after, err := r.routerStats(ctx)
+		if err == nil {
+			if r.rep.Router == nil {
+				r.rep.Router = map[string]*control.StatsInfo{}
+			}
+			r.rep.Router[r.target] = statsDelta(before, after)
+		} else {
+			serr = err
+		}
+	}
+	if serr != nil && r.socket != "" {
+		r.rep.addNote(fmt.Sprintf("%s: router counters unavailable: %v", r.target, serr))
+	}
+	if send.Sent == 0 || send.ElapsedNS <= 0 {
+		return "", fmt.Errorf("loadgen sent nothing: %+v", send)
+	}
+	secs := send.Elapsed().Seconds()
+	delivered := float64(count.Packets) / secs
+	loss := 100 * (1 - float64(count.Packets)/float64(send.Sent))
+	r.rep.metric("Mpps delivered", true, true).add(r.target, delivered/1e6)
+	r.rep.metric("Mpps offered", false, true).add(r.target, send.PPS/1e6)
+	r.rep.metric("loss %", false, false).add(r.target, max(loss, 0))
+	r.rep.metric("refused by sender's kernel %", false, false).add(r.target, 100*float64(send.TxErrors)/float64(send.Sent))
+	return fmt.Sprintf("offered %.3f Mpps (%d frames in %.2f s, %d refused), delivered %.3f Mpps (%d), loss %.1f %%",
+		send.PPS/1e6, send.Sent, secs, send.TxErrors, delivered/1e6, count.Packets, loss), nil
+}
+
+// routerStats reads ulbd's counters; an error when the target has no control socket.
+func (r *workloadRun) routerStats(ctx context.Context) (*control.StatsInfo, error) {
+	if r.socket == "" {
+		return nil, errors.New("no control socket")
+	}
+	cl, err := control.DialContext(ctx, r.socket)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	var s control.StatsInfo
+	if err := cl.Call(ctx, control.VerbShowStats, nil, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// frameCounter is a running `ulbbench loadgen count` in the server's namespace.
+type frameCounter struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer // read only after done
+	lines  chan string   // its stdout, line by line; closed at EOF
+	done   chan error
+}
+
+func (r *workloadRun) startCounter(ctx context.Context) (*frameCounter, error) {
+	prog, err := r.b.lookBin("ulbbench")
+	if err != nil {
+		return nil, err
+	}
+	bound := r.w.Duration + workloadGrace
+	cmd := exec.Command("ip", "netns", "exec", r.b.Namespace(r.w.Server), prog, "loadgen", "count",
+		"-dev", r.w.Device, "-for", bound.String())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("loadgen count: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("loadgen count: %w", err)
+	}
+	fc := &frameCounter{cmd: cmd, stderr: &stderr, lines: make(chan string, 16), done: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			fc.lines <- sc.Text()
+		}
+		close(fc.lines)
+		fc.done <- cmd.Wait()
+	}()
+	select {
+	case l, ok := <-fc.lines:
+		if ok && l == "ready" {
+			return fc, nil
+		}
+		fc.abort()
+		return nil, fmt.Errorf("loadgen count: did not start (%q): %s", l, strings.TrimSpace(stderr.String()))
+	case <-time.After(counterReady):
+		fc.abort()
+		return nil, fmt.Errorf("loadgen count: not ready after %v", counterReady)
+	case <-ctx.Done():
+		fc.abort()
+		return nil, ctx.Err()
+	}
+}
+
+// finish stops the count (SIGINT) and returns its report.
+func (fc *frameCounter) finish() (loadgen.CountReport, error) {
+	var rep loadgen.CountReport
+	if fc.cmd == nil {
+		return rep, errors.New("loadgen count: already stopped")
+	}
+	fc.cmd.Process.Signal(syscall.SIGINT)
+	var last string
+	timeout := time.After(stopGrace)
+	for eof := false; !eof; {
+		select {
+		case l, ok := <-fc.lines:
+			if ok {
+				last = l
+			}
+			eof = !ok
+		case <-timeout:
+			fc.abort()
+			return rep, errors.New("loadgen count: no report after SIGINT")
+		}
+	}
+	err := <-fc.done
+	fc.cmd = nil
+	if jerr := json.Unmarshal([]byte(last), &rep); jerr != nil {
+		return rep, fmt.Errorf("loadgen count: %v, last line %q: %s", err, last, strings.TrimSpace(fc.stderr.String()))
+	}
+	return rep, nil
+}
+
+// abort kills a counter that is still running.
+func (fc *frameCounter) abort() {
+	if fc.cmd == nil {
+		return
+	}
+	fc.cmd.Process.Kill()
+	for range fc.lines {
+	}
+	<-fc.done
+	fc.cmd = nil
+}
