@@ -49,6 +49,9 @@ type Host struct {
 	// "net.ipv4.ip_forward" = 1. A key containing "/" is taken as a path under /proc/sys.
 	Sysctls map[string]any `toml:"sysctls"`
 	Routes  []Route        `toml:"route"`
+	// Loopback are addresses (with prefix length) put on the host's lo, e.g. a DSR
+	// server's copy of the VIP: "198.51.100.100/32".
+	Loopback []string `toml:"loopback"`
 }
 
 // Route is a kernel route in a host's namespace.
@@ -360,6 +363,11 @@ func (v *validator) spec(s *Spec) {
 	}
 	for i := range s.Hosts {
 		checkNS(v.header("host", i), "host", s.Hosts[i].Name)
+		for _, a := range s.Hosts[i].Loopback {
+			if _, err := netip.ParsePrefix(a); err != nil {
+				v.at(v.header("host", i), "host %q: loopback address %q: want an address with its prefix length", s.Hosts[i].Name, a)
+			}
+		}
 	}
 	for i := range s.Segments {
 		checkNS(v.header("segment", i), "segment", s.Segments[i].Name)

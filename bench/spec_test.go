@@ -174,6 +174,7 @@ func TestParseErrors(t *testing.T) {
 		{"conns count", base + "[[check]]\ntype = \"conns\"\nfrom = \"a\"\nto = \"192.0.2.1:9\"\n", []string{"count > 0"}},
 		{"expect", base + "[[check]]\ntype = \"exec\"\nfrom = \"a\"\nrun = [\"true\"]\nexpect = \"maybe\"\n", []string{"expect \"maybe\""}},
 		{"exec run", base + "[[check]]\ntype = \"exec\"\nfrom = \"a\"\n", []string{"exec needs run"}},
+		{"loopback address", base + "loopback = [\"198.51.100.100\"]\n", []string{"x.toml:4:", "loopback address \"198.51.100.100\""}},
 		{"segment empty", base + "[[segment]]\nname = \"lan\"\n", []string{"x.toml:6: segment \"lan\" has no member"}},
 		{"segment name clash", base + "[[segment]]\nname = \"a\"\nmember = [{ port = \"b:eth0\" }]\n", []string{"used twice"}},
 	}

@@ -273,6 +273,13 @@ func (b *Bench) up(ctx context.Context) error {
 		return err
 	}
 	for _, h := range s.Hosts {
+		for _, a := range h.Loopback {
+			if err := ip("-n", s.Namespace(h.Name), "addr", "add", a, "dev", "lo"); err != nil {
+				return err
+			}
+		}
+	}
+	for _, h := range s.Hosts {
 		for _, r := range h.Routes {
 			if err := addRoute(s.Namespace(h.Name), r); err != nil {
 				return err
