@@ -2,7 +2,7 @@
 // kernel stays out of the way on the NICs it takes over, and runs the router until
 // SIGTERM or SIGINT. SIGHUP reloads the configuration.
 //
-//	ulbd [-c FILE] [-log-level LEVEL]   run in the foreground
+//	ulbd [-c FILE] [-log-level LEVEL] [-cpuprofile FILE]   run in the foreground
 //	ulbd -check [-c FILE]               validate FILE, touching no NIC
 //	ulbd -version
 package main
@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"syscall"
 
 	"ulb/config"
@@ -45,6 +46,7 @@ func ulbd(args []string, stdout, stderr io.Writer) int {
 	check := fl.Bool("check", false, "validate the configuration and exit; touches no NIC")
 	logLevel := fl.String("log-level", "", "log `LEVEL` (debug, info, warn, error); overrides log_level of the file")
 	showVersion := fl.Bool("version", false, "print the version and exit")
+	cpuProfile := fl.String("cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof)")
 	if err := fl.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -91,6 +93,20 @@ func ulbd(args []string, stdout, stderr io.Writer) int {
 
 	if !hostReady(logger, cfg) {
 		return exitError
+	}
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			logger.Error("cpu profile", "err", err)
+			return exitError
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			logger.Error("cpu profile", "err", err)
+			return exitError
+		}
+		defer pprof.StopCPUProfile()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
