@@ -170,6 +170,12 @@ func judge(c Check, rep ClientReport) (string, error) {
 		if c.ExpectName != "" && !strings.Contains(h.Body, c.ExpectName) {
 			return "", fmt.Errorf("body %q does not contain %q", h.Body, c.ExpectName)
 		}
+		if c.ExpectPeer != "" {
+			if err := matchPeer(h.Peer, c.ExpectPeer); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("status %d, body %q, server saw %s", h.Status, h.Body, h.Peer), nil
+		}
 		return fmt.Sprintf("status %d, body %q", h.Status, h.Body), nil
 	case CheckTransfer:
 		t := rep.Transfer
@@ -339,4 +345,28 @@ func RunClient(ctx context.Context, kind string, a ClientArgs) ClientReport {
 		rep.Error = err.Error()
 	}
 	return rep
+}
+
+// matchPeer checks the client address a server saw (ADDR:PORT) against want, an address
+// or a prefix.
+func matchPeer(peer, want string) error {
+	ap, err := netip.ParseAddrPort(peer)
+	if err != nil {
+		return fmt.Errorf("server reported peer %q: %v", peer, err)
+	}
+	addr := ap.Addr().Unmap()
+	if p, err := netip.ParsePrefix(want); err == nil {
+		if !p.Contains(addr) {
+			return fmt.Errorf("server saw the client as %s, want one in %s", addr, p)
+		}
+		return nil
+	}
+	w, err := netip.ParseAddr(want)
+	if err != nil {
+		return fmt.Errorf("expect_peer %q: want an address or a prefix", want)
+	}
+	if addr != w {
+		return fmt.Errorf("server saw the client as %s, want %s", addr, w)
+	}
+	return nil
 }

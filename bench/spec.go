@@ -147,9 +147,10 @@ type Check struct {
 	ExpectName   string   `toml:"expect_name"`  // tcp, udp, http, transfer: answering server
 	ExpectNames  []string `toml:"expect_names"` // conns: every answer is one of these
 	ExpectStatus int      `toml:"expect_status"`
-	Path         string   `toml:"path"`  // http (default "/")
-	Bytes        Size     `toml:"bytes"` // transfer
-	Run          []string `toml:"run"`   // exec
+	ExpectPeer   string   `toml:"expect_peer"` // http: the address the server saw the client come from (a prefix or an address)
+	Path         string   `toml:"path"`        // http (default "/")
+	Bytes        Size     `toml:"bytes"`       // transfer
+	Run          []string `toml:"run"`         // exec
 	ExpectOutput string   `toml:"expect_output"`
 	ExpectExit   int      `toml:"expect_exit"`
 }
@@ -573,6 +574,16 @@ func (v *validator) check(line int, s *Spec, c *Check) {
 	}
 	if c.Timeout < 0 || c.Count < 0 || c.Concurrency < 0 || c.Bytes < 0 {
 		v.at(line, "%s: negative timeout, count, concurrency or bytes", where)
+	}
+	if c.ExpectPeer != "" {
+		_, perr := netip.ParsePrefix(c.ExpectPeer)
+		_, aerr := netip.ParseAddr(c.ExpectPeer)
+		switch {
+		case c.Type != CheckHTTP:
+			v.at(line, "%s: expect_peer is for http checks", where)
+		case perr != nil && aerr != nil:
+			v.at(line, "%s: expect_peer %q: want an address or a prefix", where, c.ExpectPeer)
+		}
 	}
 	hostPort := func() {
 		if _, _, err := net.SplitHostPort(c.To); err != nil {

@@ -175,6 +175,8 @@ func TestParseErrors(t *testing.T) {
 		{"expect", base + "[[check]]\ntype = \"exec\"\nfrom = \"a\"\nrun = [\"true\"]\nexpect = \"maybe\"\n", []string{"expect \"maybe\""}},
 		{"exec run", base + "[[check]]\ntype = \"exec\"\nfrom = \"a\"\n", []string{"exec needs run"}},
 		{"loopback address", base + "loopback = [\"198.51.100.100\"]\n", []string{"x.toml:4:", "loopback address \"198.51.100.100\""}},
+		{"expect_peer type", base + "[[check]]\ntype = \"tcp\"\nfrom = \"a\"\nto = \"192.0.2.1:80\"\nexpect_peer = \"192.0.2.2\"\n", []string{"expect_peer is for http checks"}},
+		{"expect_peer value", base + "[[check]]\ntype = \"http\"\nfrom = \"a\"\nto = \"192.0.2.1:80\"\nexpect_peer = \"near\"\n", []string{"want an address or a prefix"}},
 		{"segment empty", base + "[[segment]]\nname = \"lan\"\n", []string{"x.toml:6: segment \"lan\" has no member"}},
 		{"segment name clash", base + "[[segment]]\nname = \"a\"\nmember = [{ port = \"b:eth0\" }]\n", []string{"used twice"}},
 	}

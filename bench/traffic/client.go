@@ -81,6 +81,7 @@ type HTTPResult struct {
 	Status int    `json:"status"`
 	Body   string `json:"body"`
 	Server string `json:"server"` // X-Ulb-Server header
+	Peer   string `json:"peer"`   // X-Ulb-Peer header: the client's address as the server saw it
 }
 
 // GetHTTP sends GET http://addr/path (no proxy, no keep-alive) and returns the status and
@@ -104,7 +105,8 @@ func GetHTTP(ctx context.Context, addr, path string) (HTTPResult, error) {
 	if err != nil {
 		return HTTPResult{}, fmt.Errorf("read body: %w", err)
 	}
-	return HTTPResult{Status: resp.StatusCode, Body: strings.TrimRight(string(body), "\r\n"), Server: resp.Header.Get("X-Ulb-Server")}, nil
+	return HTTPResult{Status: resp.StatusCode, Body: strings.TrimRight(string(body), "\r\n"), Server: resp.Header.Get("X-Ulb-Server"),
+		Peer: resp.Header.Get("X-Ulb-Peer")}, nil
 }
 
 // TransferResult is the outcome of one transfer to a sink.

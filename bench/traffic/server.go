@@ -225,7 +225,8 @@ func (s *Servers) serveUDP(p net.PacketConn) {
 	}
 }
 
-// ServeHTTP answers every GET or HEAD with 200 and the name; other methods get 405.
+// ServeHTTP answers every GET or HEAD with 200 and the name (headers X-Ulb-Server: the name,
+// X-Ulb-Peer: the client's address and port as seen here); other methods get 405.
 func (s *Servers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -233,6 +234,9 @@ func (s *Servers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Ulb-Server", s.name)
+	// The client's address as this server sees it: behind a full-NAT balancer, a proxy
+	// source; behind half-NAT or DSR, the client's own.
+	w.Header().Set("X-Ulb-Peer", r.RemoteAddr)
 	io.WriteString(w, s.name+"\n")
 }
 
