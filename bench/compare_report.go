@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -162,7 +163,8 @@ func formatFigure(v float64) string {
 func (r *CompareReport) WriteTable(out io.Writer) error {
 	others := slices.DeleteFunc(slices.Clone(r.Targets), func(t string) bool { return t == r.Baseline })
 	fmt.Fprintf(out, "compare %s: median of %d repetition(s); ratio = target / %s\n", r.Name, r.Repeat, r.Baseline)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	head := []string{"WORKLOAD", "METRIC"}
 	head = append(head, r.Targets...)
 	for _, t := range others {
@@ -181,7 +183,8 @@ func (r *CompareReport) WriteTable(out io.Writer) error {
 	for _, w := range r.Workloads {
 		label := w.Name
 		if len(w.Metrics) == 0 {
-			fmt.Fprintf(tw, "%s\t(no figures)\n", label)
+			row := append([]string{label, "(no figures)"}, make([]string, len(head)-2)...)
+			fmt.Fprintln(tw, strings.Join(row, "\t"))
 		}
 		for _, m := range w.Metrics {
 			row := []string{label, m.Name}
@@ -213,11 +216,18 @@ func (r *CompareReport) WriteTable(out io.Writer) error {
 				}
 				row = append(row, m.Goal+": "+strings.Join(verdicts, ", "))
 			}
+			// Every row has every cell, so that tabwriter aligns them as one table.
+			row = append(row, make([]string, len(head)-len(row))...)
 			fmt.Fprintln(tw, strings.Join(row, "\t"))
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, l := range strings.SplitAfter(table.String(), "\n") {
+		if l != "" {
+			fmt.Fprintln(out, strings.TrimRight(l, " \n"))
+		}
 	}
 	for _, w := range r.Workloads {
 		for _, n := range w.Notes {
