@@ -1,0 +1,106 @@
+package nat
+
+import (
+	"encoding/binary"
+
+	"ulb/router/header"
+)
+
+// parseError finds the ICMP message of an ICMPv4 error (destination unreachable,
+// fragmentation needed included; time exceeded; parameter problem) or an ICMPv6 error
+// (destination unreachable, packet too big, time exceeded, parameter problem). The
+// returned layout has l3 set to the outer IP header and l4 to the ICMP message, at
+// least 8 bytes long. Fragmented errors are refused.
+func parseError(ip []byte) (lay layout, ok bool) {
+	if len(ip) == 0 {
+		return lay, false
+	}
+	switch ip[0] >> 4 {
+	case 4:
+		v := header.IPv4(ip)
+		if !v.IsValid() || v.IsFragment() || v.Protocol() != header.ProtocolICMPv4 {
+			return lay, false
+		}
+		m := v.Payload()
+		if len(m) < header.ICMPv4MinimumSize {
+			return lay, false
+		}
+		switch m[0] {
+		case header.ICMPv4DstUnreachable, header.ICMPv4TimeExceeded, header.ICMPv4ParamProblem:
+		default:
+			return lay, false
+		}
+		return layout{v4: true, l3: ip[:v.HeaderLength()], l4: m, csum: 2}, true
+	case 6:
+		v := header.IPv6(ip)
+		if !v.IsValid() {
+			return lay, false
+		}
+		end := header.IPv6MinimumSize + int(v.PayloadLength())
+		proto, off, ok := transport6(ip[:end])
+		if !ok || proto != header.ProtocolICMPv6 || end-off < header.ICMPv6MinimumSize {
+			return lay, false
+		}
+		m := ip[off:end]
+		switch m[0] {
+		case header.ICMPv6DstUnreachable, header.ICMPv6PacketTooBig, header.ICMPv6TimeExceeded,
+			header.ICMPv6ParamProblem:
+		default:
+			return lay, false
+		}
+		return layout{l3: ip[:header.IPv6MinimumSize], l4: m, csum: 2}, true
+	}
+	return lay, false
+}
+
+// ErrorInner returns the packet quoted by an ICMPv4 or ICMPv6 error of a type that
+// TranslateICMPError handles (see there), to find the flow it is about with Parse. ip
+// starts at the outer IP header. ok is false for anything else, or an empty quote.
+func ErrorInner(ip []byte) (inner []byte, ok bool) {
+	lay, ok := parseError(ip)
+	if !ok || len(lay.l4) == header.ICMPv4MinimumSize {
+		return nil, false
+	}
+	return lay.l4[header.ICMPv4MinimumSize:], true
+}
+
+// TranslateICMPError rewrites an ICMP error about a translated flow in place: the outer
+// IP header's addresses as outer says (its ports are ignored: the message has none), and
+// the quoted packet's addresses and ports (or echo identifier) as inner says. It updates
+// the outer IPv4 header checksum, the quoted IPv4 header checksum, the quoted transport
+// checksum when the quote holds it, and the ICMP checksum (ICMPv6: with the outer
+// pseudo-header), all incrementally.
+//
+// Handled: ICMPv4 destination unreachable (fragmentation needed included), time
+// exceeded and parameter problem; ICMPv6 destination unreachable, packet too big, time
+// exceeded and parameter problem. The quote must hold the IP header and 8 bytes of a
+// TCP, UDP or ICMP echo header, of the outer packet's family. It reports false and
+// changes nothing otherwise, or when a rewrite does not fit its packet (see Apply). The
+// message is assumed complete (locally generated ICMP carries no CHECKSUM_PARTIAL).
+func TranslateICMPError(ip []byte, outer Rewrite, inner Rewrite) bool {
+	out, ok := parseError(ip)
+	if !ok || !fitsFamily(outer.Src, out.v4) || !fitsFamily(outer.Dst, out.v4) {
+		return false
+	}
+	msg := out.l4
+	in, ok := parseIP(msg[header.ICMPv4MinimumSize:], true)
+	if !ok || in.v4 != out.v4 || !in.fits(inner) {
+		return false
+	}
+	// The inner rewrite touches only the quoted IP header and the first 20 bytes of
+	// its transport header; both start at even offsets of the message, so their sums
+	// before and after give the change of the message's sum.
+	n := min(len(in.l4), header.TCPMinimumSize)
+	before := header.ChecksumCombine(header.Checksum(in.l3, 0), header.Checksum(in.l4[:n], 0))
+	in.rewrite(inner, false)
+	after := header.ChecksumCombine(header.Checksum(in.l3, 0), header.Checksum(in.l4[:n], 0))
+	d := header.ChecksumCombine(^before, after)
+
+	addrDelta := out.setAddrs(Rewrite{Src: outer.Src, Dst: outer.Dst})
+	if !out.v4 {
+		d = header.ChecksumCombine(d, addrDelta) // the ICMPv6 pseudo-header
+	}
+	x := binary.BigEndian.Uint16(msg[2:])
+	binary.BigEndian.PutUint16(msg[2:], ^header.ChecksumCombine(^x, d))
+	return true
+}
