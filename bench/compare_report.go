@@ -114,7 +114,8 @@ func (r *CompareReport) finish(specs []Workload) {
 					}
 				}
 			}
-			if !m.Main || (spec.GoalRatio == 0 && spec.GoalMin == 0) {
+			judged := slices.ContainsFunc(r.Targets, func(t string) bool { return t != r.Baseline })
+			if !m.Main || !judged || (spec.GoalRatio == 0 && spec.GoalMin == 0) {
 				continue
 			}
 			var goals []string

@@ -1,0 +1,130 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"ulb/bench/netns"
+	"ulb/internal/testenv"
+)
+
+// TestCompareKernelQuick runs a very short comparison (1 s workloads, one repetition) on
+// the kernel-forwarding example only, under a unique bench name, and checks that every
+// figure is there and positive and that the table prints. It asserts no rate.
+func TestCompareKernelQuick(t *testing.T) {
+	testenv.NeedRoot(t)
+	testenv.NeedTool(t, "ip", "ss", "iperf3")
+	dir := t.TempDir()
+	kernel := filepath.Join(examplesDir(t), "kernel", "bench.toml")
+	text := fmt.Sprintf(`name = "quick"
+repeat = 2
+
+[[target]]
+name = "kernel"
+bench = %q
+
+[[workload]]
+type = "tcp-stream"
+from = "client"
+server = "server"
+to = "198.51.100.2"
+duration = "1s"
+
+[[workload]]
+type = "pps64"
+from = "client"
+server = "server"
+to = "198.51.100.2"
+duration = "1s"
+flows = 64
+goal_min = 0.001
+`, kernel)
+	file := filepath.Join(dir, "compare.toml")
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadCompare(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("ulbt%04d", os.Getpid()%10000)
+	var progress bytes.Buffer
+	opts := CompareOptions{
+		Options:   Options{StateRoot: filepath.Join(dir, "state"), Out: &progress},
+		Repeat:    1,
+		BenchName: func(string, string) string { return name },
+	}
+	spec, err := Load(kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spec.Rename(name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := Down(spec, opts.Options); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	rep, err := RunCompare(ctx, c, opts)
+	t.Logf("progress:\n%s", progress.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("table:\n%s", table.String())
+	if rep.Failed() {
+		t.Fatalf("a repetition failed: %+v", rep.Workloads)
+	}
+	for _, ns := range spec.Namespaces() {
+		if netns.Exists(ns) {
+			t.Errorf("namespace %s still exists after the comparison", ns)
+		}
+	}
+	want := map[string][]string{
+		"tcp-stream": {"Gbit/s received", "Gbit/s sent"},
+		"pps64":      {"Mpps delivered", "Mpps offered"},
+	}
+	for _, w := range rep.Workloads {
+		for _, name := range want[w.Name] {
+			found := false
+			for _, m := range w.Metrics {
+				if m.Name != name {
+					continue
+				}
+				found = true
+				if len(m.Samples["kernel"]) != 1 || !(m.Median["kernel"] > 0) {
+					t.Errorf("%s %s: samples %v, median %v", w.Name, name, m.Samples["kernel"], m.Median["kernel"])
+				}
+			}
+			if !found {
+				t.Errorf("%s: no %q figure", w.Name, name)
+			}
+		}
+		delete(want, w.Name)
+	}
+	if len(want) > 0 {
+		t.Errorf("workloads missing from the report: %v", want)
+	}
+	out := table.String()
+	for _, s := range []string{"WORKLOAD", "tcp-stream", "Gbit/s received", "pps64", "Mpps delivered", "iperf3 -c 198.51.100.2"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("table lacks %q", s)
+		}
+	}
+	if strings.Contains(out, "GOAL") {
+		t.Error("a goal column with the baseline alone")
+	}
+}
