@@ -42,6 +42,12 @@ type Config struct {
 	Ports []Port
 	// Routes are the static routes, in file order.
 	Routes []Route
+	// ServerGroups are the named sets of servers, in file order.
+	ServerGroups []ServerGroup
+	// Rules are the load-balancing rules, in file order.
+	Rules []Rule
+	// Conntrack tunes the connection table.
+	Conntrack Conntrack
 }
 
 // Port returns the port with the given name, or nil.
@@ -58,6 +64,10 @@ type rawFile struct {
 	LogLevel      value          `toml:"log_level"`
 	Port          toml.Primitive `toml:"port"`
 	Route         toml.Primitive `toml:"route"`
+	ServerGroup   toml.Primitive `toml:"servergroup"`
+	Rule          toml.Primitive `toml:"rule"`
+	HealthCheck   toml.Primitive `toml:"healthcheck"`
+	Conntrack     toml.Primitive `toml:"conntrack"`
 }
 
 // Load reads and parses the file at path.
@@ -82,12 +92,16 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, &Error{Issues: []Issue{{File: name, Msg: err.Error()}}}
 	}
 	is := &issues{file: name, ix: newPosIndex(string(data))}
-	d := &decoder{md: &md, is: is, failed: make(map[string]bool)}
+	d := &decoder{md: &md, is: is, failed: make(map[string]bool), groupNames: make(map[string]bool)}
 	cfg := &Config{File: name}
 
 	d.topLevel(&raw, cfg)
 	cfg.Ports = d.ports(raw.Port)
 	cfg.Routes = d.routes(raw.Route, cfg.Ports)
+	groups, gpos := d.serverGroups(raw.ServerGroup, raw.HealthCheck, cfg.Ports)
+	cfg.ServerGroups = groups
+	cfg.Rules = d.rules(raw.Rule, cfg.Ports, groups, gpos)
+	cfg.Conntrack = d.conntrack(raw.Conntrack)
 	d.unsupported()
 	d.unknownKeys()
 
@@ -104,6 +118,12 @@ type decoder struct {
 	// failed holds the sections whose shape was wrong: their keys are not reported
 	// again as unknown.
 	failed map[string]bool
+	// owned are index-free key paths ("servergroup.server") whose keys a decoder checks
+	// itself: unknownKeys leaves the keys below them alone.
+	owned []string
+	// groupNames holds every servergroup name given, also of groups that were refused,
+	// so a rule naming one is not told the group is unknown.
+	groupNames map[string]bool
 }
 
 func (d *decoder) topLevel(raw *rawFile, cfg *Config) {
@@ -207,7 +227,7 @@ func (d *decoder) unknownKeys() {
 	reported := make(map[string]bool)
 	for _, k := range undecoded {
 		key := k.String()
-		if reported[key] || d.failed[k[0]] || isUnsupported(k[0]) {
+		if reported[key] || d.failed[k[0]] || isUnsupported(k[0]) || d.isOwned(key) {
 			continue
 		}
 		if len(k) > 1 && unknown[toml.Key(k[:len(k)-1]).String()] {
@@ -238,6 +258,16 @@ func (d *decoder) unknownKeys() {
 	}
 }
 
+// isOwned reports whether key lies below a path a decoder checks itself.
+func (d *decoder) isOwned(key string) bool {
+	for _, o := range d.owned {
+		if strings.HasPrefix(key, o+".") {
+			return true
+		}
+	}
+	return false
+}
+
 // sectionName formats a table path for messages: [[port]] for an array of tables,
 // [name] for a table.
 func sectionName(key string) string {
@@ -249,5 +279,5 @@ func sectionName(key string) string {
 
 // sections lists the arrays of tables the file format knows, supported or not.
 var sections = map[string]struct{}{
-	"port": {}, "route": {}, "vrrp": {}, "healthcheck": {}, "servergroup": {}, "rule": {},
+	"port": {}, "route": {}, "vrrp": {}, "healthcheck": {}, "servergroup": {}, "rule": {}, "servergroup.server": {},
 }

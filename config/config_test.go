@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // issueLines returns "LINE: msg" for each issue of a *Error, failing the test for any
@@ -59,6 +60,31 @@ func TestLoadFull(t *testing.T) {
 			{To: p("198.18.0.0/15"), Via: a("203.0.113.1"), Port: "inside", Pinned: true},
 			{To: p("2001:db8:99::/48"), Via: a("fe80::1"), Port: "outside", Pinned: true},
 		},
+		ServerGroups: []ServerGroup{
+			{Name: "web", Servers: []Server{
+				{Addr: a("203.0.113.200"), Port: 80, Weight: 1, Enabled: true},
+				{Addr: a("203.0.113.210"), Port: 8080, Weight: 3, MaxConns: 1000, Enabled: true},
+				{Addr: a("203.0.113.220"), Weight: 1},
+			}},
+			{Name: "web6", Servers: []Server{
+				{Addr: a("2001:db8:2::200"), Port: 80, Weight: 1, Enabled: true},
+				{Addr: a("2001:db8:2::210"), Weight: 1, Enabled: true},
+			}},
+			{Name: "dns", Servers: []Server{{Addr: a("203.0.113.53"), Weight: 0, Enabled: true}}},
+		},
+		Rules: []Rule{
+			{Name: "web", VIP: a("198.51.100.100"), PortLo: 80, PortHi: 80, Protocol: TCP, Algorithm: WeightedRoundRobin,
+				Topology: HalfNAT, PMask: 24, PersistTimeout: DefaultPersistTimeout, ConnDrain: 30 * time.Second,
+				ServerGroup: "web", Enabled: true},
+			{Name: "web-full", VIP: a("198.51.100.100"), PortLo: 8000, PortHi: 8099, Protocol: TCP, Algorithm: Maglev,
+				Topology: FullNAT, ProxySource: []netip.Addr{a("203.0.113.50"), a("203.0.113.51"), a("203.0.113.52"), a("203.0.113.60")},
+				PMask: 32, PersistTimeout: time.Minute, ServerGroup: "web"},
+			{Name: "web6", VIP: a("2001:db8:1::100"), PortLo: 443, PortHi: 443, Protocol: TCP, Algorithm: HashIPPort,
+				Topology: HalfNAT, PMask: -1, ServerGroup: "web6", Enabled: true},
+			{Name: "dns", VIP: a("192.0.2.53"), PortLo: 53, PortHi: 53, Protocol: UDP, Algorithm: RoundRobin,
+				Topology: DSR, PMask: -1, ServerGroup: "dns", Enabled: true},
+		},
+		Conntrack: Conntrack{Capacity: 2000000, Timeouts: ConntrackTimeouts{Established: time.Hour, UDP: 30 * time.Second}},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Load:\n got %+v\nwant %+v", cfg, want)
@@ -71,6 +97,37 @@ func TestLoadFull(t *testing.T) {
 	}
 	if got, want := cfg.Ports[1].Connected(), []netip.Prefix{p("203.0.113.0/24")}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Connected() = %v, want %v", got, want)
+	}
+	if g := cfg.ServerGroup("dns"); g == nil || len(g.Servers) != 1 || cfg.ServerGroup("nope") != nil {
+		t.Errorf("ServerGroup(dns) = %+v", g)
+	}
+	r := cfg.Rule("web-full")
+	if r == nil || cfg.Rule("nope") != nil {
+		t.Fatalf("Rule(web-full) = %+v", r)
+	}
+	if r.Ports() != "8000-8099" || cfg.Rule("web").Ports() != "80" {
+		t.Errorf("Ports() = %q, %q", r.Ports(), cfg.Rule("web").Ports())
+	}
+	// Port ranges keep the offset: 8042 reaches server port 8080+42, or stays 8042.
+	if got := r.ServerPort(8080, 8042); got != 8122 {
+		t.Errorf("ServerPort(8080, 8042) = %d, want 8122", got)
+	}
+	if got := r.ServerPort(0, 8042); got != 8042 {
+		t.Errorf("ServerPort(0, 8042) = %d, want 8042", got)
+	}
+	if TCP.Number() != 6 || UDP.Number() != 17 {
+		t.Errorf("protocol numbers %d %d", TCP.Number(), UDP.Number())
+	}
+	if pt := cfg.ConnectedPort(a("203.0.113.53")); pt == nil || pt.Name != "inside" {
+		t.Errorf("ConnectedPort(203.0.113.53) = %+v", pt)
+	}
+	if pt := cfg.ConnectedPort(a("192.0.2.53")); pt != nil {
+		t.Errorf("ConnectedPort(192.0.2.53) = %+v, want nil", pt)
+	}
+	s := cfg.ServerGroups[0].Servers
+	if s[0].Endpoint() != "203.0.113.200:80" || s[2].Endpoint() != "203.0.113.220" ||
+		cfg.ServerGroups[1].Servers[0].Endpoint() != "[2001:db8:2::200]:80" {
+		t.Errorf("Endpoint() = %q %q %q", s[0].Endpoint(), s[2].Endpoint(), cfg.ServerGroups[1].Servers[0].Endpoint())
 	}
 }
 
@@ -91,9 +148,8 @@ func TestLoadUnsupported(t *testing.T) {
 	want := []string{
 		"6: [[vrrp]] is not supported yet by this ulbd",
 		"11: [[healthcheck]] is not supported yet by this ulbd",
-		"15: [[servergroup]] is not supported yet by this ulbd",
-		"21: [[rule]] is not supported yet by this ulbd",
-		"25: [[rule]] is not supported yet by this ulbd",
+		`17: servergroup "web": healthcheck "web-tcp": health checks are not supported yet by this ulbd; remove the key to balance without them`,
+		`24: servergroup "dns": unknown healthcheck "dns-udp" (no [[healthcheck]] has that name)`,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("issues:\n got %q\nwant %q", got, want)

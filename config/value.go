@@ -2,6 +2,9 @@ package config
 
 import (
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -95,4 +98,72 @@ func (is *issues) strList(v value, path, what string) (list []string, paths []st
 	}
 	is.at(path, "%s must be a list of strings, not %s", what, tomlType(v.v))
 	return nil, nil
+}
+
+// boolean returns a boolean value; ok is false when the key is absent or has another
+// type (then an issue is recorded).
+func (is *issues) boolean(v value, path, what string) (b bool, ok bool) {
+	if !v.set {
+		return false, false
+	}
+	b, ok = v.v.(bool)
+	if !ok {
+		is.at(path, "%s must be true or false, not %s", what, tomlType(v.v))
+	}
+	return b, ok
+}
+
+// duration returns a Go duration string's value ("90s", "15m"), which must lie in
+// [min, max]; ok is false when the key is absent or wrong (then an issue is recorded).
+func (is *issues) duration(v value, path, what string, min, max time.Duration) (d time.Duration, ok bool) {
+	s, ok := is.str(v, path, what)
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		is.at(path, "%s %q is not a duration (like \"90s\", \"15m\" or \"1h30m\")", what, s)
+		return 0, false
+	case d < min || d > max:
+		is.at(path, "%s %s out of range %s..%s", what, s, fmtDuration(min), fmtDuration(max))
+		return 0, false
+	}
+	return d, true
+}
+
+// fmtDuration prints a duration without the zero units time.Duration.String adds
+// ("24h" rather than "24h0m0s").
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// table returns the keys of an inline or standard table value; ok is false when the key
+// is absent or not a table (then an issue is recorded).
+func (is *issues) table(v value, path, what string) (map[string]any, bool) {
+	if !v.set {
+		return nil, false
+	}
+	m, ok := v.v.(map[string]any)
+	if !ok {
+		is.at(path, "%s must be a table, not %s", what, tomlType(v.v))
+	}
+	return m, ok
+}
+
+// unknownIn reports the keys of m that are not in known, in sorted order, at their
+// lines below path; section names the table in the message.
+func (is *issues) unknownIn(m map[string]any, known []string, path, section string) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if !slices.Contains(known, k) {
+			is.at(joinPath(path, k), "unknown key %q in %s (keys: %s)", k, section, strings.Join(known, ", "))
+		}
+	}
 }

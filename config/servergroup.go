@@ -1,0 +1,376 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Limits of the servergroup keys.
+const (
+	DefaultWeight = 1
+	MaxWeight     = 65535       // like IPVS
+	MaxMaxConns   = 100_000_000 // above any conntrack capacity
+	MaxServers    = 4096        // servers in one group
+)
+
+// ServerGroup is a named set of servers that rules balance over.
+type ServerGroup struct {
+	Name    string
+	Servers []Server
+}
+
+// Server is one member of a server group. Its identity across reloads is the group's
+// name, Addr and Port.
+type Server struct {
+	Addr netip.Addr
+	// Port is the server's port: 0 means the client's destination port (for a port-range
+	// rule, each port of the range maps to itself); otherwise a port-range rule maps its
+	// lowest port to Port and the others to the same offset above it.
+	Port uint16
+	// Weight is the server's share for the weighted algorithms (DefaultWeight when not
+	// configured); 0 takes no new flows under any algorithm.
+	Weight int
+	// MaxConns caps the server's active flows (per rule); 0 is no limit.
+	MaxConns int
+	// Enabled is the server's initial state (true when not configured); ulbadm
+	// enable-server / disable-server change it while ulbd runs.
+	Enabled bool
+}
+
+// Endpoint returns "addr:port", with brackets for IPv6, or the address alone when Port
+// is 0 — the form ulbadm takes to name a server.
+func (s Server) Endpoint() string {
+	if s.Port == 0 {
+		return s.Addr.String()
+	}
+	return netip.AddrPortFrom(s.Addr, s.Port).String()
+}
+
+// ServerGroup returns the server group with the given name, or nil.
+func (c *Config) ServerGroup(name string) *ServerGroup {
+	for i := range c.ServerGroups {
+		if c.ServerGroups[i].Name == name {
+			return &c.ServerGroups[i]
+		}
+	}
+	return nil
+}
+
+type rawServerGroup struct {
+	Name        value `toml:"name"`
+	Server      value `toml:"server"`
+	HealthCheck value `toml:"healthcheck"`
+}
+
+// serverKeys are the keys of one server entry.
+var serverKeys = []string{"address", "port", "weight", "max_conns", "enabled"}
+
+// groupPos remembers where a group was defined, for messages of the rules that use it.
+type groupPos struct {
+	path    string                // its name key
+	servers map[netip.Addr]string // server address → path of its entry
+}
+
+func (d *decoder) serverGroups(p toml.Primitive, hc toml.Primitive, ports []Port) ([]ServerGroup, map[string]groupPos) {
+	is := d.is
+	pos := make(map[string]groupPos)
+	var raws []rawServerGroup
+	if !d.tables(p, "servergroup", &raws) {
+		return nil, pos
+	}
+	d.owned = append(d.owned, "servergroup.server")
+	checks := d.healthCheckNames(hc)
+	groups := make([]ServerGroup, 0, len(raws))
+	for i, r := range raws {
+		path := indexPath("servergroup", i)
+		g := ServerGroup{}
+		label := fmt.Sprintf("servergroup #%d", i+1)
+		ok := true
+		if s, good := is.str(r.Name, path+".name", label+": name"); good {
+			kp := path + ".name"
+			d.groupNames[s] = true
+			if err := checkName(s); err != nil {
+				is.at(kp, "servergroup name %q: %v", s, err)
+				ok = false
+			} else if first, dup := pos[s]; dup {
+				is.at(kp, "duplicate servergroup name %q (first defined at line %d)", s, is.ix.line(first.path))
+				ok = false
+			}
+			g.Name = s
+			label = fmt.Sprintf("servergroup %q", s)
+		} else {
+			if !r.Name.set {
+				is.at(path, "[[servergroup]] needs a name")
+			}
+			ok = false
+		}
+
+		if s, good := is.str(r.HealthCheck, path+".healthcheck", label+": healthcheck"); good {
+			if checks[s] {
+				is.at(path+".healthcheck", "%s: healthcheck %q: health checks are not supported yet by this ulbd; remove the key to balance without them", label, s)
+			} else {
+				is.at(path+".healthcheck", "%s: unknown healthcheck %q (no [[healthcheck]] has that name)", label, s)
+			}
+		}
+
+		gp := groupPos{path: path + ".name", servers: make(map[netip.Addr]string)}
+		g.Servers = d.servers(r.Server, path, label, ports, gp)
+		if len(g.Servers) == 0 && r.Server.set {
+			ok = false
+		}
+		if !r.Server.set {
+			is.at(path, "%s needs at least one server: server = [{ address = \"203.0.113.200\", port = 80 }]", label)
+			ok = false
+		}
+		if ok {
+			pos[g.Name] = gp
+			groups = append(groups, g)
+		}
+	}
+	return groups, pos
+}
+
+// healthCheckNames returns the names of the [[healthcheck]] sections (which are not
+// supported yet: this only tells an unknown name from an unsupported one).
+func (d *decoder) healthCheckNames(p toml.Primitive) map[string]bool {
+	names := make(map[string]bool)
+	if !d.md.IsDefined("healthcheck") {
+		return names
+	}
+	var raws []struct {
+		Name value `toml:"name"`
+	}
+	if err := d.md.PrimitiveDecode(p, &raws); err != nil {
+		return names
+	}
+	for _, r := range raws {
+		if s, ok := r.Name.v.(string); ok {
+			names[s] = true
+		}
+	}
+	return names
+}
+
+// servers decodes a group's server list: an array of tables (inline or [[servergroup.server]])
+// or of "ADDRESS[:PORT]" strings.
+func (d *decoder) servers(v value, gpath, label string, ports []Port, gp groupPos) []Server {
+	is := d.is
+	if !v.set {
+		return nil
+	}
+	path := gpath + ".server"
+	var elems []any
+	switch x := v.v.(type) {
+	case []any:
+		elems = x
+	case []map[string]any:
+		for _, m := range x {
+			elems = append(elems, m)
+		}
+	default:
+		is.at(path, "%s: server must be a list of servers like [{ address = \"203.0.113.200\", port = 80 }], not %s", label, tomlType(v.v))
+		return nil
+	}
+	if len(elems) > MaxServers {
+		is.at(path, "%s has %d servers; at most %d are allowed", label, len(elems), MaxServers)
+		return nil
+	}
+	type key struct {
+		a netip.Addr
+		p uint16
+	}
+	seen := make(map[key]string)
+	var out []Server
+	for j, e := range elems {
+		ep := indexPath(path, j)
+		var s Server
+		ok := false
+		switch x := e.(type) {
+		case string:
+			s, ok = d.serverString(x, ep, label)
+		case map[string]any:
+			s, ok = d.serverTable(x, ep, label)
+		default:
+			is.at(ep, "%s: server[%d] must be a table like { address = \"203.0.113.200\", port = 80 }, not %s", label, j, tomlType(e))
+		}
+		if !ok {
+			continue
+		}
+		if s.Addr.IsValid() {
+			if p := ownerOf(ports, s.Addr); p != "" {
+				is.at(ep, "%s: server %s is the router's own address on port %q", label, s.Addr, p)
+				continue
+			}
+		}
+		k := key{s.Addr, s.Port}
+		if first, dup := seen[k]; dup {
+			is.at(ep, "%s: duplicate server %s (first at line %d)", label, s.Endpoint(), is.ix.line(first))
+			continue
+		}
+		seen[k] = ep
+		if _, there := gp.servers[s.Addr]; !there {
+			gp.servers[s.Addr] = ep
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// serverString parses the shorthand "ADDRESS", "ADDRESS:PORT" or "[IPV6]:PORT".
+func (d *decoder) serverString(s, path, label string) (Server, bool) {
+	srv := Server{Weight: DefaultWeight, Enabled: true}
+	if ap, err := netip.ParseAddrPort(s); err == nil && strings.Contains(s, ":") {
+		if err := checkServerAddr(ap.Addr()); err != nil {
+			d.is.at(path, "%s: server %q: %v", label, s, err)
+			return srv, false
+		}
+		if ap.Port() == 0 {
+			d.is.at(path, "%s: server %q: port 0 is not a port; leave the port out to use the client's destination port", label, s)
+			return srv, false
+		}
+		srv.Addr, srv.Port = ap.Addr(), ap.Port()
+		return srv, true
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		d.is.at(path, "%s: server %q is not an address or address:port (like \"203.0.113.200:80\" or \"[2001:db8::200]:80\")", label, s)
+		return srv, false
+	}
+	if err := checkServerAddr(a); err != nil {
+		d.is.at(path, "%s: server %q: %v", label, s, err)
+		return srv, false
+	}
+	srv.Addr = a
+	return srv, true
+}
+
+// serverTable decodes { address, port, weight, max_conns, enabled }.
+func (d *decoder) serverTable(m map[string]any, path, label string) (Server, bool) {
+	is := d.is
+	srv := Server{Weight: DefaultWeight, Enabled: true}
+	ok := true
+	is.unknownIn(m, serverKeys, path, "a server")
+	for k := range m {
+		ok = ok && slices.Contains(serverKeys, k)
+	}
+	get := func(k string) value {
+		v, set := m[k]
+		return value{v: v, set: set}
+	}
+	if s, good := is.str(get("address"), path+".address", label+": server address"); good {
+		a, err := parseServerAddr(s)
+		if err != nil {
+			is.at(path+".address", "%s: server address %q: %v", label, s, err)
+			ok = false
+		}
+		srv.Addr = a
+	} else {
+		if !get("address").set {
+			is.at(path, "%s: a server needs an address", label)
+		}
+		ok = false
+	}
+	if n, good := is.integer(get("port"), path+".port", label+": server port"); good {
+		if n < 1 || n > 65535 {
+			is.at(path+".port", "%s: server port %d out of range 1..65535 (leave it out to use the client's destination port)", label, n)
+			ok = false
+		}
+		srv.Port = uint16(n)
+	} else if get("port").set {
+		ok = false
+	}
+	for _, t := range []struct {
+		key      string
+		dst      *int
+		min, max int64
+	}{
+		{"weight", &srv.Weight, 0, MaxWeight},
+		{"max_conns", &srv.MaxConns, 0, MaxMaxConns},
+	} {
+		n, good := is.integer(get(t.key), path+"."+t.key, label+": "+t.key)
+		if !good {
+			ok = ok && !get(t.key).set
+			continue
+		}
+		if n < t.min || n > t.max {
+			is.at(path+"."+t.key, "%s: %s %d out of range %d..%d", label, t.key, n, t.min, t.max)
+			ok = false
+			continue
+		}
+		*t.dst = int(n)
+	}
+	if b, good := is.boolean(get("enabled"), path+".enabled", label+": enabled"); good {
+		srv.Enabled = b
+	} else if get("enabled").set {
+		ok = false
+	}
+	return srv, ok
+}
+
+// parseServerAddr parses a server's address.
+func parseServerAddr(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		if strings.Contains(s, "/") {
+			return a, fmt.Errorf("must be an address without a prefix length")
+		}
+		return a, fmt.Errorf("is not an IP address")
+	}
+	return a, checkServerAddr(a)
+}
+
+// checkServerAddr refuses addresses no server can have.
+func checkServerAddr(a netip.Addr) error {
+	switch {
+	case a.Zone() != "":
+		return fmt.Errorf("must not have a zone")
+	case a.Is4In6():
+		return fmt.Errorf("is an IPv4-mapped IPv6 address: write the IPv4 address")
+	case a.IsUnspecified(), a.IsMulticast(), a.IsLoopback(), a.IsLinkLocalUnicast():
+		return fmt.Errorf("cannot be a server (unspecified, multicast, loopback or link-local)")
+	case a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("is the limited broadcast address")
+	}
+	return nil
+}
+
+// ownerOf returns the name of the port that has a as one of the router's own addresses,
+// or "".
+func ownerOf(ports []Port, a netip.Addr) string {
+	for i := range ports {
+		if slicesIndexAddr(ports[i].Addresses, a) >= 0 {
+			return ports[i].Name
+		}
+	}
+	return ""
+}
+
+// ConnectedPort returns the port whose connected network holds a (the port that answers
+// ARP / NDP for a VIP or proxy address on that network, or reaches a DSR server), or nil.
+func (c *Config) ConnectedPort(a netip.Addr) *Port {
+	return connectedPort(c.Ports, a)
+}
+
+func connectedPort(ports []Port, a netip.Addr) *Port {
+	for i := range ports {
+		for _, n := range ports[i].Connected() {
+			if n.Contains(a) {
+				return &ports[i]
+			}
+		}
+	}
+	return nil
+}
+
+// formatPort prints a port range as "80" or "8000-8099".
+func formatPort(lo, hi uint16) string {
+	if lo == hi {
+		return strconv.Itoa(int(lo))
+	}
+	return strconv.Itoa(int(lo)) + "-" + strconv.Itoa(int(hi))
+}
