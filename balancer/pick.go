@@ -1,0 +1,270 @@
+package balancer
+
+import "net/netip"
+
+// Pick is the server chosen for a new flow.
+type Pick struct {
+	// Server is the server's ID: store it in the flow, give it to Account and FlowEnded.
+	Server uint32
+	Addr   netip.Addr
+	// Port is the server port to rewrite the destination to: the server's port (offset
+	// like the client's destination port within a port-range rule), or the client's
+	// destination port when the server has none.
+	Port uint16
+}
+
+// Pick chooses the server for a new flow from client:cport to the rule's VIP at dport
+// and counts the new connection on the rule and the server; the router gives it back
+// with FlowEnded when the flow ends (or when it cannot use the Pick). Persistence comes
+// first: a client prefix with a live entry goes to that entry's server while the server
+// takes new flows. false means no server can take the flow (none enabled, all at
+// max_conns): a drop, counted on the rule.
+//
+// Pick does not allocate, except when a persistence entry for a new client prefix makes
+// its map grow.
+func (r *Rule) Pick(client netip.Addr, cport, dport uint16) (Pick, bool) {
+	var m *member
+	if r.bits >= 0 {
+		m = r.pickPersistent(client, cport, dport)
+	} else {
+		m = r.schedule(client, cport, dport)
+	}
+	if m == nil {
+		r.st.c.drops.Add(1)
+		return Pick{}, false
+	}
+	// acquire counted m.srv's connsNow.
+	m.srv.c.connsTotal.Add(1)
+	m.pair.Add(1)
+	r.st.c.connsNow.Add(1)
+	r.st.c.connsTotal.Add(1)
+	p := Pick{Server: m.srv.id, Addr: m.addr, Port: dport}
+	if m.port != 0 {
+		p.Port = m.port
+		if dport >= r.cfg.PortLo && dport <= r.cfg.PortHi {
+			p.Port += dport - r.cfg.PortLo
+		}
+	}
+	return p, true
+}
+
+// full reports whether m is at its max_conns.
+func (m *member) full() bool {
+	return m.maxConns > 0 && m.srv.c.connsNow.Load() >= m.maxConns
+}
+
+// acquire counts a new connection on m's server unless that would pass max_conns.
+func (m *member) acquire() bool {
+	c := &m.srv.c.connsNow
+	if m.maxConns == 0 {
+		c.Add(1)
+		return true
+	}
+	for {
+		n := c.Load()
+		if n >= m.maxConns {
+			return false
+		}
+		if c.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// schedule runs the rule's algorithm over its eligible servers and returns the chosen
+// one, its connection already acquired, or nil.
+func (r *Rule) schedule(client netip.Addr, cport, dport uint16) *member {
+	if len(r.eligible) == 0 {
+		return nil
+	}
+	c := client.As16()
+	var h uint64
+	switch r.algo {
+	case algoRR:
+		return r.pickRR()
+	case algoWRR:
+		return r.pickWRR()
+	case algoLC:
+		return r.pickLeast(false)
+	case algoWLC:
+		return r.pickLeast(true)
+	case algoHashIP:
+		h = hash16(seedIP, &c)
+	case algoHashIPPort:
+		h = mix(hash16(seedIPPort, &c) ^ uint64(cport))
+	case algoHashIPVIP:
+		h = hash16(hash16(seedIPVIP, &c), &r.vip16)
+	case algoMaglev:
+		return r.pickMaglev(flowHash(&c, cport, &r.vip16, dport, r.cfg.Proto))
+	}
+	return r.pickHash(h)
+}
+
+// pickRR takes the eligible servers in turn, skipping full ones.
+func (r *Rule) pickRR() *member {
+	el := r.eligible
+	n := uint64(len(el))
+	start := r.rr.Add(1) - 1
+	for i := range n {
+		if m := el[(start+i)%n]; m.acquire() {
+			return m
+		}
+	}
+	return nil
+}
+
+// pickWRR is nginx's smooth weighted round-robin: every server's current weight grows by
+// its weight, the largest wins and loses the total. Over sum(weights) picks each server
+// is chosen weight times, spread out (weights 5,1,1 give a a b a c a a, not a a a a a b c).
+// Full servers sit the round out.
+func (r *Rule) pickWRR() *member {
+	el := r.eligible
+	r.wrrMu.Lock()
+	defer r.wrrMu.Unlock()
+	for range len(el) {
+		best, total := -1, int64(0)
+		for i, m := range el {
+			if m.full() {
+				continue
+			}
+			r.wrrCur[i] += m.weight
+			total += m.weight
+			if best < 0 || r.wrrCur[i] > r.wrrCur[best] {
+				best = i
+			}
+		}
+		if best < 0 {
+			return nil
+		}
+		r.wrrCur[best] -= total
+		if el[best].acquire() {
+			return el[best]
+		}
+	}
+	return nil
+}
+
+// pickLeast picks the server with the fewest active flows (weighted: the fewest per unit
+// of weight); ties go round-robin.
+func (r *Rule) pickLeast(weighted bool) *member {
+	el := r.eligible
+	n := uint64(len(el))
+	for range 4 {
+		start := r.rr.Add(1) - 1
+		var best *member
+		var bc int64
+		for i := range n {
+			m := el[(start+i)%n]
+			c := m.srv.c.connsNow.Load()
+			if m.maxConns > 0 && c >= m.maxConns {
+				continue
+			}
+			if best == nil || (weighted && c*best.weight < bc*m.weight) || (!weighted && c < bc) {
+				best, bc = m, c
+			}
+		}
+		if best == nil {
+			return nil
+		}
+		if best.acquire() {
+			return best
+		}
+	}
+	return nil
+}
+
+// pickHash maps h onto the eligible servers in proportion to their weights; a full
+// server passes the flow to the next one.
+func (r *Rule) pickHash(h uint64) *member {
+	el := r.eligible
+	n := len(el)
+	target := int64(h % uint64(r.cum[n-1]))
+	lo, hi := 0, n
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if r.cum[mid] > target {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	for i := range n {
+		if m := el[(lo+i)%n]; m.acquire() {
+			return m
+		}
+	}
+	return nil
+}
+
+// pickMaglev looks h up in the Maglev table; a full server passes the flow to the next
+// entries of the table, then to the next servers.
+func (r *Rule) pickMaglev(h uint64) *member {
+	el := r.eligible
+	t := r.maglev
+	j := h % uint64(len(t))
+	for i := range uint64(maglevProbe) {
+		if m := el[t[(j+i)%uint64(len(t))]]; m.acquire() {
+			return m
+		}
+	}
+	n := uint64(len(el))
+	start := uint64(t[j])
+	for i := range n {
+		if m := el[(start+i)%n]; m.acquire() {
+			return m
+		}
+	}
+	return nil
+}
+
+// pickPersistent returns the server of the client prefix's persistence entry, or
+// schedules one and records it.
+func (r *Rule) pickPersistent(client netip.Addr, cport, dport uint16) *member {
+	k := r.persistKey(client)
+	now := r.b.now().UnixNano()
+	sh := r.b.persist.shard(k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	v, ok := sh.m[k]
+	if ok && v.expired(now) {
+		ok, v = false, persistVal{}
+	}
+	if ok {
+		if j, found := r.byServer[v.server]; found {
+			if m := &r.members[j]; m.eligible && m.acquire() {
+				v.flows++
+				v.last = now
+				sh.m[k] = v
+				return m
+			}
+		}
+	}
+	m := r.schedule(client, cport, dport)
+	if m == nil {
+		return nil
+	}
+	sh.m[k] = persistVal{server: m.srv.id, flows: v.flows + 1, last: now, timeout: int64(r.cfg.PersistTimeout)}
+	return m
+}
+
+// persistKey is the persistence key of a client: the rule and the client's prefix.
+func (r *Rule) persistKey(client netip.Addr) persistKey {
+	a := client.As16()
+	maskBits(&a, r.bits)
+	return persistKey{rule: r.id, addr: a}
+}
+
+// initScheduler prepares the scheduler's state for r.eligible.
+func (r *Rule) initScheduler(prevMaglev, nextMaglev map[string][]uint32) {
+	el := r.eligible
+	r.wrrCur = make([]int64, len(el))
+	r.cum = make([]int64, len(el))
+	t := int64(0)
+	for i, m := range el {
+		t += m.weight
+		r.cum[i] = t
+	}
+	if r.algo == algoMaglev && len(el) > 0 {
+		r.maglev = maglevTable(el, prevMaglev, nextMaglev)
+	}
+}
