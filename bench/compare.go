@@ -67,9 +67,12 @@ type Workload struct {
 	FallbackSink  string `toml:"fallback_sink"`  // tcp-stream without iperf3: a sink ADDR:PORT of the bench
 	FallbackBytes Size   `toml:"fallback_bytes"` // tcp-stream without iperf3: bytes to transfer
 
-	Rate   int    `toml:"rate"`   // pps64: frames per second, 0 = full speed
-	Flows  int    `toml:"flows"`  // pps64: distinct UDP source ports (default loadgen's)
-	Device string `toml:"device"` // pps64: the server's interface whose rx_packets is counted
+	Rate  int `toml:"rate"`  // pps64: frames per second, 0 = full speed
+	Flows int `toml:"flows"` // pps64: distinct UDP source ports (default loadgen's)
+	// Senders is the number of parallel sending sockets (pps64, default 1). On a small
+	// machine more senders take CPU from the router under test.
+	Senders int    `toml:"senders"`
+	Device  string `toml:"device"` // pps64: the server's interface whose rx_packets is counted
 
 	// Goals, checked for every target but the baseline on the workload's main figure
 	// (tcp-stream: received Gbit/s; pps64: delivered Mpps): at least GoalRatio times the
@@ -237,15 +240,18 @@ func (v *validator) workload(line int, w *Workload) {
 		if w.FallbackBytes < 0 {
 			v.at(line, "%s: negative fallback_bytes", where)
 		}
-		if w.Rate != 0 || w.Flows != 0 || w.Device != "" {
-			v.at(line, "%s: rate, flows and device are pps64 keys", where)
+		if w.Rate != 0 || w.Flows != 0 || w.Device != "" || w.Senders != 0 {
+			v.at(line, "%s: rate, flows, senders and device are pps64 keys", where)
 		}
 	case WorkloadPPS64:
 		if err == nil && !to.Is4() {
 			v.at(line, "%s: to %q: the frame generator sends IPv4 only", where, w.To)
 		}
-		if w.Rate < 0 || w.Flows < 0 {
-			v.at(line, "%s: negative rate or flows", where)
+		if w.Rate < 0 || w.Flows < 0 || w.Senders < 0 {
+			v.at(line, "%s: negative rate, flows or senders", where)
+		}
+		if w.Senders > loadgen.MaxSenders {
+			v.at(line, "%s: senders %d: at most %d", where, w.Senders, loadgen.MaxSenders)
 		}
 		if w.Flows > loadgen.MaxFlows {
 			v.at(line, "%s: flows %d: at most %d source ports", where, w.Flows, loadgen.MaxFlows)

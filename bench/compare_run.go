@@ -339,8 +339,8 @@ func (r *workloadRun) transfer(ctx context.Context) (string, error) {
 // pps runs the frame counter in the server's namespace, the generator in the sender's,
 // and reads the router's counters around them.
 func (r *workloadRun) pps(ctx context.Context) (string, error) {
-	r.rep.addNote(fmt.Sprintf("ulbbench loadgen send from %s (%d-byte frames, AF_PACKET sendmmsg); delivered = rx_packets delta of %s:%s over the sending time",
-		r.w.From, loadgen.FrameLen, r.w.Server, r.w.Device))
+	r.rep.addNote(fmt.Sprintf("ulbbench loadgen send from %s (%d-byte frames + FCS = 64, AF_PACKET sendmmsg, %d sender(s)); delivered = rx_packets delta of %s:%s over the sending time",
+		r.w.From, loadgen.FrameLen, max(r.w.Senders, 1), r.w.Server, r.w.Device))
 	counter, err := r.startCounter(ctx)
 	if err != nil {
 		return "", err
@@ -350,6 +350,9 @@ func (r *workloadRun) pps(ctx context.Context) (string, error) {
 	args := []string{"ulbbench", "loadgen", "send", "-to", r.w.To, "-for", r.w.Duration.String(), "-rate", fmt.Sprint(r.w.Rate)}
 	if r.w.Flows > 0 {
 		args = append(args, "-flows", fmt.Sprint(r.w.Flows))
+	}
+	if r.w.Senders > 0 {
+		args = append(args, "-senders", fmt.Sprint(r.w.Senders))
 	}
 	out, err := r.b.Exec(ctx, r.w.From, args...)
 	var send loadgen.SendReport

@@ -94,7 +94,7 @@ func TestParseCompareErrors(t *testing.T) {
 		{"pps over IPv6", work("type = \"pps64\"\nfrom=\"c\"\nserver=\"s\"\nto=\"2001:db8::2\"\n"), "IPv4 only"},
 		{"fractional iperf3 time", work("type = \"tcp-stream\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\nduration=\"1500ms\"\n"), "whole seconds"},
 		{"too long", work("type = \"pps64\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\nduration=\"1h\"\n"), "out of range"},
-		{"negative rate", work("type = \"pps64\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\nrate=-1\n"), "negative rate"},
+		{"negative rate", work("type = \"pps64\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\nrate=-1\n"), "negative rate, flows or senders"},
 		{"too many flows", work("type = \"pps64\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\nflows=70000\n"), "flows 70000"},
 		{"bad device", work("type = \"pps64\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\ndevice=\"a/b\"\n"), `device "a/b"`},
 		{"pps key on tcp", work("type = \"tcp-stream\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\nrate=5\n"), "pps64 keys"},

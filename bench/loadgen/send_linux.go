@@ -18,6 +18,7 @@ import (
 // Limits and defaults of Send.
 const (
 	MaxDuration      = 10 * time.Minute
+	MaxSenders       = 64
 	DefaultBatch     = port.DefaultBatchSize
 	ResolveTimeout   = 3 * time.Second
 	resolvePoll      = 20 * time.Millisecond
@@ -37,6 +38,9 @@ type SendConfig struct {
 	Duration time.Duration
 	Rate     int // frames per second; 0 sends as fast as the socket takes them
 	Batch    int // frames per sendmmsg, default DefaultBatch
+	// Senders is the number of sockets sending in parallel, each from its own thread
+	// (default 1); Rate is shared among them.
+	Senders int
 }
 
 // SendReport is what one run sent. Offered load is PPS: every frame handed to the
@@ -48,7 +52,8 @@ type SendReport struct {
 	DstMAC    string  `json:"dst_mac"`
 	Flows     int     `json:"flows"`
 	FrameLen  int     `json:"frame_len"`
-	Rate      int     `json:"rate"`       // the requested rate, 0 = full speed
+	Rate      int     `json:"rate"` // the requested rate, 0 = full speed
+	Senders   int     `json:"senders"`
 	Sent      uint64  `json:"sent"`       // frames handed to sendmmsg
 	Accepted  uint64  `json:"accepted"`   // frames the kernel took
 	TxErrors  uint64  `json:"tx_errors"`  // frames the kernel refused (e.g. the peer's queue was full)
@@ -62,7 +67,7 @@ func (r SendReport) Elapsed() time.Duration { return time.Duration(r.ElapsedNS) 
 // Send resolves the route and next hop (unless given), opens an AF_PACKET socket on the
 // egress interface in the calling process's network namespace, and sends FrameLen-byte
 // UDP frames to cfg.Dst, cycling over cfg.Flows source ports, until cfg.Duration has
-// passed or ctx ends. It runs the sending loop on a locked OS thread.
+// passed or ctx ends, from cfg.Senders sockets each on its own locked OS thread.
 func Send(ctx context.Context, cfg SendConfig) (SendReport, error) {
 	if err := cfg.fill(); err != nil {
 		return SendReport{}, err
@@ -75,37 +80,69 @@ func Send(ctx context.Context, cfg SendConfig) (SendReport, error) {
 	if err != nil {
 		return SendReport{}, err
 	}
-	p, err := port.OpenAFPacket(cfg.Device, port.AFPacketOptions{BatchSize: cfg.Batch})
-	if err != nil {
-		return SendReport{}, fmt.Errorf("loadgen: %w", err)
-	}
-	defer p.Close()
 	rep := SendReport{
 		Device: cfg.Device, Src: spec.Src.String(), Dst: spec.Dst.String(), DstMAC: spec.DstMAC.String(),
-		Flows: cfg.Flows, FrameLen: FrameLen, Rate: cfg.Rate,
+		Flows: cfg.Flows, FrameLen: FrameLen, Rate: cfg.Rate, Senders: cfg.Senders,
+	}
+	ports := make([]*port.AFPacket, cfg.Senders)
+	for i := range ports {
+		p, err := port.OpenAFPacket(cfg.Device, port.AFPacketOptions{BatchSize: cfg.Batch})
+		if err != nil {
+			for _, q := range ports[:i] {
+				q.Close()
+			}
+			return SendReport{}, fmt.Errorf("loadgen: %w", err)
+		}
+		ports[i] = p
 	}
 	// ring[k:k+Batch] is always a valid batch starting at flow k: no copy per batch.
 	ring := make([][]byte, cfg.Flows+cfg.Batch)
 	for i := range ring {
 		ring[i] = frames[i%cfg.Flows]
 	}
-	sent, elapsed, err := blast(ctx, p, ring, cfg)
-	st := p.Stats()
-	rep.Sent, rep.Accepted, rep.TxErrors = sent, st.TxPackets, st.TxErrors
+	type result struct {
+		sent    uint64
+		elapsed time.Duration
+		err     error
+	}
+	results := make(chan result, len(ports))
+	each := cfg
+	each.Rate = cfg.Rate / cfg.Senders
+	for i, p := range ports {
+		go func() {
+			// Each sender starts at its own place in the flows.
+			sent, elapsed, err := blast(ctx, p, ring, each, i*cfg.Flows/cfg.Senders)
+			results <- result{sent, elapsed, err}
+		}()
+	}
+	var errs []error
+	var elapsed time.Duration
+	for range ports {
+		r := <-results
+		rep.Sent += r.sent
+		elapsed = max(elapsed, r.elapsed)
+		errs = append(errs, r.err)
+	}
+	for _, p := range ports {
+		st := p.Stats()
+		rep.Accepted += st.TxPackets
+		rep.TxErrors += st.TxErrors
+		p.Close()
+	}
 	rep.ElapsedNS = int64(elapsed)
 	if elapsed > 0 {
-		rep.PPS = float64(sent) / elapsed.Seconds()
+		rep.PPS = float64(rep.Sent) / elapsed.Seconds()
 	}
+	err = errors.Join(errs...)
 	return rep, err
 }
 
 // blast is the sending loop.
-func blast(ctx context.Context, p *port.AFPacket, ring [][]byte, cfg SendConfig) (uint64, time.Duration, error) {
+func blast(ctx context.Context, p *port.AFPacket, ring [][]byte, cfg SendConfig, k int) (uint64, time.Duration, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	done := ctx.Done()
 	var sent uint64
-	k := 0
 	start := time.Now()
 	end := start.Add(cfg.Duration)
 	now := start
@@ -166,6 +203,15 @@ func (cfg *SendConfig) fill() error {
 	}
 	if cfg.DstPort == 0 {
 		cfg.DstPort = DefaultDstPort
+	}
+	if cfg.Senders == 0 {
+		cfg.Senders = 1
+	}
+	if cfg.Senders < 1 || cfg.Senders > MaxSenders {
+		return fmt.Errorf("loadgen: %d senders, want 1..%d", cfg.Senders, MaxSenders)
+	}
+	if cfg.Rate > 0 && cfg.Rate < cfg.Senders {
+		return fmt.Errorf("loadgen: rate %d is below one frame per second per sender", cfg.Rate)
 	}
 	return nil
 }

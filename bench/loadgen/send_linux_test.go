@@ -128,13 +128,15 @@ func TestSendFullSpeedAndErrors(t *testing.T) {
 	var rep SendReport
 	if err := netns.Do(a, func() error {
 		var err error
-		rep, err = Send(context.Background(), SendConfig{Dst: netip.MustParseAddr("192.0.2.2"), Duration: 200 * time.Millisecond, DstMAC: "02:00:00:00:00:99"})
+		rep, err = Send(context.Background(), SendConfig{Dst: netip.MustParseAddr("192.0.2.2"), Duration: 200 * time.Millisecond,
+			DstMAC: "02:00:00:00:00:99", Senders: 2})
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("full speed: %+v (%.0f pps)", rep, rep.PPS)
-	if rep.Sent == 0 || rep.PPS <= 0 || rep.DstMAC != "02:00:00:00:00:99" || rep.Flows != DefaultFlows {
+	if rep.Sent == 0 || rep.PPS <= 0 || rep.DstMAC != "02:00:00:00:00:99" || rep.Flows != DefaultFlows ||
+		rep.Senders != 2 || rep.Accepted+rep.TxErrors != rep.Sent {
 		t.Errorf("report %+v", rep)
 	}
 	err := netns.Do(a, func() error {
@@ -144,7 +146,15 @@ func TestSendFullSpeedAndErrors(t *testing.T) {
 	if err == nil {
 		t.Error("send without a route to the destination: no error")
 	}
-	if _, err := Send(context.Background(), SendConfig{Dst: netip.MustParseAddr("2001:db8::1"), Duration: time.Second}); err == nil {
-		t.Error("an IPv6 destination: no error")
+	for _, cfg := range []SendConfig{
+		{Dst: netip.MustParseAddr("2001:db8::1"), Duration: time.Second},
+		{Dst: netip.MustParseAddr("192.0.2.2"), Duration: time.Second, Senders: MaxSenders + 1},
+		{Dst: netip.MustParseAddr("192.0.2.2"), Duration: time.Second, Senders: 4, Rate: 3},
+		{Dst: netip.MustParseAddr("192.0.2.2"), Duration: time.Second, Batch: 5000},
+		{Dst: netip.MustParseAddr("192.0.2.2")},
+	} {
+		if _, err := Send(context.Background(), cfg); err == nil {
+			t.Errorf("%+v: no error", cfg)
+		}
 	}
 }

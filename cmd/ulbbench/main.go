@@ -274,6 +274,7 @@ func loadgenCmd(ctx context.Context, args []string) int {
 	fs.IntVar(&cfg.Flows, "flows", loadgen.DefaultFlows, "distinct UDP source ports")
 	fs.IntVar(&cfg.Rate, "rate", 0, "frames per second (0: full speed)")
 	fs.IntVar(&cfg.Batch, "batch", loadgen.DefaultBatch, "frames per sendmmsg")
+	fs.IntVar(&cfg.Senders, "senders", 1, "sockets sending in parallel, one thread each")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
