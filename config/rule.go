@@ -505,6 +505,12 @@ func (d *decoder) proxySources(v value, path, label string, vip netip.Addr) ([]n
 func parseAddrRange(s string) (first, last netip.Addr, err error) {
 	a, b, isRange := strings.Cut(s, "-")
 	first, err = parseProxyAddr(strings.TrimSpace(a))
+	if err != nil && !isRange {
+		if _, perr := netip.ParsePrefix(s); perr == nil {
+			return first, first, fmt.Errorf("write a prefix as a range of addresses, like 203.0.113.50-203.0.113.59")
+		}
+		return first, first, fmt.Errorf("is not an address or a range of addresses (like 203.0.113.50-203.0.113.59)")
+	}
 	if err != nil {
 		return first, first, err
 	}

@@ -176,6 +176,10 @@ func (d *decoder) servers(v value, gpath, label string, ports []Port, gp groupPo
 		is.at(path, "%s: server must be a list of servers like [{ address = \"203.0.113.200\", port = 80 }], not %s", label, tomlType(v.v))
 		return nil
 	}
+	if len(elems) == 0 {
+		is.at(path, "%s: server is empty; a group needs at least one server", label)
+		return nil
+	}
 	if len(elems) > MaxServers {
 		is.at(path, "%s has %d servers; at most %d are allowed", label, len(elems), MaxServers)
 		return nil
