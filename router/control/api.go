@@ -1,6 +1,11 @@
 package control
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+)
 
 // Request is one call on the control socket, one JSON object per line.
 type Request struct {
@@ -22,6 +27,17 @@ const (
 	VerbShowRoute = "show-route" // no args, data []RouteInfo
 	VerbShowNeigh = "show-neigh" // args ShowNeighArgs, data []NeighInfo
 	VerbShowStats = "show-stats" // args ShowStatsArgs, data StatsInfo
+
+	VerbShowRule        = "show-rule"        // args ShowRuleArgs, data []RuleInfo
+	VerbShowServerGroup = "show-servergroup" // args ShowServerGroupArgs, data []ServerGroupInfo
+	VerbShowServer      = "show-server"      // args ShowServerArgs, data []ServerInfo
+	VerbShowConn        = "show-conn"        // args ShowConnArgs, data ConnList
+	VerbShowPersist     = "show-persist"     // args ShowPersistArgs, data PersistList
+	VerbEnableServer    = "enable-server"    // args ServerArgs, data []ServerInfo (the servers changed)
+	VerbDisableServer   = "disable-server"   // args ServerArgs, data []ServerInfo (the servers changed)
+	VerbDrainServer     = "drain-server"     // args ServerArgs, data []ServerInfo (the servers changed)
+	VerbEnableRule      = "enable-rule"      // args RuleArgs, data RuleInfo (the rule changed)
+	VerbDisableRule     = "disable-rule"     // args RuleArgs, data RuleInfo (the rule changed)
 )
 
 // ShowPortArgs selects the ports show-port lists: one by name, or all when Name is empty.
@@ -35,9 +51,15 @@ type ShowNeighArgs struct {
 	Port string `json:"port,omitempty"`
 }
 
-// ShowStatsArgs selects what show-stats reports. It has no field yet: rule and server
-// selectors (ulbadm show-stats -r RULE / -s SERVER) will be added here.
-type ShowStatsArgs struct{}
+// ShowStatsArgs selects what show-stats reports besides the router's counters. With
+// neither field, StatsInfo.Rules lists every rule and Servers is empty. With Rule, Rules
+// holds that rule and Servers its servers. With Server (an address or address:port,
+// see ParseServerRef), Servers holds that server in every rule that uses it, or in Rule
+// alone when Rule is given too. A name or server that matches nothing is an error.
+type ShowStatsArgs struct {
+	Rule   string `json:"rule,omitempty"`
+	Server string `json:"server,omitempty"`
+}
 
 // PortInfo describes one router port.
 type PortInfo struct {
@@ -97,6 +119,9 @@ type StatsInfo struct {
 	Forwarded uint64            `json:"forwarded"` // packets routed to another port
 	Local     uint64            `json:"local"`     // packets delivered to the router itself
 	ICMPSent  uint64            `json:"icmp_sent"` // ICMP errors and echo replies sent
+	// Rules and Servers are the load balancer's counters selected by ShowStatsArgs.
+	Rules   []RuleStats   `json:"rules,omitempty"`
+	Servers []ServerStats `json:"servers,omitempty"`
 }
 
 // Totals sums the counters of all ports.
@@ -120,4 +145,239 @@ func (s *StatsInfo) TotalDrops() uint64 {
 		n += v
 	}
 	return n + s.Totals().RxDrops
+}
+
+// LBCounters are the load balancer's counters of a rule or of a server within a rule.
+// In is the client-to-server direction, Out the server-to-client one (nothing under DSR,
+// whose replies bypass the router). All but ConnsActive only grow while ulbd runs.
+type LBCounters struct {
+	ConnsActive uint64 `json:"conns_active"` // flows in the connection table now
+	ConnsTotal  uint64 `json:"conns_total"`  // flows ever created
+	PacketsIn   uint64 `json:"packets_in"`
+	BytesIn     uint64 `json:"bytes_in"`
+	PacketsOut  uint64 `json:"packets_out"`
+	BytesOut    uint64 `json:"bytes_out"`
+	// Drops counts the packets dropped for the rule: no server available, connection
+	// table or proxy ports full, and the like.
+	Drops uint64 `json:"drops"`
+}
+
+// Add adds o's counters to c.
+func (c *LBCounters) Add(o LBCounters) {
+	c.ConnsActive += o.ConnsActive
+	c.ConnsTotal += o.ConnsTotal
+	c.PacketsIn += o.PacketsIn
+	c.BytesIn += o.BytesIn
+	c.PacketsOut += o.PacketsOut
+	c.BytesOut += o.BytesOut
+	c.Drops += o.Drops
+}
+
+// RuleStats are one rule's counters in StatsInfo.
+type RuleStats struct {
+	Name string `json:"name"`
+	LBCounters
+}
+
+// ServerStats are one server's counters within one rule in StatsInfo.
+type ServerStats struct {
+	Rule    string `json:"rule"`
+	Group   string `json:"group"`
+	Address string `json:"address"`
+	Port    uint16 `json:"port,omitempty"` // 0: the client's destination port
+	LBCounters
+}
+
+// ShowRuleArgs selects the rules show-rule lists: one by name, or all when Name is empty.
+type ShowRuleArgs struct {
+	Name string `json:"name,omitempty"`
+}
+
+// RuleInfo describes one load-balancing rule and its state.
+type RuleInfo struct {
+	Name        string   `json:"name"`
+	Enabled     bool     `json:"enabled"`
+	VIP         string   `json:"vip"`
+	Ports       string   `json:"ports"`    // "80" or "8000-8099"
+	Protocol    string   `json:"protocol"` // tcp | udp
+	Algorithm   string   `json:"algorithm"`
+	Topology    string   `json:"topology"`               // half-nat | full-nat | dsr
+	ProxySource []string `json:"proxy_source,omitempty"` // full-nat source addresses
+	// PMask is the client prefix length of persistence, -1 for none.
+	PMask          int    `json:"pmask"`
+	PersistTimeout int64  `json:"persist_timeout"` // seconds; 0 without persistence
+	ConnDrain      int64  `json:"conn_drain"`      // seconds; 0: until the flows end
+	ServerGroup    string `json:"servergroup"`
+	Servers        int    `json:"servers"`      // servers in the group
+	ConnsActive    uint64 `json:"conns_active"` // flows of the rule now
+}
+
+// ShowServerGroupArgs selects the groups show-servergroup lists: one by name, or all
+// when Name is empty.
+type ShowServerGroupArgs struct {
+	Name string `json:"name,omitempty"`
+}
+
+// ServerGroupInfo describes one server group as configured.
+type ServerGroupInfo struct {
+	Name    string        `json:"name"`
+	Servers []GroupMember `json:"servers"`
+	Rules   []string      `json:"rules"` // the rules that use the group
+}
+
+// GroupMember is one server of a group as configured.
+type GroupMember struct {
+	Address  string `json:"address"`
+	Port     uint16 `json:"port,omitempty"` // 0: the client's destination port
+	Weight   int    `json:"weight"`
+	MaxConns int    `json:"max_conns"` // 0: no limit
+}
+
+// ShowServerArgs selects the servers show-server lists: those of one rule, or of every
+// rule when Rule is empty.
+type ShowServerArgs struct {
+	Rule string `json:"rule,omitempty"`
+}
+
+// Server states.
+const (
+	ServerEnabled  = "enabled"
+	ServerDisabled = "disabled" // takes no new flows
+	ServerDraining = "draining" // takes no new flows; its flows are removed after conn_drain
+)
+
+// ServerInfo describes one server within one rule and its state.
+type ServerInfo struct {
+	Rule     string `json:"rule"`
+	Group    string `json:"group"`
+	Address  string `json:"address"`
+	Port     uint16 `json:"port,omitempty"` // 0: the client's destination port
+	Weight   int    `json:"weight"`
+	MaxConns int    `json:"max_conns"` // 0: no limit
+	State    string `json:"state"`     // ServerEnabled, ServerDisabled or ServerDraining
+	// Draining is the seconds since drain-server, while State is ServerDraining.
+	Draining    int64  `json:"draining,omitempty"`
+	ConnsActive uint64 `json:"conns_active"`
+	ConnsTotal  uint64 `json:"conns_total"`
+}
+
+// Endpoint formats the server as ulbadm names it: "address" when Port is 0, else
+// "address:port" ("[address]:port" for IPv6).
+func (s *ServerInfo) Endpoint() string { return endpoint(s.Address, s.Port) }
+
+// Endpoint formats the server like ServerInfo.Endpoint.
+func (s *ServerStats) Endpoint() string { return endpoint(s.Address, s.Port) }
+
+// Endpoint formats the member like ServerInfo.Endpoint.
+func (m *GroupMember) Endpoint() string { return endpoint(m.Address, m.Port) }
+
+func endpoint(addr string, port uint16) string {
+	if port == 0 {
+		return addr
+	}
+	if a, err := netip.ParseAddr(addr); err == nil {
+		return netip.AddrPortFrom(a, port).String()
+	}
+	return fmt.Sprintf("%s:%d", addr, port)
+}
+
+// ServerArgs name the server(s) that enable-server, disable-server and drain-server
+// change. Server is an address or address:port (ParseServerRef); without a port it
+// names the server of that address whatever its port. Rule or Group (at most one)
+// narrows the change to one rule or to the rules of one group; with neither, the server
+// changes in every group that has it. Matching nothing is an error.
+type ServerArgs struct {
+	Rule   string `json:"rule,omitempty"`
+	Group  string `json:"group,omitempty"`
+	Server string `json:"server"`
+}
+
+// RuleArgs name the rule that enable-rule and disable-rule change.
+type RuleArgs struct {
+	Name string `json:"name"`
+}
+
+// Limits of show-conn and show-persist.
+const (
+	DefaultListLimit = 1000   // entries returned when Limit is 0
+	MaxListLimit     = 100000 // entries returned at most, whatever Limit says
+)
+
+// ShowConnArgs selects the flows show-conn lists, like ilbadm show-nat: those of one
+// rule and/or one server (address or address:port), at most Limit of them (0 means
+// DefaultListLimit; the server caps it at MaxListLimit).
+type ShowConnArgs struct {
+	Rule   string `json:"rule,omitempty"`
+	Server string `json:"server,omitempty"`
+	Limit  int    `json:"limit,omitempty"`
+}
+
+// ConnList answers show-conn: Total flows matched, of which Conns lists at most the limit.
+type ConnList struct {
+	Total int        `json:"total"`
+	Conns []ConnInfo `json:"conns"`
+}
+
+// ConnInfo is one flow of the connection table. Addresses are "ip:port" ("[ip]:port"
+// for IPv6; ICMP echo flows carry the echo identifier as the port).
+type ConnInfo struct {
+	Rule     string `json:"rule"`
+	Protocol string `json:"protocol"` // tcp | udp | icmp | icmpv6
+	Client   string `json:"client"`
+	VIP      string `json:"vip"`
+	Proxy    string `json:"proxy,omitempty"` // full-nat source the server sees; empty otherwise
+	Server   string `json:"server"`
+	State    string `json:"state"` // TCP state (e.g. ESTABLISHED, TIME_WAIT) or UDP / ICMP
+	Age      int64  `json:"age"`   // seconds since the flow began
+	Idle     int64  `json:"idle"`  // seconds since its last packet
+	Packets  uint64 `json:"packets"`
+	Bytes    uint64 `json:"bytes"`
+}
+
+// ShowPersistArgs selects the persistence entries show-persist lists, like ilbadm
+// show-persist: those of one rule, at most Limit (as in ShowConnArgs).
+type ShowPersistArgs struct {
+	Rule  string `json:"rule,omitempty"`
+	Limit int    `json:"limit,omitempty"`
+}
+
+// PersistList answers show-persist: Total entries matched, of which Entries lists at
+// most the limit.
+type PersistList struct {
+	Total   int           `json:"total"`
+	Entries []PersistInfo `json:"entries"`
+}
+
+// PersistInfo is one persistence entry: a client prefix stuck to a server.
+type PersistInfo struct {
+	Rule   string `json:"rule"`
+	Client string `json:"client"` // the client prefix, e.g. 198.51.100.0/24
+	Server string `json:"server"` // address or address:port, as ServerInfo.Endpoint
+	Conns  uint64 `json:"conns"`  // flows using the entry now
+	// Expires is the seconds until the entry expires; it counts down only while Conns
+	// is 0.
+	Expires int64 `json:"expires"`
+}
+
+// ParseServerRef parses the server selector of ulbadm and of ServerArgs, ShowConnArgs
+// and ShowStatsArgs: "203.0.113.200", "203.0.113.200:80", "2001:db8::200" or
+// "[2001:db8::200]:80". port is 0 when none is given.
+func ParseServerRef(s string) (addr netip.Addr, port uint16, err error) {
+	if ap, perr := netip.ParseAddrPort(s); perr == nil {
+		if ap.Port() == 0 {
+			return netip.Addr{}, 0, fmt.Errorf("server %q: port 0 is not a port", s)
+		}
+		return ap.Addr().Unmap(), ap.Port(), nil
+	}
+	a, perr := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+	if perr != nil || a.Zone() != "" {
+		return netip.Addr{}, 0, fmt.Errorf("server %q is not an address or address:port (like 203.0.113.200:80 or [2001:db8::200]:80)", s)
+	}
+	return a.Unmap(), 0, nil
+}
+
+// MatchServer reports whether the server at addr and port (0: any port) is the one ref
+// names: the same address, and the same port when ref gives one.
+func MatchServer(refAddr netip.Addr, refPort uint16, addr netip.Addr, port uint16) bool {
+	return refAddr == addr.Unmap() && (refPort == 0 || refPort == port)
 }
