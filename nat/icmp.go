@@ -68,7 +68,7 @@ func ErrorInner(ip []byte) (inner []byte, ok bool) {
 // IP header's addresses as outer says (its ports are ignored: the message has none), and
 // the quoted packet's addresses and ports (or echo identifier) as inner says. It updates
 // the outer IPv4 header checksum, the quoted IPv4 header checksum, the quoted transport
-// checksum when the quote holds it, and the ICMP checksum (ICMPv6: with the outer
+// checksum when the quote holds all of its field, and the ICMP checksum (ICMPv6: with the outer
 // pseudo-header), all incrementally.
 //
 // Handled: ICMPv4 destination unreachable (fragmentation needed included), time
