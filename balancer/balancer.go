@@ -32,6 +32,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives one line per configuration or state change; nil discards.
 	Logger *slog.Logger
+	// PersistCapacity limits the persistence entries (DefaultPersistCapacity if 0). When
+	// full, new client prefixes are scheduled without an entry (counted in Stats).
+	PersistCapacity int
 }
 
 // ServerState is a server's administrative state.
@@ -132,7 +135,7 @@ func New(cfg Config) *Balancer {
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
-	b.persist.init()
+	b.persist.init(cfg.PersistCapacity)
 	b.mu.Lock()
 	b.publish()
 	b.mu.Unlock()
@@ -332,7 +335,9 @@ type matchKey struct {
 	proto uint8
 }
 
-// Match returns the enabled rule for a packet to vip:port with protocol proto.
+// Match returns the rule for a packet to vip:port with protocol proto. ok is false when
+// no rule covers it, or when the rule covering it is disabled: r is then that rule (so the
+// router can tell a disabled service from no service), else nil.
 func (s *Snapshot) Match(proto uint8, vip netip.Addr, port uint16) (*Rule, bool) {
 	for _, r := range s.match[matchKey{vip: vip.As16(), v6: vip.Is6(), proto: proto}] {
 		if port < r.cfg.PortLo {

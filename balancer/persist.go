@@ -35,11 +35,21 @@ type persistShard struct {
 
 // persistTable maps client prefixes to servers, like IPVS's persistence templates.
 type persistTable struct {
-	shards [persistShards]persistShard
-	next   atomic.Uint32 // the next shard sweep visits
+	shards  [persistShards]persistShard
+	next    atomic.Uint32 // the next shard sweep visits
+	limit   int64
+	len     atomic.Int64  // entries in all shards
+	refused atomic.Uint64 // new entries not made because the table was full
 }
 
-func (t *persistTable) init() {
+// DefaultPersistCapacity is the default limit on persistence entries.
+const DefaultPersistCapacity = 1_000_000
+
+func (t *persistTable) init(limit int) {
+	if limit <= 0 {
+		limit = DefaultPersistCapacity
+	}
+	t.limit = int64(limit)
 	for i := range t.shards {
 		t.shards[i].m = make(map[persistKey]persistVal)
 	}
@@ -75,6 +85,7 @@ func (t *persistTable) sweep(now int64) int {
 		}
 	}
 	sh.mu.Unlock()
+	t.len.Add(int64(-n))
 	return n
 }
 
@@ -93,10 +104,24 @@ func (t *persistTable) dropRules(ids []uint32) {
 		for k := range sh.m {
 			if drop[k.rule] {
 				delete(sh.m, k)
+				t.len.Add(-1)
 			}
 		}
 		sh.mu.Unlock()
 	}
+}
+
+// store records v under k in sh (whose lock is held), unless k is new and the table is
+// full; present tells whether k is in the map.
+func (t *persistTable) store(sh *persistShard, k persistKey, v persistVal, present bool) {
+	if !present {
+		if t.len.Load() >= t.limit {
+			t.refused.Add(1)
+			return
+		}
+		t.len.Add(1)
+	}
+	sh.m[k] = v
 }
 
 // each calls fn for every entry (for listings).

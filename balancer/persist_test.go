@@ -174,3 +174,34 @@ func TestPersistenceReload(t *testing.T) {
 		t.Errorf("removing the rule kept %d entries", n)
 	}
 }
+
+func TestPersistenceCapacity(t *testing.T) {
+	clk := newClock()
+	b := New(Config{Now: clk.Now, PersistCapacity: 2})
+	if err := b.Set([]RuleConfig{persistRule(RoundRobin, 32, 3)}); err != nil {
+		t.Fatal(err)
+	}
+	r := mustRule(t, b, "web")
+	var picks []Pick
+	for i := range 3 {
+		picks = append(picks, mustPick(t, r, clientN(i, false), 1, 80))
+	}
+	if st := b.Stats(); st.PersistEntries != 2 || st.PersistRefused != 1 {
+		t.Errorf("entries %d refused %d, want 2 and 1", st.PersistEntries, st.PersistRefused)
+	}
+	for i, p := range picks {
+		b.FlowEnded(r.ID(), p.Server, clientN(i, false))
+	}
+	clk.Advance(2 * time.Minute)
+	for range persistShards {
+		b.Expire()
+	}
+	if st := b.Stats(); st.PersistEntries != 0 {
+		t.Errorf("entries %d after the sweep", st.PersistEntries)
+	}
+	// Room again: a new prefix gets an entry.
+	mustPick(t, r, clientN(9, false), 1, 80)
+	if st := b.Stats(); st.PersistEntries != 1 {
+		t.Errorf("entries %d, want 1", st.PersistEntries)
+	}
+}

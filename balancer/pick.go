@@ -226,6 +226,7 @@ func (r *Rule) pickPersistent(client netip.Addr, cport, dport uint16) *member {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	v, ok := sh.m[k]
+	present := ok
 	if ok && v.expired(now) {
 		ok, v = false, persistVal{}
 	}
@@ -243,7 +244,8 @@ func (r *Rule) pickPersistent(client netip.Addr, cport, dport uint16) *member {
 	if m == nil {
 		return nil
 	}
-	sh.m[k] = persistVal{server: m.srv.id, flows: v.flows + 1, last: now, timeout: int64(r.cfg.PersistTimeout)}
+	r.b.persist.store(sh, k, persistVal{server: m.srv.id, flows: v.flows + 1, last: now,
+		timeout: int64(r.cfg.PersistTimeout)}, present)
 	return m
 }
 

@@ -73,13 +73,17 @@ type Stats struct {
 	Time    time.Time
 	Rules   []RuleStats   // in configuration order
 	Servers []ServerStats // in configuration order, each once
+	// PersistEntries is the number of persistence entries (expired ones not yet swept
+	// included); PersistRefused counts entries not made because the table was full.
+	PersistEntries int
+	PersistRefused uint64
 }
 
 // Stats returns the counters of the configured rules and servers.
 func (b *Balancer) Stats() Stats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	st := Stats{Time: b.now()}
+	st := Stats{Time: b.now(), PersistEntries: int(b.persist.len.Load()), PersistRefused: b.persist.refused.Load()}
 	seen := map[uint32]bool{}
 	for _, r := range b.snap.Load().rules {
 		st.Rules = append(st.Rules, RuleStats{ID: r.id, Name: r.cfg.Name, Counters: r.st.c.load()})
