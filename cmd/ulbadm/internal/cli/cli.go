@@ -51,10 +51,31 @@ var verbs = []verb{
 	{"show-port", "[NAME]", "ports: device, MAC, MTU, state, addresses", showPort},
 	{"show-route", "", "the routing table", showRoute},
 	{"show-neigh", "[PORT]", "the ARP and NDP neighbour cache", showNeigh},
-	{"show-stats", "[INTERVAL [COUNT]]", "counters; with INTERVAL (seconds or a duration like 500ms),\n" +
-		"                                  a line of rates every INTERVAL, COUNT times or until interrupted", showStats},
+	{"show-rule", "[-f] [NAME]", "load-balancing rules; -f prints every field, a block per rule", showRule},
+	{"show-servergroup", "[NAME]", "server groups and their servers as configured", showServerGroup},
+	{"show-server", "[RULE]", "each rule's servers: weight, limit, state, flows now and in total", showServer},
+	{"show-conn", "[-r RULE] [-s SERVER] [COUNT]", "the connection table, like ilbadm show-nat: at most COUNT\n" +
+		indent + "flows (default 1000)", showConn},
+	{"show-persist", "[-r RULE] [COUNT]", "persistence entries (client prefix to server), at most COUNT", showPersist},
+	{"show-stats", "[-r RULE | -s SERVER] [INTERVAL [COUNT]]", "counters; with INTERVAL (seconds or a duration like\n" +
+		indent + "500ms), a line of rates every INTERVAL, COUNT times or until\n" +
+		indent + "interrupted: the router's, or the rule's or server's", showStats},
+	{"enable-server", "[-r RULE | -g GROUP] SERVER...", "servers take new flows again; SERVER is ADDRESS or\n" +
+		indent + "ADDRESS:PORT, in every group that has it unless -r or -g", serverVerb(control.VerbEnableServer)},
+	{"disable-server", "[-r RULE | -g GROUP] SERVER...", "servers take no new flows; their flows go on", serverVerb(control.VerbDisableServer)},
+	{"drain-server", "[-r RULE | -g GROUP] SERVER...", "servers take no new flows; their flows are removed after\n" +
+		indent + "the rule's conn_drain (or when they end)", serverVerb(control.VerbDrainServer)},
+	{"enable-rule", "NAME...", "rules take new flows again", ruleVerb(control.VerbEnableRule)},
+	{"disable-rule", "NAME...", "rules take no new flows; their flows go on", ruleVerb(control.VerbDisableRule)},
 	{"help", "", "this text", nil},
 }
+
+// synopsisWidth is the usage's column of verbs and their arguments; a longer synopsis
+// has its help on the next lines.
+const synopsisWidth = 30
+
+// indent aligns a verb's help lines after the first under it.
+const indent = "                                  " // 2 + synopsisWidth + 2
 
 func lookupVerb(name string) (verb, bool) {
 	for _, v := range verbs {
@@ -68,7 +89,12 @@ func lookupVerb(name string) (verb, bool) {
 func writeUsage(w io.Writer) {
 	fmt.Fprintf(w, "usage: ulbadm [-s SOCKET] [-o json] VERB [options] [object]\n\nverbs:\n")
 	for _, v := range verbs {
-		fmt.Fprintf(w, "  %-30s  %s\n", strings.TrimSpace(v.name+" "+v.synopsis), v.help)
+		syn := strings.TrimSpace(v.name + " " + v.synopsis)
+		if len(syn) > synopsisWidth {
+			fmt.Fprintf(w, "  %s\n%s%s\n", syn, indent, v.help)
+			continue
+		}
+		fmt.Fprintf(w, "  %-*s  %s\n", synopsisWidth, syn, v.help)
 	}
 	fmt.Fprintf(w, "\noptions:\n"+
 		"  -s SOCKET  ulbd's control socket (default $%s, else %s)\n"+
@@ -118,17 +144,46 @@ func show[T any](ctx context.Context, c *cmd, verb string, args any, table func(
 	return table(c.stdout, v)
 }
 
-// positional parses a verb's options (none yet) and returns at most max operands.
+// positional parses a verb without options and returns at most max operands.
 func positional(name string, args []string, max int) ([]string, error) {
+	return parse(name, args, 0, max, nil)
+}
+
+// parse parses a verb's options, declared by setup (nil for none), and returns its
+// operands: at least min, at most max (-1: no limit). Options come before operands.
+func parse(name string, args []string, min, max int, setup func(*flag.FlagSet)) ([]string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	if setup != nil {
+		setup(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, usagef("%s: %v", name, err)
 	}
-	if fs.NArg() > max {
+	if max >= 0 && fs.NArg() > max {
 		return nil, usagef("%s: unexpected argument %q", name, fs.Arg(max))
 	}
+	if fs.NArg() < min {
+		return nil, usagef("%s: missing operand", name)
+	}
 	return fs.Args(), nil
+}
+
+// checkServer refuses a malformed SERVER before ulbd sees it.
+func checkServer(verb, s string) error {
+	if _, _, err := control.ParseServerRef(s); err != nil {
+		return usagef("%s: %v", verb, err)
+	}
+	return nil
+}
+
+// parseCount reads a positive COUNT operand.
+func parseCount(verb, s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return 0, usagef("%s: bad count %q: want a positive integer", verb, s)
+	}
+	return n, nil
 }
 
 func showPort(ctx context.Context, c *cmd, args []string) error {
@@ -180,12 +235,25 @@ func parseInterval(s string) (time.Duration, error) {
 }
 
 func showStats(ctx context.Context, c *cmd, args []string) error {
-	ops, err := positional("show-stats", args, 2)
+	var a control.ShowStatsArgs
+	ops, err := parse("show-stats", args, 0, 2, func(fs *flag.FlagSet) {
+		fs.StringVar(&a.Rule, "r", "", "")
+		fs.StringVar(&a.Server, "s", "", "")
+	})
 	if err != nil {
 		return err
 	}
+	if a.Server != "" {
+		if err := checkServer("show-stats", a.Server); err != nil {
+			return err
+		}
+	}
+	var sendArgs any
+	if a != (control.ShowStatsArgs{}) {
+		sendArgs = a
+	}
 	if len(ops) == 0 {
-		return show(ctx, c, control.VerbShowStats, nil, func(w io.Writer, s control.StatsInfo) error {
+		return show(ctx, c, control.VerbShowStats, sendArgs, func(w io.Writer, s control.StatsInfo) error {
 			return format.Stats(w, &s)
 		})
 	}
@@ -195,12 +263,18 @@ func showStats(ctx context.Context, c *cmd, args []string) error {
 	}
 	count := 0 // forever
 	if len(ops) == 2 {
-		count, err = strconv.Atoi(ops[1])
-		if err != nil || count <= 0 {
-			return usagef("show-stats: bad count %q: want a positive integer", ops[1])
+		if count, err = parseCount("show-stats", ops[1]); err != nil {
+			return err
 		}
 	}
-	rw := format.NewRateWriter(c.stdout)
+	// The router's rates, or the selected rule's or server's.
+	write := format.NewRateWriter(c.stdout).Write
+	line := func(prev, cur *control.StatsInfo) error { return write(format.ComputeRates(prev, cur)) }
+	if sendArgs != nil {
+		lw := format.NewLBRateWriter(c.stdout)
+		sel := func(s *control.StatsInfo) control.LBCounters { return format.Selected(s, a.Server != "") }
+		line = func(prev, cur *control.StatsInfo) error { return lw.Write(format.ComputeLBRates(prev, cur, sel)) }
+	}
 	var prev *control.StatsInfo
 	for i := 0; count == 0 || i < count; i++ {
 		if i > 0 {
@@ -211,7 +285,7 @@ func showStats(ctx context.Context, c *cmd, args []string) error {
 		if c.json {
 			// One snapshot per line; a consumer computes what it needs.
 			var raw json.RawMessage
-			if err := c.call(ctx, control.VerbShowStats, nil, &raw); err != nil {
+			if err := c.call(ctx, control.VerbShowStats, sendArgs, &raw); err != nil {
 				return err
 			}
 			var b bytes.Buffer
@@ -225,15 +299,156 @@ func showStats(ctx context.Context, c *cmd, args []string) error {
 			continue
 		}
 		cur := new(control.StatsInfo)
-		if err := c.call(ctx, control.VerbShowStats, nil, cur); err != nil {
+		if err := c.call(ctx, control.VerbShowStats, sendArgs, cur); err != nil {
 			return err
 		}
-		if err := rw.Write(format.ComputeRates(prev, cur)); err != nil {
+		if err := line(prev, cur); err != nil {
 			return err
 		}
 		prev = cur
 	}
 	return nil
+}
+
+func showRule(ctx context.Context, c *cmd, args []string) error {
+	var full bool
+	ops, err := parse("show-rule", args, 0, 1, func(fs *flag.FlagSet) { fs.BoolVar(&full, "f", false, "") })
+	if err != nil {
+		return err
+	}
+	var a control.ShowRuleArgs
+	if len(ops) == 1 {
+		a.Name = ops[0]
+	}
+	if full {
+		return show(ctx, c, control.VerbShowRule, a, format.RulesFull)
+	}
+	return show(ctx, c, control.VerbShowRule, a, format.Rules)
+}
+
+func showServerGroup(ctx context.Context, c *cmd, args []string) error {
+	ops, err := positional("show-servergroup", args, 1)
+	if err != nil {
+		return err
+	}
+	var a control.ShowServerGroupArgs
+	if len(ops) == 1 {
+		a.Name = ops[0]
+	}
+	return show(ctx, c, control.VerbShowServerGroup, a, format.ServerGroups)
+}
+
+func showServer(ctx context.Context, c *cmd, args []string) error {
+	ops, err := positional("show-server", args, 1)
+	if err != nil {
+		return err
+	}
+	var a control.ShowServerArgs
+	if len(ops) == 1 {
+		a.Rule = ops[0]
+	}
+	return show(ctx, c, control.VerbShowServer, a, format.Servers)
+}
+
+func showConn(ctx context.Context, c *cmd, args []string) error {
+	var a control.ShowConnArgs
+	ops, err := parse("show-conn", args, 0, 1, func(fs *flag.FlagSet) {
+		fs.StringVar(&a.Rule, "r", "", "")
+		fs.StringVar(&a.Server, "s", "", "")
+	})
+	if err != nil {
+		return err
+	}
+	if a.Server != "" {
+		if err := checkServer("show-conn", a.Server); err != nil {
+			return err
+		}
+	}
+	if len(ops) == 1 {
+		if a.Limit, err = parseCount("show-conn", ops[0]); err != nil {
+			return err
+		}
+	}
+	return show(ctx, c, control.VerbShowConn, a, format.Conns)
+}
+
+func showPersist(ctx context.Context, c *cmd, args []string) error {
+	var a control.ShowPersistArgs
+	ops, err := parse("show-persist", args, 0, 1, func(fs *flag.FlagSet) { fs.StringVar(&a.Rule, "r", "", "") })
+	if err != nil {
+		return err
+	}
+	if len(ops) == 1 {
+		if a.Limit, err = parseCount("show-persist", ops[0]); err != nil {
+			return err
+		}
+	}
+	return show(ctx, c, control.VerbShowPersist, a, format.Persist)
+}
+
+// serverVerb runs enable-server, disable-server or drain-server on each SERVER in turn,
+// stopping at the first refusal. It prints nothing, or with -o json the servers changed.
+func serverVerb(verb string) func(context.Context, *cmd, []string) error {
+	return func(ctx context.Context, c *cmd, args []string) error {
+		var rule, group string
+		ops, err := parse(verb, args, 1, -1, func(fs *flag.FlagSet) {
+			fs.StringVar(&rule, "r", "", "")
+			fs.StringVar(&group, "g", "", "")
+		})
+		if err != nil {
+			return err
+		}
+		if rule != "" && group != "" {
+			return usagef("%s: give -r RULE or -g GROUP, not both", verb)
+		}
+		for _, s := range ops {
+			if err := checkServer(verb, s); err != nil {
+				return err
+			}
+		}
+		changed := []control.ServerInfo{}
+		for _, s := range ops {
+			var out []control.ServerInfo
+			if err := c.call(ctx, verb, control.ServerArgs{Rule: rule, Group: group, Server: s}, &out); err != nil {
+				return err
+			}
+			changed = append(changed, out...)
+		}
+		return c.printJSON(changed)
+	}
+}
+
+// ruleVerb runs enable-rule or disable-rule on each NAME in turn, stopping at the first
+// refusal. It prints nothing, or with -o json the rules changed.
+func ruleVerb(verb string) func(context.Context, *cmd, []string) error {
+	return func(ctx context.Context, c *cmd, args []string) error {
+		ops, err := parse(verb, args, 1, -1, nil)
+		if err != nil {
+			return err
+		}
+		changed := []control.RuleInfo{}
+		for _, name := range ops {
+			var out control.RuleInfo
+			if err := c.call(ctx, verb, control.RuleArgs{Name: name}, &out); err != nil {
+				return err
+			}
+			changed = append(changed, out)
+		}
+		return c.printJSON(changed)
+	}
+}
+
+// printJSON prints v as indented JSON with -o json, and nothing otherwise.
+func (c *cmd) printJSON(v any) error {
+	if !c.json {
+		return nil
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = c.stdout.Write(append(b, '\n'))
+	return err
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -58,6 +58,10 @@ FORWARDED  LOCAL  ICMP-SENT  DROPS
 DROP-REASON   PACKETS
 no-route      6
 ttl-exceeded  4
+
+RULE  CONNS  TOTAL  PKTS-IN  BYTES-IN  PKTS-OUT  BYTES-OUT  DROPS
+web   3      10     500      250000    400       1000000    1
+web6  3      10     500      250000    400       1000000    1
 `},
 		{[]string{"show-stats", "1ms", "3"}, `
       RX-PPS       TX-PPS  RX-MBIT/S  TX-MBIT/S    DROPS/S
@@ -115,7 +119,8 @@ func TestJSON(t *testing.T) {
 	}
 	for i, l := range lines {
 		var s control.StatsInfo
-		if err := json.Unmarshal([]byte(l), &s); err != nil || !reflect.DeepEqual(s, fakeulbd.Stats(i+1)) {
+		want, _ := fakeulbd.Stats(i+1, control.ShowStatsArgs{})
+		if err := json.Unmarshal([]byte(l), &s); err != nil || !reflect.DeepEqual(s, want) {
 			t.Errorf("line %d = %s (%v)", i, l, err)
 		}
 	}
@@ -187,6 +192,189 @@ func TestParseInterval(t *testing.T) {
 	for _, in := range []string{"", "-1", "0s", "x", "1e300", "NaN"} {
 		if _, err := parseInterval(in); err == nil {
 			t.Errorf("parseInterval(%q) accepted", in)
+		}
+	}
+}
+
+func TestLBTables(t *testing.T) {
+	sock := fakeulbd.Start(t)
+	env := map[string]string{SocketEnv: sock}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"show-rule"}, `
+NAME  STATE    PROTO  VIP              PORTS      ALGORITHM            TOPOLOGY  PERSIST   DRAIN  SERVERGROUP  SERVERS  CONNS
+web   enabled  tcp    198.51.100.100   80         weighted-roundrobin  half-nat  /24,300s  30s    web          2        3
+web6  enabled  tcp    2001:db8:1::100  8000-8099  maglev               full-nat  -         -      web6         1        1
+`},
+		{[]string{"show-rule", "-f", "web6"}, `
+RULE:          web6
+STATE:         enabled
+VIP:           2001:db8:1::100
+PORTS:         8000-8099
+PROTOCOL:      tcp
+ALGORITHM:     maglev
+TOPOLOGY:      full-nat
+PROXY-SOURCE:  2001:db8:2::50,2001:db8:2::51
+PERSISTENCE:   none
+CONN-DRAIN:    until the flows end
+SERVERGROUP:   web6 (1 servers)
+CONNS:         1
+`},
+		{[]string{"show-servergroup"}, `
+GROUP  ADDRESS          PORT  WEIGHT  MAX-CONNS  RULES
+web    203.0.113.200    80    1       -          web
+web    203.0.113.210    80    3       1000       web
+web6   2001:db8:2::200  -     1       -          web6
+spare  203.0.113.220    -     1       -          -
+`},
+		{[]string{"show-servergroup", "web6"}, `
+GROUP  ADDRESS          PORT  WEIGHT  MAX-CONNS  RULES
+web6   2001:db8:2::200  -     1       -          web6
+`},
+		{[]string{"show-server"}, `
+RULE  GROUP  SERVER            WEIGHT  MAX-CONNS  STATE    CONNS  TOTAL
+web   web    203.0.113.200:80  1       -          enabled  1      10
+web   web    203.0.113.210:80  3       1000       enabled  2      20
+web6  web6   2001:db8:2::200   1       -          enabled  1      10
+`},
+		{[]string{"show-conn"}, `
+RULE  PROTO  CLIENT                 VIP                     PROXY                  SERVER                  STATE        AGE   IDLE  PACKETS  BYTES
+web   tcp    192.0.2.7:40001        198.51.100.100:80       -                      203.0.113.200:80        ESTABLISHED  12s   1s    40       9000
+web   tcp    192.0.2.8:40002        198.51.100.100:80       -                      203.0.113.210:80        TIME_WAIT    30s   20s   12       1500
+web   tcp    192.0.2.9:40003        198.51.100.100:80       -                      203.0.113.210:80        SYN_RECV     0s    0s    1        60
+web6  tcp    [2001:db8:9::7]:50000  [2001:db8:1::100]:8042  [2001:db8:2::50]:1024  [2001:db8:2::200]:8042  ESTABLISHED  100s  5s    1000     1000000
+`},
+		{[]string{"show-conn", "-r", "web", "-s", "203.0.113.210", "1"}, `
+RULE  PROTO  CLIENT           VIP                PROXY  SERVER            STATE      AGE  IDLE  PACKETS  BYTES
+web   tcp    192.0.2.8:40002  198.51.100.100:80  -      203.0.113.210:80  TIME_WAIT  30s  20s   12       1500
+(1 of 2 flows shown)
+`},
+		{[]string{"show-persist", "-r", "web"}, `
+RULE  CLIENT           SERVER            CONNS  EXPIRES
+web   192.0.2.0/24     203.0.113.200:80  2      -
+web   198.51.100.0/24  203.0.113.210:80  0      42s
+`},
+		{[]string{"show-persist", "1"}, `
+RULE  CLIENT        SERVER            CONNS  EXPIRES
+web   192.0.2.0/24  203.0.113.200:80  2      -
+(1 of 2 entries shown)
+`},
+		{[]string{"show-stats", "-r", "web6"}, `
+PORT     RX-PKTS  RX-BYTES  TX-PKTS  TX-BYTES  RX-DROPS  TX-ERRORS
+outside  1000     1250000   1000     1250000   0         0
+inside   1000     1250000   1000     1250000   0         0
+
+FORWARDED  LOCAL  ICMP-SENT  DROPS
+2000       5      4          10
+
+DROP-REASON   PACKETS
+no-route      6
+ttl-exceeded  4
+
+RULE  CONNS  TOTAL  PKTS-IN  BYTES-IN  PKTS-OUT  BYTES-OUT  DROPS
+web6  3      10     500      250000    400       1000000    1
+
+RULE  SERVER           CONNS  TOTAL  PKTS-IN  BYTES-IN  PKTS-OUT  BYTES-OUT  DROPS
+web6  2001:db8:2::200  1      5      250      125000    200       500000     0
+`},
+		// One line per interval: the rule's flows now and its rates.
+		{[]string{"show-stats", "-r", "web", "1ms", "3"}, `
+     CONNS      NEW/S       IN-PPS      OUT-PPS  IN-MBIT/S OUT-MBIT/S    DROPS/S
+         3         10          500          400       2.00       8.00          1
+         3         10          500          400       2.00       8.00          1
+         3         10          500          400       2.00       8.00          1
+`},
+		// A server's rates sum its entries in every rule that uses it.
+		{[]string{"show-stats", "-s", "203.0.113.210:80", "1ms", "2"}, `
+     CONNS      NEW/S       IN-PPS      OUT-PPS  IN-MBIT/S OUT-MBIT/S    DROPS/S
+         1          5          250          200       1.00       4.00          0
+         1          5          250          200       1.00       4.00          0
+`},
+	}
+	for _, tt := range tests {
+		out, errOut, code := run(t, env, tt.args...)
+		if want := strings.TrimPrefix(tt.want, "\n"); out != want || errOut != "" || code != ExitOK {
+			t.Errorf("ulbadm %v: exit %d, stderr %q, stdout:\n%s\nwant:\n%s", tt.args, code, errOut, out, want)
+		}
+	}
+}
+
+func TestServerAndRuleVerbs(t *testing.T) {
+	sock := fakeulbd.Start(t)
+	env := map[string]string{SocketEnv: sock}
+	for _, args := range [][]string{
+		{"disable-server", "203.0.113.200"},
+		{"drain-server", "-g", "web", "203.0.113.210:80"},
+		{"disable-rule", "web6"},
+	} {
+		if out, errOut, code := run(t, env, args...); code != ExitOK || out != "" || errOut != "" {
+			t.Fatalf("ulbadm %v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+	out, _, _ := run(t, env, "show-server", "web")
+	want := `RULE  GROUP  SERVER            WEIGHT  MAX-CONNS  STATE         CONNS  TOTAL
+web   web    203.0.113.200:80  1       -          disabled      1      10
+web   web    203.0.113.210:80  3       1000       draining(5s)  2      20
+`
+	if out != want {
+		t.Errorf("show-server web after disable and drain:\n%s\nwant:\n%s", out, want)
+	}
+	if out, _, _ := run(t, env, "show-rule", "web6"); !strings.Contains(out, "web6  disabled") {
+		t.Errorf("show-rule web6 after disable-rule:\n%s", out)
+	}
+
+	// -o json prints what changed.
+	out, errOut, code := run(t, env, "-o", "json", "enable-server", "-r", "web", "203.0.113.200", "203.0.113.210")
+	var changed []control.ServerInfo
+	if code != ExitOK || errOut != "" || json.Unmarshal([]byte(out), &changed) != nil || len(changed) != 2 ||
+		changed[0].State != control.ServerEnabled || changed[1].State != control.ServerEnabled || changed[1].Endpoint() != "203.0.113.210:80" {
+		t.Errorf("enable-server -o json: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
+	}
+	out, errOut, code = run(t, env, "-o", "json", "enable-rule", "web6", "web")
+	var rules []control.RuleInfo
+	if code != ExitOK || errOut != "" || json.Unmarshal([]byte(out), &rules) != nil || len(rules) != 2 || !rules[0].Enabled || rules[0].Name != "web6" {
+		t.Errorf("enable-rule -o json: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
+	}
+	if out, _, _ := run(t, env, "show-server"); strings.Contains(out, "disabled") || strings.Contains(out, "draining") {
+		t.Errorf("show-server after enable-server:\n%s", out)
+	}
+}
+
+func TestLBErrors(t *testing.T) {
+	sock := fakeulbd.Start(t)
+	env := map[string]string{SocketEnv: sock}
+	tests := []struct {
+		args     []string
+		code     int
+		stderr   string // first line
+		hasUsage bool
+	}{
+		{[]string{"enable-server"}, ExitUsage, "ulbadm: enable-server: missing operand", true},
+		{[]string{"drain-server", "-r", "web", "-g", "web", "203.0.113.200"}, ExitUsage, "ulbadm: drain-server: give -r RULE or -g GROUP, not both", true},
+		{[]string{"disable-server", "web"}, ExitUsage, `ulbadm: disable-server: server "web" is not an address or address:port (like 203.0.113.200:80 or [2001:db8::200]:80)`, true},
+		{[]string{"disable-server", "203.0.113.200:0"}, ExitUsage, `ulbadm: disable-server: server "203.0.113.200:0": port 0 is not a port`, true},
+		{[]string{"enable-rule"}, ExitUsage, "ulbadm: enable-rule: missing operand", true},
+		{[]string{"show-rule", "a", "b"}, ExitUsage, `ulbadm: show-rule: unexpected argument "b"`, true},
+		{[]string{"show-conn", "0"}, ExitUsage, `ulbadm: show-conn: bad count "0": want a positive integer`, true},
+		{[]string{"show-conn", "-s", "x"}, ExitUsage, `ulbadm: show-conn: server "x" is not an address or address:port (like 203.0.113.200:80 or [2001:db8::200]:80)`, true},
+		{[]string{"show-persist", "-x"}, ExitUsage, "ulbadm: show-persist: flag provided but not defined: -x", true},
+		{[]string{"show-stats", "-s", "nope"}, ExitUsage, `ulbadm: show-stats: server "nope" is not an address or address:port (like 203.0.113.200:80 or [2001:db8::200]:80)`, true},
+		{[]string{"show-stats", "-r", "nope"}, ExitError, `ulbadm: show-stats: no rule named "nope"`, false},
+		{[]string{"show-stats", "-s", "192.0.2.1", "1"}, ExitError, `ulbadm: show-stats: no server 192.0.2.1`, false},
+		{[]string{"show-rule", "nope"}, ExitError, `ulbadm: show-rule: no rule named "nope"`, false},
+		{[]string{"show-server", "nope"}, ExitError, `ulbadm: show-server: no rule named "nope"`, false},
+		{[]string{"show-servergroup", "nope"}, ExitError, `ulbadm: show-servergroup: no servergroup named "nope"`, false},
+		{[]string{"enable-server", "-g", "nope", "203.0.113.200"}, ExitError, `ulbadm: enable-server: no servergroup named "nope"`, false},
+		{[]string{"disable-server", "203.0.113.200", "192.0.2.99"}, ExitError, `ulbadm: disable-server: no server 192.0.2.99`, false},
+		{[]string{"disable-rule", "web", "nope"}, ExitError, `ulbadm: disable-rule: no rule named "nope"`, false},
+	}
+	for _, tt := range tests {
+		out, errOut, code := run(t, env, tt.args...)
+		first, rest, _ := strings.Cut(errOut, "\n")
+		if code != tt.code || first != tt.stderr || out != "" || strings.Contains(rest, "usage: ulbadm") != tt.hasUsage {
+			t.Errorf("ulbadm %q: exit %d (want %d), stdout %q, stderr:\n%s", tt.args, code, tt.code, out, errOut)
 		}
 	}
 }

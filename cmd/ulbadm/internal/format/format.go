@@ -24,8 +24,10 @@ func or(s string) string {
 	return s
 }
 
+func newTabWriter(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 8, 2, ' ', 0) }
+
 func table(w io.Writer, header string, rows [][]string) error {
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	tw := newTabWriter(w)
 	fmt.Fprintln(tw, header)
 	for _, r := range rows {
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
@@ -70,8 +72,9 @@ func Neighs(w io.Writer, neighs []control.NeighInfo) error {
 	return table(w, "PORT\tADDRESS\tMAC\tSTATE\tAGE", rows)
 }
 
-// Stats writes show-stats's counters: one row per port, the router's totals, and the
-// drops by reason (sorted by reason) when there are any.
+// Stats writes show-stats's counters: one row per port, the router's totals, the drops
+// by reason (sorted by reason) when there are any, then the rules' and servers' counters
+// when the snapshot has them.
 func Stats(w io.Writer, s *control.StatsInfo) error {
 	rows := make([][]string, 0, len(s.Ports))
 	for _, p := range s.Ports {
@@ -83,15 +86,20 @@ func Stats(w io.Writer, s *control.StatsInfo) error {
 	fmt.Fprintln(w)
 	err := table(w, "FORWARDED\tLOCAL\tICMP-SENT\tDROPS",
 		[][]string{{u(s.Forwarded), u(s.Local), u(s.ICMPSent), u(s.TotalDrops())}})
-	if err != nil || len(s.Drops) == 0 {
+	if err != nil {
 		return err
 	}
-	fmt.Fprintln(w)
-	rows = rows[:0]
-	for _, reason := range slices.Sorted(maps.Keys(s.Drops)) {
-		rows = append(rows, []string{reason, u(s.Drops[reason])})
+	if len(s.Drops) > 0 {
+		fmt.Fprintln(w)
+		rows = rows[:0]
+		for _, reason := range slices.Sorted(maps.Keys(s.Drops)) {
+			rows = append(rows, []string{reason, u(s.Drops[reason])})
+		}
+		if err := table(w, "DROP-REASON\tPACKETS", rows); err != nil {
+			return err
+		}
 	}
-	return table(w, "DROP-REASON\tPACKETS", rows)
+	return lbStats(w, s)
 }
 
 // Rates are per-second rates between two StatsInfo snapshots.

@@ -1,0 +1,102 @@
+package format
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"ulb/router/control"
+)
+
+func TestEmptyLBTables(t *testing.T) {
+	var b bytes.Buffer
+	if err := Rules(&b, nil); err != nil {
+		t.Fatal(err)
+	}
+	check(t, &b, "NAME  STATE  PROTO  VIP  PORTS  ALGORITHM  TOPOLOGY  PERSIST  DRAIN  SERVERGROUP  SERVERS  CONNS\n")
+	b.Reset()
+	if err := Conns(&b, control.ConnList{Total: 3}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, &b, `
+RULE  PROTO  CLIENT  VIP  PROXY  SERVER  STATE  AGE  IDLE  PACKETS  BYTES
+(0 of 3 flows shown)
+`)
+	b.Reset()
+	if err := ServerGroups(&b, []control.ServerGroupInfo{{Name: "empty"}}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, &b, `
+GROUP  ADDRESS  PORT  WEIGHT  MAX-CONNS  RULES
+empty  -        -     -       -          -
+`)
+}
+
+func TestRulesPersistence(t *testing.T) {
+	var b bytes.Buffer
+	err := Rules(&b, []control.RuleInfo{
+		{Name: "all", VIP: "192.0.2.1", Ports: "1-65535", Protocol: "udp", Algorithm: "hash-ip", Topology: "dsr",
+			PMask: 0, PersistTimeout: 60, ServerGroup: "g", Servers: 3},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pmask 0 is persistence on every client (one server for all), not "none".
+	check(t, &b, `
+NAME  STATE     PROTO  VIP        PORTS    ALGORITHM  TOPOLOGY  PERSIST  DRAIN  SERVERGROUP  SERVERS  CONNS
+all   disabled  udp    192.0.2.1  1-65535  hash-ip    dsr       /0,60s   -      g            3        0
+`)
+}
+
+func TestComputeLBRates(t *testing.T) {
+	snap := func(up int64, c control.LBCounters) *control.StatsInfo {
+		return &control.StatsInfo{Uptime: up * 1e9, Rules: []control.RuleStats{{Name: "a", LBCounters: c}, {Name: "b"}}}
+	}
+	first := snap(10, control.LBCounters{ConnsActive: 7, ConnsTotal: 100, PacketsIn: 1000, BytesIn: 1_250_000,
+		PacketsOut: 500, BytesOut: 2_500_000, Drops: 10})
+	second := snap(12, control.LBCounters{ConnsActive: 4, ConnsTotal: 120, PacketsIn: 3000, BytesIn: 3_750_000,
+		PacketsOut: 900, BytesOut: 5_000_000, Drops: 14})
+	sel := func(s *control.StatsInfo) control.LBCounters { return Selected(s, false) }
+	tests := []struct {
+		name      string
+		prev, cur *control.StatsInfo
+		want      LBRates
+	}{
+		{"since start", nil, first, LBRates{Conns: 7, NewPS: 10, InPPS: 100, OutPPS: 50, InMbps: 1, OutMbps: 2, DropsPS: 1}},
+		{"interval", first, second, LBRates{Conns: 4, NewPS: 10, InPPS: 1000, OutPPS: 200, InMbps: 10, OutMbps: 10, DropsPS: 2}},
+		{"restarted", second, snap(2, control.LBCounters{ConnsActive: 1, ConnsTotal: 2}), LBRates{Conns: 1, NewPS: 1}},
+		{"zero uptime", nil, snap(0, control.LBCounters{ConnsActive: 2, ConnsTotal: 5}), LBRates{Conns: 2}},
+	}
+	for _, tt := range tests {
+		if got := ComputeLBRates(tt.prev, tt.cur, sel); got != tt.want {
+			t.Errorf("%s: got %+v, want %+v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestSelected(t *testing.T) {
+	s := &control.StatsInfo{
+		Rules:   []control.RuleStats{{LBCounters: control.LBCounters{PacketsIn: 1}}, {LBCounters: control.LBCounters{PacketsIn: 2}}},
+		Servers: []control.ServerStats{{LBCounters: control.LBCounters{PacketsIn: 10}}, {LBCounters: control.LBCounters{PacketsIn: 20}}},
+	}
+	if r, v := Selected(s, false), Selected(s, true); r.PacketsIn != 3 || v.PacketsIn != 30 {
+		t.Errorf("Selected: rules %d, servers %d", r.PacketsIn, v.PacketsIn)
+	}
+}
+
+func TestLBRateWriterRepeatsHeader(t *testing.T) {
+	var b bytes.Buffer
+	rw := NewLBRateWriter(&b)
+	for i := range HeaderEvery + 1 {
+		if err := rw.Write(LBRates{Conns: uint64(i), OutMbps: 0.5}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != HeaderEvery+3 || !strings.Contains(lines[0], "NEW/S") || lines[HeaderEvery+1] != lines[0] {
+		t.Fatalf("%d lines:\n%s", len(lines), &b)
+	}
+	if want := "         2          0            0            0       0.00       0.50          0"; lines[3] != want {
+		t.Errorf("line 3 = %q, want %q", lines[3], want)
+	}
+}
