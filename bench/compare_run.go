@@ -339,7 +339,7 @@ func (r *workloadRun) transfer(ctx context.Context) (string, error) {
 // pps runs the frame counter in the server's namespace, the generator in the sender's,
 // and reads the router's counters around them.
 func (r *workloadRun) pps(ctx context.Context) (string, error) {
-	r.rep.addNote(fmt.Sprintf("ulbbench loadgen send from %s (%d-byte frames + FCS = 64, AF_PACKET sendmmsg, %d sender(s)); delivered = rx_packets delta of %s:%s over the sending time",
+	r.rep.addNote(fmt.Sprintf("ulbbench loadgen send from %s (%d-byte frames + FCS = 64, AF_PACKET sendmmsg, %d sender(s)); delivered = rx_packets delta of %s:%s over the sending time; the server drops them at a full UDP socket (no ICMP)",
 		r.w.From, loadgen.FrameLen, max(r.w.Senders, 1), r.w.Server, r.w.Device))
 	counter, err := r.startCounter(ctx)
 	if err != nil {
@@ -428,7 +428,7 @@ func (r *workloadRun) startCounter(ctx context.Context) (*frameCounter, error) {
 	}
 	bound := r.w.Duration + workloadGrace
 	cmd := exec.Command("ip", "netns", "exec", r.b.Namespace(r.w.Server), prog, "loadgen", "count",
-		"-dev", r.w.Device, "-for", bound.String())
+		"-dev", r.w.Device, "-for", bound.String(), "-sink-port", fmt.Sprint(loadgen.DefaultDstPort))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -25,6 +26,12 @@ type CountConfig struct {
 	Duration    time.Duration // the longest count; it also ends with ctx
 	Poll        time.Duration // default DefaultCountPoll
 	SysClassNet string        // default DefaultSysClassNet: the process's network namespace's view (ip netns exec remounts it)
+	// SinkPort, when not zero, is a UDP port Count binds (IPv4, any address) and never
+	// reads, with the smallest receive buffer: the kernel then drops the generator's
+	// datagrams at the full socket instead of answering each with an ICMP port
+	// unreachable, whose per-packet route lookup (done before the rate limit since Linux
+	// 6.12) would otherwise weigh on whoever delivers the frames.
+	SinkPort int
 }
 
 // CountReport is what an interface received during a count.
@@ -52,6 +59,16 @@ func Count(ctx context.Context, cfg CountConfig, ready func()) (CountReport, err
 	}
 	if cfg.Device == "" || strings.ContainsAny(cfg.Device, "/") || cfg.Device == "." || cfg.Device == ".." {
 		return CountReport{}, fmt.Errorf("loadgen: bad device name %q", cfg.Device)
+	}
+	if cfg.SinkPort < 0 || cfg.SinkPort > 65535 {
+		return CountReport{}, fmt.Errorf("loadgen: sink port %d out of range", cfg.SinkPort)
+	}
+	if cfg.SinkPort > 0 {
+		sink, err := listenSink(cfg.SinkPort)
+		if err != nil {
+			return CountReport{}, err
+		}
+		defer sink.Close()
 	}
 	dir := filepath.Join(cfg.SysClassNet, cfg.Device, "statistics")
 	read := func() (rx, drop uint64, err error) {
@@ -118,4 +135,21 @@ func readCounter(path string) (uint64, error) {
 		return 0, fmt.Errorf("loadgen: %s: %q is not a counter", path, strings.TrimSpace(string(data)))
 	}
 	return v, nil
+}
+
+// sinkRcvBuf is the receive buffer asked for the sink socket; the kernel raises it to its
+// minimum.
+const sinkRcvBuf = 1
+
+// listenSink binds the UDP sink that keeps the receiving kernel from answering.
+func listenSink(port int) (*net.UDPConn, error) {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{Port: port})
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: sink: %w", err)
+	}
+	if err := c.SetReadBuffer(sinkRcvBuf); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("loadgen: sink: %w", err)
+	}
+	return c, nil
 }

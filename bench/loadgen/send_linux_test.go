@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -156,5 +158,70 @@ func TestSendFullSpeedAndErrors(t *testing.T) {
 		if _, err := Send(context.Background(), cfg); err == nil {
 			t.Errorf("%+v: no error", cfg)
 		}
+	}
+}
+
+// TestCountSinkStopsPortUnreachable checks that while Count holds its sink socket the
+// receiver answers no ICMP port unreachable (a connected UDP socket would see
+// ECONNREFUSED), and that without it the receiver does.
+func TestCountSinkStopsPortUnreachable(t *testing.T) {
+	a, b := vethPair(t)
+	root, set := fakeStats(t, "eth0")
+	set(0, 0)
+	refused := func() bool {
+		t.Helper()
+		var got bool
+		if err := netns.Do(a, func() error {
+			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.2:9999")))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			for i := 0; i < 5 && !got; i++ {
+				if _, err := c.Write([]byte("probe")); err != nil {
+					got = errors.Is(err, syscall.ECONNREFUSED)
+				}
+				c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+				if _, err := c.Read(make([]byte, 16)); errors.Is(err, syscall.ECONNREFUSED) {
+					got = true
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if !refused() {
+		t.Fatal("no port unreachable without the sink: the test cannot tell")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- netns.Do(b, func() error {
+			_, err := Count(ctx, CountConfig{Device: "eth0", Duration: 30 * time.Second, SysClassNet: root, SinkPort: 9999},
+				func() { close(ready) })
+			return err
+		})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("count: %v", err)
+	}
+	if refused() {
+		t.Error("port unreachable while the sink is bound")
+	}
+	// A second sink on the same port is refused with an error.
+	if err := netns.Do(b, func() error {
+		_, err := Count(context.Background(), CountConfig{Device: "eth0", Duration: time.Second, SysClassNet: root, SinkPort: 9999}, nil)
+		return err
+	}); err == nil {
+		t.Error("a second sink on a bound port: no error")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
