@@ -328,6 +328,24 @@ func (t *Table) Lookup(tu Tuple, tcpFlags uint8, bytes int) (f Flow, dir Directi
 	return f, dir, true
 }
 
+// Get finds the flow one of whose tuples is tu and returns a copy without changing it: no
+// state transition, no counter. Use it for packets that belong to a flow without being its
+// segments, such as an ICMP error quoting it (Lookup with tcpFlags 0 would move a TCP flow to
+// CLOSE, as IPVS does for a segment without flags). It locks one shard and never allocates.
+func (t *Table) Get(tu Tuple) (f Flow, dir Direction, ok bool) {
+	h := t.seed.hash(&tu)
+	s := &t.shards[t.shardOf(h)]
+	s.mu.Lock()
+	sl, ref := t.find(s, &tu, h)
+	if sl != nil {
+		if w := sl.word.Load(); w&wordDying == 0 {
+			f, dir, ok = sl.load(w), refDir(ref), true
+		}
+	}
+	s.mu.Unlock()
+	return f, dir, ok
+}
+
 // Insert adds a flow and indexes its Orig tuple and, unless it is zero, its Reply tuple.
 // Created and LastSeen default to now; UDP and ICMP flows get StateUDP / StateICMP; a TCP
 // flow keeps the State given (use Flow.Account with the first packet, or leave StateNone and
