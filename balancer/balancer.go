@@ -9,10 +9,13 @@
 // the control plane; Pick takes short per-rule locks only for weighted-roundrobin and
 // persistence.
 //
-// Rules and servers have stable numeric IDs (Rule.ID, Pick.Server) that flows store; they
-// survive every Set that keeps the rule's name or the server's identity (group or rule
-// name, address, port) and are never reused, so a flow that outlives a reload still ends
-// on the right counters. Server state and counters survive such a Set too.
+// A server is identified by its group (or rule) name, address and port. A group may serve
+// several rules: each (rule, server) pair has its own state, counters and ID, while
+// max_conns and the least-connection algorithms count the server's flows over all its
+// rules. Rules and pairs have stable numeric IDs (Rule.ID, Pick.Server) that flows store;
+// they survive every Set that keeps the rule's name and the server's identity and are
+// never reused, so a flow that outlives a reload still ends on the right counters. State
+// and counters survive such a Set too.
 package balancer
 
 import (
@@ -77,11 +80,19 @@ func (k serverKey) String() string {
 	return fmt.Sprintf("%s/%v", k.group, netip.AddrPortFrom(k.addr, k.port))
 }
 
-// serverState is what survives reloads for one server identity.
+// serverState is one server identity: its flows over every rule that uses it.
 type serverState struct {
-	id  uint32
-	key serverKey
-	c   counters
+	id    uint32
+	key   serverKey
+	conns atomic.Int64 // for max_conns and leastconn
+}
+
+// pairState is one server within one rule: what survives reloads for the pair.
+type pairState struct {
+	id   uint32
+	rule *ruleState
+	srv  *serverState
+	c    counters
 	// Guarded by Balancer.mu.
 	admin ServerState
 	since time.Time // when admin last changed
@@ -111,9 +122,9 @@ type Balancer struct {
 	cfg     []RuleConfig
 	rules   map[string]*ruleState
 	servers map[serverKey]*serverState
-	pairs   map[pairKey]*atomic.Int64
-	ruleIDs []*ruleState   // by ID; [0] is nil
-	srvIDs  []*serverState // by ID; [0] is nil
+	pairs   map[pairKey]*pairState
+	ruleIDs []*ruleState // by ID; [0] is nil
+	pairIDs []*pairState // by ID; [0] is nil
 	maglevs map[string][]uint32
 }
 
@@ -124,9 +135,9 @@ func New(cfg Config) *Balancer {
 		log:     cfg.Logger,
 		rules:   map[string]*ruleState{},
 		servers: map[serverKey]*serverState{},
-		pairs:   map[pairKey]*atomic.Int64{},
+		pairs:   map[pairKey]*pairState{},
 		ruleIDs: []*ruleState{nil},
-		srvIDs:  []*serverState{nil},
+		pairIDs: []*pairState{nil},
 		maglevs: map[string][]uint32{},
 	}
 	if b.now == nil {
@@ -167,57 +178,64 @@ func (b *Balancer) Set(rules []RuleConfig) error {
 	defer b.mu.Unlock()
 	now := b.now()
 	prevRule := make(map[string]*RuleConfig, len(b.cfg))
-	prevSrv := make(map[serverKey]ServerConfig)
 	for i := range b.cfg {
-		rc := &b.cfg[i]
-		prevRule[rc.Name] = rc
-		for _, s := range rc.Servers {
-			prevSrv[serverKey{rc.groupName(), s.Addr, s.Port}] = s
-		}
+		prevRule[b.cfg[i].Name] = &b.cfg[i]
 	}
 	for _, rs := range b.rules {
 		rs.live = false
 	}
-	for _, ss := range b.servers {
-		ss.live = false
+	for _, ps := range b.pairs {
+		ps.live = false
 	}
 	var dropPersist []uint32
 	for i := range cfg {
 		rc := &cfg[i]
+		prev := prevRule[rc.Name]
 		rs := b.rules[rc.Name]
 		if rs == nil {
 			rs = &ruleState{id: uint32(len(b.ruleIDs)), name: rc.Name}
 			b.ruleIDs = append(b.ruleIDs, rs)
 			b.rules[rc.Name] = rs
 		}
-		if prev := prevRule[rc.Name]; prev == nil || prev.Enabled != rc.Enabled {
+		if prev == nil || prev.Enabled != rc.Enabled {
 			rs.enabled = rc.Enabled
 		}
-		if prev := prevRule[rc.Name]; prev != nil && prev.PMask != rc.PMask {
+		if prev != nil && prev.PMask != rc.PMask {
 			dropPersist = append(dropPersist, rs.id)
 		}
 		rs.live = true
-		for _, s := range rc.Servers {
-			k := serverKey{rc.groupName(), s.Addr, s.Port}
+		prevSrv := map[serverKey]ServerConfig{}
+		if prev != nil && prev.groupName() == rc.groupName() {
+			for _, sc := range prev.Servers {
+				prevSrv[serverKey{prev.groupName(), sc.Addr, sc.Port}] = sc
+			}
+		}
+		for _, sc := range rc.Servers {
+			k := serverKey{rc.groupName(), sc.Addr, sc.Port}
 			ss := b.servers[k]
 			if ss == nil {
-				ss = &serverState{id: uint32(len(b.srvIDs)), key: k}
-				b.srvIDs = append(b.srvIDs, ss)
+				ss = &serverState{id: uint32(len(b.servers) + 1), key: k}
 				b.servers[k] = ss
 			}
-			if ss.live {
-				continue // a group shared by several rules: done at its first rule
+			pk := pairKey{rs.id, ss.id}
+			ps := b.pairs[pk]
+			if ps == nil {
+				ps = &pairState{id: uint32(len(b.pairIDs)), rule: rs, srv: ss}
+				b.pairIDs = append(b.pairIDs, ps)
+				b.pairs[pk] = ps
 			}
-			if prev, ok := prevSrv[k]; !ok || prev.Disabled != s.Disabled {
+			// The configured state applies to a new pair, a pair configured again after
+			// a removal, and when the configuration changes it; else the run-time one stays.
+			if p, ok := prevSrv[k]; !ok || p.Disabled != sc.Disabled {
 				st := Enabled
-				if s.Disabled {
+				if sc.Disabled {
 					st = Disabled
 				}
-				if ss.admin != st {
-					ss.admin, ss.since = st, now
+				if ps.admin != st {
+					ps.admin, ps.since = st, now
 				}
 			}
-			ss.live = true
+			ps.live = true
 		}
 	}
 	for name := range prevRule {
@@ -229,14 +247,14 @@ func (b *Balancer) Set(rules []RuleConfig) error {
 	b.cfg = cfg
 	b.publish()
 	b.log.LogAttrs(context.Background(), slog.LevelInfo, "balancer rules set",
-		slog.Int("rules", len(cfg)), slog.Int("servers", b.liveServers()))
+		slog.Int("rules", len(cfg)), slog.Int("rule_servers", b.liveServers()))
 	return nil
 }
 
 func (b *Balancer) liveServers() int {
 	n := 0
-	for _, ss := range b.servers {
-		if ss.live {
+	for _, ps := range b.pairs {
+		if ps.live {
 			n++
 		}
 	}
@@ -249,10 +267,9 @@ func (b *Balancer) publish() {
 		byName:   make(map[string]*Rule, len(b.cfg)),
 		match:    make(map[matchKey][]*Rule),
 		ruleIDs:  b.ruleIDs[:len(b.ruleIDs):len(b.ruleIDs)],
-		srvIDs:   b.srvIDs[:len(b.srvIDs):len(b.srvIDs)],
+		pairIDs:  b.pairIDs[:len(b.pairIDs):len(b.pairIDs)],
 		ruleByID: make([]*Rule, len(b.ruleIDs)),
 	}
-	used := make(map[pairKey]bool)
 	maglevs := make(map[string][]uint32)
 	for i := range b.cfg {
 		rc := &b.cfg[i]
@@ -267,21 +284,15 @@ func (b *Balancer) publish() {
 			}
 		}
 		r.members = make([]member, len(rc.Servers))
-		r.byServer = make(map[uint32]int32, len(rc.Servers))
+		r.byPair = make(map[uint32]int32, len(rc.Servers))
 		for j, sc := range rc.Servers {
 			ss := b.servers[serverKey{rc.groupName(), sc.Addr, sc.Port}]
-			pk := pairKey{rs.id, ss.id}
-			pc := b.pairs[pk]
-			if pc == nil {
-				pc = new(atomic.Int64)
-				b.pairs[pk] = pc
-			}
-			used[pk] = true
+			ps := b.pairs[pairKey{rs.id, ss.id}]
 			m := &r.members[j]
-			*m = member{srv: ss, pair: pc, addr: sc.Addr, port: sc.Port,
+			*m = member{srv: ss, pair: ps, addr: sc.Addr, port: sc.Port,
 				weight: int64(sc.Weight), maxConns: int64(sc.MaxConns)}
-			m.eligible = ss.admin == Enabled && sc.Weight > 0
-			r.byServer[ss.id] = int32(j)
+			m.eligible = ps.admin == Enabled && sc.Weight > 0
+			r.byPair[ps.id] = int32(j)
 		}
 		for j := range r.members {
 			if r.members[j].eligible {
@@ -303,16 +314,6 @@ func (b *Balancer) publish() {
 			}
 		}
 	}
-	// Pairs of removed rules or servers stay while flows still count on them.
-	for pk, pc := range b.pairs {
-		if !used[pk] && pc.Load() <= 0 {
-			delete(b.pairs, pk)
-		}
-	}
-	s.pairs = make(map[pairKey]*atomic.Int64, len(b.pairs))
-	for pk, pc := range b.pairs {
-		s.pairs[pk] = pc
-	}
 	b.maglevs = maglevs
 	b.snap.Store(s)
 }
@@ -323,10 +324,9 @@ type Snapshot struct {
 	rules    []*Rule
 	byName   map[string]*Rule
 	match    map[matchKey][]*Rule
-	ruleByID []*Rule        // nil for rules no longer configured
-	ruleIDs  []*ruleState   // every rule ever configured, by ID
-	srvIDs   []*serverState // every server ever configured, by ID
-	pairs    map[pairKey]*atomic.Int64
+	ruleByID []*Rule      // nil for rules no longer configured
+	ruleIDs  []*ruleState // every rule ever configured, by ID
+	pairIDs  []*pairState // every (rule, server) pair ever configured, by ID
 }
 
 type matchKey struct {
@@ -367,15 +367,16 @@ func (s *Snapshot) RuleByName(name string) (*Rule, bool) {
 	return r, ok
 }
 
-// Account adds one packet of bytes to the counters of a rule and a server (IDs as stored
-// in the flow): reply is false for client-to-server packets, true for the server's
-// answers. Unknown IDs are ignored; a server ID of 0 counts on the rule only.
+// Account adds one packet of bytes to the counters of a rule and of its server (IDs as
+// stored in the flow: Rule.ID and Pick.Server): reply is false for client-to-server
+// packets, true for the server's answers. Unknown IDs are ignored; a server ID of 0
+// counts on the rule only.
 func (s *Snapshot) Account(rule, server uint32, reply bool, bytes int) {
 	if int(rule) < len(s.ruleIDs) && s.ruleIDs[rule] != nil {
 		s.ruleIDs[rule].c.packet(reply, bytes)
 	}
-	if int(server) < len(s.srvIDs) && s.srvIDs[server] != nil {
-		s.srvIDs[server].c.packet(reply, bytes)
+	if int(server) < len(s.pairIDs) && s.pairIDs[server] != nil {
+		s.pairIDs[server].c.packet(reply, bytes)
 	}
 }
 
@@ -385,8 +386,8 @@ func (s *Snapshot) CountDrop(rule, server uint32) {
 	if int(rule) < len(s.ruleIDs) && s.ruleIDs[rule] != nil {
 		s.ruleIDs[rule].c.drops.Add(1)
 	}
-	if int(server) < len(s.srvIDs) && s.srvIDs[server] != nil {
-		s.srvIDs[server].c.drops.Add(1)
+	if int(server) < len(s.pairIDs) && s.pairIDs[server] != nil {
+		s.pairIDs[server].c.drops.Add(1)
 	}
 }
 
@@ -400,11 +401,10 @@ func (b *Balancer) FlowEnded(rule, server uint32, client netip.Addr) {
 	if int(rule) < len(s.ruleIDs) && s.ruleIDs[rule] != nil {
 		decr(&s.ruleIDs[rule].c.connsNow)
 	}
-	if int(server) < len(s.srvIDs) && s.srvIDs[server] != nil {
-		decr(&s.srvIDs[server].c.connsNow)
-	}
-	if pc := s.pairs[pairKey{rule, server}]; pc != nil {
-		decr(pc)
+	if int(server) < len(s.pairIDs) && s.pairIDs[server] != nil {
+		ps := s.pairIDs[server]
+		decr(&ps.c.connsNow)
+		decr(&ps.srv.conns)
 	}
 	if r, ok := s.Rule(rule); ok && r.bits >= 0 {
 		b.persist.release(r.persistKey(client), b.now().UnixNano())
@@ -428,46 +428,28 @@ func (b *Balancer) Expire() int {
 	return b.persist.sweep(b.now().UnixNano())
 }
 
-// resolveGroup returns the group a name stands for: a group (or rule-local group) of that
-// name, else the group of the rule of that name. b.mu is held.
-func (b *Balancer) resolveGroup(name string) (string, bool) {
-	for i := range b.cfg {
-		if b.cfg[i].groupName() == name {
-			return name, true
-		}
-	}
-	for i := range b.cfg {
-		if b.cfg[i].Name == name {
-			return b.cfg[i].groupName(), true
-		}
-	}
-	return "", false
-}
-
 func (b *Balancer) setServer(name string, addr netip.Addr, port uint16, st ServerState) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	group, ok := b.resolveGroup(name)
-	if !ok {
-		return fmt.Errorf("server group or rule %q: %w", name, ErrNotFound)
-	}
 	now := b.now()
 	n, changed := 0, 0
-	for _, ss := range b.servers {
-		k := ss.key
-		if !ss.live || k.group != group || k.addr != addr || (port != 0 && k.port != port) {
+	for _, ps := range b.pairs {
+		k := ps.srv.key
+		if !ps.live || (name != "" && k.group != name && ps.rule.name != name) ||
+			k.addr != addr || (port != 0 && k.port != port) {
 			continue
 		}
 		n++
-		if ss.admin != st {
-			ss.admin, ss.since = st, now
+		if ps.admin != st {
+			ps.admin, ps.since = st, now
 			changed++
 			b.log.LogAttrs(context.Background(), slog.LevelInfo, "server state",
-				slog.String("server", k.String()), slog.String("state", st.String()))
+				slog.String("rule", ps.rule.name), slog.String("server", k.String()),
+				slog.String("state", st.String()))
 		}
 	}
 	if n == 0 {
-		return fmt.Errorf("server %v in %q: %w", netip.AddrPortFrom(addr, port), group, ErrNotFound)
+		return fmt.Errorf("server %v in %q: %w", netip.AddrPortFrom(addr, port), name, ErrNotFound)
 	}
 	if changed > 0 {
 		b.publish()
@@ -475,19 +457,21 @@ func (b *Balancer) setServer(name string, addr netip.Addr, port uint16, st Serve
 	return nil
 }
 
-// EnableServer lets a server take new flows again. name is its group's name or the name
-// of a rule using it; port 0 means every port of addr in that group.
+// EnableServer lets a server take new flows again. name selects the rules: those named
+// name and those whose group is named name (a group is changed in every rule using it);
+// "" selects every rule. port 0 means every port of addr. Matching nothing is ErrNotFound.
 func (b *Balancer) EnableServer(name string, addr netip.Addr, port uint16) error {
 	return b.setServer(name, addr, port, Enabled)
 }
 
-// DisableServer stops new flows to a server; Drained reports its flows for removal at once.
+// DisableServer stops new flows to a server (name, addr and port as in EnableServer);
+// Drained reports its flows for removal at once.
 func (b *Balancer) DisableServer(name string, addr netip.Addr, port uint16) error {
 	return b.setServer(name, addr, port, Disabled)
 }
 
-// DrainServer stops new flows to a server; its flows go on until the rule's ConnDrain has
-// passed (then Drained reports them) or they end.
+// DrainServer stops new flows to a server (name, addr and port as in EnableServer); its
+// flows go on until the rule's ConnDrain has passed (then Drained reports them) or they end.
 func (b *Balancer) DrainServer(name string, addr netip.Addr, port uint16) error {
 	return b.setServer(name, addr, port, Draining)
 }
@@ -538,8 +522,8 @@ func (r Reason) String() string {
 
 // ServerRef names the flows of one rule on one server.
 type ServerRef struct {
-	Rule, Server uint32 // IDs, as flows store them
-	RuleName     string // "" for a rule no longer configured
+	Rule, Server uint32 // IDs, as flows store them (Rule.ID, Pick.Server)
+	RuleName     string
 	Group        string
 	Addr         netip.Addr
 	Port         uint16
@@ -557,41 +541,25 @@ func (b *Balancer) Drained() []ServerRef {
 	now := b.now()
 	s := b.snap.Load()
 	var out []ServerRef
-	seen := make(map[pairKey]bool)
-	for _, r := range s.rules {
-		for i := range r.members {
-			m := &r.members[i]
-			pk := pairKey{r.id, m.srv.id}
-			seen[pk] = true
-			if m.pair.Load() <= 0 {
-				continue
-			}
-			var why Reason
-			switch m.srv.admin {
-			case Disabled:
-				why = ReasonDisabled
-			case Draining:
-				if d := r.cfg.ConnDrain; d > 0 && now.Sub(m.srv.since) >= d {
-					why = ReasonDrained
-				}
-			}
-			if why != 0 {
-				out = append(out, ServerRef{Rule: r.id, Server: m.srv.id, RuleName: r.cfg.Name,
-					Group: m.srv.key.group, Addr: m.addr, Port: m.port, Reason: why})
-			}
-		}
-	}
-	for pk, pc := range b.pairs {
-		if seen[pk] || pc.Load() <= 0 {
+	for _, ps := range b.pairIDs[1:] {
+		if ps.c.connsNow.Load() <= 0 {
 			continue
 		}
-		ss := b.srvIDs[pk.server]
-		ref := ServerRef{Rule: pk.rule, Server: pk.server, Group: ss.key.group,
-			Addr: ss.key.addr, Port: ss.key.port, Reason: ReasonRemoved}
-		if r, ok := s.Rule(pk.rule); ok {
-			ref.RuleName = r.cfg.Name
+		r, configured := s.Rule(ps.rule.id)
+		var why Reason
+		switch {
+		case !ps.live || !configured:
+			why = ReasonRemoved
+		case ps.admin == Disabled:
+			why = ReasonDisabled
+		case ps.admin == Draining && r.cfg.ConnDrain > 0 && now.Sub(ps.since) >= r.cfg.ConnDrain:
+			why = ReasonDrained
+		default:
+			continue
 		}
-		out = append(out, ref)
+		k := ps.srv.key
+		out = append(out, ServerRef{Rule: ps.rule.id, Server: ps.id, RuleName: ps.rule.name,
+			Group: k.group, Addr: k.addr, Port: k.port, Reason: why})
 	}
 	return out
 }

@@ -66,7 +66,7 @@ func TestConcurrentPick(t *testing.T) {
 				}
 				picked.Add(1)
 				s.Account(r.ID(), p.Server, false, 100)
-				if p.Addr == srv4(1) && b.Snapshot().srvIDs[p.Server].c.connsNow.Load() > maxConns {
+				if p.Addr == srv4(1) && b.Snapshot().pairIDs[p.Server].srv.conns.Load() > maxConns {
 					overMax.Store(true)
 				}
 				open = append(open, flow{r.ID(), p.Server, c})
@@ -119,6 +119,11 @@ func TestConcurrentPick(t *testing.T) {
 	for _, s := range st.Servers {
 		if s.ConnsNow != 0 {
 			t.Errorf("server %v: %d conns after every flow ended", s.Addr, s.ConnsNow)
+		}
+	}
+	for _, s := range b.Servers() {
+		if s.ServerConns != 0 {
+			t.Errorf("server %v: %d conns over all rules after every flow ended", s.Addr, s.ServerConns)
 		}
 	}
 	if total != uint64(picked.Load()) {

@@ -16,7 +16,7 @@ type persistKey struct {
 }
 
 type persistVal struct {
-	server  uint32 // server ID
+	server  uint32 // pair ID (Pick.Server)
 	flows   int32  // live flows of this client prefix on this rule
 	last    int64  // ns: last use, or the end of its last flow
 	timeout int64  // ns: the rule's PersistTimeout when the entry was made

@@ -4,7 +4,8 @@ import "net/netip"
 
 // Pick is the server chosen for a new flow.
 type Pick struct {
-	// Server is the server's ID: store it in the flow, give it to Account and FlowEnded.
+	// Server is the ID of the server within the rule: store it in the flow, give it to
+	// Account and FlowEnded.
 	Server uint32
 	Addr   netip.Addr
 	// Port is the server port to rewrite the destination to: the server's port (offset
@@ -33,12 +34,12 @@ func (r *Rule) Pick(client netip.Addr, cport, dport uint16) (Pick, bool) {
 		r.st.c.drops.Add(1)
 		return Pick{}, false
 	}
-	// acquire counted m.srv's connsNow.
-	m.srv.c.connsTotal.Add(1)
-	m.pair.Add(1)
+	// acquire counted the flow on m.srv.
+	m.pair.c.connsNow.Add(1)
+	m.pair.c.connsTotal.Add(1)
 	r.st.c.connsNow.Add(1)
 	r.st.c.connsTotal.Add(1)
-	p := Pick{Server: m.srv.id, Addr: m.addr, Port: dport}
+	p := Pick{Server: m.pair.id, Addr: m.addr, Port: dport}
 	if m.port != 0 {
 		p.Port = m.port
 		if dport >= r.cfg.PortLo && dport <= r.cfg.PortHi {
@@ -50,12 +51,12 @@ func (r *Rule) Pick(client netip.Addr, cport, dport uint16) (Pick, bool) {
 
 // full reports whether m is at its max_conns.
 func (m *member) full() bool {
-	return m.maxConns > 0 && m.srv.c.connsNow.Load() >= m.maxConns
+	return m.maxConns > 0 && m.srv.conns.Load() >= m.maxConns
 }
 
 // acquire counts a new connection on m's server unless that would pass max_conns.
 func (m *member) acquire() bool {
-	c := &m.srv.c.connsNow
+	c := &m.srv.conns
 	if m.maxConns == 0 {
 		c.Add(1)
 		return true
@@ -155,7 +156,7 @@ func (r *Rule) pickLeast(weighted bool) *member {
 		var bc int64
 		for i := range n {
 			m := el[(start+i)%n]
-			c := m.srv.c.connsNow.Load()
+			c := m.srv.conns.Load()
 			if m.maxConns > 0 && c >= m.maxConns {
 				continue
 			}
@@ -231,7 +232,7 @@ func (r *Rule) pickPersistent(client netip.Addr, cport, dport uint16) *member {
 		ok, v = false, persistVal{}
 	}
 	if ok {
-		if j, found := r.byServer[v.server]; found {
+		if j, found := r.byPair[v.server]; found {
 			if m := &r.members[j]; m.eligible && m.acquire() {
 				v.flows++
 				v.last = now
@@ -244,7 +245,7 @@ func (r *Rule) pickPersistent(client netip.Addr, cport, dport uint16) *member {
 	if m == nil {
 		return nil
 	}
-	r.b.persist.store(sh, k, persistVal{server: m.srv.id, flows: v.flows + 1, last: now,
+	r.b.persist.store(sh, k, persistVal{server: m.pair.id, flows: v.flows + 1, last: now,
 		timeout: int64(r.cfg.PersistTimeout)}, present)
 	return m
 }

@@ -306,7 +306,7 @@ type Rule struct {
 	members []member
 	// eligible are the members that take new flows: enabled, weight > 0.
 	eligible []*member
-	byServer map[uint32]int32 // server ID -> index in members
+	byPair   map[uint32]int32 // pair ID (Pick.Server) -> index in members
 
 	// Scheduler state.
 	rr     atomic.Uint64 // round-robin position, also the leastconn tie-breaker
@@ -319,12 +319,12 @@ type Rule struct {
 // member is a server as one rule sees it.
 type member struct {
 	srv      *serverState
-	pair     *atomic.Int64 // this rule's active flows on srv
+	pair     *pairState // this rule's state and counters of srv
 	addr     netip.Addr
 	port     uint16
 	weight   int64
 	maxConns int64
-	eligible bool // enabled and weight > 0
+	eligible bool // the pair is enabled and weight > 0
 }
 
 // ID is the rule's stable identifier: flows store it and give it back to FlowEnded and

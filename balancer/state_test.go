@@ -94,8 +94,9 @@ func TestDrainAndDisable(t *testing.T) {
 	}
 }
 
-// TestSharedGroup checks that rules sharing a server group share its servers' state,
-// connection counts and max_conns, and that the admin verbs accept either name.
+// TestSharedGroup checks that rules sharing a server group count a server's flows
+// together for max_conns, keep their own counters and states, and that the admin verbs
+// select by rule or by group.
 func TestSharedGroup(t *testing.T) {
 	srv := servers(1, 1)
 	srv[0].MaxConns = 2
@@ -107,8 +108,8 @@ func TestSharedGroup(t *testing.T) {
 	ra, rs := mustRule(t, b, "http"), mustRule(t, b, "https")
 	pa := mustPick(t, ra, clientN(1, false), 1, 80)
 	ps := mustPick(t, rs, clientN(1, false), 1, 443)
-	if pa.Server != ps.Server {
-		t.Fatalf("one server has two IDs: %d, %d", pa.Server, ps.Server)
+	if pa.Addr != srv4(1) || ps.Addr != srv4(1) || pa.Server == ps.Server {
+		t.Fatalf("picks %+v %+v: want .1 twice, with an ID per rule", pa, ps)
 	}
 	// .1 has 2 flows now (max_conns 2): both rules send the next flows elsewhere.
 	for _, r := range []*Rule{ra, rs, ra} {
@@ -117,15 +118,38 @@ func TestSharedGroup(t *testing.T) {
 			t.Errorf("%s: max_conns of the shared server not honoured", r.Name())
 		}
 	}
-	if sv := b.Servers(); len(sv) != 2 || !slices.Equal(sv[0].Rules, []string{"http", "https"}) || sv[0].ConnsNow != 2 {
+	sv := b.Servers()
+	if len(sv) != 4 || sv[0].Rule != "http" || sv[2].Rule != "https" || sv[0].Group != "web" ||
+		sv[0].ConnsNow != 1 || sv[0].ServerConns != 2 || sv[1].ConnsNow != 2 || sv[3].ConnsNow != 1 {
 		t.Errorf("Servers = %+v", sv)
 	}
-	// By the rule's name, the group's servers change for both rules.
+	if st := b.Stats(); st.Servers[0].ConnsTotal != 1 || st.Servers[2].ConnsTotal != 1 {
+		t.Errorf("per-rule server counters %+v", st.Servers)
+	}
+	// By rule name: only that rule's view of the server changes.
 	if err := b.DisableServer("https", srv4(2), 0); err != nil {
 		t.Fatal(err)
 	}
+	if p := mustPick(t, mustRule(t, b, "http"), clientN(3, false), 3, 80); p.Addr != srv4(2) {
+		t.Errorf("disabling .2 in https changed http")
+	}
+	if _, ok := mustRule(t, b, "https").Pick(clientN(3, false), 3, 443); ok {
+		t.Errorf("https picked with .1 full and .2 disabled")
+	}
+	// By group name, or by no name: every rule of the group.
+	if err := b.DrainServer("web", srv4(2), 0); err != nil {
+		t.Fatal(err)
+	}
 	if _, ok := mustRule(t, b, "http").Pick(clientN(3, false), 3, 80); ok {
-		t.Errorf("http picked with .1 full and .2 disabled through https")
+		t.Errorf("http picked with .1 full and .2 draining through the group")
+	}
+	if err := b.EnableServer("", srv4(2), 80); err != nil {
+		t.Fatal(err)
+	}
+	for _, info := range b.Servers() {
+		if info.State != Enabled {
+			t.Errorf("after EnableServer of every rule: %+v", info)
+		}
 	}
 }
 

@@ -59,12 +59,13 @@ type RuleStats struct {
 	Counters
 }
 
-// ServerStats are one server's counters, over every rule sharing it.
+// ServerStats are the counters of one server within one rule.
 type ServerStats struct {
-	ID    uint32
+	ID    uint32 // Pick.Server
+	Rule  string
 	Group string
 	Addr  netip.Addr
-	Port  uint16
+	Port  uint16 // as configured: 0 = the client's destination port
 	Counters
 }
 
@@ -72,7 +73,7 @@ type ServerStats struct {
 type Stats struct {
 	Time    time.Time
 	Rules   []RuleStats   // in configuration order
-	Servers []ServerStats // in configuration order, each once
+	Servers []ServerStats // by rule, then in the rule's (group's) order
 	// PersistEntries is the number of persistence entries (expired ones not yet swept
 	// included); PersistRefused counts entries not made because the table was full.
 	PersistEntries int
@@ -84,16 +85,12 @@ func (b *Balancer) Stats() Stats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st := Stats{Time: b.now(), PersistEntries: int(b.persist.len.Load()), PersistRefused: b.persist.refused.Load()}
-	seen := map[uint32]bool{}
 	for _, r := range b.snap.Load().rules {
 		st.Rules = append(st.Rules, RuleStats{ID: r.id, Name: r.cfg.Name, Counters: r.st.c.load()})
 		for i := range r.members {
-			ss := r.members[i].srv
-			if !seen[ss.id] {
-				seen[ss.id] = true
-				st.Servers = append(st.Servers, ServerStats{ID: ss.id, Group: ss.key.group,
-					Addr: ss.key.addr, Port: ss.key.port, Counters: ss.c.load()})
-			}
+			m := &r.members[i]
+			st.Servers = append(st.Servers, ServerStats{ID: m.pair.id, Rule: r.cfg.Name,
+				Group: m.srv.key.group, Addr: m.addr, Port: m.port, Counters: m.pair.c.load()})
 		}
 	}
 	return st
@@ -117,37 +114,36 @@ func (b *Balancer) Rules() []RuleInfo {
 	return out
 }
 
-// ServerInfo describes a configured server for listings.
+// ServerInfo describes one server within one rule.
 type ServerInfo struct {
-	ID       uint32
-	Group    string   // the server group, or the rule's name for a rule's own servers
-	Rules    []string // the rules using it
+	ID       uint32 // Pick.Server
+	Rule     string
+	Group    string // the server group, or the rule's name for a rule's own servers
 	Addr     netip.Addr
-	Port     uint16
+	Port     uint16 // as configured: 0 = the client's destination port
 	Weight   int
 	MaxConns int
 	State    ServerState
 	Since    time.Time // when State last changed (zero: never)
-	ConnsNow int64
+	// ConnsNow and ConnsTotal count the rule's flows on the server; ServerConns counts
+	// the server's flows over every rule (what max_conns limits).
+	ConnsNow    int64
+	ConnsTotal  uint64
+	ServerConns int64
 }
 
-// Servers lists the configured servers, each once, in configuration order.
+// Servers lists the servers of every configured rule, by rule in configuration order.
 func (b *Balancer) Servers() []ServerInfo {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []ServerInfo
-	at := map[uint32]int{}
 	for _, r := range b.snap.Load().rules {
 		for i := range r.members {
 			m := &r.members[i]
-			if j, ok := at[m.srv.id]; ok {
-				out[j].Rules = append(out[j].Rules, r.cfg.Name)
-				continue
-			}
-			at[m.srv.id] = len(out)
-			out = append(out, ServerInfo{ID: m.srv.id, Group: m.srv.key.group, Rules: []string{r.cfg.Name},
+			out = append(out, ServerInfo{ID: m.pair.id, Rule: r.cfg.Name, Group: m.srv.key.group,
 				Addr: m.addr, Port: m.port, Weight: int(m.weight), MaxConns: int(m.maxConns),
-				State: m.srv.admin, Since: m.srv.since, ConnsNow: m.srv.c.connsNow.Load()})
+				State: m.pair.admin, Since: m.pair.since, ConnsNow: m.pair.c.connsNow.Load(),
+				ConnsTotal: m.pair.c.connsTotal.Load(), ServerConns: m.srv.conns.Load()})
 		}
 	}
 	return out
@@ -157,7 +153,7 @@ func (b *Balancer) Servers() []ServerInfo {
 type PersistInfo struct {
 	Rule   string
 	Client netip.Prefix // the client prefix (the rule's pmask)
-	Server uint32       // server ID
+	Server uint32       // Pick.Server
 	Addr   netip.Addr   // the server's address and configured port
 	Port   uint16
 	Flows  int       // live flows from the prefix
@@ -184,8 +180,9 @@ func (b *Balancer) Persist() []PersistInfo {
 		}
 		p := PersistInfo{Rule: r.cfg.Name, Client: netip.PrefixFrom(a, r.cfg.PMask), Server: v.server,
 			Flows: int(v.flows), Last: time.Unix(0, v.last)}
-		if ss := s.srvIDs[v.server]; ss != nil {
-			p.Addr, p.Port = ss.key.addr, ss.key.port
+		if int(v.server) < len(s.pairIDs) && s.pairIDs[v.server] != nil {
+			k := s.pairIDs[v.server].srv.key
+			p.Addr, p.Port = k.addr, k.port
 		}
 		if v.flows <= 0 {
 			p.Expires = time.Unix(0, v.last+v.timeout)
