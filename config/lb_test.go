@@ -283,12 +283,59 @@ servergroup = "sg"
 				`16: conntrack timeout established 0s out of range 1s..168h`,
 				`17: conntrack timeout udp "8d" is not a duration (like "90s", "15m" or "1h30m")`,
 				`18: unknown key "tcp" in [conntrack.timeout] (keys: established, syn_sent, syn_recv, fin_wait, time_wait, close, close_wait, last_ack, udp, icmp)`,
-				`19: conntrack timeout icmp must be a string, not integer 5`,
+				`19: conntrack timeout icmp must be a duration string like "60s", not integer 5`,
 				`23: servergroup "bad": server "nonsense" is not an address or address:port (like "203.0.113.200:80" or "[2001:db8::200]:80")`,
 				`35: unknown key "Weight" in a server (keys: address, port, weight, max_conns, enabled)`,
 				`42: unknown key "colour" in [[rule]]`,
 				`49: rule "proxy-is-server": proxy_source 203.0.113.200 is also a server (line 27)`,
 				`57: rule "proxy-is-vip": proxy_source 198.51.100.101 is the VIP of rule "proxy-is-server"`,
+			}},
+		{"odd types", ports + `
+[[servergroup]]
+name = ["x"]
+server = [[1, 2], { address = 5, port = "80", weight = 1.5, max_conns = true, enabled = [] }]
+healthcheck = 3
+
+[[rule]]
+name = "r"
+vip = 1
+port = 1.5
+protocol = []
+algorithm = {}
+topology = 2
+proxy_source = [["a"]]
+pmask = 1.0
+persist_timeout = 5
+conn_drain = []
+servergroup = {}
+enabled = "yes"
+
+[conntrack]
+timeout = "5s"
+capacity = "big"
+`,
+			[]string{
+				`12: servergroup #1: name must be a string, not array`,
+				`13: servergroup #1: server[0] must be a table like { address = "203.0.113.200", port = 80 }, not array`,
+				`13: servergroup #1: server address must be a string, not integer 5`,
+				`13: servergroup #1: server port must be an integer, not string "80"`,
+				`13: servergroup #1: weight must be an integer, not float 1.5`,
+				`13: servergroup #1: max_conns must be an integer, not boolean true`,
+				`13: servergroup #1: enabled must be true or false, not array`,
+				`14: servergroup #1: healthcheck must be a string, not integer 3`,
+				`18: rule "r": vip must be a string, not integer 1`,
+				`19: rule "r": port must be a string like "80" or "8000-8099", not float 1.5`,
+				`20: rule "r": protocol must be a string, not array`,
+				`21: rule "r": algorithm must be a string, not table`,
+				`22: rule "r": topology must be a string, not integer 2`,
+				`23: rule "r": proxy_source applies only to topology full-nat, not half-nat`,
+				`24: rule "r": pmask must be a prefix length (like 24), not float 1`,
+				`25: rule "r": persist_timeout must be a duration string like "60s", not integer 5`,
+				`26: rule "r": conn_drain must be a duration string like "60s", not array`,
+				`27: rule "r": servergroup must be a string, not table`,
+				`28: rule "r": enabled must be true or false, not string "yes"`,
+				`31: conntrack timeout must be a table, not string "5s"`,
+				`32: conntrack capacity must be an integer, not string "big"`,
 			}},
 	}
 	for _, tt := range tests {

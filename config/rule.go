@@ -82,7 +82,10 @@ type Rule struct {
 	Algorithm      Algorithm
 	Topology       Topology
 	// ProxySource are the full-NAT source addresses, ranges expanded, in file order
-	// (nil unless Topology is FullNAT).
+	// (nil unless Topology is FullNAT), of the VIP's family. Like a VIP, an address on a
+	// connected network of a port is answered for there (ARP / NDP); any other must be
+	// routed to the router by the servers' network. Rules may share addresses: the
+	// router must then hand out their ports from one pool per address.
 	ProxySource []netip.Addr
 	// PMask is the client prefix length persistence keys on (0-32 for IPv4, 0-128 for
 	// IPv6), or -1 for no persistence.

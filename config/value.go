@@ -116,8 +116,12 @@ func (is *issues) boolean(v value, path, what string) (b bool, ok bool) {
 // duration returns a Go duration string's value ("90s", "15m"), which must lie in
 // [min, max]; ok is false when the key is absent or wrong (then an issue is recorded).
 func (is *issues) duration(v value, path, what string, min, max time.Duration) (d time.Duration, ok bool) {
-	s, ok := is.str(v, path, what)
+	if !v.set {
+		return 0, false
+	}
+	s, ok := v.v.(string)
 	if !ok {
+		is.at(path, "%s must be a duration string like \"60s\", not %s", what, tomlType(v.v))
 		return 0, false
 	}
 	d, err := time.ParseDuration(s)
