@@ -211,17 +211,6 @@ func (lay *layout) addrOffsets() (src, dst, n int) {
 	return 8, 24, 16
 }
 
-// putAddr writes a into b (4 or 16 bytes).
-func putAddr(b []byte, a netip.Addr) {
-	if len(b) == 4 {
-		a4 := a.Unmap().As4()
-		copy(b, a4[:])
-		return
-	}
-	a16 := a.As16()
-	copy(b, a16[:])
-}
-
 // setAddrs writes the rewrite's addresses into the IP header, updates the IPv4 header
 // checksum, and returns the change of the pseudo-header's sum as a ones'-complement
 // delta (sum(new) - sum(old)).
@@ -229,21 +218,39 @@ func (lay *layout) setAddrs(r Rewrite) uint16 {
 	if !r.Src.IsValid() && !r.Dst.IsValid() {
 		return 0
 	}
-	so, do, n := lay.addrOffsets()
-	span := lay.l3[so : do+n]
-	before := header.Checksum(span, 0)
-	if r.Src.IsValid() {
-		putAddr(lay.l3[so:so+n], r.Src)
-	}
-	if r.Dst.IsValid() {
-		putAddr(lay.l3[do:do+n], r.Dst)
-	}
-	d := header.ChecksumCombine(^before, header.Checksum(span, 0))
 	if lay.v4 {
+		// Two 32-bit words: no need for a general sum.
+		var d uint16
+		if r.Src.IsValid() {
+			d = delta32(lay.l3[12:16], r.Src.Unmap().As4())
+		}
+		if r.Dst.IsValid() {
+			d = header.ChecksumCombine(d, delta32(lay.l3[16:20], r.Dst.Unmap().As4()))
+		}
 		v := header.IPv4(lay.l3)
 		v.SetChecksum(^header.ChecksumCombine(^v.Checksum(), d))
+		return d
 	}
-	return d
+	span := lay.l3[8:40]
+	before := header.Checksum(span, 0)
+	if r.Src.IsValid() {
+		a := r.Src.As16()
+		copy(span[:16], a[:])
+	}
+	if r.Dst.IsValid() {
+		a := r.Dst.As16()
+		copy(span[16:], a[:])
+	}
+	return header.ChecksumCombine(^before, header.Checksum(span, 0))
+}
+
+// delta32 writes the IPv4 address a over b and returns the change of b's sum.
+func delta32(b []byte, a [4]byte) uint16 {
+	o := binary.BigEndian.Uint32(b)
+	n := binary.BigEndian.Uint32(a[:])
+	copy(b, a[:])
+	d := header.ChecksumCombine(^uint16(o>>16), ^uint16(o))
+	return header.ChecksumCombine(d, header.ChecksumCombine(uint16(n>>16), uint16(n)))
 }
 
 // setPorts writes the rewrite's ports (or echo identifier) and returns the change of
@@ -265,14 +272,16 @@ func (lay *layout) setPorts(r Rewrite) uint16 {
 	if r.SrcPort == 0 && r.DstPort == 0 {
 		return 0
 	}
-	before := header.Checksum(l4[:4], 0)
+	var d uint16
 	if r.SrcPort != 0 {
+		d = header.ChecksumCombine(^binary.BigEndian.Uint16(l4[0:]), r.SrcPort)
 		binary.BigEndian.PutUint16(l4[0:], r.SrcPort)
 	}
 	if r.DstPort != 0 {
+		d = header.ChecksumCombine(d, header.ChecksumCombine(^binary.BigEndian.Uint16(l4[2:]), r.DstPort))
 		binary.BigEndian.PutUint16(l4[2:], r.DstPort)
 	}
-	return header.ChecksumCombine(^before, header.Checksum(l4[:4], 0))
+	return d
 }
 
 // rewrite applies r to a packet whose layout was checked with fits: addresses, ports
