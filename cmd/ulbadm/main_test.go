@@ -90,6 +90,26 @@ func TestBinaryAgainstControlServer(t *testing.T) {
 		t.Errorf("-o json show-neigh outside: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
 	}
 
+	out, errOut, code = runBin(t, bin, env, "show-stats", "-r", "web", "0.01", "2")
+	want = "     CONNS      NEW/S       IN-PPS      OUT-PPS  IN-MBIT/S OUT-MBIT/S    DROPS/S\n" +
+		"         3         10          500          400       2.00       8.00          1\n" +
+		"         3         10          500          400       2.00       8.00          1\n"
+	if code != 0 || errOut != "" || out != want {
+		t.Errorf("show-stats -r web 0.01 2: exit %d, stderr %q, stdout:\n%s\nwant:\n%s", code, errOut, out, want)
+	}
+
+	out, errOut, code = runBin(t, bin, env, "-o", "json", "show-conn", "-r", "web6")
+	var conns control.ConnList
+	if code != 0 || errOut != "" || json.Unmarshal([]byte(out), &conns) != nil || conns.Total != 1 ||
+		!reflect.DeepEqual(conns.Conns, fakeulbd.Conns[3:]) {
+		t.Errorf("-o json show-conn -r web6: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
+	}
+
+	out, errOut, code = runBin(t, bin, env, "drain-server", "-r", "web", "203.0.113.9")
+	if code != 1 || out != "" || errOut != "ulbadm: drain-server: no server 203.0.113.9\n" {
+		t.Errorf("drain-server of an unknown server: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+
 	out, errOut, code = runBin(t, bin, env, "show-port", "nope")
 	if code != 1 || out != "" || errOut != "ulbadm: show-port: no port named \"nope\"\n" {
 		t.Errorf("show-port nope: exit %d, stdout %q, stderr %q", code, out, errOut)
