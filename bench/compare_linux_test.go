@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,9 +55,16 @@ goal_min = 0.001
 		t.Fatal(err)
 	}
 	name := fmt.Sprintf("ulbt%04d", os.Getpid()%10000)
+	// Build ulbbench once for both comparisons (each bench would build its own).
+	bin := filepath.Join(dir, "bin")
+	build := exec.Command("go", "build", "-o", filepath.Join(bin, "ulbbench"), "./cmd/ulbbench")
+	build.Dir = filepath.Join(examplesDir(t), "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/ulbbench: %v\n%s", err, out)
+	}
 	var progress bytes.Buffer
 	opts := CompareOptions{
-		Options:   Options{StateRoot: filepath.Join(dir, "state"), Out: &progress},
+		Options:   Options{BinDir: bin, StateRoot: filepath.Join(dir, "state"), Out: &progress},
 		Repeat:    1,
 		BenchName: func(string, string) string { return name },
 	}
@@ -126,5 +134,29 @@ goal_min = 0.001
 	}
 	if strings.Contains(out, "GOAL") {
 		t.Error("a goal column with the baseline alone")
+	}
+
+	// Without iperf3 the TCP stream is measured by the bench's transfer check, and the
+	// report says so.
+	c.Workloads = c.Workloads[:1]
+	c.Workloads[0].FallbackSink = "198.51.100.2:9000"
+	c.Workloads[0].FallbackBytes = 16 << 20
+	opts.Iperf3 = "ulbt-no-such-iperf3"
+	rep, err = RunCompare(ctx, c, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table.Reset()
+	rep.WriteTable(&table)
+	t.Logf("fallback table:\n%s", table.String())
+	if rep.Failed() {
+		t.Fatalf("fallback failed: %+v", rep.Workloads)
+	}
+	m := rep.Workloads[0].Metrics
+	if len(m) != 1 || m[0].Name != "Gbit/s received" || !(m[0].Median["kernel"] > 0) {
+		t.Errorf("fallback figures %+v", m)
+	}
+	if !strings.Contains(table.String(), "ulbt-no-such-iperf3 not found: measured with the bench's transfer check (16 MiB to 198.51.100.2:9000)") {
+		t.Error("the table does not say iperf3 was missing")
 	}
 }

@@ -30,6 +30,9 @@ type CompareOptions struct {
 	// BenchName, when not nil, renames each target's bench (see Spec.Rename), e.g. to give
 	// a test's namespaces a unique prefix.
 	BenchName func(target, name string) string
+	// Iperf3 is the iperf3 program, a name looked up in PATH or a path (default "iperf3").
+	// When it cannot be found, tcp-stream falls back to the transfer check.
+	Iperf3 string
 }
 
 // Timing of the workloads around their measured part.
@@ -118,6 +121,7 @@ func runTarget(ctx context.Context, c *CompareSpec, t Target, opts CompareOption
 			return err
 		}
 		run := newWorkloadRun(b, w, t.Name, socket, wr)
+		run.iperf3 = opts.Iperf3
 		if err := run.start(ctx); err != nil {
 			wr.addError(t.Name, err)
 			fmt.Fprintf(out, "  %s on %s: %v\n", w.Name, t.Name, err)
@@ -170,6 +174,7 @@ type workloadRun struct {
 	socket string
 	rep    *WorkloadReport
 
+	iperf3    string        // the iperf3 program; a path once start found it
 	iperf     *exec.Cmd     // tcp-stream: the iperf3 server
 	iperfDone chan struct{} // closed when it exited
 	fallback  bool          // tcp-stream: iperf3 is missing, the transfer check measures
@@ -183,15 +188,20 @@ func (r *workloadRun) start(ctx context.Context) error {
 	if r.w.Type != WorkloadTCPStream {
 		return nil
 	}
-	if _, err := exec.LookPath("iperf3"); err != nil {
+	if r.iperf3 == "" {
+		r.iperf3 = "iperf3"
+	}
+	path, err := exec.LookPath(r.iperf3)
+	if err != nil {
 		if r.w.FallbackSink == "" {
-			return errors.New("iperf3 is not installed and the workload has no fallback_sink")
+			return fmt.Errorf("%s is not installed and the workload has no fallback_sink", r.iperf3)
 		}
 		r.fallback = true
-		r.rep.addNote(fmt.Sprintf("iperf3 not found: measured with the bench's transfer check (%s to %s), receiver figure only",
-			formatSize(int64(r.w.FallbackBytes)), r.w.FallbackSink))
+		r.rep.addNote(fmt.Sprintf("%s not found: measured with the bench's transfer check (%s to %s), receiver figure only",
+			r.iperf3, formatSize(int64(r.w.FallbackBytes)), r.w.FallbackSink))
 		return nil
 	}
+	r.iperf3 = path
 	r.rep.addNote(fmt.Sprintf("iperf3 -c %s -t %d -J from %s, iperf3 -s on %s", r.w.To, int(r.w.Duration/time.Second), r.w.From, r.w.Server))
 	return r.startIperf(ctx)
 }
@@ -205,7 +215,7 @@ func (r *workloadRun) startIperf(ctx context.Context) error {
 	}
 	defer logf.Close()
 	port := fmt.Sprint(r.w.Port)
-	cmd := exec.Command("ip", "netns", "exec", r.b.Namespace(r.w.Server), "iperf3", "-s", "-p", port)
+	cmd := exec.Command("ip", "netns", "exec", r.b.Namespace(r.w.Server), r.iperf3, "-s", "-p", port)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -304,7 +314,7 @@ func ParseIperf(data []byte) (IperfResult, error) {
 }
 
 func (r *workloadRun) iperfClient(ctx context.Context) (string, error) {
-	out, err := r.b.Exec(ctx, r.w.From, "iperf3", "-c", r.w.To, "-p", fmt.Sprint(r.w.Port),
+	out, err := r.b.Exec(ctx, r.w.From, r.iperf3, "-c", r.w.To, "-p", fmt.Sprint(r.w.Port),
 		"-t", fmt.Sprint(int(r.w.Duration/time.Second)), "-J")
 	res, perr := ParseIperf(out)
 	if perr != nil {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"math"
@@ -317,5 +318,24 @@ func TestParseIperf(t *testing.T) {
 		if _, err := ParseIperf([]byte(bad)); err == nil {
 			t.Errorf("%s: no error", bad)
 		}
+	}
+}
+
+func TestTCPStreamNeedsIperf3OrFallback(t *testing.T) {
+	w := Workload{Name: "tcp-stream", Type: WorkloadTCPStream, To: "198.51.100.2", Duration: time.Second}
+	rep := &WorkloadReport{}
+	run := newWorkloadRun(nil, w, "kernel", "", rep)
+	run.iperf3 = "ulbt-no-such-iperf3"
+	if err := run.start(context.Background()); err == nil || !strings.Contains(err.Error(), "no fallback_sink") {
+		t.Errorf("start without iperf3 or fallback: %v", err)
+	}
+	w.FallbackSink, w.FallbackBytes = "198.51.100.2:9000", 1<<20
+	run = newWorkloadRun(nil, w, "kernel", "", rep)
+	run.iperf3 = "ulbt-no-such-iperf3"
+	if err := run.start(context.Background()); err != nil || !run.fallback {
+		t.Errorf("start with a fallback: %v, fallback %v", err, run.fallback)
+	}
+	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "transfer check (1 MiB to 198.51.100.2:9000)") {
+		t.Errorf("notes %q", rep.Notes)
 	}
 }
