@@ -16,4 +16,14 @@
 // sums the segment itself later. Apply's partial argument selects that form: the field
 // then follows the pseudo-header's addresses as a plain ones'-complement sum
 // (P' = P - old + new) and ignores port changes, which the final sum will cover.
+//
+// How the router uses it. A flow's forward rewrite sets the packet to the reply tuple
+// reversed (half-NAT: Dst/DstPort = server; full-NAT: also Src/SrcPort = proxy address
+// and a port from Pools); its reply rewrite sets the packet to the original tuple
+// reversed (Src/SrcPort = VIP, and for full-NAT Dst/DstPort = client). For an ICMP
+// error, ErrorInner and Parse give the quoted packet's endpoints; the quote travelled
+// against the error, so its flow is found by the reversed tuple. With r the rewrite of
+// the direction the error travels, TranslateICMPError(ip, r, r.Reversed()) gives the
+// error the flow's outer addresses (the client sees it come from the VIP, as with
+// Linux NAT) and restores the quote to the packet its receiver sent.
 package nat

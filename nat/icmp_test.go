@@ -298,7 +298,9 @@ func TestTranslateFragNeeded(t *testing.T) {
 			t.Fatalf("Parse(inner) = %+v %v, want %+v", ep, ok, want)
 		}
 		b := append([]byte(nil), e.b...)
-		if !TranslateICMPError(b, Rewrite{Src: vip}, Rewrite{Dst: vip, DstPort: 80}) {
+		// The error travels like the flow's replies, whose rewrite is this.
+		reply := Rewrite{Src: vip, SrcPort: 80}
+		if !TranslateICMPError(b, reply, reply.Reversed()) {
 			t.Fatal("TranslateICMPError refused")
 		}
 		if err := errChecksumsValid(e, b); err != nil {

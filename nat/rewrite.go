@@ -24,6 +24,12 @@ func (r Rewrite) IsZero() bool {
 	return !r.Src.IsValid() && !r.Dst.IsValid() && r.SrcPort == 0 && r.DstPort == 0
 }
 
+// Reversed swaps source and destination: the rewrite that makes a packet quoted in an
+// ICMP error look as it was sent, when r is the rewrite of the error's own direction.
+func (r Rewrite) Reversed() Rewrite {
+	return Rewrite{Src: r.Dst, Dst: r.Src, SrcPort: r.DstPort, DstPort: r.SrcPort}
+}
+
 // Kinds of transport header a rewrite can touch.
 const (
 	kindTCP uint8 = iota + 1
