@@ -297,7 +297,6 @@ servergroup = "sg"
 				`42: unknown key "colour" in [[rule]]`,
 				`49: rule "proxy-is-server": proxy_source 203.0.113.200 is also a server (line 27)`,
 				`57: rule "proxy-is-vip": proxy_source 198.51.100.101 is the VIP of rule "proxy-is-server"`,
-				`65: rule "shared-proxy": proxy_source 203.0.113.199 is also used by rule "proxy-is-server" (line 49): each rule needs addresses of its own`,
 			}},
 		{"odd types", ports + `
 [[servergroup]]

@@ -84,8 +84,8 @@ type Rule struct {
 	// ProxySource are the full-NAT source addresses, ranges expanded, in file order
 	// (nil unless Topology is FullNAT), of the VIP's family. Like a VIP, an address on a
 	// connected network of a port is answered for there (ARP / NDP); any other must be
-	// routed to the router by the servers' network. No two rules share an address, so
-	// each rule hands out the ports of its own.
+	// routed to the router by the servers' network. Rules may share addresses: each
+	// address's ports come from one pool.
 	ProxySource []netip.Addr
 	// PMask is the client prefix length persistence keys on (0-32 for IPv4, 0-128 for
 	// IPv6), or -1 for no persistence.
@@ -360,7 +360,8 @@ func (d *decoder) checkRuleServers(rl *Rule, g *ServerGroup, gp groupPos, path, 
 }
 
 // crossRuleChecks refuses addresses that play two parts: a VIP or proxy source that
-// is also a server, a proxy source that is a VIP, or one in two rules' proxy_source.
+// is also a server, or a proxy source that is a VIP. Rules may share proxy sources: the
+// router hands out each address's ports from one pool.
 func (d *decoder) crossRuleChecks(rules []Rule, paths []string, gpos map[string]groupPos, groups []ServerGroup) {
 	is := d.is
 	servers := make(map[netip.Addr]string) // address → path of a server entry with it
@@ -369,19 +370,12 @@ func (d *decoder) crossRuleChecks(rules []Rule, paths []string, gpos map[string]
 			servers[a] = p
 		}
 	}
-	proxies := make(map[netip.Addr]int) // proxy address → index of the first rule using it
 	for i, rl := range rules {
 		path := paths[i]
 		if p, bad := servers[rl.VIP]; bad {
 			is.at(path+".vip", "rule %q: VIP %s is also a server (line %d)", rl.Name, rl.VIP, is.ix.line(p))
 		}
 		for _, a := range rl.ProxySource {
-			if j, dup := proxies[a]; dup {
-				is.at(path+".proxy_source", "rule %q: proxy_source %s is also used by rule %q (line %d): each rule needs addresses of its own",
-					rl.Name, a, rules[j].Name, is.ix.line(paths[j]+".proxy_source"))
-			} else {
-				proxies[a] = i
-			}
 			if p, bad := servers[a]; bad {
 				is.at(path+".proxy_source", "rule %q: proxy_source %s is also a server (line %d)", rl.Name, a, is.ix.line(p))
 			}

@@ -85,6 +85,19 @@ func (l *loop) ipv4(buf []byte) {
 		l.bc.drop(DropLocalUnhandled)
 		return
 	}
+	if l.r.lbActive.Load() {
+		p := pkt{buf: buf, ip: ip, src: src, dst: dst}
+		switch proto := ip.Protocol(); proto {
+		case header.ProtocolTCP, header.ProtocolUDP:
+			if t, ok := readL4(proto, ip.Payload()); ok && l.balance(&p, t) {
+				return
+			}
+		case header.ProtocolICMPv4:
+			if icmp := header.ICMPv4(ip.Payload()); icmp.IsValid() && icmp.IsError() && l.icmpErrorNAT(&p) {
+				return
+			}
+		}
+	}
 	nh, ok := l.r.fib.Load().Lookup(dst)
 	if !ok {
 		l.icmp4Error(ip, header.ICMPv4DstUnreachable, header.ICMPv4NetUnreachable, 0)
@@ -231,6 +244,19 @@ func (l *loop) ipv6(buf []byte) {
 		}
 		l.bc.drop(DropMulticast)
 		return
+	}
+	if l.r.lbActive.Load() {
+		p := pkt{buf: buf, ip: ip, v6: true, src: src, dst: dst}
+		switch proto {
+		case header.ProtocolTCP, header.ProtocolUDP:
+			if t, ok := readL4(proto, ip[off:]); ok && l.balance(&p, t) {
+				return
+			}
+		case header.ProtocolICMPv6:
+			if icmp := header.ICMPv6(ip[off:]); icmp.IsValid() && icmp.IsError() && l.icmpErrorNAT(&p) {
+				return
+			}
+		}
 	}
 	nh, ok := l.r.fib.Load().Lookup(dst)
 	if ok && nh.Kind == fib.Local {

@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"ulb/arpd"
+	"ulb/balancer"
+	"ulb/conntrack"
+	"ulb/nat"
 	"ulb/router/fib"
 	"ulb/router/header"
 	"ulb/router/port"
@@ -53,6 +56,13 @@ type Config struct {
 	ICMPRate, ICMPBurst int
 	// TickInterval is how often neighbour timers run (default 100ms).
 	TickInterval time.Duration
+	// Rules are the load-balancing rules (none: a plain router).
+	Rules []balancer.RuleConfig
+	// Conntrack sizes the connection table and sets its timeouts; its Now and
+	// OnExpire are the router's.
+	Conntrack conntrack.Config
+	// ProxyPortLo and ProxyPortHi bound the full-NAT source ports (default 1024-65535).
+	ProxyPortLo, ProxyPortHi uint16
 }
 
 // Router is the forwarding engine. Create it with New, start it with Run.
@@ -66,6 +76,18 @@ type Router struct {
 	// maxFrame is the largest frame any port sends (MTU + Ethernet header).
 	maxFrame int
 	byName   map[string]int
+
+	// The load balancer: rules, the connection table, full-NAT source ports.
+	lb        *balancer.Balancer
+	ct        *conntrack.Table
+	ports4nat *nat.PortPool
+	lbActive  atomic.Bool                           // some rule was ever configured
+	pools     atomic.Pointer[map[uint32]*nat.Pools] // full-NAT proxy sources by rule ID
+
+	// cfgMu serializes the control plane's changes of routes and rules.
+	cfgMu   sync.Mutex
+	routes  []Route
+	virtual map[netip.Addr]int // VIPs and proxy sources answered for, by port index
 }
 
 // routerPort is a port with the router's state about it.
@@ -176,7 +198,18 @@ func New(cfg Config) (*Router, error) {
 		r.ports = append(r.ports, rp)
 	}
 	r.byName = byName
-	if err := r.SetRoutes(cfg.Routes); err != nil {
+	r.lb = balancer.New(balancer.Config{Now: cfg.Now, Logger: cfg.Logger})
+	ctc := cfg.Conntrack
+	ctc.Now = cfg.Now
+	ctc.OnExpire = r.flowEnded
+	r.ct = conntrack.New(ctc)
+	pp, err := nat.NewPortPool(cfg.ProxyPortLo, cfg.ProxyPortHi)
+	if err != nil {
+		return nil, fmt.Errorf("%w: proxy ports: %v", ErrConfig, err)
+	}
+	r.ports4nat = pp
+	r.routes = cfg.Routes
+	if err := r.SetRules(cfg.Rules); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -185,10 +218,13 @@ func New(cfg Config) (*Router, error) {
 // SetRoutes replaces the static routes: the new table is built aside and published at
 // once, so forwarding never stops.
 func (r *Router) SetRoutes(routes []Route) error {
+	r.cfgMu.Lock()
+	defer r.cfgMu.Unlock()
 	t, err := r.buildFIB(routes, r.byName)
 	if err != nil {
 		return err
 	}
+	r.routes = routes
 	r.fib.Store(t)
 	return nil
 }
@@ -206,6 +242,10 @@ func (r *Router) buildFIB(routes []Route, byName map[string]int) (*fib.Table, er
 		for _, a := range rp.addrs {
 			b.Insert(netip.PrefixFrom(a.Addr(), a.Addr().BitLen()), fib.NextHop{Port: rp.idx, Kind: fib.Local})
 		}
+	}
+	// VIPs and full-NAT proxy sources are the router's own addresses too.
+	for a, i := range r.virtual {
+		b.Insert(netip.PrefixFrom(a, a.BitLen()), fib.NextHop{Port: max(i, 0), Kind: fib.Local})
 	}
 	for _, rt := range routes {
 		nh := fib.NextHop{Gateway: rt.Via, Kind: fib.Static}
@@ -277,6 +317,7 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(r.tick)
 	defer t.Stop()
+	lastDrain := r.now()
 loop:
 	for {
 		select {
@@ -286,6 +327,14 @@ loop:
 			for _, rp := range r.ports {
 				if rp.neigh != nil {
 					rp.neigh.Tick()
+				}
+			}
+			if r.lbActive.Load() {
+				r.ct.Expire()
+				r.lb.Expire()
+				if now := r.now(); now.Sub(lastDrain) >= time.Second {
+					lastDrain = now
+					r.removeDrained()
 				}
 			}
 		}

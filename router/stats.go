@@ -27,6 +27,11 @@ const (
 	DropMulticast                        // IP multicast that the router does not forward
 	DropICMPMalformed                    // a malformed ICMP message for the router
 	DropTxError                          // the port refused to send the frame
+	DropLBNoFlow                         // a TCP segment other than SYN for a VIP, without a flow
+	DropLBNoServer                       // no server of the rule can take a new flow
+	DropLBNoProxyPort                    // full-NAT: every proxy source port is in use
+	DropLBTableFull                      // the connection table is full of established flows
+	DropLBRewrite                        // a packet of a flow that could not be rewritten
 	numDropReasons
 )
 
@@ -51,6 +56,11 @@ var dropReasonNames = [numDropReasons]string{
 	DropMulticast:      "multicast",
 	DropICMPMalformed:  "icmp-malformed",
 	DropTxError:        "tx-error",
+	DropLBNoFlow:       "lb-no-flow",
+	DropLBNoServer:     "lb-no-server",
+	DropLBNoProxyPort:  "lb-no-proxy-port",
+	DropLBTableFull:    "lb-table-full",
+	DropLBRewrite:      "lb-rewrite",
 }
 
 func (d DropReason) String() string {

@@ -9,7 +9,9 @@ import (
 	"slices"
 	"time"
 
+	"ulb/balancer"
 	"ulb/config"
+	"ulb/conntrack"
 	"ulb/router"
 	"ulb/router/control"
 	"ulb/router/port"
@@ -25,9 +27,11 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <
 		return err
 	}
 	r, err := router.New(router.Config{
-		Ports:  ports,
-		Routes: routes(cfg),
-		Logger: logger,
+		Ports:     ports,
+		Routes:    routes(cfg),
+		Logger:    logger,
+		Rules:     rules(cfg),
+		Conntrack: conntrackConfig(cfg.Conntrack),
 	})
 	if err != nil {
 		for _, p := range ports {
@@ -135,8 +139,62 @@ func applyReloads(ctx context.Context, logger *slog.Logger, r *router.Router, ru
 				logger.Error("reload refused", "err", err)
 				continue
 			}
-			logger.Info("reload: routes installed", "routes", len(c.Routes))
+			if err := r.SetRules(rules(c)); err != nil {
+				logger.Error("reload: rules refused; the running rules stay", "err", err)
+				continue
+			}
+			logger.Info("reload: routes and rules installed", "routes", len(c.Routes), "rules", len(c.Rules))
 		}
+	}
+}
+
+// rules turns the configuration's rules and server groups into the balancer's.
+func rules(cfg *config.Config) []balancer.RuleConfig {
+	var out []balancer.RuleConfig
+	for _, r := range cfg.Rules {
+		rc := balancer.RuleConfig{
+			Name:           r.Name,
+			VIP:            r.VIP,
+			PortLo:         r.PortLo,
+			PortHi:         r.PortHi,
+			Proto:          r.Protocol.Number(),
+			Algorithm:      string(r.Algorithm),
+			ProxySource:    r.ProxySource,
+			PMask:          r.PMask,
+			PersistTimeout: r.PersistTimeout,
+			ConnDrain:      r.ConnDrain,
+			Group:          r.ServerGroup,
+			Enabled:        r.Enabled,
+		}
+		switch r.Topology {
+		case config.FullNAT:
+			rc.Topology = balancer.FullNAT
+		case config.DSR:
+			rc.Topology = balancer.DSR
+		default:
+			rc.Topology = balancer.HalfNAT
+		}
+		if g := cfg.ServerGroup(r.ServerGroup); g != nil {
+			for _, s := range g.Servers {
+				rc.Servers = append(rc.Servers, balancer.ServerConfig{
+					Addr: s.Addr, Port: s.Port, Weight: s.Weight, MaxConns: s.MaxConns, Disabled: !s.Enabled,
+				})
+			}
+		}
+		out = append(out, rc)
+	}
+	return out
+}
+
+func conntrackConfig(c config.Conntrack) conntrack.Config {
+	t := c.Timeouts
+	return conntrack.Config{
+		Capacity: c.Capacity,
+		Timeouts: conntrack.Timeouts{
+			Established: t.Established, SynSent: t.SynSent, SynRecv: t.SynRecv, FinWait: t.FinWait,
+			TimeWait: t.TimeWait, Close: t.Close, CloseWait: t.CloseWait, LastAck: t.LastAck,
+			UDP: t.UDP, ICMP: t.ICMP,
+		},
 	}
 }
 

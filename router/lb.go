@@ -1,0 +1,274 @@
+package router
+
+import (
+	"errors"
+	"net/netip"
+
+	"ulb/balancer"
+	"ulb/conntrack"
+	"ulb/nat"
+	"ulb/router/fib"
+	"ulb/router/header"
+	"ulb/router/port"
+)
+
+// l4 are the transport fields the balancer keys a packet on.
+type l4 struct {
+	proto        uint8
+	sport, dport uint16
+	flags        uint8 // TCP flags
+}
+
+// readL4 reads the ports of a TCP or UDP header; ok is false for other protocols or a
+// header cut short.
+func readL4(proto uint8, b []byte) (l l4, ok bool) {
+	l.proto = proto
+	switch proto {
+	case header.ProtocolTCP:
+		t := header.TCP(b)
+		if !t.IsValid() {
+			return l, false
+		}
+		l.sport, l.dport, l.flags = t.SourcePort(), t.DestinationPort(), t.Flags()
+	case header.ProtocolUDP:
+		u := header.UDP(b)
+		if !u.IsValid() {
+			return l, false
+		}
+		l.sport, l.dport = u.SourcePort(), u.DestinationPort()
+	default:
+		return l, false
+	}
+	return l, true
+}
+
+// pkt is an IP packet of either family the balancer works on, in buf[headroom+ethLen:].
+type pkt struct {
+	buf      []byte
+	ip       []byte
+	v6       bool
+	src, dst netip.Addr
+}
+
+func (p *pkt) ttl() uint8 {
+	if p.v6 {
+		return header.IPv6(p.ip).HopLimit()
+	}
+	return header.IPv4(p.ip).TTL()
+}
+
+func (p *pkt) decTTL() {
+	if p.v6 {
+		header.IPv6(p.ip).DecHopLimit()
+	} else {
+		header.IPv4(p.ip).DecTTL()
+	}
+}
+
+// balance runs a TCP or UDP packet through the connection table and the rules. It
+// reports false when the packet is none of the balancer's business (no flow, no rule):
+// the caller then routes or delivers it as usual.
+func (l *loop) balance(p *pkt, t l4) bool {
+	if p.v6 {
+		if _, off, ok := header.IPv6(p.ip).TransportProtocol(); !ok || off != header.IPv6MinimumSize {
+			// Extension headers in front of the transport: not balanced.
+			return false
+		}
+	} else if header.IPv4(p.ip).IsFragment() {
+		return false
+	}
+	key := conntrack.MakeTuple(p.src, p.dst, t.sport, t.dport, t.proto)
+	f, dir, ok := l.r.ct.Lookup(key, t.flags, len(p.ip))
+	snap := l.r.lb.Snapshot()
+	if !ok {
+		rule, ok := snap.Match(t.proto, p.dst, t.dport)
+		if !ok {
+			return false
+		}
+		if t.proto == header.ProtocolTCP && t.flags&(header.TCPFlagSYN|header.TCPFlagACK|header.TCPFlagRST) != header.TCPFlagSYN {
+			// Only a SYN opens a flow; anything else for the VIP without one is stray.
+			snap.CountDrop(rule.ID(), 0)
+			l.bc.drop(DropLBNoFlow)
+			return true
+		}
+		if f, ok = l.newFlow(snap, rule, p, t, key); !ok {
+			return true
+		}
+		dir = conntrack.Original
+	}
+	l.forwardFlow(snap, p, &f, dir)
+	return true
+}
+
+// newFlow picks a server for the first packet of a flow and enters the flow in the
+// connection table.
+func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l4, key conntrack.Tuple) (conntrack.Flow, bool) {
+	pick, ok := rule.Pick(p.src, t.sport, t.dport)
+	if !ok {
+		l.bc.drop(DropLBNoServer)
+		return conntrack.Flow{}, false
+	}
+	f := conntrack.Flow{Orig: key, Rule: rule.ID(), Server: pick.Server, Topology: uint8(rule.Topology())}
+	var proxy netip.Addr
+	var pport uint16
+	switch rule.Topology() {
+	case balancer.HalfNAT:
+		f.Reply = conntrack.MakeTuple(pick.Addr, p.src, pick.Port, t.sport, t.proto)
+	case balancer.FullNAT:
+		pools := l.r.proxyPools(rule)
+		if pools != nil {
+			proxy, pport, ok = pools.GetFor(p.src)
+		}
+		if pools == nil || !ok {
+			l.r.lb.FlowEnded(rule.ID(), pick.Server, p.src)
+			snap.CountDrop(rule.ID(), pick.Server)
+			l.bc.drop(DropLBNoProxyPort)
+			return conntrack.Flow{}, false
+		}
+		f.Reply = conntrack.MakeTuple(pick.Addr, proxy, pick.Port, pport, t.proto)
+	case balancer.DSR:
+		// The server answers the client directly: no reply tuple to watch.
+	}
+	if t.proto == header.ProtocolTCP {
+		f.State = conntrack.NextState(conntrack.StateNone, conntrack.Original, rule.Topology() == balancer.DSR, t.flags)
+	}
+	err := l.r.ct.Insert(f)
+	if err == nil {
+		return f, true
+	}
+	// Give the pick back before anything else.
+	l.r.lb.FlowEnded(rule.ID(), pick.Server, p.src)
+	if proxy.IsValid() {
+		l.r.ports4nat.Put(proxy, pport)
+	}
+	if errors.Is(err, conntrack.ErrExists) {
+		// Another receive loop entered the same flow a moment ago.
+		if f, dir, ok := l.r.ct.Lookup(key, t.flags, len(p.ip)); ok && dir == conntrack.Original {
+			return f, true
+		}
+	}
+	snap.CountDrop(rule.ID(), pick.Server)
+	l.bc.drop(DropLBTableFull)
+	return conntrack.Flow{}, false
+}
+
+// forwardFlow rewrites a packet of a balanced flow as its direction says and sends it
+// on: client to server (Original) or server to client (Reply).
+func (l *loop) forwardFlow(snap *balancer.Snapshot, p *pkt, f *conntrack.Flow, dir conntrack.Direction) {
+	var rw nat.Rewrite
+	next := netip.Addr{}
+	if dir == conntrack.Original {
+		if balancer.Topology(f.Topology) == balancer.DSR {
+			srv, ok := snap.ServerAddr(f.Server)
+			if !ok {
+				l.bc.drop(DropLBNoServer)
+				return
+			}
+			next = srv // the frame goes to the server unchanged
+		} else {
+			rw = nat.Rewrite{Src: f.Reply.Dst(), Dst: f.Reply.Src(), SrcPort: f.Reply.DstPort, DstPort: f.Reply.SrcPort}
+		}
+	} else {
+		rw = nat.Rewrite{Src: f.Orig.Dst(), Dst: f.Orig.Src(), SrcPort: f.Orig.DstPort, DstPort: f.Orig.SrcPort}
+	}
+	if !next.IsValid() {
+		next = rw.Dst
+	}
+	nh, ok := l.r.fib.Load().Lookup(next)
+	if !ok || nh.Kind == fib.Local {
+		l.bc.drop(DropNoRoute)
+		return
+	}
+	ep := l.r.ports[nh.Port]
+	// The router's checks come before the rewrite, so that an ICMP error quotes the
+	// packet as its sender knows it.
+	if p.ttl() <= 1 {
+		if p.v6 {
+			l.icmp6Error(p.ip, header.ICMPv6TimeExceeded, header.ICMPv6HopLimitExceeded, 0)
+		} else {
+			l.icmp4Error(p.ip, header.ICMPv4TimeExceeded, header.ICMPv4TTLExceeded, 0)
+		}
+		l.bc.drop(DropTTLExceeded)
+		return
+	}
+	fragment := false
+	if len(p.ip) > ep.mtu {
+		vh := port.Hdr(p.buf, headroom)
+		tooBig := !vh.IsGSO() || gsoSegmentLen(p.ip, vh) > ep.mtu
+		switch {
+		case !tooBig:
+		case p.v6:
+			l.icmp6Error(p.ip, header.ICMPv6PacketTooBig, 0, uint32(ep.mtu))
+			l.bc.drop(DropTooBig)
+			return
+		case header.IPv4(p.ip).DontFragment() || vh.IsGSO():
+			l.icmp4Error(p.ip, header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded, uint32(ep.mtu))
+			l.bc.drop(DropTooBig)
+			return
+		default:
+			fragment = true
+		}
+	}
+	if !rw.IsZero() && !nat.Apply(p.ip, rw, port.Hdr(p.buf, headroom).NeedsCsum()) {
+		snap.CountDrop(f.Rule, f.Server)
+		l.bc.drop(DropLBRewrite)
+		return
+	}
+	p.decTTL()
+	snap.Account(f.Rule, f.Server, dir == conntrack.Reply, len(p.ip))
+	if fragment {
+		l.fragment4(p.buf, ep, nh)
+		return
+	}
+	l.bc.forwarded++
+	l.emit(ep, nh.Gateway, next, p.buf)
+}
+
+// icmpErrorNAT translates an ICMP or ICMPv6 error about a balanced flow (a router on the
+// path saying fragmentation needed, unreachable, time exceeded) so that it reaches the
+// flow's other end quoting the packet as that end sent it. It reports false when the
+// error is about no flow of the table.
+func (l *loop) icmpErrorNAT(p *pkt) bool {
+	inner, ok := nat.ErrorInner(p.ip)
+	if !ok {
+		return false
+	}
+	e, ok := nat.Parse(inner)
+	if !ok {
+		return false
+	}
+	// The quoted packet went out after translation; its reverse is the tuple the error's
+	// direction of the flow carries.
+	key := conntrack.MakeTuple(e.Dst, e.Src, e.DstPort, e.SrcPort, e.Proto)
+	f, dir, ok := l.r.ct.Get(key)
+	if !ok || balancer.Topology(f.Topology) == balancer.DSR {
+		return false
+	}
+	// rw is the rewrite of packets travelling the error's way: it gives the outer
+	// destination and the quoted packet's endpoints as the receiver knows them.
+	var rw nat.Rewrite
+	if dir == conntrack.Original {
+		rw = nat.Rewrite{Src: f.Reply.Dst(), Dst: f.Reply.Src(), SrcPort: f.Reply.DstPort, DstPort: f.Reply.SrcPort}
+	} else {
+		rw = nat.Rewrite{Src: f.Orig.Dst(), Dst: f.Orig.Src(), SrcPort: f.Orig.DstPort, DstPort: f.Orig.SrcPort}
+	}
+	outer := nat.Rewrite{Dst: rw.Dst}
+	quoted := nat.Rewrite{Src: rw.Dst, SrcPort: rw.DstPort, Dst: rw.Src, DstPort: rw.SrcPort}
+	nh, ok := l.r.fib.Load().Lookup(rw.Dst)
+	if !ok || nh.Kind == fib.Local {
+		l.bc.drop(DropNoRoute)
+		return true
+	}
+	if p.ttl() <= 1 {
+		l.bc.drop(DropTTLExceeded)
+		return true
+	}
+	if !nat.TranslateICMPError(p.ip, outer, quoted) {
+		l.bc.drop(DropLBRewrite)
+		return true
+	}
+	p.decTTL()
+	l.bc.forwarded++
+	l.emit(l.r.ports[nh.Port], nh.Gateway, rw.Dst, p.buf)
+	return true
+}

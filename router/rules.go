@@ -1,0 +1,124 @@
+package router
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+
+	"ulb/balancer"
+	"ulb/conntrack"
+	"ulb/nat"
+)
+
+// SetRules installs load-balancing rules: the balancer's new snapshot, the full-NAT
+// proxy source pools, and the addresses the router now owns for them (VIPs and proxy
+// sources: answered for in ARP and NDP on the port whose network holds them, and
+// delivered locally for ICMP echo). Flows of rules that go away are removed by the
+// drain sweep; the others go on.
+func (r *Router) SetRules(rules []balancer.RuleConfig) error {
+	r.cfgMu.Lock()
+	defer r.cfgMu.Unlock()
+	if err := r.lb.Set(rules); err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	snap := r.lb.Snapshot()
+	pools := map[uint32]*nat.Pools{}
+	virtual := map[netip.Addr]int{}
+	for _, rule := range snap.Rules() {
+		virtual[rule.VIP()] = -1
+		if rule.Topology() != balancer.FullNAT {
+			continue
+		}
+		ps, err := nat.NewPools(r.ports4nat, rule.ProxySource())
+		if err != nil {
+			return fmt.Errorf("%w: rule %s: %v", ErrConfig, rule.Name(), err)
+		}
+		pools[rule.ID()] = ps
+		for _, a := range rule.ProxySource() {
+			virtual[a] = -1
+		}
+	}
+	for a := range virtual {
+		if i, ok := r.connectedPort(a); ok {
+			virtual[a] = i
+		}
+	}
+	// Stop answering for what is gone, answer for what is new.
+	for a, i := range r.virtual {
+		if j, ok := virtual[a]; (!ok || j != i) && i >= 0 && r.ports[i].neigh != nil {
+			r.ports[i].neigh.RemoveVirtual(a)
+		}
+	}
+	for a, i := range virtual {
+		if i >= 0 && r.ports[i].neigh != nil {
+			r.ports[i].neigh.AddVirtual(a, r.ports[i].mac)
+		}
+	}
+	old := r.virtual
+	r.virtual = virtual
+	t, err := r.buildFIB(r.routes, r.byName)
+	if err != nil {
+		r.virtual = old
+		return err
+	}
+	r.pools.Store(&pools)
+	r.fib.Store(t)
+	if len(rules) > 0 {
+		r.lbActive.Store(true)
+	}
+	for a, i := range virtual {
+		if _, was := old[a]; !was && i >= 0 && r.ports[i].neigh != nil {
+			r.ports[i].neigh.AnnounceAddress(a)
+		}
+	}
+	return nil
+}
+
+// proxyPools returns the full-NAT source pools of a rule.
+func (r *Router) proxyPools(rule *balancer.Rule) *nat.Pools {
+	if m := r.pools.Load(); m != nil {
+		return (*m)[rule.ID()]
+	}
+	return nil
+}
+
+// flowEnded is the connection table's OnExpire: it gives the flow's server connection
+// and full-NAT source port back.
+func (r *Router) flowEnded(f conntrack.Flow) {
+	r.lb.FlowEnded(f.Rule, f.Server, f.Orig.Src())
+	if balancer.Topology(f.Topology) == balancer.FullNAT {
+		r.ports4nat.Put(f.Reply.Dst(), f.Reply.DstPort)
+	}
+}
+
+// removeDrained removes the flows of disabled servers, of draining servers past their
+// rule's conn_drain, and of rules and servers no longer configured.
+func (r *Router) removeDrained() {
+	refs := r.lb.Drained()
+	if len(refs) == 0 {
+		return
+	}
+	type pair struct{ rule, server uint32 }
+	gone := make(map[pair]bool, len(refs))
+	for _, ref := range refs {
+		gone[pair{ref.Rule, ref.Server}] = true
+	}
+	n := r.ct.DeleteIf(func(f conntrack.Flow) bool { return gone[pair{f.Rule, f.Server}] })
+	if n > 0 {
+		r.log.Info("flows removed", "flows", n, "servers", len(refs))
+	}
+}
+
+// Balancer is the router's balancer, for the control plane's listings and admin verbs.
+func (r *Router) Balancer() *balancer.Balancer { return r.lb }
+
+// Conntrack is the router's connection table, for the control plane's listings.
+func (r *Router) Conntrack() *conntrack.Table { return r.ct }
+
+// VirtualAddresses lists the VIPs and proxy sources the router answers for.
+func (r *Router) VirtualAddresses() []netip.Addr {
+	r.cfgMu.Lock()
+	defer r.cfgMu.Unlock()
+	return slices.SortedFunc(maps.Keys(r.virtual), netip.Addr.Compare)
+}
