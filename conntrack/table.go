@@ -63,31 +63,32 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// The state word of a slot: state in the low byte, then used and dying flags, then a
-// generation counter bumped each time the slot is handed out.
+// The state word of a slot: state in the low byte, then the used and dying flags, the
+// topology byte, and a generation counter bumped each time the slot is handed out.
 const (
-	wordStateMask = 0xff
-	wordUsed      = 1 << 8
-	wordDying     = 1 << 9
-	wordGenShift  = 10
-	wordGenOne    = 1 << wordGenShift
+	wordStateMask    = 0xff
+	wordUsed         = 1 << 8
+	wordDying        = 1 << 9
+	wordTopologyShft = 10
+	wordGenShift     = 18
+	wordGenOne       = 1 << wordGenShift
 )
 
-// slot stores one flow. The fields above word are written only while the slot is being
-// handed out (under its home shard's lock, before any index entry points at it) and are read
-// while an entry points at it; the rest are atomics changed by Lookup. 144 bytes.
+// slot stores one flow in 128 bytes, two cache lines (chunks are page-aligned). The tuples,
+// rule, server and created are written only while the slot is being handed out (under its
+// home shard's lock, before any index entry points at it) and are read while an entry points
+// at it; the rest are atomics changed by Lookup. A free slot keeps the free list link in rule.
+// Packet counters are 32-bit (they wrap after 2^32 packets of one flow); byte counters 64-bit.
 type slot struct {
 	orig, reply  Tuple
 	rule, server uint32
-	topology     uint8
-	created      int64
 	word         atomic.Uint32
-	next         uint32 // free list link (slot index + 1), under the home shard's lock
 	lastSeen     atomic.Int64
-	origPackets  atomic.Uint64
+	created      int64
 	origBytes    atomic.Uint64
-	replyPackets atomic.Uint64
 	replyBytes   atomic.Uint64
+	origPackets  atomic.Uint32
+	replyPackets atomic.Uint32
 }
 
 type chunk [chunkSize]slot
@@ -244,13 +245,13 @@ func (sl *slot) load(w uint32) Flow {
 		Reply:        sl.reply,
 		Rule:         sl.rule,
 		Server:       sl.server,
-		Topology:     sl.topology,
+		Topology:     uint8(w >> wordTopologyShft),
 		State:        State(w & wordStateMask),
 		Created:      sl.created,
 		LastSeen:     sl.lastSeen.Load(),
-		OrigPackets:  sl.origPackets.Load(),
+		OrigPackets:  uint64(sl.origPackets.Load()),
 		OrigBytes:    sl.origBytes.Load(),
-		ReplyPackets: sl.replyPackets.Load(),
+		ReplyPackets: uint64(sl.replyPackets.Load()),
 		ReplyBytes:   sl.replyBytes.Load(),
 	}
 }
@@ -402,14 +403,15 @@ func (t *Table) Insert(f Flow) error {
 	}
 	sl := t.slotAt(ai, idx)
 	sl.orig, sl.reply = f.Orig, f.Reply
-	sl.rule, sl.server, sl.topology = f.Rule, f.Server, f.Topology
+	sl.rule, sl.server = f.Rule, f.Server
 	sl.created = f.Created
 	sl.lastSeen.Store(f.LastSeen)
-	sl.origPackets.Store(f.OrigPackets)
+	sl.origPackets.Store(uint32(f.OrigPackets))
 	sl.origBytes.Store(f.OrigBytes)
-	sl.replyPackets.Store(f.ReplyPackets)
+	sl.replyPackets.Store(uint32(f.ReplyPackets))
 	sl.replyBytes.Store(f.ReplyBytes)
-	w := (sl.word.Load()&^(wordGenOne-1) + wordGenOne) | wordUsed | uint32(f.State)
+	w := (sl.word.Load()&^(wordGenOne-1) + wordGenOne) | uint32(f.Topology)<<wordTopologyShft |
+		wordUsed | uint32(f.State)
 	sl.word.Store(w)
 	t.indexAdd(a, ho, t.makeRef(ai, idx, Original))
 	if bi == ai {
@@ -464,7 +466,7 @@ func (t *Table) insertFailed(a *shard, err error) error {
 func (t *Table) alloc(a *shard, ai int) (uint32, bool) {
 	if a.free != 0 {
 		idx := a.free - 1
-		a.free = t.slotAt(ai, idx).next
+		a.free = t.slotAt(ai, idx).rule
 		return idx, true
 	}
 	if a.hi >= a.maxSlots {
@@ -482,7 +484,7 @@ func (t *Table) alloc(a *shard, ai int) (uint32, bool) {
 func (t *Table) freeSlot(a *shard, ai int, idx uint32) {
 	sl := t.slotAt(ai, idx)
 	sl.word.Store(sl.word.Load() &^ (wordGenOne - 1))
-	sl.next = a.free
+	sl.rule = a.free
 	a.free = idx + 1
 }
 

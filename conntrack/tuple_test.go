@@ -47,8 +47,11 @@ func TestTupleLayout(t *testing.T) {
 	if s := unsafe.Sizeof(Tuple{}); s != 38 {
 		t.Errorf("Tuple is %d bytes, want 38 (packed)", s)
 	}
-	if s := unsafe.Sizeof(slot{}); s > 144 {
-		t.Errorf("slot is %d bytes, want <= 144", s)
+	if s := unsafe.Sizeof(slot{}); s != 128 {
+		t.Errorf("slot is %d bytes, want 128 (two cache lines)", s)
+	}
+	if s := unsafe.Sizeof(chunk{}); s%4096 != 0 {
+		t.Errorf("chunk is %d bytes, not whole pages", s)
 	}
 	if s := unsafe.Sizeof(entry{}); s != 8 {
 		t.Errorf("entry is %d bytes, want 8", s)
