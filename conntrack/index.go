@@ -1,10 +1,12 @@
 package conntrack
 
 // The per-shard index: open addressing with linear probing over 8-byte entries, deletion by
-// backward shift (no tombstones). Position: the low bits of the tuple hash; tag: bits 24..55.
-// A tag match is confirmed by comparing the tuple stored in the slot the entry points at.
+// backward shift (no tombstones). The tag is the low 32 bits of the tuple hash and the
+// position its low bits, so an entry's home position is known without reading its slot (the
+// shard is chosen by the top bits). A tag match is confirmed by comparing the tuple stored in
+// the slot the entry points at.
 
-func tagOf(h uint64) uint32 { return uint32(h >> 24) }
+func tagOf(h uint64) uint32 { return uint32(h) }
 
 // find returns the slot and reference of tuple tu (hash h) in shard s, which must be locked.
 func (t *Table) find(s *shard, tu *Tuple, h uint64) (*slot, uint32) {
@@ -29,15 +31,6 @@ func (t *Table) find(s *shard, tu *Tuple, h uint64) (*slot, uint32) {
 	}
 }
 
-// entryHash recomputes the hash of the tuple an entry stands for.
-func (t *Table) entryHash(e entry) uint64 {
-	sl := t.slotOf(e.ref)
-	if e.ref&refReply != 0 {
-		return t.seed.hash(&sl.reply)
-	}
-	return t.seed.hash(&sl.orig)
-}
-
 // indexAdd adds an entry for hash h (shard locked); the index doubles past a load of 3/4.
 func (t *Table) indexAdd(s *shard, h uint64, ref uint32) {
 	if (s.n+1)*4 > len(s.index)*3 {
@@ -60,7 +53,7 @@ func (t *Table) grow(s *shard) {
 		if e.ref == 0 {
 			continue
 		}
-		i := uint32(t.entryHash(e)) & m
+		i := e.tag & m
 		for s.index[i].ref != 0 {
 			i = (i + 1) & m
 		}
@@ -89,7 +82,7 @@ func (t *Table) indexRemove(s *shard, h uint64, ref uint32) bool {
 		if e.ref == 0 {
 			break
 		}
-		k := uint32(t.entryHash(e)) & m
+		k := e.tag & m
 		if (i <= j && (k <= i || k > j)) || (i > j && k <= i && k > j) {
 			s.index[i] = e
 			i = j
