@@ -252,8 +252,13 @@ func (l *loop) icmpErrorNAT(p *pkt) bool {
 	} else {
 		rw = nat.Rewrite{Src: f.Orig.Dst(), Dst: f.Orig.Src(), SrcPort: f.Orig.DstPort, DstPort: f.Orig.SrcPort}
 	}
+	// Towards the client the error comes from the VIP, as IPVS does it (the hop behind
+	// the balancer stays hidden); towards the server only the destination changes.
 	outer := nat.Rewrite{Dst: rw.Dst}
-	quoted := nat.Rewrite{Src: rw.Dst, SrcPort: rw.DstPort, Dst: rw.Src, DstPort: rw.SrcPort}
+	if dir == conntrack.Reply {
+		outer.Src = rw.Src
+	}
+	quoted := rw.Reversed()
 	nh, ok := l.r.fib.Load().Lookup(rw.Dst)
 	if !ok || nh.Kind == fib.Local {
 		l.bc.drop(DropNoRoute)

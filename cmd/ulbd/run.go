@@ -241,8 +241,13 @@ func register(srv *control.Server, r *router.Router, start time.Time) {
 		if err := decodeArgs(raw, &args); err != nil {
 			return nil, err
 		}
-		return r.Stats(start), nil
+		si := r.Stats(start)
+		if err := lbStats(r.Balancer(), &si, args); err != nil {
+			return nil, err
+		}
+		return si, nil
 	})
+	registerLB(srv, r)
 }
 
 var errBadArgs = errors.New("bad arguments")

@@ -1,0 +1,394 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"ulb/balancer"
+	"ulb/conntrack"
+	"ulb/router"
+	"ulb/router/control"
+)
+
+// registerLB installs the load balancer's verbs on the control socket.
+func registerLB(srv *control.Server, r *router.Router) {
+	b := r.Balancer()
+	handle := func(verb string, args any, fn func() (any, error)) {
+		srv.Handle(verb, func(_ context.Context, raw json.RawMessage) (any, error) {
+			if err := decodeArgs(raw, args); err != nil {
+				return nil, err
+			}
+			return fn()
+		})
+	}
+	var ruleArgs control.ShowRuleArgs
+	handle(control.VerbShowRule, &ruleArgs, func() (any, error) { return ruleInfos(b, ruleArgs.Name) })
+	var groupArgs control.ShowServerGroupArgs
+	handle(control.VerbShowServerGroup, &groupArgs, func() (any, error) { return groupInfos(b, groupArgs.Name) })
+	var serverArgs control.ShowServerArgs
+	handle(control.VerbShowServer, &serverArgs, func() (any, error) { return serverInfos(b, serverArgs.Rule) })
+	var connArgs control.ShowConnArgs
+	handle(control.VerbShowConn, &connArgs, func() (any, error) { return connList(r, connArgs) })
+	var persistArgs control.ShowPersistArgs
+	handle(control.VerbShowPersist, &persistArgs, func() (any, error) { return persistList(b, persistArgs) })
+	for verb, fn := range map[string]func(string, netip.Addr, uint16) error{
+		control.VerbEnableServer:  b.EnableServer,
+		control.VerbDisableServer: b.DisableServer,
+		control.VerbDrainServer:   b.DrainServer,
+	} {
+		var a control.ServerArgs
+		handle(verb, &a, func() (any, error) { return changeServer(b, a, fn) })
+	}
+	for verb, fn := range map[string]func(string) error{
+		control.VerbEnableRule:  b.EnableRule,
+		control.VerbDisableRule: b.DisableRule,
+	} {
+		var a control.RuleArgs
+		handle(verb, &a, func() (any, error) {
+			if a.Name == "" {
+				return nil, fmt.Errorf("%w: a rule name is needed", errBadArgs)
+			}
+			if err := fn(a.Name); err != nil {
+				return nil, fmt.Errorf("rule %q: %w", a.Name, err)
+			}
+			infos, err := ruleInfos(b, a.Name)
+			if err != nil {
+				return nil, err
+			}
+			return infos[0], nil
+		})
+	}
+}
+
+func ruleInfos(b *balancer.Balancer, name string) ([]control.RuleInfo, error) {
+	stats := b.Stats()
+	active := map[string]uint64{}
+	for _, s := range stats.Rules {
+		active[s.Name] = uint64(max(s.ConnsNow, 0))
+	}
+	var out []control.RuleInfo
+	for _, ri := range b.Rules() {
+		c := ri.Config
+		if name != "" && c.Name != name {
+			continue
+		}
+		info := control.RuleInfo{
+			Name:        c.Name,
+			Enabled:     ri.Enabled,
+			VIP:         c.VIP.String(),
+			Ports:       portRange(c.PortLo, c.PortHi),
+			Protocol:    protoName(c.Proto),
+			Algorithm:   c.Algorithm,
+			Topology:    topologyName(balancer.Topology(c.Topology)),
+			PMask:       c.PMask,
+			ConnDrain:   int64(c.ConnDrain / time.Second),
+			ServerGroup: c.Group,
+			Servers:     len(c.Servers),
+			ConnsActive: active[c.Name],
+		}
+		if info.Algorithm == "" {
+			info.Algorithm = balancer.RoundRobin
+		}
+		if c.PMask != balancer.NoPersistence {
+			info.PersistTimeout = int64(c.PersistTimeout / time.Second)
+		}
+		for _, a := range c.ProxySource {
+			info.ProxySource = append(info.ProxySource, a.String())
+		}
+		out = append(out, info)
+	}
+	if name != "" && len(out) == 0 {
+		return nil, fmt.Errorf("no rule %q", name)
+	}
+	return out, nil
+}
+
+func groupInfos(b *balancer.Balancer, name string) ([]control.ServerGroupInfo, error) {
+	var out []control.ServerGroupInfo
+	seen := map[string]int{}
+	for _, ri := range b.Rules() {
+		c := ri.Config
+		g := c.Group
+		if g == "" || (name != "" && g != name) {
+			continue
+		}
+		if i, ok := seen[g]; ok {
+			out[i].Rules = append(out[i].Rules, c.Name)
+			continue
+		}
+		info := control.ServerGroupInfo{Name: g, Rules: []string{c.Name}}
+		for _, s := range c.Servers {
+			info.Servers = append(info.Servers, control.GroupMember{
+				Address: s.Addr.String(), Port: s.Port, Weight: s.Weight, MaxConns: s.MaxConns,
+			})
+		}
+		seen[g] = len(out)
+		out = append(out, info)
+	}
+	if name != "" && len(out) == 0 {
+		return nil, fmt.Errorf("no server group %q used by a rule", name)
+	}
+	return out, nil
+}
+
+func serverInfos(b *balancer.Balancer, rule string) ([]control.ServerInfo, error) {
+	var out []control.ServerInfo
+	for _, si := range b.Servers() {
+		if rule != "" && si.Rule != rule {
+			continue
+		}
+		info := control.ServerInfo{
+			Rule:        si.Rule,
+			Group:       si.Group,
+			Address:     si.Addr.String(),
+			Port:        si.Port,
+			Weight:      si.Weight,
+			MaxConns:    si.MaxConns,
+			State:       serverStateName(si.State),
+			ConnsActive: uint64(max(si.ConnsNow, 0)),
+			ConnsTotal:  si.ConnsTotal,
+		}
+		if si.State == balancer.Draining && !si.Since.IsZero() {
+			info.Draining = int64(time.Since(si.Since) / time.Second)
+		}
+		out = append(out, info)
+	}
+	if rule != "" && len(out) == 0 {
+		return nil, fmt.Errorf("no rule %q", rule)
+	}
+	return out, nil
+}
+
+// changeServer applies an admin state change and returns the servers it changed.
+func changeServer(b *balancer.Balancer, a control.ServerArgs, fn func(string, netip.Addr, uint16) error) ([]control.ServerInfo, error) {
+	if a.Rule != "" && a.Group != "" {
+		return nil, fmt.Errorf("%w: give a rule or a group, not both", errBadArgs)
+	}
+	addr, port, err := control.ParseServerRef(a.Server)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadArgs, err)
+	}
+	name := a.Rule
+	if a.Group != "" {
+		name = a.Group
+	}
+	if err := fn(name, addr, port); err != nil {
+		return nil, fmt.Errorf("server %s: %w", a.Server, err)
+	}
+	all, err := serverInfos(b, "")
+	if err != nil {
+		return nil, err
+	}
+	var out []control.ServerInfo
+	for _, s := range all {
+		sa, _ := netip.ParseAddr(s.Address)
+		if !control.MatchServer(addr, port, sa, s.Port) {
+			continue
+		}
+		if (a.Rule != "" && s.Rule != a.Rule) || (a.Group != "" && s.Group != a.Group) {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func connList(r *router.Router, a control.ShowConnArgs) (control.ConnList, error) {
+	b := r.Balancer()
+	limit := a.Limit
+	if limit <= 0 {
+		limit = control.DefaultListLimit
+	}
+	limit = min(limit, control.MaxListLimit)
+	var refAddr netip.Addr
+	var refPort uint16
+	if a.Server != "" {
+		var err error
+		if refAddr, refPort, err = control.ParseServerRef(a.Server); err != nil {
+			return control.ConnList{}, fmt.Errorf("%w: %v", errBadArgs, err)
+		}
+	}
+	rules := map[uint32]string{}
+	for _, rs := range b.Stats().Rules {
+		rules[rs.ID] = rs.Name
+	}
+	if a.Rule != "" && !slices.Contains(mapsValues(rules), a.Rule) {
+		return control.ConnList{}, fmt.Errorf("no rule %q", a.Rule)
+	}
+	snap := b.Snapshot()
+	now := time.Now().UnixNano()
+	out := control.ConnList{Conns: []control.ConnInfo{}}
+	r.Conntrack().Range(func(f conntrack.Flow) bool {
+		name := rules[f.Rule]
+		if a.Rule != "" && name != a.Rule {
+			return true
+		}
+		server := netip.AddrPortFrom(f.Reply.Src(), f.Reply.SrcPort)
+		if balancer.Topology(f.Topology) == balancer.DSR {
+			addr, _ := snap.ServerAddr(f.Server)
+			server = netip.AddrPortFrom(addr, f.Orig.DstPort)
+		}
+		if a.Server != "" && !control.MatchServer(refAddr, refPort, server.Addr(), server.Port()) {
+			return true
+		}
+		out.Total++
+		if len(out.Conns) >= limit {
+			return true
+		}
+		ci := control.ConnInfo{
+			Rule:     name,
+			Protocol: conntrack.ProtoName(f.Orig.Proto),
+			Client:   netip.AddrPortFrom(f.Orig.Src(), f.Orig.SrcPort).String(),
+			VIP:      netip.AddrPortFrom(f.Orig.Dst(), f.Orig.DstPort).String(),
+			Server:   server.String(),
+			State:    f.State.String(),
+			Age:      (now - f.Created) / int64(time.Second),
+			Idle:     (now - f.LastSeen) / int64(time.Second),
+			Packets:  f.OrigPackets + f.ReplyPackets,
+			Bytes:    f.OrigBytes + f.ReplyBytes,
+		}
+		if balancer.Topology(f.Topology) == balancer.FullNAT {
+			ci.Proxy = netip.AddrPortFrom(f.Reply.Dst(), f.Reply.DstPort).String()
+		}
+		out.Conns = append(out.Conns, ci)
+		return true
+	})
+	return out, nil
+}
+
+func persistList(b *balancer.Balancer, a control.ShowPersistArgs) (control.PersistList, error) {
+	limit := a.Limit
+	if limit <= 0 {
+		limit = control.DefaultListLimit
+	}
+	limit = min(limit, control.MaxListLimit)
+	if a.Rule != "" {
+		if _, err := ruleInfos(b, a.Rule); err != nil {
+			return control.PersistList{}, err
+		}
+	}
+	out := control.PersistList{Entries: []control.PersistInfo{}}
+	now := time.Now()
+	for _, p := range b.Persist() {
+		if a.Rule != "" && p.Rule != a.Rule {
+			continue
+		}
+		out.Total++
+		if len(out.Entries) >= limit {
+			continue
+		}
+		e := control.PersistInfo{
+			Rule:   p.Rule,
+			Client: p.Client.String(),
+			Server: endpoint(p.Addr, p.Port),
+			Conns:  uint64(max(p.Flows, 0)),
+		}
+		if !p.Expires.IsZero() {
+			e.Expires = max(int64(p.Expires.Sub(now)/time.Second), 0)
+		}
+		out.Entries = append(out.Entries, e)
+	}
+	return out, nil
+}
+
+// lbStats adds the rule and server counters show-stats -r / -s asks for.
+func lbStats(b *balancer.Balancer, si *control.StatsInfo, a control.ShowStatsArgs) error {
+	st := b.Stats()
+	var refAddr netip.Addr
+	var refPort uint16
+	if a.Server != "" {
+		var err error
+		if refAddr, refPort, err = control.ParseServerRef(a.Server); err != nil {
+			return fmt.Errorf("%w: %v", errBadArgs, err)
+		}
+	}
+	for _, rs := range st.Rules {
+		if a.Server != "" || (a.Rule != "" && rs.Name != a.Rule) {
+			continue
+		}
+		si.Rules = append(si.Rules, control.RuleStats{Name: rs.Name, LBCounters: lbCounters(rs.Counters)})
+	}
+	if a.Rule != "" && a.Server == "" && len(si.Rules) == 0 {
+		return fmt.Errorf("no rule %q", a.Rule)
+	}
+	if a.Rule == "" && a.Server == "" {
+		return nil
+	}
+	for _, ss := range st.Servers {
+		if a.Rule != "" && ss.Rule != a.Rule {
+			continue
+		}
+		if a.Server != "" && !control.MatchServer(refAddr, refPort, ss.Addr, ss.Port) {
+			continue
+		}
+		si.Servers = append(si.Servers, control.ServerStats{
+			Rule: ss.Rule, Group: ss.Group, Address: ss.Addr.String(), Port: ss.Port,
+			LBCounters: lbCounters(ss.Counters),
+		})
+	}
+	if a.Server != "" && len(si.Servers) == 0 {
+		return fmt.Errorf("no server %s", a.Server)
+	}
+	return nil
+}
+
+func lbCounters(c balancer.Counters) control.LBCounters {
+	return control.LBCounters{
+		ConnsActive: uint64(max(c.ConnsNow, 0)), ConnsTotal: c.ConnsTotal,
+		PacketsIn: c.PacketsIn, BytesIn: c.BytesIn, PacketsOut: c.PacketsOut, BytesOut: c.BytesOut,
+		Drops: c.Drops,
+	}
+}
+
+func endpoint(a netip.Addr, port uint16) string {
+	if port == 0 {
+		return a.String()
+	}
+	return netip.AddrPortFrom(a, port).String()
+}
+
+func portRange(lo, hi uint16) string {
+	if lo == hi {
+		return fmt.Sprint(lo)
+	}
+	return fmt.Sprintf("%d-%d", lo, hi)
+}
+
+func protoName(p uint8) string {
+	if p == balancer.ProtoUDP {
+		return "udp"
+	}
+	return "tcp"
+}
+
+func topologyName(t balancer.Topology) string {
+	switch t {
+	case balancer.FullNAT:
+		return "full-nat"
+	case balancer.DSR:
+		return "dsr"
+	}
+	return "half-nat"
+}
+
+func serverStateName(s balancer.ServerState) string {
+	switch s {
+	case balancer.Disabled:
+		return control.ServerDisabled
+	case balancer.Draining:
+		return control.ServerDraining
+	}
+	return control.ServerEnabled
+}
+
+func mapsValues(m map[uint32]string) []string {
+	out := make([]string, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
