@@ -9,14 +9,18 @@ func (t *Table) Expire() int {
 	t.expMu.Lock()
 	defer t.expMu.Unlock()
 	now := t.nanos()
+	var timeouts [NumStates]int64
+	for s := range timeouts {
+		timeouts[s] = t.timeouts[s].Load()
+	}
 	n := 0
 	for ai := range t.shards {
-		n += t.expireShard(ai, now)
+		n += t.expireShard(ai, now, &timeouts)
 	}
 	return n
 }
 
-func (t *Table) expireShard(ai int, now int64) int {
+func (t *Table) expireShard(ai int, now int64, timeouts *[NumStates]int64) int {
 	a := &t.shards[ai]
 	a.mu.Lock()
 	budget := a.hi/uint32(t.cfg.SweepCalls) + 1
@@ -45,7 +49,7 @@ func (t *Table) expireShard(ai int, now int64) int {
 				continue
 			}
 			st := State(w & wordStateMask)
-			if now-sl.lastSeen.Load() < t.timeouts[st] {
+			if now-sl.lastSeen.Load() < timeouts[st] {
 				continue
 			}
 			// A packet that changes the state meanwhile makes the CAS fail: keep the flow.

@@ -129,7 +129,7 @@ type Table struct {
 	slotMask   uint32
 	seed       seed
 	capacity   int64
-	timeouts   [NumStates]int64
+	timeouts   [NumStates]atomic.Int64
 	cfg        Config
 
 	count    atomic.Int64
@@ -182,9 +182,7 @@ func New(cfg Config) *Table {
 	for i := range t.seed {
 		t.seed[i] = binary.LittleEndian.Uint64(b[8*i:])
 	}
-	for s := State(0); s < NumStates; s++ {
-		t.timeouts[s] = int64(cfg.Timeouts.Of(s))
-	}
+	t.SetTimeouts(cfg.Timeouts)
 	perShard := (cfg.Capacity + cfg.Shards - 1) / cfg.Shards
 	maxSlots := uint64(2*perShard + chunkSize)
 	if maxSlots > uint64(t.slotMask) {
@@ -232,7 +230,16 @@ func (t *Table) Timeout(s State) time.Duration {
 	if s >= NumStates {
 		return 0
 	}
-	return time.Duration(t.timeouts[s])
+	return time.Duration(t.timeouts[s].Load())
+}
+
+// SetTimeouts replaces the idle timeouts (zero fields: the defaults), for a configuration
+// reload; flows keep their LastSeen and are judged by the new timeouts from the next Expire.
+func (t *Table) SetTimeouts(to Timeouts) {
+	to = to.withDefaults()
+	for s := State(0); s < NumStates; s++ {
+		t.timeouts[s].Store(int64(to.Of(s)))
+	}
 }
 
 // Len returns the number of flows in the table (including ones being removed).

@@ -424,3 +424,24 @@ func TestEvictionAcrossShards(t *testing.T) {
 		t.Fatalf("Len %d, evicted %d", tb.Len(), exp.len())
 	}
 }
+
+func TestSetTimeouts(t *testing.T) {
+	tb, clk, _ := newTable(t, Config{Capacity: 10})
+	f := halfNAT(1, ProtoUDP)
+	if err := tb.Insert(f); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(30 * time.Second)
+	tb.Expire()
+	if tb.Len() != 1 {
+		t.Fatal("expired before the default UDP timeout")
+	}
+	tb.SetTimeouts(Timeouts{UDP: 20 * time.Second})
+	if tb.Timeout(StateUDP) != 20*time.Second || tb.Timeout(StateEstablished) != 15*time.Minute {
+		t.Fatalf("timeouts %v %v", tb.Timeout(StateUDP), tb.Timeout(StateEstablished))
+	}
+	tb.Expire()
+	if tb.Len() != 0 {
+		t.Fatal("not expired by the new timeout")
+	}
+}
