@@ -4,7 +4,7 @@ package conntrack
 // and returns how many it removed. Each call examines 1/SweepCalls of every shard's slots (at
 // least 1024), holding a shard's lock for at most 1024 slots at a time, so a caller can run it
 // every 100ms; every expired flow is gone after SweepCalls calls. OnExpire is called for each
-// removed flow. Concurrent calls are serialized.
+// removed flow; OnExpire must not call Expire. Concurrent calls are serialized.
 func (t *Table) Expire() int {
 	t.expMu.Lock()
 	defer t.expMu.Unlock()
@@ -52,8 +52,13 @@ func (t *Table) expireShard(ai int, now int64, timeouts *[NumStates]int64) int {
 			if now-sl.lastSeen.Load() < timeouts[st] {
 				continue
 			}
-			// A packet that changes the state meanwhile makes the CAS fail: keep the flow.
+			// A packet that changes the state meanwhile makes the CAS fail; one that only
+			// refreshed LastSeen is seen after it. Either way the flow stays.
 			if !sl.word.CompareAndSwap(w, w|wordDying) {
+				continue
+			}
+			if now-sl.lastSeen.Load() < timeouts[st] {
+				sl.word.Store(w)
 				continue
 			}
 			a.states[st].Add(-1)
