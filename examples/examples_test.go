@@ -17,6 +17,7 @@ import (
 
 	"ulb/bench"
 	"ulb/internal/testenv"
+	"ulb/router/control"
 )
 
 // binDir holds ulbd, ulbadm and ulbbench built from this checkout.
@@ -118,6 +119,14 @@ func TestExampleBenches(t *testing.T) {
 			}
 			if len(rs) == 0 {
 				t.Error("the bench has no checks")
+			}
+			if filepath.Dir(f) == "dsr" {
+				// The servers' answers bypass ulbd: the rule saw the clients' packets only.
+				var s control.StatsInfo
+				ulbadm(t, "/run/ulb/dsr-lb1.sock", &s, "show-stats", "-r", "web")
+				if len(s.Rules) != 1 || s.Rules[0].PacketsIn == 0 || s.Rules[0].PacketsOut != 0 {
+					t.Errorf("DSR rule counters %+v: want packets in, none out", s.Rules)
+				}
 			}
 		})
 	}

@@ -60,10 +60,10 @@ func TestForwarding(t *testing.T) {
 	// PMTU first, while the client has no path MTU cached: its TCP starts with 1500-byte
 	// segments (the server advertises an MSS of 1460), ulbd answers fragmentation-needed
 	// and packet-too-big, and the transfers still complete.
-	before := stats(t)
+	before := stats(t, fwdSocket)
 	check(t, bench.Check{Type: bench.CheckTransfer, From: "client", To: "198.51.100.2:9000", Bytes: 1 << 30, Timeout: 5 * time.Minute})
 	check(t, bench.Check{Type: bench.CheckTransfer, From: "client", To: "[2001:db8:2::2]:9000", Bytes: 64 << 20})
-	after := stats(t)
+	after := stats(t, fwdSocket)
 	if after.Drops["too-big"] <= before.Drops["too-big"] {
 		t.Errorf("no fragmentation-needed or packet-too-big was sent (too-big drops %d -> %d)", before.Drops["too-big"], after.Drops["too-big"])
 	}
@@ -140,13 +140,13 @@ func TestForwarding(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		before := stats(t)
+		before := stats(t, fwdSocket)
 		frames, want := malformedFrames(t, routerMAC)
 		inject(t, b.Namespace("client"), "eth0", routerMAC, frames)
 		deadline := time.Now().Add(5 * time.Second)
 		var after control.StatsInfo
 		for {
-			after = stats(t)
+			after = stats(t, fwdSocket)
 			ok := true
 			for reason, n := range want {
 				if after.Drops[reason]-before.Drops[reason] < n {
@@ -169,10 +169,10 @@ func TestForwarding(t *testing.T) {
 	})
 }
 
-func stats(t *testing.T) control.StatsInfo {
+func stats(t *testing.T, socket string) control.StatsInfo {
 	t.Helper()
 	var s control.StatsInfo
-	ulbadm(t, fwdSocket, &s, "show-stats")
+	ulbadm(t, socket, &s, "show-stats")
 	return s
 }
 
