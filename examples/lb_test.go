@@ -313,6 +313,21 @@ func TestLoadBalancing(t *testing.T) {
 		}
 	})
 
+	t.Run("disable and enable a rule", func(t *testing.T) {
+		var ri []control.RuleInfo
+		ulbadm(t, lbSocket, &ri, "disable-rule", "rr")
+		if len(ri) != 1 || ri[0].Enabled {
+			t.Fatalf("disable-rule answered %+v", ri)
+		}
+		if _, err := askName(client, c2, "198.51.100.100:80"); err == nil {
+			t.Error("a disabled rule still took a new connection")
+		}
+		ulbadm(t, lbSocket, &ri, "enable-rule", "rr")
+		if _, err := askName(client, c2, "198.51.100.100:80"); err != nil {
+			t.Errorf("after enable-rule: %v", err)
+		}
+	})
+
 	t.Run("captured packets", func(t *testing.T) {
 		capS1 := startCapture(t, b.Namespace("s1"), "eth0")
 		capClient := startCapture(t, client, "eth0")
