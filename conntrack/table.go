@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Errors returned by Insert.
@@ -143,6 +144,31 @@ type Table struct {
 	expMu  sync.Mutex
 	expBuf []Flow
 	expIdx []uint32
+
+	// Slot chunks of big tables are carved from blocks of blockChunks chunks (2 MiB and
+	// more) advised as huge pages; small tables allocate chunk by chunk.
+	blockMu     sync.Mutex
+	blockChunks int
+	block       []chunk
+}
+
+// hugeFrom is the capacity from which the table's memory is advised as huge pages.
+const hugeFrom = 1 << 16
+
+// newChunk returns a zeroed chunk of slots.
+func (t *Table) newChunk() *chunk {
+	if t.blockChunks <= 1 {
+		return new(chunk)
+	}
+	t.blockMu.Lock()
+	defer t.blockMu.Unlock()
+	if len(t.block) == 0 {
+		t.block = make([]chunk, t.blockChunks)
+		adviseHuge(unsafe.Pointer(&t.block[0]), uintptr(len(t.block))*unsafe.Sizeof(chunk{}))
+	}
+	c := &t.block[0]
+	t.block = t.block[1:]
+	return c
 }
 
 // New returns an empty table. Shards is rounded up to a power of two and limited to
@@ -193,10 +219,17 @@ func New(cfg Config) *Table {
 	for size*3 < 2*perShard*5 {
 		size *= 2
 	}
+	// One allocation for every shard's index, so that it can take huge pages.
+	all := make([]entry, size*cfg.Shards)
+	if cfg.Capacity >= hugeFrom {
+		adviseHuge(unsafe.Pointer(&all[0]), uintptr(len(all))*unsafe.Sizeof(entry{}))
+		// 4 MiB blocks hold at least one whole aligned huge page wherever they start.
+		t.blockChunks = (4 << 20) / int(unsafe.Sizeof(chunk{}))
+	}
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.maxSlots = uint32(maxSlots)
-		s.index = make([]entry, size)
+		s.index = all[i*size : (i+1)*size : (i+1)*size]
 		s.chunks = make([]atomic.Pointer[chunk], (maxSlots+chunkSize-1)/chunkSize)
 	}
 	return t
@@ -481,7 +514,7 @@ func (t *Table) alloc(a *shard, ai int) (uint32, bool) {
 	}
 	idx := a.hi
 	if idx&(chunkSize-1) == 0 && a.chunks[idx>>chunkBits].Load() == nil {
-		a.chunks[idx>>chunkBits].Store(new(chunk))
+		a.chunks[idx>>chunkBits].Store(t.newChunk())
 	}
 	a.hi++
 	return idx, true
