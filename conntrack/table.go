@@ -43,7 +43,8 @@ type Config struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// OnExpire is called, outside the table's locks, for every flow that leaves the table:
-	// timeout, eviction, Delete, DeleteIf. It is not called for a flow Insert refused.
+	// timeout (from Expire), eviction (from Insert, on the inserting goroutine), Delete,
+	// DeleteIf. It is not called for a flow Insert refused. It must not call Expire.
 	OnExpire func(Flow)
 	// SweepCalls is how many Expire calls one pass over the whole table takes (default 4):
 	// each call examines 1/SweepCalls of every shard's slots (at least 1024 per shard).
