@@ -76,7 +76,7 @@ func Send(ctx context.Context, cfg SendConfig) (SendReport, error) {
 	if err != nil {
 		return SendReport{}, err
 	}
-	frames, err := BuildFrames(spec, port.VnetHdrLen)
+	frames, err := BuildFrames(spec, 0)
 	if err != nil {
 		return SendReport{}, err
 	}
@@ -84,14 +84,14 @@ func Send(ctx context.Context, cfg SendConfig) (SendReport, error) {
 		Device: cfg.Device, Src: spec.Src.String(), Dst: spec.Dst.String(), DstMAC: spec.DstMAC.String(),
 		Flows: cfg.Flows, FrameLen: FrameLen, Rate: cfg.Rate, Senders: cfg.Senders,
 	}
-	ports := make([]*port.AFPacket, cfg.Senders)
+	ports := make([]*txSocket, cfg.Senders)
 	for i := range ports {
-		p, err := port.OpenAFPacket(cfg.Device, port.AFPacketOptions{BatchSize: cfg.Batch})
+		p, err := openTxSocket(cfg.Device, cfg.Batch)
 		if err != nil {
 			for _, q := range ports[:i] {
-				q.Close()
+				q.close()
 			}
-			return SendReport{}, fmt.Errorf("loadgen: %w", err)
+			return SendReport{}, err
 		}
 		ports[i] = p
 	}
@@ -124,10 +124,9 @@ func Send(ctx context.Context, cfg SendConfig) (SendReport, error) {
 		errs = append(errs, r.err)
 	}
 	for _, p := range ports {
-		st := p.Stats()
-		rep.Accepted += st.TxPackets
-		rep.TxErrors += st.TxErrors
-		p.Close()
+		rep.Accepted += p.sent
+		rep.TxErrors += p.refused
+		p.close()
 	}
 	rep.ElapsedNS = int64(elapsed)
 	if elapsed > 0 {
@@ -138,7 +137,7 @@ func Send(ctx context.Context, cfg SendConfig) (SendReport, error) {
 }
 
 // blast is the sending loop.
-func blast(ctx context.Context, p *port.AFPacket, ring [][]byte, cfg SendConfig, k int) (uint64, time.Duration, error) {
+func blast(ctx context.Context, p *txSocket, ring [][]byte, cfg SendConfig, k int) (uint64, time.Duration, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	done := ctx.Done()
@@ -165,10 +164,10 @@ func blast(ctx context.Context, p *port.AFPacket, ring [][]byte, cfg SendConfig,
 				continue
 			}
 		}
-		w, err := p.Write(ring[k:k+n], port.VnetHdrLen)
+		w, err := p.write(ring[k : k+n])
 		sent += uint64(w)
 		if err != nil {
-			return sent, time.Since(start), fmt.Errorf("loadgen: %w", err)
+			return sent, time.Since(start), err
 		}
 		k = (k + n) % cfg.Flows
 		now = time.Now()
