@@ -33,6 +33,9 @@ func (l *loop) local4(buf []byte, ip header.IPv4) {
 			l.bc.drop(DropICMPMalformed)
 			return
 		}
+		if icmp.Type() == header.ICMPv4EchoReply && l.r.echoReply(icmp.Ident()) {
+			return
+		}
 		src := ip.SourceAddr()
 		if !header.EchoReplyIPv4InPlace(ip, netip.Addr{}) {
 			l.bc.drop(DropLocalUnhandled)
@@ -61,6 +64,9 @@ func (l *loop) local6(buf []byte, ip header.IPv6, off int, proto uint8) {
 		src, dst := ip.SourceAddr(), ip.DestinationAddr()
 		if !icmp.IsValid() || !header.IsTransportChecksumValid(proto, src, dst, icmp) {
 			l.bc.drop(DropICMPMalformed)
+			return
+		}
+		if icmp.Type() == header.ICMPv6EchoReply && l.r.echoReply(icmp.Ident()) {
 			return
 		}
 		if icmp.Type() != header.ICMPv6EchoRequest {

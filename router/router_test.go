@@ -3,6 +3,7 @@ package router
 import (
 	"bytes"
 	"context"
+	"errors"
 
 	"net"
 	"net/netip"
@@ -92,6 +93,31 @@ func (h *peer) answer(f []byte) {
 			&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
 				Operation: layers.ARPReply, SourceHwAddress: h.mac, SourceProtAddress: tpa.AsSlice(),
 				DstHwAddress: a.SourceHwAddress, DstProtAddress: a.SourceProtAddress})
+		return
+	}
+	if ic, ok := pkt.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4); ok && ic.TypeCode.Type() == layers.ICMPv4TypeEchoRequest {
+		ip4 := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		eth := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+		if !h.owns(netip.AddrFrom4([4]byte(ip4.DstIP.To4()))) {
+			return
+		}
+		h.send(&layers.Ethernet{SrcMAC: h.mac, DstMAC: eth.SrcMAC, EthernetType: layers.EthernetTypeIPv4},
+			&layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: ip4.DstIP, DstIP: ip4.SrcIP},
+			&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoReply, 0), Id: ic.Id, Seq: ic.Seq},
+			gopacket.Payload(ic.Payload))
+		return
+	}
+	if ic, ok := pkt.Layer(layers.LayerTypeICMPv6Echo).(*layers.ICMPv6Echo); ok && pkt.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6).TypeCode.Type() == layers.ICMPv6TypeEchoRequest {
+		ip6 := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+		eth := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+		if !h.owns(netip.AddrFrom16([16]byte(ip6.DstIP))) {
+			return
+		}
+		ipl := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolICMPv6, SrcIP: ip6.DstIP, DstIP: ip6.SrcIP}
+		icmp := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypeEchoReply, 0)}
+		icmp.SetNetworkLayerForChecksum(ipl)
+		h.send(&layers.Ethernet{SrcMAC: h.mac, DstMAC: eth.SrcMAC, EthernetType: layers.EthernetTypeIPv6}, ipl, icmp,
+			&layers.ICMPv6Echo{Identifier: ic.Identifier, SeqNumber: ic.SeqNumber}, gopacket.Payload(ic.Payload))
 		return
 	}
 	if ns, ok := pkt.Layer(layers.LayerTypeICMPv6NeighborSolicitation).(*layers.ICMPv6NeighborSolicitation); ok {
@@ -375,6 +401,23 @@ func TestICMPErrors(t *testing.T) {
 	tb.left.send(eth(macHostL, macRouterL, layers.EthernetTypeIPv4), ip,
 		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeDestinationUnreachable, 1)}, gopacket.Payload(make([]byte, 28)))
 	tb.left.expectNone(t, "error about an error", isICMPv4(layers.ICMPv4TypeTimeExceeded, 0))
+}
+
+func TestPing(t *testing.T) {
+	tb := newTestBench(t)
+	for _, dst := range []netip.Addr{hostL4, hostR6, hostR4, hostL6} {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		rtt, err := tb.r.Ping(ctx, dst)
+		cancel()
+		if err != nil || rtt <= 0 {
+			t.Errorf("ping %s: %v, %v", dst, rtt, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := tb.r.Ping(ctx, netip.MustParseAddr("198.51.100.77")); !errors.Is(err, ErrPingTimeout) {
+		t.Errorf("ping of a silent address: %v, want ErrPingTimeout", err)
+	}
 }
 
 // manualClock is a clock the test moves.

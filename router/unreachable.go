@@ -47,6 +47,7 @@ func (r *Router) hostUnreachable(buf []byte, offset int) {
 	}
 	bp := errBufs.Get().(*[]byte)
 	defer errBufs.Put(bp)
+	rp.counters.ICMPErrors.Add(1)
 	r.sendOutside(rp, nh, dst, writeICMPError(*bp, src, dst, orig, typ, code, 0))
 }
 
@@ -63,7 +64,6 @@ func (r *Router) routeBack(dst netip.Addr) (*routerPort, fib.NextHop, bool) {
 func (r *Router) sendOutside(rp *routerPort, nh fib.NextHop, dst netip.Addr, buf []byte) {
 	eth := header.Ethernet(buf[headroom:])
 	eth.SetSource(rp.mac)
-	rp.counters.ICMPErrors.Add(1)
 	if !rp.layer3 {
 		next := dst
 		if nh.Gateway.IsValid() {
