@@ -129,9 +129,7 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 	case balancer.DSR:
 		// The server answers the client directly: no reply tuple to watch.
 	}
-	if t.proto == header.ProtocolTCP {
-		f.State = conntrack.NextState(conntrack.StateNone, conntrack.Original, rule.Topology() == balancer.DSR, t.flags)
-	}
+	f.Account(conntrack.Original, t.flags, len(p.ip))
 	err := l.r.ct.Insert(f)
 	if err == nil {
 		return f, true

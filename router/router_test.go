@@ -317,6 +317,10 @@ func TestForwardIPv4(t *testing.T) {
 	// The second packet finds the neighbour resolved.
 	tb.left.sendRaw(udp4(hostL4, hostR4, 64, 0, payload))
 	tb.right.expect(t, "second UDP", isUDPTo(hostR4))
+	// The counters are added at the end of the batch, after its frames went out.
+	for deadline := time.Now().Add(2 * time.Second); tb.r.ports[0].counters.Forwarded.Load() != 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if got := tb.r.ports[0].counters.Forwarded.Load(); got != 2 {
 		t.Errorf("forwarded %d, want 2", got)
 	}
@@ -561,6 +565,20 @@ func TestMalformedFramesCounted(t *testing.T) {
 	want := map[DropReason]uint64{}
 	for _, tc := range cases {
 		want[tc.reason]++
+	}
+	// The counters are added at the end of each batch, after its frames went out.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		ok := true
+		for r, n := range want {
+			if c.Drops[r].Load() != n {
+				ok = false
+			}
+		}
+		if ok || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	for r, n := range want {
 		if got := c.Drops[r].Load(); got != n {
