@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -213,6 +214,7 @@ func compareCmd(ctx context.Context, args []string) int {
 	format := fs.String("o", "table", "output: table or json")
 	fs.IntVar(&opts.Repeat, "repeat", 0, "repetitions of each workload (default the file's)")
 	fs.Var((*listFlag)(&opts.Targets), "target", "run only this target (repeatable)")
+	ownNames := fs.Bool("own-names", true, "give each bench a name of this run (namespaces uNNNNNT-HOST), so that another run of the same bench files cannot collide with it")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -226,6 +228,12 @@ func compareCmd(ctx context.Context, args []string) int {
 		return 2
 	}
 	opts.Out = os.Stderr
+	if *ownNames {
+		opts.BenchName = func(target, _ string) string {
+			i := slices.IndexFunc(spec.Targets, func(t bench.Target) bool { return t.Name == target })
+			return fmt.Sprintf("u%05d%d", os.Getpid()%100000, i%10)
+		}
+	}
 	rep, err := bench.RunCompare(ctx, spec, opts)
 	if *format == "json" {
 		rep.WriteJSON(os.Stdout)
