@@ -36,6 +36,9 @@ func (l *loop) local4(buf []byte, ip header.IPv4) {
 		if icmp.Type() == header.ICMPv4EchoReply && l.r.echoReply(icmp.Ident()) {
 			return
 		}
+		if icmp.Type() == header.ICMPv4DstUnreachable && l.probeError(ip) {
+			return
+		}
 		src := ip.SourceAddr()
 		if !header.EchoReplyIPv4InPlace(ip, netip.Addr{}) {
 			l.bc.drop(DropLocalUnhandled)
@@ -43,7 +46,17 @@ func (l *loop) local4(buf []byte, ip header.IPv4) {
 		}
 		l.route(buf, src)
 	case header.ProtocolUDP:
+		completeChecksum(buf)
+		if u := header.UDP(ip.Payload()); u.IsValid() && l.localUDP(ip, ip.SourceAddr(), u) {
+			return
+		}
 		l.icmp4Error(ip, header.ICMPv4DstUnreachable, header.ICMPv4PortUnreachable, 0)
+		l.bc.drop(DropLocalUnhandled)
+	case header.ProtocolTCP:
+		if t := header.TCP(ip.Payload()); t.IsValid() {
+			l.localTCP(ip.SourceAddr(), ip.DestinationAddr(), t, len(t.Payload()))
+			return
+		}
 		l.bc.drop(DropLocalUnhandled)
 	default:
 		l.bc.drop(DropLocalUnhandled)
@@ -67,6 +80,9 @@ func (l *loop) local6(buf []byte, ip header.IPv6, off int, proto uint8) {
 			return
 		}
 		if icmp.Type() == header.ICMPv6EchoReply && l.r.echoReply(icmp.Ident()) {
+			return
+		}
+		if icmp.Type() == header.ICMPv6DstUnreachable && l.probeError(ip) {
 			return
 		}
 		if icmp.Type() != header.ICMPv6EchoRequest {
@@ -96,7 +112,17 @@ func (l *loop) local6(buf []byte, ip header.IPv6, off int, proto uint8) {
 		}
 		l.route(buf, src)
 	case header.ProtocolUDP:
+		completeChecksum(buf)
+		if u := header.UDP(ip[off:]); u.IsValid() && l.localUDP(ip, ip.SourceAddr(), u) {
+			return
+		}
 		l.icmp6Error(ip, header.ICMPv6DstUnreachable, header.ICMPv6PortUnreachable, 0)
+		l.bc.drop(DropLocalUnhandled)
+	case header.ProtocolTCP:
+		if t := header.TCP(ip[off:]); t.IsValid() {
+			l.localTCP(ip.SourceAddr(), ip.DestinationAddr(), t, len(t.Payload()))
+			return
+		}
 		l.bc.drop(DropLocalUnhandled)
 	default:
 		l.bc.drop(DropLocalUnhandled)

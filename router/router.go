@@ -84,7 +84,8 @@ type Router struct {
 	lbActive  atomic.Bool                           // some rule was ever configured
 	pools     atomic.Pointer[map[uint32]*nat.Pools] // full-NAT proxy sources by rule ID
 
-	ping pinger
+	ping  pinger
+	probe prober
 
 	// cfgMu serializes the control plane's changes of routes and rules.
 	cfgMu   sync.Mutex

@@ -120,6 +120,45 @@ func (h *peer) answer(f []byte) {
 			&layers.ICMPv6Echo{Identifier: ic.Identifier, SeqNumber: ic.SeqNumber}, gopacket.Payload(ic.Payload))
 		return
 	}
+	if tcp, ok := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP); ok && tcp.SYN && !tcp.ACK {
+		// A listener on port 80 only.
+		ip4, ok := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		if !ok || !h.owns(netip.AddrFrom4([4]byte(ip4.DstIP.To4()))) {
+			return
+		}
+		eth := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+		ipl := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: ip4.DstIP, DstIP: ip4.SrcIP}
+		ans := &layers.TCP{SrcPort: tcp.DstPort, DstPort: tcp.SrcPort, Ack: tcp.Seq + 1, ACK: true, Window: 1000}
+		if tcp.DstPort == 80 {
+			ans.SYN, ans.Seq = true, 777
+		} else {
+			ans.RST = true
+		}
+		ans.SetNetworkLayerForChecksum(ipl)
+		h.send(&layers.Ethernet{SrcMAC: h.mac, DstMAC: eth.SrcMAC, EthernetType: layers.EthernetTypeIPv4}, ipl, ans)
+		return
+	}
+	if udp, ok := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP); ok {
+		// An echo service on port 7; anything else is unreachable.
+		ip4, ok := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		if !ok || !h.owns(netip.AddrFrom4([4]byte(ip4.DstIP.To4()))) {
+			return
+		}
+		eth := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+		ipl := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, SrcIP: ip4.DstIP, DstIP: ip4.SrcIP}
+		e := &layers.Ethernet{SrcMAC: h.mac, DstMAC: eth.SrcMAC, EthernetType: layers.EthernetTypeIPv4}
+		if udp.DstPort == 7 {
+			ipl.Protocol = layers.IPProtocolUDP
+			ans := &layers.UDP{SrcPort: udp.DstPort, DstPort: udp.SrcPort}
+			ans.SetNetworkLayerForChecksum(ipl)
+			h.send(e, ipl, ans, gopacket.Payload(udp.Payload))
+		} else {
+			ipl.Protocol = layers.IPProtocolICMPv4
+			h.send(e, ipl, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodePort)},
+				gopacket.Payload(ip4.Contents), gopacket.Payload(udp.Contents))
+		}
+		return
+	}
 	if ns, ok := pkt.Layer(layers.LayerTypeICMPv6NeighborSolicitation).(*layers.ICMPv6NeighborSolicitation); ok {
 		tgt, _ := netip.AddrFromSlice(ns.TargetAddress)
 		if !h.owns(tgt) {
@@ -422,6 +461,61 @@ func TestPing(t *testing.T) {
 	if _, err := tb.r.Ping(ctx, netip.MustParseAddr("198.51.100.77")); !errors.Is(err, ErrPingTimeout) {
 		t.Errorf("ping of a silent address: %v, want ErrPingTimeout", err)
 	}
+}
+
+func TestProbes(t *testing.T) {
+	tb := newTestBench(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := tb.r.TCPConnect(ctx, netip.AddrPortFrom(hostR4, 80)); err != nil {
+		t.Errorf("tcp to a listener: %v", err)
+	}
+	// The half-open connection is closed with a RST right after the SYN-ACK.
+	var isn uint32
+	tb.right.expect(t, "SYN", func(p gopacket.Packet) bool {
+		tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if ok && tcp.SYN {
+			isn = tcp.Seq
+		}
+		return ok && tcp.SYN
+	})
+	tb.right.expect(t, "RST after the SYN-ACK", func(p gopacket.Packet) bool {
+		tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		return ok && tcp.RST && tcp.DstPort == 80 && tcp.Seq == isn+1
+	})
+	if _, err := tb.r.TCPConnect(ctx, netip.AddrPortFrom(hostR4, 81)); !errors.Is(err, ErrRefused) {
+		t.Errorf("tcp to a closed port: %v, want ErrRefused", err)
+	}
+	resp := make([]byte, 64)
+	n, _, err := tb.r.UDPExchange(ctx, netip.AddrPortFrom(hostR4, 7), []byte("hello"), resp)
+	if err != nil || string(resp[:n]) != "hello" {
+		t.Errorf("udp echo: %q, %v", resp[:n], err)
+	}
+	if _, _, err := tb.r.UDPExchange(ctx, netip.AddrPortFrom(hostR4, 9), []byte("hello"), resp); !errors.Is(err, ErrPortUnreachable) {
+		t.Errorf("udp to a closed port: %v, want ErrPortUnreachable", err)
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel2()
+	if _, err := tb.r.TCPConnect(short, netip.AddrPortFrom(netip.MustParseAddr("198.51.100.77"), 80)); !errors.Is(err, ErrProbeTimeout) {
+		t.Errorf("tcp to a silent address: %v, want ErrProbeTimeout", err)
+	}
+}
+
+func TestRSTForClosedPort(t *testing.T) {
+	tb := newTestBench(t)
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: hostL4.AsSlice(), DstIP: routerL4.AsSlice()}
+	syn := &layers.TCP{SrcPort: 5555, DstPort: 22, Seq: 1000, SYN: true, Window: 1000}
+	syn.SetNetworkLayerForChecksum(ip)
+	tb.left.send(eth(macHostL, macRouterL, layers.EthernetTypeIPv4), ip, syn)
+	pkt := tb.left.expect(t, "RST", func(p gopacket.Packet) bool {
+		tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		return ok && tcp.RST
+	})
+	tcp := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
+	if !tcp.ACK || tcp.Ack != 1001 || tcp.SrcPort != 22 || tcp.DstPort != 5555 {
+		t.Errorf("RST %+v: want RST|ACK ack 1001 from port 22", tcp)
+	}
+	checkIPv4(t, pkt.Data())
 }
 
 // manualClock is a clock the test moves.
