@@ -85,6 +85,8 @@ type serverState struct {
 	id    uint32
 	key   serverKey
 	conns atomic.Int64 // for max_conns and leastconn
+	// Guarded by Balancer.mu.
+	health healthState // health checks' verdict and agent load (health_state.go)
 }
 
 // pairState is one server within one rule: what survives reloads for the pair.
@@ -214,7 +216,7 @@ func (b *Balancer) Set(rules []RuleConfig) error {
 			k := serverKey{rc.groupName(), sc.Addr, sc.Port}
 			ss := b.servers[k]
 			if ss == nil {
-				ss = &serverState{id: uint32(len(b.servers) + 1), key: k}
+				ss = &serverState{id: uint32(len(b.servers) + 1), key: k, health: healthState{load: -1}}
 				b.servers[k] = ss
 			}
 			pk := pairKey{rs.id, ss.id}
@@ -244,6 +246,7 @@ func (b *Balancer) Set(rules []RuleConfig) error {
 		}
 	}
 	b.persist.dropRules(dropPersist)
+	b.forgetHealth()
 	b.cfg = cfg
 	b.publish()
 	b.log.LogAttrs(context.Background(), slog.LevelInfo, "balancer rules set",
@@ -290,10 +293,10 @@ func (b *Balancer) publish() {
 			ps := b.pairs[pairKey{rs.id, ss.id}]
 			m := &r.members[j]
 			*m = member{srv: ss, pair: ps, addr: sc.Addr, port: sc.Port,
-				weight: int64(sc.Weight), maxConns: int64(sc.MaxConns)}
-			m.eligible = ps.admin == Enabled && sc.Weight > 0
+				maxConns: int64(sc.MaxConns)}
 			r.byPair[ps.id] = int32(j)
 		}
+		r.setEffectiveWeights()
 		for j := range r.members {
 			if r.members[j].eligible {
 				r.eligible = append(r.eligible, &r.members[j])
@@ -506,6 +509,7 @@ const (
 	ReasonDisabled Reason = iota + 1 // the server is disabled
 	ReasonDrained                    // the server is draining and ConnDrain has passed
 	ReasonRemoved                    // the rule or the server is no longer configured
+	ReasonDown                       // health checks declared the server down
 )
 
 func (r Reason) String() string {
@@ -516,6 +520,8 @@ func (r Reason) String() string {
 		return "drained"
 	case ReasonRemoved:
 		return "removed"
+	case ReasonDown:
+		return "down"
 	}
 	return fmt.Sprintf("reason(%d)", uint8(r))
 }
@@ -532,8 +538,9 @@ type ServerRef struct {
 
 // Drained lists the (rule, server) pairs whose remaining flows the router should remove
 // now (conntrack DeleteIf on Rule and Server, whose OnExpire then calls FlowEnded): flows
-// on disabled servers, on draining servers once the rule's ConnDrain has passed, and on
-// rules or servers no longer configured. A pair is listed while it still has flows, so
+// on disabled servers, on servers health checks declared down (ReasonDown: the router
+// keeps them when keep_flows_on_down is set), on draining servers once the rule's
+// ConnDrain has passed, and on rules or servers no longer configured. A pair is listed while it still has flows, so
 // calling it every second or so is enough.
 func (b *Balancer) Drained() []ServerRef {
 	b.mu.Lock()
@@ -552,6 +559,8 @@ func (b *Balancer) Drained() []ServerRef {
 			why = ReasonRemoved
 		case ps.admin == Disabled:
 			why = ReasonDisabled
+		case ps.srv.health.down:
+			why = ReasonDown
 		case ps.admin == Draining && r.cfg.ConnDrain > 0 && now.Sub(ps.since) >= r.cfg.ConnDrain:
 			why = ReasonDrained
 		default:

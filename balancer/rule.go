@@ -304,7 +304,7 @@ type Rule struct {
 	bits    int // persistence prefix length over the 16-byte form, or -1
 	// members are every configured server, in configuration order.
 	members []member
-	// eligible are the members that take new flows: enabled, weight > 0.
+	// eligible are the members that take new flows: enabled, not down, effective weight > 0.
 	eligible []*member
 	byPair   map[uint32]int32 // pair ID (Pick.Server) -> index in members
 
@@ -324,7 +324,8 @@ type member struct {
 	port     uint16
 	weight   int64
 	maxConns int64
-	eligible bool // the pair is enabled and weight > 0
+	eligible bool // the pair is enabled, not down, and its effective weight > 0
+	down     bool // health checks declared the server down
 }
 
 // ID is the rule's stable identifier: flows store it and give it back to FlowEnded and

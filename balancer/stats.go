@@ -121,10 +121,16 @@ type ServerInfo struct {
 	Group    string // the server group, or the rule's name for a rule's own servers
 	Addr     netip.Addr
 	Port     uint16 // as configured: 0 = the client's destination port
-	Weight   int
+	Weight   int    // as configured
 	MaxConns int
 	State    ServerState
 	Since    time.Time // when State last changed (zero: never)
+	// Health is HealthUnknown, HealthUp or HealthDown (health checks); Load is the agent's
+	// last load figure (0-100), or -1 when no agent reported one; EffectiveWeight is the
+	// weight the schedulers use (see health_state.go), relative to the rule's other servers.
+	Health          string
+	Load            int
+	EffectiveWeight int
 	// ConnsNow and ConnsTotal count the rule's flows on the server; ServerConns counts
 	// the server's flows over every rule (what max_conns limits).
 	ConnsNow    int64
@@ -141,8 +147,9 @@ func (b *Balancer) Servers() []ServerInfo {
 		for i := range r.members {
 			m := &r.members[i]
 			out = append(out, ServerInfo{ID: m.pair.id, Rule: r.cfg.Name, Group: m.srv.key.group,
-				Addr: m.addr, Port: m.port, Weight: int(m.weight), MaxConns: int(m.maxConns),
-				State: m.pair.admin, Since: m.pair.since, ConnsNow: m.pair.c.connsNow.Load(),
+				Addr: m.addr, Port: m.port, Weight: r.cfg.Servers[i].Weight, MaxConns: int(m.maxConns),
+				State: m.pair.admin, Since: m.pair.since, Health: m.srv.health.String(),
+				Load: m.srv.health.load, EffectiveWeight: int(m.weight), ConnsNow: m.pair.c.connsNow.Load(),
 				ConnsTotal: m.pair.c.connsTotal.Load(), ServerConns: m.srv.conns.Load()})
 		}
 	}
