@@ -48,6 +48,11 @@ type Config struct {
 	Rules []Rule
 	// Conntrack tunes the connection table.
 	Conntrack Conntrack
+	// VRRP are the virtual routers, in file order.
+	VRRP []VRRP
+	// Warnings are things the file allows but that are likely not meant (e.g. a virtual
+	// address on no connected network of its port), ordered by line; ulbd logs them.
+	Warnings []Issue
 }
 
 // Port returns the port with the given name, or nil.
@@ -68,6 +73,7 @@ type rawFile struct {
 	Rule          toml.Primitive `toml:"rule"`
 	HealthCheck   toml.Primitive `toml:"healthcheck"`
 	Conntrack     toml.Primitive `toml:"conntrack"`
+	VRRP          toml.Primitive `toml:"vrrp"`
 }
 
 // Load reads and parses the file at path.
@@ -102,12 +108,14 @@ func Parse(name string, data []byte) (*Config, error) {
 	cfg.ServerGroups = groups
 	cfg.Rules = d.rules(raw.Rule, cfg.Ports, groups, gpos)
 	cfg.Conntrack = d.conntrack(raw.Conntrack)
+	cfg.VRRP = d.vrrps(raw.VRRP, cfg.Ports, cfg.Routes, groups, gpos)
 	d.unsupported()
 	d.unknownKeys()
 
 	if err := is.err(); err != nil {
 		return nil, err
 	}
+	cfg.Warnings = is.sortedWarnings()
 	return cfg, nil
 }
 

@@ -85,6 +85,18 @@ func TestLoadFull(t *testing.T) {
 				Topology: DSR, PMask: -1, ServerGroup: "dns", Enabled: true},
 		},
 		Conntrack: Conntrack{Capacity: 2000000, Timeouts: ConntrackTimeouts{Established: time.Hour, UDP: 30 * time.Second}},
+		VRRP: []VRRP{
+			{Name: "vip", Port: "outside", VRID: 1, Version: 3, Priority: 200, Interval: 100 * time.Millisecond,
+				Preempt: true, PreemptDelay: 30 * time.Second, Accept: true,
+				Addresses:   []netip.Prefix{p("198.51.100.100/24"), p("198.51.100.101/24")},
+				TrackPorts:  []TrackPort{{Port: "inside"}, {Port: "mgmt", Weight: 20}},
+				TrackPings:  []TrackPing{{Address: a("198.51.100.1"), Interval: 500 * time.Millisecond, Count: 5, Weight: 50}, {Address: a("192.0.2.2"), Interval: time.Second, Count: 3}},
+				TrackGroups: []string{"web"}, SyncGroup: "pair", Checksum: ChecksumNoPseudoHeader, GARPCount: 3, GARPRefresh: time.Minute},
+			{Name: "gw", Port: "inside", VRID: 1, Version: 2, Priority: 100, Interval: 2 * time.Second,
+				Addresses: []netip.Prefix{p("203.0.113.254/24")}, SyncGroup: "pair"},
+			{Name: "vip6", Port: "outside", VRID: 1, Version: 3, Priority: 100, Interval: time.Second, Preempt: true,
+				Addresses: []netip.Prefix{p("fe80::1:1/64"), p("2001:db8:1::100/64")}, GARPCount: DefaultGARPCount},
+		},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Load:\n got %+v\nwant %+v", cfg, want)
@@ -124,6 +136,12 @@ func TestLoadFull(t *testing.T) {
 	if pt := cfg.ConnectedPort(a("192.0.2.53")); pt != nil {
 		t.Errorf("ConnectedPort(192.0.2.53) = %+v, want nil", pt)
 	}
+	if v := cfg.VRRPInstance("vip6"); v == nil || !v.IPv6() || v.Owner() || cfg.VRRPInstance("gw").IPv6() || cfg.VRRPInstance("nope") != nil {
+		t.Errorf("VRRPInstance(vip6) = %+v", v)
+	}
+	if got, want := cfg.SyncGroups(), []SyncGroup{{Name: "pair", Members: []string{"vip", "gw"}}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("SyncGroups() = %+v, want %+v", got, want)
+	}
 	s := cfg.ServerGroups[0].Servers
 	if s[0].Endpoint() != "203.0.113.200:80" || s[2].Endpoint() != "203.0.113.220" ||
 		cfg.ServerGroups[1].Servers[0].Endpoint() != "[2001:db8:2::200]:80" {
@@ -146,15 +164,14 @@ func TestLoadUnsupported(t *testing.T) {
 	_, err := Load("testdata/unsupported.toml")
 	got := issueLines(t, err)
 	want := []string{
-		"6: [[vrrp]] is not supported yet by this ulbd",
-		"11: [[healthcheck]] is not supported yet by this ulbd",
-		`17: servergroup "web": healthcheck "web-tcp": health checks are not supported yet by this ulbd; remove the key to balance without them`,
-		`24: servergroup "dns": unknown healthcheck "dns-udp" (no [[healthcheck]] has that name)`,
+		"6: [[healthcheck]] is not supported yet by this ulbd",
+		`12: servergroup "web": healthcheck "web-tcp": health checks are not supported yet by this ulbd; remove the key to balance without them`,
+		`19: servergroup "dns": unknown healthcheck "dns-udp" (no [[healthcheck]] has that name)`,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("issues:\n got %q\nwant %q", got, want)
 	}
-	if !strings.HasPrefix(err.Error(), "testdata/unsupported.toml:6: [[vrrp]] is not supported yet by this ulbd\n") {
+	if !strings.HasPrefix(err.Error(), "testdata/unsupported.toml:6: [[healthcheck]] is not supported yet by this ulbd\n") {
 		t.Errorf("Error() = %q", err.Error())
 	}
 }

@@ -40,9 +40,10 @@ func (e *Error) Error() string {
 
 // issues collects the problems of one file with their lines.
 type issues struct {
-	file string
-	ix   *posIndex
-	list []Issue
+	file     string
+	ix       *posIndex
+	list     []Issue
+	warnings []Issue
 }
 
 // at records a problem at the line of path (or of its nearest ancestor with a line).
@@ -52,6 +53,19 @@ func (is *issues) at(path string, format string, args ...any) {
 
 func (is *issues) atLine(line int, format string, args ...any) {
 	is.list = append(is.list, Issue{File: is.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+// warnAt records a warning at the line of path: something allowed but likely not
+// meant, which ulbd logs.
+func (is *issues) warnAt(path string, format string, args ...any) {
+	is.warnings = append(is.warnings, Issue{File: is.file, Line: is.ix.line(path), Msg: fmt.Sprintf(format, args...)})
+}
+
+// sortedWarnings returns the warnings ordered by line.
+func (is *issues) sortedWarnings() []Issue {
+	list := slices.Clone(is.warnings)
+	slices.SortStableFunc(list, func(a, b Issue) int { return cmp.Compare(a.Line, b.Line) })
+	return list
 }
 
 func (is *issues) err() error {

@@ -8,7 +8,7 @@ import (
 // unsupportedSections are the sections of the design's configuration contract that
 // this ulbd does not implement yet. A file using them is refused rather than half
 // applied; a section leaves this list when its decoder is added.
-var unsupportedSections = []string{"vrrp", "healthcheck"}
+var unsupportedSections = []string{"healthcheck"}
 
 func isUnsupported(section string) bool { return slices.Contains(unsupportedSections, section) }
 
