@@ -238,9 +238,12 @@ func TestLoadBalancing(t *testing.T) {
 			open = append(open, openSink(t, client, "198.51.100.100:9001"))
 		}
 		before := ruleStats(t, "max")
+		start := time.Now()
 		if c, err := dialIn(client, netip.Addr{}, "198.51.100.100:9001"); err == nil {
 			c.Close()
 			t.Error("a 7th connection got through although every server is at max_conns 2")
+		} else if !strings.Contains(err.Error(), "refused") || time.Since(start) > time.Second {
+			t.Errorf("a connection no server can take: %v after %v, want refused at once (RST)", err, time.Since(start))
 		}
 		if after := ruleStats(t, "max"); after.Drops <= before.Drops {
 			t.Errorf("the refused connection was not counted as a drop (%d -> %d)", before.Drops, after.Drops)

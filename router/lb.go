@@ -106,6 +106,7 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 	pick, ok := rule.Pick(p.src, t.sport, t.dport)
 	if !ok {
 		l.bc.drop(DropLBNoServer)
+		l.refuse(p, t)
 		return conntrack.Flow{}, false
 	}
 	f := conntrack.Flow{Orig: key, Rule: rule.ID(), Server: pick.Server, Topology: uint8(rule.Topology())}
@@ -274,4 +275,24 @@ func (l *loop) icmpErrorNAT(p *pkt) bool {
 	l.bc.forwarded++
 	l.emit(l.r.ports[nh.Port], nh.Gateway, rw.Dst, p.buf)
 	return true
+}
+
+// refuse answers the first packet of a flow no server can take: a RST for TCP, ICMP port
+// unreachable for UDP, so that the client learns at once instead of timing out.
+func (l *loop) refuse(p *pkt, t l4) {
+	if t.proto == header.ProtocolTCP {
+		var seg header.TCP
+		if p.v6 {
+			seg = header.TCP(p.ip[header.IPv6MinimumSize:])
+		} else {
+			seg = header.TCP(header.IPv4(p.ip).Payload())
+		}
+		l.tcpReset(p.src, p.dst, seg, len(seg.Payload()))
+		return
+	}
+	if p.v6 {
+		l.icmp6Error(p.ip, header.ICMPv6DstUnreachable, header.ICMPv6PortUnreachable, 0)
+	} else {
+		l.icmp4Error(p.ip, header.ICMPv4DstUnreachable, header.ICMPv4PortUnreachable, 0)
+	}
 }
