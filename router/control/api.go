@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // Request is one call on the control socket, one JSON object per line.
@@ -380,4 +381,122 @@ func ParseServerRef(s string) (addr netip.Addr, port uint16, err error) {
 // names: the same address, and the same port when ref gives one.
 func MatchServer(refAddr netip.Addr, refPort uint16, addr netip.Addr, port uint16) bool {
 	return refAddr == addr.Unmap() && (refPort == 0 || refPort == port)
+}
+
+// Verbs of VRRP and of the event stream.
+const (
+	VerbShowRouter = "show-router" // args ShowRouterArgs, data []RouterInfo
+	// VerbWatch is a stream (see Server.HandleStream): args WatchArgs; the response
+	// carries no data, then each Event comes as one JSON line until the client closes
+	// the connection.
+	VerbWatch = "watch"
+)
+
+// ShowRouterArgs selects the VRRP instances show-router lists: one by name, or all when
+// Name is empty.
+type ShowRouterArgs struct {
+	Name string `json:"name,omitempty"`
+}
+
+// VRRP instance states, in RouterInfo.State and in EventVRRP events.
+const (
+	RouterInit   = "init"
+	RouterBackup = "backup"
+	RouterMaster = "master"
+	RouterFault  = "fault"
+)
+
+// Address families of RouterInfo.Family.
+const (
+	FamilyIPv4 = "IPv4"
+	FamilyIPv6 = "IPv6"
+)
+
+// RouterInfo describes one VRRP instance (virtual router) and its state. Durations
+// are in milliseconds.
+type RouterInfo struct {
+	Name    string `json:"name"`
+	VRID    int    `json:"vrid"`
+	Port    string `json:"port"`
+	Family  string `json:"family"`  // FamilyIPv4 or FamilyIPv6
+	Version int    `json:"version"` // 3 or 2
+	// Priority is the configured priority (255: the address owner); EffectivePriority
+	// is what the adverts carry now, after tracking's decreases.
+	Priority          int `json:"priority"`
+	EffectivePriority int `json:"effective_priority"`
+	// AdverInterval is the configured advertisement interval; MasterAdverInterval is the
+	// one in use to time the master: learnt from the master's adverts by a v3 backup,
+	// else AdverInterval.
+	AdverInterval       int64  `json:"adver_interval_ms"`
+	MasterAdverInterval int64  `json:"master_adver_interval_ms"`
+	Preempt             bool   `json:"preempt"`
+	PreemptDelay        int64  `json:"preempt_delay_ms"`
+	Accept              bool   `json:"accept"` // Accept_Mode
+	State               string `json:"state"`  // RouterInit, RouterBackup, RouterMaster or RouterFault
+	// Fault says why the instance is in RouterFault (e.g. "port inside down").
+	Fault string `json:"fault,omitempty"`
+	VMAC  string `json:"vmac"` // 00:00:5e:00:01:VRID (IPv6: 00:00:5e:00:02:VRID)
+	// Master is the current master's address: the router's own when State is
+	// RouterMaster, the one last heard from as a backup, empty when unknown.
+	// MasterPriority is the priority it advertised.
+	Master         string       `json:"master,omitempty"`
+	MasterPriority int          `json:"master_priority,omitempty"`
+	Addresses      []string     `json:"addresses"` // the virtual addresses, CIDR notation
+	SyncGroup      string       `json:"sync_group,omitempty"`
+	Counters       VRRPCounters `json:"counters"`
+}
+
+// Owner reports whether the instance is the address owner (priority 255).
+func (r *RouterInfo) Owner() bool { return r.Priority == 255 }
+
+// VRRPCounters are one VRRP instance's counters since ulbd started.
+type VRRPCounters struct {
+	AdvertsSent     uint64 `json:"adverts_sent"`
+	AdvertsReceived uint64 `json:"adverts_received"`
+	// Drops counts the adverts dropped, by reason (e.g. "bad-ttl", "bad-checksum",
+	// "vrid-mismatch", "interval-mismatch").
+	Drops        map[string]uint64 `json:"drops,omitempty"`
+	Transitions  uint64            `json:"transitions"`   // state changes
+	BecameMaster uint64            `json:"became_master"` // transitions to RouterMaster
+	// LastTransition is when the state last changed; zero before any change.
+	LastTransition time.Time `json:"last_transition,omitzero"`
+}
+
+// Event kinds.
+const (
+	// EventVRRP: a VRRP instance (Name) changed state From → To, for Reason; Master and
+	// Priority are the master's address after the change (when known) and the
+	// instance's effective priority.
+	EventVRRP = "vrrp"
+	// EventLost: the subscriber read too slowly and Missed events were dropped before
+	// this one; it has no Seq.
+	EventLost = "lost"
+)
+
+// Event is one line of the watch stream.
+type Event struct {
+	// Seq numbers the events ulbd published, from 1 without gaps (a gap means events
+	// a WatchArgs filter left out, or an EventLost).
+	Seq      uint64    `json:"seq,omitempty"`
+	Time     time.Time `json:"time"`
+	Kind     string    `json:"kind"`
+	Name     string    `json:"name,omitempty"` // the object the event is about
+	From     string    `json:"from,omitempty"`
+	To       string    `json:"to,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Master   string    `json:"master,omitempty"`
+	Priority int       `json:"priority,omitempty"`
+	Missed   uint64    `json:"missed,omitempty"`
+}
+
+// WatchArgs filter the watch stream: only events of Kind and about Name, when given.
+// EventLost events always pass.
+type WatchArgs struct {
+	Kind string `json:"kind,omitempty"`
+	Name string `json:"name,omitempty"`
+}
+
+// Match reports whether ev passes the filter.
+func (a WatchArgs) Match(ev Event) bool {
+	return ev.Kind == EventLost || (a.Kind == "" || ev.Kind == a.Kind) && (a.Name == "" || ev.Name == a.Name)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -40,11 +41,19 @@ func (e *RemoteError) Error() string { return e.Message }
 // Client calls ulbd over one control-socket connection. Its methods are safe for
 // concurrent use; calls are sent one at a time.
 type Client struct {
-	mu   sync.Mutex
-	conn net.Conn
-	rd   *bufio.Reader
-	path string
+	mu       sync.Mutex
+	conn     net.Conn
+	rd       *bufio.Reader
+	path     string
+	streamed bool // a stream took the connection over
 }
+
+// ErrStreamed is returned by a call on a client whose connection a stream took over.
+var ErrStreamed = errors.New("control client: the connection carried a stream; dial another")
+
+// ErrStreamEnded means ulbd closed a stream's connection (it stopped, or dropped a
+// client that read too slowly).
+var ErrStreamEnded = errors.New("ulbd ended the stream")
 
 // Dial connects to the control socket at path. When nothing listens there the error is
 // an *UnreachableError.
@@ -86,6 +95,9 @@ func (c *Client) Call(ctx context.Context, verb string, args any, out any) error
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.streamed {
+		return ErrStreamed
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -97,14 +109,7 @@ func (c *Client) Call(ctx context.Context, verb string, args any, out any) error
 
 	resp, err := c.roundTrip(line)
 	if err != nil {
-		var op *net.OpError
-		switch {
-		case ctx.Err() != nil:
-			err = ctx.Err()
-		case errors.As(err, &op):
-			err = op.Err // its addresses name the server's temporary bind path
-		}
-		return fmt.Errorf("%s: talking to ulbd at %s: %w", verb, c.path, err)
+		return c.ioError(ctx, verb, err)
 	}
 	if !resp.OK {
 		return &RemoteError{Verb: verb, Message: resp.Error}
@@ -116,6 +121,90 @@ func (c *Client) Call(ctx context.Context, verb string, args any, out any) error
 		return fmt.Errorf("%s: decoding response: %w", verb, err)
 	}
 	return nil
+}
+
+// ioError words a failed read or write of verb: ctx's error when ctx ended.
+func (c *Client) ioError(ctx context.Context, verb string, err error) error {
+	var op *net.OpError
+	switch {
+	case ctx.Err() != nil:
+		err = ctx.Err()
+	case errors.As(err, &op):
+		err = op.Err // its addresses name the server's temporary bind path
+	}
+	return fmt.Errorf("%s: talking to ulbd at %s: %w", verb, c.path, err)
+}
+
+// Stream sends a streaming verb (see Server.HandleStream) with args and calls fn with
+// each value ulbd sends, as raw JSON, until fn returns an error (returned as is), ctx
+// ends (its error), or ulbd closes the connection (ErrStreamEnded, wrapped). A refusal
+// is a *RemoteError. The connection carries nothing else afterwards: later calls fail
+// with ErrStreamed.
+func (c *Client) Stream(ctx context.Context, verb string, args any, fn func(json.RawMessage) error) error {
+	req := Request{Verb: verb}
+	if args != nil {
+		raw, err := json.Marshal(args)
+		if err != nil {
+			return fmt.Errorf("%s: encoding arguments: %w", verb, err)
+		}
+		req.Args = raw
+	}
+	line, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("%s: encoding request: %w", verb, err)
+	}
+	line = append(line, '\n')
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.streamed {
+		return ErrStreamed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.streamed = true
+	c.conn.SetDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Now()) })
+	defer stop()
+
+	resp, err := c.roundTrip(line)
+	if err != nil {
+		return c.ioError(ctx, verb, err)
+	}
+	if !resp.OK {
+		return &RemoteError{Verb: verb, Message: resp.Error}
+	}
+	for {
+		item, err := c.rd.ReadBytes('\n')
+		if err != nil {
+			if errors.Is(err, io.EOF) && ctx.Err() == nil {
+				return fmt.Errorf("%s: %w", verb, ErrStreamEnded)
+			}
+			return c.ioError(ctx, verb, err)
+		}
+		if !json.Valid(item) {
+			return fmt.Errorf("%s: bad data from ulbd: %q", verb, item)
+		}
+		if err := fn(item); err != nil {
+			return err
+		}
+	}
+}
+
+// Watch streams the events that pass args (VerbWatch) to fn, as Stream does.
+func (c *Client) Watch(ctx context.Context, args WatchArgs, fn func(Event) error) error {
+	var send any
+	if args != (WatchArgs{}) {
+		send = args
+	}
+	return c.Stream(ctx, VerbWatch, send, func(raw json.RawMessage) error {
+		var ev Event
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return fmt.Errorf("%s: bad event from ulbd: %w", VerbWatch, err)
+		}
+		return fn(ev)
+	})
 }
 
 func (c *Client) roundTrip(line []byte) (Response, error) {

@@ -41,14 +41,28 @@ var (
 // message. ctx is cancelled when the server stops.
 type HandlerFunc func(ctx context.Context, args json.RawMessage) (any, error)
 
-// Server answers requests on a unix socket. Register handlers with Handle, then call
-// Serve (or Listen then Serve).
+// Stream is the open stream of a streaming verb: Next returns each value to send, as one
+// JSON line, until it returns an error (ctx's when the client closed the connection or
+// the server stops); Close releases it.
+type Stream interface {
+	Next(ctx context.Context) (any, error)
+	Close()
+}
+
+// StreamFunc opens a streaming verb's stream. An error refuses the request (the response
+// carries it as for a HandlerFunc); otherwise the server answers OK without data, then
+// writes the stream's values on the connection, which serves no other request after.
+type StreamFunc func(ctx context.Context, args json.RawMessage) (Stream, error)
+
+// Server answers requests on a unix socket. Register handlers with Handle and
+// HandleStream, then call Serve (or Listen then Serve).
 type Server struct {
 	path   string
 	logger *slog.Logger
 
 	mu       sync.Mutex
 	handlers map[string]HandlerFunc
+	streams  map[string]StreamFunc
 	ln       *net.UnixListener
 	file     fs.FileInfo // the socket file, to remove it only if it is still ours
 	served   bool
@@ -59,7 +73,7 @@ func NewServer(path string, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{path: path, logger: logger, handlers: make(map[string]HandlerFunc)}
+	return &Server{path: path, logger: logger, handlers: make(map[string]HandlerFunc), streams: make(map[string]StreamFunc)}
 }
 
 // Path is the socket's path.
@@ -70,14 +84,23 @@ func (s *Server) Path() string { return s.path }
 func (s *Server) Handle(verb string, fn HandlerFunc) {
 	s.mu.Lock()
 	s.handlers[verb] = fn
+	delete(s.streams, verb)
 	s.mu.Unlock()
 }
 
-func (s *Server) handler(verb string) (HandlerFunc, bool) {
+// HandleStream registers fn for the streaming verb, replacing any earlier handler of
+// verb (streaming or not). It may be called while the server runs.
+func (s *Server) HandleStream(verb string, fn StreamFunc) {
+	s.mu.Lock()
+	s.streams[verb] = fn
+	delete(s.handlers, verb)
+	s.mu.Unlock()
+}
+
+func (s *Server) handler(verb string) (HandlerFunc, StreamFunc) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fn, ok := s.handlers[verb]
-	return fn, ok
+	return s.handlers[verb], s.streams[verb]
 }
 
 // Listen creates the socket: it makes the directory if missing, removes a stale socket
@@ -206,12 +229,20 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
 		if len(line) == 0 {
 			continue
 		}
-		resp := s.dispatch(ctx, line)
+		resp, stream := s.dispatch(ctx, line)
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if err := enc.Encode(resp); err != nil {
+		err := enc.Encode(resp)
+		if err == nil {
+			err = w.Flush()
+		}
+		if stream != nil {
+			if err == nil {
+				s.serveStream(ctx, c, stream, enc, w)
+			}
+			stream.Close()
 			return
 		}
-		if err := w.Flush(); err != nil {
+		if err != nil {
 			return
 		}
 	}
@@ -222,33 +253,86 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
 	}
 }
 
-// dispatch answers one request line.
-func (s *Server) dispatch(ctx context.Context, line []byte) (resp Response) {
+// serveStream writes the stream's values until it ends, the client closes its end (or
+// sends anything: a streaming connection takes no more requests) or a write fails.
+func (s *Server) serveStream(ctx context.Context, c *net.UnixConn, stream Stream, enc *json.Encoder, w *bufio.Writer) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		var b [64]byte
+		c.Read(b[:]) // returns on EOF, data or the connection's close
+		cancel()
+	}()
+	defer func() {
+		c.Close() // ends the reader
+		<-readerDone
+	}()
+	for {
+		v, err := s.next(ctx, stream)
+		if err != nil {
+			return
+		}
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if err := enc.Encode(v); err != nil {
+			return
+		}
+		if err := w.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+// next calls stream.Next, turning a panic into an error.
+func (s *Server) next(ctx context.Context, stream Stream) (v any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.logger.Error("control stream panicked", "panic", p)
+			err = errors.New("internal error")
+		}
+	}()
+	return stream.Next(ctx)
+}
+
+// dispatch answers one request line; for a streaming verb it also returns the opened
+// stream, which the caller serves after the response.
+func (s *Server) dispatch(ctx context.Context, line []byte) (resp Response, stream Stream) {
 	var req Request
 	if err := json.Unmarshal(line, &req); err != nil {
-		return Response{Error: "bad request: " + err.Error()}
+		return Response{Error: "bad request: " + err.Error()}, nil
 	}
 	if req.Verb == "" {
-		return Response{Error: "bad request: no verb"}
+		return Response{Error: "bad request: no verb"}, nil
 	}
-	fn, ok := s.handler(req.Verb)
-	if !ok {
-		return Response{Error: fmt.Sprintf("unknown verb %q", req.Verb)}
+	fn, sfn := s.handler(req.Verb)
+	if fn == nil && sfn == nil {
+		return Response{Error: fmt.Sprintf("unknown verb %q", req.Verb)}, nil
 	}
 	defer func() {
 		if p := recover(); p != nil {
 			s.logger.Error("control handler panicked", "verb", req.Verb, "panic", p)
-			resp = Response{Error: req.Verb + ": internal error"}
+			resp, stream = Response{Error: req.Verb + ": internal error"}, nil
 		}
 	}()
+	if sfn != nil {
+		st, err := sfn(ctx, req.Args)
+		if err != nil {
+			return Response{Error: err.Error()}, nil
+		}
+		if st == nil {
+			return Response{Error: req.Verb + ": internal error: no stream"}, nil
+		}
+		return Response{OK: true}, st
+	}
 	data, err := fn(ctx, req.Args)
 	if err != nil {
-		return Response{Error: err.Error()}
+		return Response{Error: err.Error()}, nil
 	}
 	raw, err := json.Marshal(data)
 	if err != nil {
 		s.logger.Error("control handler result not encodable", "verb", req.Verb, "err", err)
-		return Response{Error: req.Verb + ": internal error: " + err.Error()}
+		return Response{Error: req.Verb + ": internal error: " + err.Error()}, nil
 	}
-	return Response{OK: true, Data: raw}
+	return Response{OK: true, Data: raw}, nil
 }
