@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/mdlayher/packet"
@@ -58,13 +59,14 @@ type AFPacket struct {
 	mac    net.HardwareAddr
 	mtu    int
 	index  int
-	conn   *packet.Conn
+	conn   *packet.Conn // receive socket
 	rc     syscall.RawConn
 	batch  int
 	closed atomic.Bool
 
 	rx   *mmsgScratch // Read's; Read is not concurrent
 	txMu sync.Mutex
+	txfd int          // send-only socket, closed under txMu
 	tx   *mmsgScratch // Write's, under txMu
 
 	rxPackets, rxBytes, rxTruncated, rxOutgoing, rxKernelDrops atomic.Uint64
@@ -197,7 +199,62 @@ func OpenAFPacket(device string, opts AFPacketOptions) (*AFPacket, error) {
 		conn.Close()
 		return nil, wrap("setsockopt", err)
 	}
+	if p.txfd, err = openTxSocket(ifi.Index, opts); err != nil {
+		conn.Close()
+		return nil, wrap("send socket", err)
+	}
 	return p, nil
+}
+
+// sendTimeout bounds how long a sendmmsg blocks on a full send buffer (SO_SNDTIMEO);
+// past it Write drops the rest of the batch.
+const sendTimeout = 100 * time.Millisecond
+
+// openTxSocket opens the send-only socket of a port: an AF_PACKET socket bound to the
+// interface with protocol 0, so that it receives nothing, with PACKET_VNET_HDR. It is a
+// plain blocking file descriptor that the Go runtime's poller never registers: freeing a
+// sent frame wakes no one (sock_wfree finds no sleeper), and sendmmsg runs on the calling
+// thread.
+func openTxSocket(ifindex int, opts AFPacketOptions) (int, error) {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	fail := func(op string, err error) (int, error) {
+		unix.Close(fd)
+		return -1, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+		return fail("PACKET_VNET_HDR", err)
+	}
+	if opts.QdiscBypass {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
+			return fail("PACKET_QDISC_BYPASS", err)
+		}
+	}
+	if err := setBuffer(fd, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, opts.SocketBuffer); err != nil {
+		return fail("SO_SNDBUF", err)
+	}
+	tv := unix.NsecToTimeval(int64(sendTimeout))
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
+		return fail("SO_SNDTIMEO", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifindex}); err != nil {
+		return fail("bind", err)
+	}
+	return fd, nil
+}
+
+// setBuffer sets a socket buffer size with the FORCE option, past the sysctl limits, or
+// without CAP_NET_ADMIN with the plain option, capped by net.core.*mem_max.
+func setBuffer(fd, force, plain, size int) error {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, force, size) == nil {
+		return nil
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, plain, size); err != nil {
+		return fmt.Errorf("socket buffer %d: %w", size, err)
+	}
+	return nil
 }
 
 // configure sets the socket options.
@@ -214,20 +271,9 @@ func (p *AFPacket) configure(opts AFPacketOptions) error {
 			err = fmt.Errorf("PACKET_IGNORE_OUTGOING: %w", e)
 			return
 		}
-		if opts.QdiscBypass {
-			if err = unix.SetsockoptInt(s, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
-				err = fmt.Errorf("PACKET_QDISC_BYPASS: %w", err)
-				return
-			}
-		}
-		for _, o := range [][2]int{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
-			if e := unix.SetsockoptInt(s, unix.SOL_SOCKET, o[0], opts.SocketBuffer); e != nil {
-				// Without CAP_NET_ADMIN the plain option, capped by net.core.*mem_max.
-				if err = unix.SetsockoptInt(s, unix.SOL_SOCKET, o[1], opts.SocketBuffer); err != nil {
-					err = fmt.Errorf("socket buffer %d: %w", opts.SocketBuffer, err)
-					return
-				}
-			}
+		if err = setBuffer(s, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, opts.SocketBuffer); err != nil {
+			err = fmt.Errorf("SO_RCVBUF: %w", err)
+			return
 		}
 		if opts.FanoutGroup != 0 {
 			v := int(opts.FanoutGroup) | int(opts.FanoutMode)<<16
@@ -326,6 +372,9 @@ func (p *AFPacket) Write(bufs [][]byte, offset int) (int, error) {
 	}
 	p.txMu.Lock()
 	defer p.txMu.Unlock()
+	if p.closed.Load() {
+		return 0, ErrClosed
+	}
 	s := p.tx
 	sent := 0
 	for sent < len(bufs) {
@@ -344,27 +393,33 @@ func (p *AFPacket) Write(bufs [][]byte, offset int) (int, error) {
 			sent++
 			continue
 		}
-		s.n = n
-		if err := p.rc.Write(s.fn); err != nil {
-			return sent, p.ioError("sendmmsg", err)
-		}
-		if s.errno != 0 {
-			if s.errno == unix.EBADF {
-				return sent, p.ioError("sendmmsg", s.errno)
-			}
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(p.txfd), uintptr(unsafe.Pointer(&s.msgs[0])), uintptr(n), 0, 0, 0)
+		switch e {
+		case 0:
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			// The send buffer stayed full for sendTimeout: drop the rest.
+			p.txErrors.Add(uint64(len(bufs) - sent))
+			p.lastTxErrno.Store(uintptr(e))
+			return len(bufs), nil
+		case unix.EBADF:
+			return sent, p.ioError("sendmmsg", e)
+		default:
 			// sendmmsg reports an error only for its first message.
 			p.txErrors.Add(1)
-			p.lastTxErrno.Store(uintptr(s.errno))
+			p.lastTxErrno.Store(uintptr(e))
 			sent++
 			continue
 		}
+		done := int(r)
 		var bytes uint64
-		for i := 0; i < s.done; i++ {
+		for i := 0; i < done; i++ {
 			bytes += uint64(len(bufs[sent+i]) - offset)
 		}
-		p.txPackets.Add(uint64(s.done))
+		p.txPackets.Add(uint64(done))
 		p.txBytes.Add(bytes)
-		sent += s.done
+		sent += done
 	}
 	return sent, nil
 }
@@ -374,7 +429,13 @@ func (p *AFPacket) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
-	if err := p.conn.Close(); err != nil {
+	err := p.conn.Close()
+	p.txMu.Lock() // a Write in progress finishes first: the descriptor is not reused under it
+	if e := unix.Close(p.txfd); err == nil {
+		err = e
+	}
+	p.txMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("afpacket %s: close: %w", p.name, err)
 	}
 	return nil
