@@ -395,3 +395,60 @@ ready = { file = "/nonexistent/ready" }
 		t.Error("state file survived the failed Up")
 	}
 }
+
+// Setup commands run in the host's namespace once addresses and routes are in place, in
+// the bench file's directory, before the processes; a failing one fails Up with its output
+// and leaves nothing behind.
+func TestHostSetup(t *testing.T) {
+	needBench(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const text = `name = "%s"
+[[host]]
+name = "a"
+setup = [["sh", "-c", "ip -o addr show dev eth0 > setup.out; ip route show >> setup.out; test ! -e proc.out"], %s]
+[[host.route]]
+to = "203.0.113.0/24"
+via = "192.0.2.2"
+[[host]]
+name = "b"
+[[link]]
+a = "a:eth0"
+b = "b:eth0"
+a_address = ["192.0.2.1/24"]
+b_address = ["192.0.2.2/24"]
+[[process]]
+host = "a"
+run = ["sh", "-c", "touch proc.out; exec sleep 600"]
+ready = { file = "proc.out" }
+`
+	b, _, _ := upForTest(t, ctx, fmt.Sprintf(text, uniqueName(t), `["true"]`))
+	dir := b.Spec().Dir
+	out, err := os.ReadFile(filepath.Join(dir, "setup.out"))
+	if err != nil {
+		t.Fatalf("the setup command left no output in the bench's directory: %v", err)
+	}
+	for _, want := range []string{"inet 192.0.2.1/24", "203.0.113.0/24 via 192.0.2.2"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("setup saw no %q (namespace, addresses and routes before setup):\n%s", want, out)
+		}
+	}
+
+	// A failing command: Up fails with its output, no process started, nothing left.
+	dir = t.TempDir()
+	spec, err := Parse([]byte(fmt.Sprintf(text, uniqueName(t), `["sh", "-c", "echo boom-from-setup; exit 3"]`)), filepath.Join(dir, "bench.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{StateRoot: t.TempDir(), Out: testWriter{t}}
+	t.Cleanup(func() { Down(spec, opts) })
+	_, err = Up(ctx, spec, opts)
+	if err == nil || !strings.Contains(err.Error(), "host a: setup") || !strings.Contains(err.Error(), "boom-from-setup") ||
+		!strings.Contains(err.Error(), "exit status 3") {
+		t.Errorf("Up error = %v; want the failing setup command with its output", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "proc.out")); err == nil {
+		t.Error("a process started although setup failed")
+	}
+	assertGone(t, spec)
+}

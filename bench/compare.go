@@ -19,6 +19,7 @@ import (
 const (
 	WorkloadTCPStream = "tcp-stream" // one TCP stream, iperf3 (or the transfer check)
 	WorkloadPPS64     = "pps64"      // 64-byte frames, bench/loadgen
+	WorkloadConns     = "conns"      // short TCP connections, the bench's conns client
 )
 
 // Compare-file defaults and limits.
@@ -30,6 +31,12 @@ const (
 	DefaultIperfPort     = 5201
 	DefaultCountDevice   = "eth0"
 	DefaultFallbackBytes = 1 << 30
+	// DefaultConnsTimeout bounds one repetition of a conns workload.
+	DefaultConnsTimeout = time.Minute
+	DefaultConnsCount   = 1000
+	DefaultConcurrency  = 8
+	MaxConnsConcurrency = 1024
+	MaxConnsCount       = 1_000_000
 )
 
 // CompareSpec is a validated compare file: the same workloads run on every target (a
@@ -56,12 +63,16 @@ type Target struct {
 
 // Workload is one measurement. Which fields apply depends on Type.
 type Workload struct {
-	Name     string        `toml:"name"` // default Type
-	Type     string        `toml:"type"`
-	From     string        `toml:"from"`     // host that sends
-	Server   string        `toml:"server"`   // host that receives (iperf3 server, frame counter)
-	To       string        `toml:"to"`       // the server's IPv4 address (tcp-stream: also IPv6)
-	Duration time.Duration `toml:"duration"` // of one repetition; tcp-stream: whole seconds
+	Name   string `toml:"name"` // default Type
+	Type   string `toml:"type"`
+	From   string `toml:"from"`   // host that sends
+	Server string `toml:"server"` // host that receives (iperf3 server, frame counter); not for conns
+	// To is the server's IPv4 address (tcp-stream: also IPv6); conns: ADDRESS:PORT, e.g.
+	// a VIP.
+	To string `toml:"to"`
+	// Duration is the length of one repetition (tcp-stream: whole seconds); conns: its
+	// time limit (default DefaultConnsTimeout), since the connection count sets its length.
+	Duration time.Duration `toml:"duration"`
 
 	Port          int    `toml:"port"`           // tcp-stream: iperf3 port
 	FallbackSink  string `toml:"fallback_sink"`  // tcp-stream without iperf3: a sink ADDR:PORT of the bench
@@ -74,8 +85,12 @@ type Workload struct {
 	Senders int    `toml:"senders"`
 	Device  string `toml:"device"` // pps64: the server's interface whose rx_packets is counted
 
+	Count       int `toml:"count"`       // conns: connections per repetition (default DefaultConnsCount)
+	Concurrency int `toml:"concurrency"` // conns: connections open at a time (default DefaultConcurrency)
+
 	// Goals, checked for every target but the baseline on the workload's main figure
-	// (tcp-stream: received Gbit/s; pps64: delivered Mpps): at least GoalRatio times the
+	// (tcp-stream: received Gbit/s; pps64: delivered Mpps; conns: connections per second):
+	// at least GoalRatio times the
 	// baseline's, and at least GoalMin.
 	GoalRatio float64 `toml:"goal_ratio"`
 	GoalMin   float64 `toml:"goal_min"`
@@ -105,7 +120,7 @@ func LoadCompare(path string) (*CompareSpec, error) {
 		}
 		for _, w := range c.Workloads {
 			for _, h := range []string{w.From, w.Server} {
-				if spec.Host(h) == nil {
+				if h != "" && spec.Host(h) == nil {
 					problems = append(problems, fmt.Sprintf("%s: workload %q: bench %s of target %q has no host %q", c.File, w.Name, spec.File, t.Name, h))
 				}
 			}
@@ -202,8 +217,15 @@ func (v *validator) compare(c *CompareSpec) {
 
 func (v *validator) workload(line int, w *Workload) {
 	where := fmt.Sprintf("workload %q", w.Name)
+	if w.Type == WorkloadConns {
+		v.conns(line, where, w)
+		return
+	}
 	if w.From == "" || w.Server == "" {
 		v.at(line, "%s: needs from and server (host names)", where)
+	}
+	if w.Count != 0 || w.Concurrency != 0 {
+		v.at(line, "%s: count and concurrency are conns keys", where)
 	}
 	if w.Duration == 0 {
 		w.Duration = DefaultWorkloadTime
@@ -266,6 +288,43 @@ func (v *validator) workload(line int, w *Workload) {
 			v.at(line, "%s: port, fallback_sink and fallback_bytes are tcp-stream keys", where)
 		}
 	default:
-		v.at(line, "%s: type %q: want %s or %s", where, w.Type, WorkloadTCPStream, WorkloadPPS64)
+		v.at(line, "%s: type %q: want %s, %s or %s", where, w.Type, WorkloadTCPStream, WorkloadPPS64, WorkloadConns)
+	}
+}
+
+// conns validates a conns workload: from, to as ADDRESS:PORT, count and concurrency.
+func (v *validator) conns(line int, where string, w *Workload) {
+	if w.From == "" {
+		v.at(line, "%s: needs from (a host name)", where)
+	}
+	if w.Server != "" {
+		v.at(line, "%s: server is not a conns key (to is the ADDRESS:PORT connected to)", where)
+	}
+	if _, err := netip.ParseAddrPort(w.To); err != nil {
+		v.at(line, "%s: to %q: want ADDRESS:PORT", where, w.To)
+	}
+	if w.Duration == 0 {
+		w.Duration = DefaultConnsTimeout
+	}
+	if w.Duration < 0 || w.Duration > MaxWorkloadTime {
+		v.at(line, "%s: duration %v out of range (0, %v]", where, w.Duration, MaxWorkloadTime)
+	}
+	if w.GoalRatio < 0 || w.GoalMin < 0 {
+		v.at(line, "%s: negative goal", where)
+	}
+	if w.Count == 0 {
+		w.Count = DefaultConnsCount
+	}
+	if w.Count < 1 || w.Count > MaxConnsCount {
+		v.at(line, "%s: count %d out of range 1..%d", where, w.Count, MaxConnsCount)
+	}
+	if w.Concurrency == 0 {
+		w.Concurrency = DefaultConcurrency
+	}
+	if w.Concurrency < 1 || w.Concurrency > MaxConnsConcurrency {
+		v.at(line, "%s: concurrency %d out of range 1..%d", where, w.Concurrency, MaxConnsConcurrency)
+	}
+	if w.Port != 0 || w.FallbackSink != "" || w.FallbackBytes != 0 || w.Rate != 0 || w.Flows != 0 || w.Senders != 0 || w.Device != "" {
+		v.at(line, "%s: port, fallback_sink, fallback_bytes, rate, flows, senders and device are not conns keys", where)
 	}
 }

@@ -45,6 +45,13 @@ to = "198.51.100.2"
 duration = "1s"
 flows = 64
 goal_min = 0.001
+
+[[workload]]
+type = "conns"
+from = "client"
+to = "198.51.100.2:80"
+count = 200
+concurrency = 4
 `, kernel)
 	file := filepath.Join(dir, "compare.toml")
 	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
@@ -104,6 +111,7 @@ goal_min = 0.001
 	want := map[string][]string{
 		"tcp-stream": {"Gbit/s received", "Gbit/s sent"},
 		"pps64":      {"Mpps delivered", "Mpps offered"},
+		"conns":      {"conns/s"},
 	}
 	for _, w := range rep.Workloads {
 		for _, name := range want[w.Name] {
@@ -127,7 +135,8 @@ goal_min = 0.001
 		t.Errorf("workloads missing from the report: %v", want)
 	}
 	out := table.String()
-	for _, s := range []string{"WORKLOAD", "tcp-stream", "Gbit/s received", "pps64", "Mpps delivered", "iperf3 -c 198.51.100.2"} {
+	for _, s := range []string{"WORKLOAD", "tcp-stream", "Gbit/s received", "pps64", "Mpps delivered", "iperf3 -c 198.51.100.2",
+		"conns/s", "ulbbench client conns -to 198.51.100.2:80 -count 200 -concurrency 4 from client"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("table lacks %q", s)
 		}

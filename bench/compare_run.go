@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"ulb/bench/loadgen"
+	"ulb/bench/traffic"
 	"ulb/router/control"
 )
 
@@ -185,6 +186,9 @@ func newWorkloadRun(b *Bench, w Workload, target, socket string, rep *WorkloadRe
 }
 
 func (r *workloadRun) start(ctx context.Context) error {
+	if r.w.Type == WorkloadConns {
+		return r.warmUp(ctx)
+	}
 	if r.w.Type != WorkloadTCPStream {
 		return nil
 	}
@@ -273,6 +277,8 @@ func (r *workloadRun) once(ctx context.Context) (string, error) {
 	switch {
 	case r.w.Type == WorkloadPPS64:
 		return r.pps(cctx)
+	case r.w.Type == WorkloadConns:
+		return r.connsOnce(cctx)
 	case r.fallback:
 		return r.transfer(cctx)
 	}
@@ -378,6 +384,25 @@ func (r *workloadRun) pps(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	r.recordRouter(ctx, before, serr)
+	if send.Sent == 0 || send.ElapsedNS <= 0 {
+		return "", fmt.Errorf("loadgen sent nothing: %+v", send)
+	}
+	secs := send.Elapsed().Seconds()
+	delivered := float64(count.Packets) / secs
+	// A few frames of other traffic (ARP) may make the count exceed what was sent.
+	loss := max(0, 100*(1-float64(count.Packets)/float64(send.Sent)))
+	r.rep.metric("Mpps delivered", true, true).add(r.target, delivered/1e6)
+	r.rep.metric("Mpps offered", false, true).add(r.target, send.PPS/1e6)
+	r.rep.metric("loss %", false, false).add(r.target, loss)
+	r.rep.metric("refused by sender's kernel %", false, false).add(r.target, 100*float64(send.TxErrors)/float64(send.Sent))
+	return fmt.Sprintf("offered %.3f Mpps (%d frames in %.2f s, %d refused), delivered %.3f Mpps (%d), loss %.1f %%",
+		send.PPS/1e6, send.Sent, secs, send.TxErrors, delivered/1e6, count.Packets, loss), nil
+}
+
+// recordRouter reads ulbd's counters again and records their difference from before
+// (read with error serr) as the workload's router counters, or notes why there are none.
+func (r *workloadRun) recordRouter(ctx context.Context, before *control.StatsInfo, serr error) {
 	if serr == nil {
 		after, err := r.routerStats(ctx)
 		if err == nil {
@@ -392,19 +417,60 @@ func (r *workloadRun) pps(ctx context.Context) (string, error) {
 	if serr != nil && r.socket != "" {
 		r.rep.addNote(fmt.Sprintf("%s: router counters unavailable: %v", r.target, serr))
 	}
-	if send.Sent == 0 || send.ElapsedNS <= 0 {
-		return "", fmt.Errorf("loadgen sent nothing: %+v", send)
+}
+
+// connsWarmUp is how many connections per unit of concurrency open before the first
+// repetition of a conns workload: they resolve neighbours on the path and show that the
+// address answers at all.
+const connsWarmUp = 2
+
+// warmUp opens a few connections before a conns workload's first repetition; a failure
+// skips the workload on this target.
+func (r *workloadRun) warmUp(ctx context.Context) error {
+	n := connsWarmUp * r.w.Concurrency
+	r.rep.addNote(fmt.Sprintf("ulbbench client conns -to %s -count %d -concurrency %d from %s (each connection: connect, read the server's one-line answer, close); conns/s = count / the client's time from the first connect to the last close; %d warm-up connections before the first repetition",
+		r.w.To, r.w.Count, r.w.Concurrency, r.w.From, n))
+	cctx, cancel := context.WithTimeout(ctx, r.w.Duration+workloadGrace)
+	defer cancel()
+	if _, err := r.runConns(cctx, n); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
 	}
-	secs := send.Elapsed().Seconds()
-	delivered := float64(count.Packets) / secs
-	// A few frames of other traffic (ARP) may make the count exceed what was sent.
-	loss := max(0, 100*(1-float64(count.Packets)/float64(send.Sent)))
-	r.rep.metric("Mpps delivered", true, true).add(r.target, delivered/1e6)
-	r.rep.metric("Mpps offered", false, true).add(r.target, send.PPS/1e6)
-	r.rep.metric("loss %", false, false).add(r.target, loss)
-	r.rep.metric("refused by sender's kernel %", false, false).add(r.target, 100*float64(send.TxErrors)/float64(send.Sent))
-	return fmt.Sprintf("offered %.3f Mpps (%d frames in %.2f s, %d refused), delivered %.3f Mpps (%d), loss %.1f %%",
-		send.PPS/1e6, send.Sent, secs, send.TxErrors, delivered/1e6, count.Packets, loss), nil
+	return nil
+}
+
+// runConns runs the conns client in the sender's namespace: n connections, all of which
+// must succeed.
+func (r *workloadRun) runConns(ctx context.Context, n int) (traffic.ConnsResult, error) {
+	out, err := r.b.Exec(ctx, r.w.From, "ulbbench", "client", "conns", "-to", r.w.To, "-count", fmt.Sprint(n),
+		"-concurrency", fmt.Sprint(r.w.Concurrency), "-timeout", r.w.Duration.String())
+	var rep ClientReport
+	if jerr := json.Unmarshal(lastLine(out), &rep); jerr != nil || rep.Conns == nil {
+		return traffic.ConnsResult{}, fmt.Errorf("conns client: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	cr := *rep.Conns
+	if !rep.OK {
+		return cr, fmt.Errorf("conns client: %s", rep.Error)
+	}
+	if cr.OK != n || cr.Failed != 0 {
+		return cr, fmt.Errorf("%d of %d connections failed (%s); first error: %s", n-cr.OK, n, formatNames(cr.Names), cr.FirstErr)
+	}
+	if cr.Seconds <= 0 {
+		return cr, fmt.Errorf("conns client reported %v seconds", cr.Seconds)
+	}
+	return cr, nil
+}
+
+// connsOnce runs one repetition of a conns workload and records its rate.
+func (r *workloadRun) connsOnce(ctx context.Context) (string, error) {
+	before, serr := r.routerStats(ctx)
+	cr, err := r.runConns(ctx, r.w.Count)
+	r.recordRouter(ctx, before, serr)
+	if err != nil {
+		return "", err
+	}
+	rate := float64(cr.OK) / cr.Seconds
+	r.rep.metric("conns/s", true, true).add(r.target, rate)
+	return fmt.Sprintf("%d connections in %.3f s: %.0f conns/s (%s)", cr.OK, cr.Seconds, rate, formatNames(cr.Names)), nil
 }
 
 // routerStats reads ulbd's counters; an error when the target has no control socket.

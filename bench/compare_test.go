@@ -46,6 +46,20 @@ to = "198.51.100.2"
 rate = 100000
 flows = 16
 goal_min = 0.35
+
+[[workload]]
+name = "new-conns"
+type = "conns"
+from = "client"
+to = "198.51.100.100:80"
+count = 2000
+concurrency = 16
+goal_ratio = 0.5
+
+[[workload]]
+type = "conns"
+from = "client"
+to = "[2001:db8:1::100]:80"
 `
 
 func TestParseCompareGood(t *testing.T) {
@@ -53,7 +67,7 @@ func TestParseCompareGood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Name != "r-vs-k" || c.Repeat != 5 || c.Baseline != "kernel" || len(c.Targets) != 2 || len(c.Workloads) != 2 {
+	if c.Name != "r-vs-k" || c.Repeat != 5 || c.Baseline != "kernel" || len(c.Targets) != 2 || len(c.Workloads) != 4 {
 		t.Fatalf("spec %+v", c)
 	}
 	if got := c.BenchPath(c.Targets[0]); got != "/x/examples/kernel/bench.toml" {
@@ -67,6 +81,14 @@ func TestParseCompareGood(t *testing.T) {
 	if pps.Name != "pps-slow" || pps.Duration != DefaultWorkloadTime || pps.Rate != 100000 || pps.Flows != 16 ||
 		pps.Device != DefaultCountDevice || pps.GoalMin != 0.35 {
 		t.Errorf("pps64 workload %+v", pps)
+	}
+	conns, conns6 := c.Workloads[2], c.Workloads[3]
+	if conns.Name != "new-conns" || conns.To != "198.51.100.100:80" || conns.Count != 2000 || conns.Concurrency != 16 ||
+		conns.Duration != DefaultConnsTimeout || conns.GoalRatio != 0.5 || conns.Server != "" {
+		t.Errorf("conns workload %+v", conns)
+	}
+	if conns6.Name != "conns" || conns6.Count != DefaultConnsCount || conns6.Concurrency != DefaultConcurrency {
+		t.Errorf("conns defaults %+v", conns6)
 	}
 	c, err = ParseCompare([]byte("[[target]]\nname=\"a\"\nbench=\"b.toml\"\n[[workload]]\ntype=\"pps64\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\n"), "")
 	if err != nil {
@@ -101,6 +123,14 @@ func TestParseCompareErrors(t *testing.T) {
 		{"pps key on tcp", work("type = \"tcp-stream\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\nrate=5\n"), "pps64 keys"},
 		{"tcp key on pps", work("type = \"pps64\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\nport=5\n"), "tcp-stream keys"},
 		{"bad sink", work("type = \"tcp-stream\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\nfallback_sink=\"x\"\n"), "fallback_sink"},
+		{"conns without from", work("type = \"conns\"\nto=\"192.0.2.1:80\"\n"), `c.toml:4: workload "conns": needs from`},
+		{"conns to without port", work("type = \"conns\"\nfrom=\"c\"\nto=\"192.0.2.1\"\n"), `to "192.0.2.1": want ADDRESS:PORT`},
+		{"conns with server", work("type = \"conns\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1:80\"\n"), "server is not a conns key"},
+		{"conns count", work("type = \"conns\"\nfrom=\"c\"\nto=\"192.0.2.1:80\"\ncount=-5\n"), "count -5 out of range"},
+		{"conns concurrency", work("type = \"conns\"\nfrom=\"c\"\nto=\"192.0.2.1:80\"\nconcurrency=5000\n"), "concurrency 5000 out of range"},
+		{"conns pps key", work("type = \"conns\"\nfrom=\"c\"\nto=\"192.0.2.1:80\"\nflows=3\n"), "not conns keys"},
+		{"conns too long", work("type = \"conns\"\nfrom=\"c\"\nto=\"192.0.2.1:80\"\nduration=\"10m\"\n"), "out of range"},
+		{"conns key on pps", work("type = \"pps64\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\ncount=5\n"), "count and concurrency are conns keys"},
 		{"negative goal", work("type = \"pps64\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\ngoal_min=-1\n"), "negative goal"},
 	} {
 		_, err := ParseCompare([]byte(tc.text), "c.toml")
@@ -132,6 +162,41 @@ func TestLoadCompareExample(t *testing.T) {
 	}
 	if got := ulbdSocket(ulbd); got != c.Targets[1].ControlSocket {
 		t.Errorf("ulbd's ready socket %q, the example names %q", got, c.Targets[1].ControlSocket)
+	}
+}
+
+// The half-NAT example compares ulbd with kernel forwarding plus an nftables DNAT rule on
+// benches of the same hosts; its conns workload goes to the VIP.
+func TestLoadCompareHalfNATExample(t *testing.T) {
+	c, err := LoadCompare(filepath.Join(examplesDir(t), "half-nat", "compare.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Baseline != "kernel-dnat" || len(c.Targets) != 2 {
+		t.Fatalf("example: %+v", c)
+	}
+	var conns *Workload
+	for i := range c.Workloads {
+		if c.Workloads[i].Type == WorkloadConns {
+			conns = &c.Workloads[i]
+		}
+	}
+	if conns == nil || conns.To != "198.51.100.100:80" {
+		t.Errorf("no conns workload to the VIP: %+v", c.Workloads)
+	}
+	ulbd, err := Load(c.BenchPath(c.Targets[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ulbdSocket(ulbd); got == "" || got != c.Targets[1].ControlSocket {
+		t.Errorf("ulbd's ready socket %q, the example names %q", got, c.Targets[1].ControlSocket)
+	}
+	kernel, err := Load(c.BenchPath(c.Targets[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lb := kernel.Host("lb1"); lb == nil || lb.Router || len(lb.Setup) == 0 {
+		t.Errorf("kernel-dnat lb1 %+v: want a kernel router with a setup (the nftables rules)", lb)
 	}
 }
 

@@ -52,6 +52,10 @@ type Host struct {
 	// Loopback are addresses (with prefix length) put on the host's lo, e.g. a DSR
 	// server's copy of the VIP: "198.51.100.100/32".
 	Loopback []string `toml:"loopback"`
+	// Setup are commands run in the host's namespace, in order, once its addresses and
+	// routes are in place and before any process starts, with the bench file's directory
+	// as working directory, e.g. [["nft", "-f", "dnat.nft"]]. A failing command fails Up.
+	Setup [][]string `toml:"setup"`
 }
 
 // Route is a kernel route in a host's namespace.
@@ -367,6 +371,11 @@ func (v *validator) spec(s *Spec) {
 		for _, a := range s.Hosts[i].Loopback {
 			if _, err := netip.ParsePrefix(a); err != nil {
 				v.at(v.header("host", i), "host %q: loopback address %q: want an address with its prefix length", s.Hosts[i].Name, a)
+			}
+		}
+		for j, cmd := range s.Hosts[i].Setup {
+			if len(cmd) == 0 || strings.TrimSpace(cmd[0]) == "" {
+				v.at(v.header("host", i), "host %q: setup command %d is empty (want [\"PROGRAM\", \"ARG\", ...])", s.Hosts[i].Name, j+1)
 			}
 		}
 	}

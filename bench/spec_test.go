@@ -33,6 +33,7 @@ router = true
 [[host]]
 name = "s"
 sysctls = { "net.ipv4.ip_forward" = 1, "net/ipv6/conf/all/forwarding" = "0", "net.ipv4.conf.all.rp_filter" = false }
+setup = [["nft", "-f", "dnat.nft"], ["true"]]
 
 [[link]]
 a = "c:eth0"
@@ -101,6 +102,9 @@ func TestParseGood(t *testing.T) {
 	c := s.Host("c")
 	if c.Offloads == nil || *c.Offloads || len(c.Routes) != 2 || c.Routes[1].Dev != "eth0" {
 		t.Errorf("host c = %+v", c)
+	}
+	if st := s.Host("s").Setup; len(st) != 2 || strings.Join(st[0], " ") != "nft -f dnat.nft" || st[1][0] != "true" {
+		t.Errorf("host s setup = %q", st)
 	}
 	if !s.Host("r").Router || s.Host("nope") != nil {
 		t.Error("Host lookup wrong")
@@ -177,6 +181,9 @@ func TestParseErrors(t *testing.T) {
 		{"loopback address", base + "loopback = [\"198.51.100.100\"]\n", []string{"x.toml:4:", "loopback address \"198.51.100.100\""}},
 		{"expect_peer type", base + "[[check]]\ntype = \"tcp\"\nfrom = \"a\"\nto = \"192.0.2.1:80\"\nexpect_peer = \"192.0.2.2\"\n", []string{"expect_peer is for http checks"}},
 		{"expect_peer value", base + "[[check]]\ntype = \"http\"\nfrom = \"a\"\nto = \"192.0.2.1:80\"\nexpect_peer = \"near\"\n", []string{"want an address or a prefix"}},
+		{"empty setup command", base + "setup = [[\"true\"], []]\n", []string{"x.toml:4:", "host \"b\": setup command 2 is empty"}},
+		{"blank setup program", base + "setup = [[\" \", \"x\"]]\n", []string{"x.toml:4:", "setup command 1 is empty"}},
+		{"setup not a list of commands", base + "setup = [\"nft\"]\n", []string{"x.toml:"}},
 		{"segment empty", base + "[[segment]]\nname = \"lan\"\n", []string{"x.toml:6: segment \"lan\" has no member"}},
 		{"segment name clash", base + "[[segment]]\nname = \"a\"\nmember = [{ port = \"b:eth0\" }]\n", []string{"used twice"}},
 	}

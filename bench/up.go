@@ -97,9 +97,10 @@ func (b *Bench) logf(format string, args ...any) {
 	fmt.Fprintf(b.opts.Out, format+"\n", args...)
 }
 
-// Up creates the bench's namespaces, links, segments, addresses and routes, starts its
-// processes and waits until each is ready. On error it tears down what it built. Processes
-// run detached (own session), so they outlive the caller unless Down stops them.
+// Up creates the bench's namespaces, links, segments, addresses and routes, runs the
+// hosts' setup commands, starts its processes and waits until each is ready. On error it
+// tears down what it built. Processes run detached (own session), so they outlive the
+// caller unless Down stops them.
 func Up(ctx context.Context, spec *Spec, opts Options) (*Bench, error) {
 	b := newBench(spec, opts)
 	if _, err := os.Stat(filepath.Join(b.stateDir, stateFile)); err == nil {
@@ -287,6 +288,13 @@ func (b *Bench) up(ctx context.Context) error {
 		}
 	}
 	for _, h := range s.Hosts {
+		for _, cmd := range h.Setup {
+			if err := b.setup(ctx, h.Name, cmd); err != nil {
+				return err
+			}
+		}
+	}
+	for _, h := range s.Hosts {
 		role := ""
 		if h.Router {
 			role = ", router"
@@ -299,6 +307,22 @@ func (b *Bench) up(ctx context.Context) error {
 		}
 	}
 	b.logf("bench %s is up (state in %s)", s.Name, b.stateDir)
+	return nil
+}
+
+// setupTimeout bounds one setup command of a host.
+const setupTimeout = time.Minute
+
+// setup runs one setup command in a host's namespace; its output is in the error when it
+// fails.
+func (b *Bench) setup(ctx context.Context, host string, argv []string) error {
+	cctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	out, err := b.Exec(cctx, host, argv...)
+	if err != nil {
+		return fmt.Errorf("host %s: setup: %w: %s", host, err, strings.TrimSpace(string(out)))
+	}
+	b.logf("host %s: setup %s", host, strings.Join(argv, " "))
 	return nil
 }
 
