@@ -420,13 +420,16 @@ b_address = ["192.0.2.2/24"]
 [[process]]
 host = "a"
 run = ["sh", "-c", "touch proc.out; exec sleep 600"]
-ready = { file = "proc.out" }
+ready = { delay = "200ms" }
 `
 	b, _, _ := upForTest(t, ctx, fmt.Sprintf(text, uniqueName(t), `["true"]`))
 	dir := b.Spec().Dir
 	out, err := os.ReadFile(filepath.Join(dir, "setup.out"))
 	if err != nil {
 		t.Fatalf("the setup command left no output in the bench's directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "proc.out")); err != nil {
+		t.Errorf("the process did not run in the bench's directory: %v", err)
 	}
 	for _, want := range []string{"inet 192.0.2.1/24", "203.0.113.0/24 via 192.0.2.2"} {
 		if !strings.Contains(string(out), want) {
