@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"ulb/cmd/ulbadm/internal/fakeulbd"
 	"ulb/router/control"
@@ -133,4 +134,60 @@ func TestBinaryUnreachable(t *testing.T) {
 	if want := "ulbadm: cannot reach ulbd at " + missing + ": is it running?\n"; code != 1 || out != "" || errOut != want {
 		t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and %q", code, out, errOut, want)
 	}
+}
+
+func TestBinaryRouterAndWatch(t *testing.T) {
+	bin := buildUlbadm(t)
+	f := fakeulbd.Run(t)
+	env := []string{"ULB_SOCKET=" + f.Path}
+
+	out, errOut, code := runBin(t, bin, env, "show-router", "vip")
+	want := "NAME  VRID  PORT     AF    PRIO     ADV_INTV  MODE  STATE   VMAC               MASTER\n" +
+		"vip   1     outside  IPv4  150/200  1s        -pa   MASTER  00:00:5e:00:01:01  198.51.100.10\n"
+	if code != 0 || errOut != "" || out != want {
+		t.Errorf("show-router vip: exit %d, stderr %q, stdout:\n%s\nwant:\n%s", code, errOut, out, want)
+	}
+
+	// watch -n 2 prints two events and exits; it runs until then, so start it, wait for
+	// its subscription, and publish.
+	cmd := exec.Command(bin, "watch", "-k", "vrrp", "-n", "2")
+	cmd.Env = append(os.Environ(), env...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	f.WaitWatchers(t, 1)
+	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	f.Events.Publish(control.Event{Time: at, Kind: "server", Name: "web"})
+	f.Events.Publish(control.Event{Time: at, Kind: control.EventVRRP, Name: "vip", From: control.RouterBackup, To: control.RouterMaster})
+	f.Events.Publish(control.Event{Time: at, Kind: control.EventVRRP, Name: "gw", From: control.RouterBackup, To: control.RouterMaster})
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case err := <-waited:
+		want := "2025-01-02T03:04:05.000Z vrrp vip: backup -> master\n2025-01-02T03:04:05.000Z vrrp gw: backup -> master\n"
+		if err != nil || e.Len() != 0 || o.String() != want {
+			t.Errorf("watch -n 2: %v, stderr %q, stdout:\n%s\nwant:\n%s", err, e.String(), o.String(), want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("watch -n 2 did not exit after two events")
+	}
+
+	// SIGINT ends a watch with exit 0.
+	cmd = exec.Command(bin, "watch")
+	cmd.Env = append(os.Environ(), env...)
+	o.Reset()
+	cmd.Stdout = &o
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	f.WaitWatchers(t, 1)
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil || o.Len() != 0 {
+		t.Errorf("watch interrupted: %v, stdout %q", err, o.String())
+	}
+	f.WaitWatchers(t, 0)
 }

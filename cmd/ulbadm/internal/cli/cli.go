@@ -67,6 +67,12 @@ var verbs = []verb{
 		indent + "the rule's conn_drain (or when they end)", serverVerb(control.VerbDrainServer)},
 	{"enable-rule", "NAME...", "rules take new flows again", ruleVerb(control.VerbEnableRule)},
 	{"disable-rule", "NAME...", "rules take no new flows; their flows go on", ruleVerb(control.VerbDisableRule)},
+	{"show-router", "[-f] [NAME]", "VRRP instances; PRIO is the effective priority (/CONFIGURED\n" +
+		indent + "when tracking lowered it), MODE o=owner p=preempt a=accept;\n" +
+		indent + "-f prints every field and the counters, a block per instance", showRouter},
+	{"watch", "[-k KIND] [-n COUNT] [NAME]", "print ulbd's events (VRRP state changes) as they happen,\n" +
+		indent + "one line each, until interrupted or COUNT events: of KIND\n" +
+		indent + "(e.g. vrrp), about NAME", watch},
 	{"help", "", "this text", nil},
 }
 
@@ -386,6 +392,78 @@ func showPersist(ctx context.Context, c *cmd, args []string) error {
 	return show(ctx, c, control.VerbShowPersist, a, format.Persist)
 }
 
+func showRouter(ctx context.Context, c *cmd, args []string) error {
+	var full bool
+	ops, err := parse("show-router", args, 0, 1, func(fs *flag.FlagSet) { fs.BoolVar(&full, "f", false, "") })
+	if err != nil {
+		return err
+	}
+	var a control.ShowRouterArgs
+	if len(ops) == 1 {
+		a.Name = ops[0]
+	}
+	if full {
+		return show(ctx, c, control.VerbShowRouter, a, format.RoutersFull)
+	}
+	return show(ctx, c, control.VerbShowRouter, a, format.Routers)
+}
+
+// errWatchDone stops a watch after COUNT events.
+var errWatchDone = errors.New("watch: count reached")
+
+// watch prints events as they come: a line each, or with -o json each event as one
+// line of JSON, until interrupted, ulbd ends the stream, or COUNT events were printed.
+func watch(ctx context.Context, c *cmd, args []string) error {
+	var a control.WatchArgs
+	var countArg string
+	ops, err := parse("watch", args, 0, 1, func(fs *flag.FlagSet) {
+		fs.StringVar(&a.Kind, "k", "", "")
+		fs.StringVar(&countArg, "n", "", "")
+	})
+	if err != nil {
+		return err
+	}
+	if len(ops) == 1 {
+		a.Name = ops[0]
+	}
+	count := 0 // forever
+	if countArg != "" {
+		if count, err = parseCount("watch", countArg); err != nil {
+			return err
+		}
+	}
+	cl, err := control.DialContext(ctx, c.socket)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	seen := 0
+	err = cl.Watch(ctx, a, func(ev control.Event) error {
+		line := format.Event(ev)
+		if c.json {
+			b, err := json.Marshal(ev)
+			if err != nil {
+				return err
+			}
+			line = string(b)
+		}
+		if _, err := fmt.Fprintln(c.stdout, line); err != nil {
+			return err
+		}
+		if ev.Kind != control.EventLost {
+			seen++
+		}
+		if count > 0 && seen >= count {
+			return errWatchDone
+		}
+		return nil
+	})
+	if errors.Is(err, errWatchDone) {
+		return nil
+	}
+	return err
+}
+
 // serverVerb runs enable-server, disable-server or drain-server on each SERVER in turn,
 // stopping at the first refusal. It prints nothing, or with -o json the servers changed.
 func serverVerb(verb string) func(context.Context, *cmd, []string) error {
@@ -463,7 +541,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // Run runs ulbadm with the arguments after the program name and returns the exit code.
-// ctx ends a running show-stats loop (main cancels it on SIGINT and SIGTERM).
+// ctx ends a running show-stats loop or watch (main cancels it on SIGINT and SIGTERM).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("ulbadm", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -518,7 +596,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case errors.As(err, &ue):
 		return usage(err)
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
-		return ExitOK // interrupted while repeating show-stats
+		return ExitOK // interrupted while repeating show-stats or watching
 	case errors.As(err, &re):
 		fmt.Fprintf(stderr, "ulbadm: %s: %s\n", re.Verb, re.Message)
 	default:

@@ -184,12 +184,49 @@ func filter[T any](args json.RawMessage, key func(T) string, all []T, what strin
 	return out, nil
 }
 
+// Routers are show-router's canned answer: a master whose tracking lowered its
+// priority, a backup that learnt its master's interval, and an IPv6 owner in FAULT.
+var Routers = []control.RouterInfo{
+	{Name: "vip", VRID: 1, Port: "outside", Family: control.FamilyIPv4, Version: 3, Priority: 200, EffectivePriority: 150,
+		AdverInterval: 1000, MasterAdverInterval: 1000, Preempt: true, PreemptDelay: 30000, Accept: true,
+		State: control.RouterMaster, VMAC: "00:00:5e:00:01:01", Master: "198.51.100.10", MasterPriority: 150,
+		Addresses: []string{"198.51.100.100/24"}, SyncGroup: "pair",
+		Counters: control.VRRPCounters{AdvertsSent: 1200, AdvertsReceived: 3, Drops: map[string]uint64{"vrid-mismatch": 2, "bad-ttl": 1},
+			Transitions: 2, BecameMaster: 1, LastTransition: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}},
+	{Name: "gw", VRID: 2, Port: "inside", Family: control.FamilyIPv4, Version: 3, Priority: 100, EffectivePriority: 100,
+		AdverInterval: 100, MasterAdverInterval: 2000, State: control.RouterBackup, VMAC: "00:00:5e:00:01:02",
+		Master: "203.0.113.11", MasterPriority: 200, Addresses: []string{"203.0.113.1/24"}, SyncGroup: "pair",
+		Counters: control.VRRPCounters{AdvertsReceived: 600, Transitions: 1, LastTransition: time.Date(2025, 1, 2, 3, 4, 4, 0, time.UTC)}},
+	{Name: "vip6", VRID: 1, Port: "outside", Family: control.FamilyIPv6, Version: 3, Priority: 255, EffectivePriority: 255,
+		AdverInterval: 1000, MasterAdverInterval: 1000, Preempt: true, State: control.RouterFault, Fault: "port outside down",
+		VMAC: "00:00:5e:00:02:01", Addresses: []string{"fe80::1/64", "2001:db8:1::10/64"}},
+}
+
+// Fake is a running fake ulbd.
+type Fake struct {
+	// Path is the control socket's path.
+	Path string
+	// Events is the hub the fake's watch verb streams from: a test publishes on it.
+	Events *control.Events
+}
+
 // Start serves the canned answers on a socket in a fresh temporary directory until the
 // test ends, and returns the socket's path.
 func Start(t testing.TB) string {
 	t.Helper()
+	return Run(t).Path
+}
+
+// Run is Start returning the fake, so that a test can publish events.
+func Run(t testing.TB) *Fake {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "ulbd.sock")
 	s := control.NewServer(path, nil)
+	events := control.NewEvents(nil)
+	s.HandleStream(control.VerbWatch, events.Watch)
+	s.Handle(control.VerbShowRouter, func(_ context.Context, args json.RawMessage) (any, error) {
+		return filter(args, func(r control.RouterInfo) string { return r.Name }, Routers, "router")
+	})
 	s.Handle(control.VerbShowPort, func(_ context.Context, args json.RawMessage) (any, error) {
 		return filter(args, func(p control.PortInfo) string { return p.Name }, Ports, "port")
 	})
@@ -290,7 +327,19 @@ func Start(t testing.TB) string {
 			t.Error(err)
 		}
 	})
-	return path
+	return &Fake{Path: path, Events: events}
+}
+
+// WaitWatchers waits until n watch streams are open, failing the test after 5 seconds.
+func (f *Fake) WaitWatchers(t testing.TB, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.Events.Subscribers() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d watchers, want %d", f.Events.Subscribers(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func decode(raw json.RawMessage, v any) error {
