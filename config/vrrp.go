@@ -99,10 +99,8 @@ type VRRP struct {
 	TrackPorts []TrackPort
 	// TrackPings are addresses (gateways) the router pings from its own address.
 	TrackPings []TrackPing
-	// TrackGroups are server groups whose health the instance follows: a group is
-	// failing (FAULT) while every one of its servers is disabled. Until health checks
-	// exist (issue 5), that is the servers' administrative state.
-	TrackGroups []string
+	// TrackGroups are server groups whose health the instance follows.
+	TrackGroups []TrackGroup
 	// SyncGroup names the group of instances that change state together; "" for none.
 	SyncGroup string
 	// Checksum is the checksum mode of sent v3 IPv4 adverts (ChecksumDefault unless
@@ -120,6 +118,14 @@ type VRRP struct {
 type TrackPort struct {
 	Port   string
 	Weight int // 0: FAULT; 1..MaxTrackWeight: priority decrease
+}
+
+// TrackGroup is one tracked server group: while it is failing (every one of its servers
+// disabled: until health checks exist, issue 5, that is the servers' administrative
+// state) the instance is in FAULT, or with a Weight its priority is lower by Weight.
+type TrackGroup struct {
+	ServerGroup string
+	Weight      int // 0: FAULT; 1..MaxTrackWeight: priority decrease
 }
 
 // TrackPing is one pinged address: Count consecutive pings without a reply within
@@ -194,8 +200,9 @@ type rawVRRP struct {
 
 // Keys of the inline tables of track_port and track_ping.
 var (
-	trackPortKeys = []string{"port", "weight"}
-	trackPingKeys = []string{"address", "interval", "count", "weight"}
+	trackPortKeys  = []string{"port", "weight"}
+	trackPingKeys  = []string{"address", "interval", "count", "weight"}
+	trackGroupKeys = []string{"servergroup", "weight"}
 )
 
 // vaddrKey identifies a virtual address: a link-local one within its port.
@@ -217,7 +224,7 @@ func (d *decoder) vrrps(p toml.Primitive, ports []Port, routes []Route, groups [
 	if !d.tables(p, "vrrp", &raws) {
 		return nil
 	}
-	d.owned = append(d.owned, "vrrp.track_port", "vrrp.track_ping")
+	d.owned = append(d.owned, "vrrp.track_port", "vrrp.track_ping", "vrrp.track_group")
 	names := make(map[string]string)    // name → path of its name key
 	keys := make(map[vrrpKey]string)    // → path of the vrid key
 	vaddrs := make(map[vaddrKey]string) // virtual address → path of its entry
@@ -785,27 +792,55 @@ func pingReachable(a netip.Addr, ports []Port, routes []Route) error {
 	return fmt.Errorf("is not on a connected network and no route leads to it")
 }
 
-// trackGroups decodes track_group: server group names.
+// trackGroups decodes track_group: server group names, or { servergroup = "x",
+// weight = N } tables.
 func (d *decoder) trackGroups(raw value, path, label string, v *VRRP, groups []ServerGroup) bool {
 	is := d.is
-	list, paths := is.strList(raw, path, label+": track_group")
-	want := 1 // elements given, to tell whether strList refused some
-	if arr, isList := raw.v.([]any); isList {
-		want = len(arr)
-	}
-	ok := !raw.set || len(list) == want
-	for j, s := range list {
-		switch {
-		case findGroup(groups, s) == nil && (d.failed["servergroup"] || d.groupNames[s]):
-			ok = false // the group itself was refused
-		case findGroup(groups, s) == nil:
-			is.at(paths[j], "%s: track_group: unknown servergroup %q (servergroups: %s)", label, s, groupNames(groups))
+	elems, ok := d.elements(raw, path, label, "track_group", `["web"] or [{ servergroup = "web", weight = 20 }]`)
+	for j, e := range elems {
+		ep := indexPath(path, j)
+		var tg TrackGroup
+		switch x := e.(type) {
+		case string:
+			tg.ServerGroup = x
+		case map[string]any:
+			is.unknownIn(x, trackGroupKeys, ep, "track_group")
+			for k := range x {
+				ok = ok && slices.Contains(trackGroupKeys, k)
+			}
+			if s, good := is.str(get(x, "servergroup"), ep+".servergroup", label+": track_group servergroup"); good {
+				tg.ServerGroup = s
+			} else {
+				if !get(x, "servergroup").set {
+					is.at(ep, "%s: track_group entry needs a servergroup", label)
+				}
+				ok = false
+				continue
+			}
+			w, good := d.weight(get(x, "weight"), ep+".weight", label+": track_group")
+			if !good {
+				ok = false
+				continue
+			}
+			tg.Weight = w
+		default:
+			is.at(ep, "%s: track_group[%d] must be a servergroup name or { servergroup = \"NAME\", weight = N }, not %s",
+				label, j, tomlType(e))
 			ok = false
-		case slices.Contains(v.TrackGroups, s):
-			is.at(paths[j], "%s: track_group lists %q twice", label, s)
+			continue
+		}
+		name := tg.ServerGroup
+		switch {
+		case findGroup(groups, name) == nil && (d.failed["servergroup"] || d.groupNames[name]):
+			ok = false // the group itself was refused
+		case findGroup(groups, name) == nil:
+			is.at(ep, "%s: track_group: unknown servergroup %q (servergroups: %s)", label, name, groupNames(groups))
+			ok = false
+		case slices.ContainsFunc(v.TrackGroups, func(o TrackGroup) bool { return o.ServerGroup == name }):
+			is.at(ep, "%s: track_group lists %q twice", label, name)
 			ok = false
 		default:
-			v.TrackGroups = append(v.TrackGroups, s)
+			v.TrackGroups = append(v.TrackGroups, tg)
 		}
 	}
 	return ok

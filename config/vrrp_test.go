@@ -211,7 +211,7 @@ track_ping = [
   { adress = "198.51.100.2" },
   "198.51.100.3",
 ]
-track_group = ["web", "web", "nope", "bad", 3]
+track_group = ["web", "web", "nope", "bad", 3, { servergroup = "web", weight = 0 }, { weight = 3 }, { servergroup = "web", group = "x" }]
 
 [[vrrp]]
 name = "u"
@@ -243,9 +243,13 @@ sync_group = "alone"
 				`37: unknown key "adress" in track_ping (keys: address, interval, count, weight)`,
 				`37: vrrp "t": track_ping entry needs an address`,
 				`38: vrrp "t": track_ping[8] must be a table like { address = "198.51.100.1", interval = "1s", count = 3 }, not string "198.51.100.3"`,
-				`40: vrrp "t": track_group[4] must be a string, not integer 3`,
 				`40: vrrp "t": track_group lists "web" twice`,
 				`40: vrrp "t": track_group: unknown servergroup "nope" (servergroups: "web")`,
+				`40: vrrp "t": track_group[4] must be a servergroup name or { servergroup = "NAME", weight = N }, not integer 3`,
+				`40: vrrp "t": track_group weight 0 out of range 1..254 (leave weight out to go to FAULT instead)`,
+				`40: vrrp "t": track_group entry needs a servergroup`,
+				`40: unknown key "group" in track_group (keys: servergroup, weight)`,
+				`40: vrrp "t": track_group lists "web" twice`,
 				`47: vrrp "u": track_port must be a list like ["inside"] or [{ port = "inside", weight = 20 }], not integer 5`,
 				`48: vrrp "u": track_ping address 2001:db8:5::1: is not on a connected network and no route leads to it`,
 			}},
