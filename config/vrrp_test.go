@@ -370,3 +370,42 @@ address = ["2001:db8:9::100/64"]
 		t.Errorf("plain addresses: %v, want /32 off the connected networks and /24 on outside's", a)
 	}
 }
+
+// TestDesignExample parses the [[vrrp]] section of DESIGN.md's configuration contract
+// with its ports.
+func TestDesignExample(t *testing.T) {
+	cfg, err := Parse("design.toml", []byte(`
+[[port]]
+name = "outside"
+device = "eth1"
+kind = "afpacket"
+address = ["198.51.100.10/24", "2001:db8:1::10/64"]
+
+[[port]]
+name = "inside"
+device = "eth2"
+address = ["203.0.113.10/24"]
+
+[[vrrp]]
+name = "vip"
+port = "outside"
+vrid = 1
+version = 3                     # 3 (default) | 2
+priority = 200                  # 1..255, default 100; 255 = address owner
+interval = "1s"                 # v3: 10ms steps; v2: whole seconds
+preempt = true
+preempt_delay = "0s"
+accept = false
+address = ["198.51.100.100/24"]
+track_port = ["outside", "inside"]
+track_ping = [{ address = "198.51.100.1", interval = "1s", count = 3, weight = 50 }]
+sync_group = "pair"             # instances in a group change state together
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := cfg.VRRP[0]
+	if v.Priority != 200 || len(v.TrackPorts) != 2 || v.TrackPings[0].Weight != 50 || v.SyncGroup != "pair" || len(cfg.Warnings) != 1 {
+		t.Errorf("vrrp = %+v, warnings %v (want the lone sync group's)", v, cfg.Warnings)
+	}
+}
