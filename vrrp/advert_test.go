@@ -3,6 +3,7 @@ package vrrp
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -20,21 +21,30 @@ type captured struct {
 	payload  []byte
 }
 
-// readPcap reads the protocol-112 packets of a little-endian Ethernet pcap file.
-func readPcap(t *testing.T, name string) []captured {
+// readPcap reads the protocol-112 packets of a pcap file in testdata.
+func readPcap(t testing.TB, name string) []captured {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
+	out, err := parsePcap(b)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return out
+}
+
+// parsePcap returns the protocol-112 packets of a little-endian Ethernet pcap file.
+func parsePcap(b []byte) ([]captured, error) {
 	if len(b) < 24 || binary.LittleEndian.Uint32(b) != 0xa1b2c3d4 || binary.LittleEndian.Uint32(b[20:]) != 1 {
-		t.Fatalf("%s: not a little-endian Ethernet pcap file", name)
+		return nil, errors.New("not a little-endian Ethernet pcap file")
 	}
 	var out []captured
 	for b = b[24:]; len(b) >= 16; {
 		n := int(binary.LittleEndian.Uint32(b[8:]))
 		if len(b) < 16+n {
-			t.Fatalf("%s: truncated record", name)
+			return nil, errors.New("truncated record")
 		}
 		frame := b[16 : 16+n]
 		b = b[16+n:]
@@ -56,9 +66,9 @@ func readPcap(t *testing.T, name string) []captured {
 		}
 	}
 	if len(out) == 0 {
-		t.Fatalf("%s: no VRRP packet", name)
+		return nil, errors.New("no VRRP packet")
 	}
-	return out
+	return out, nil
 }
 
 func addrs(s ...string) []netip.Addr {
