@@ -198,7 +198,7 @@ type rawVRRP struct {
 	GARPRefresh  value `toml:"garp_refresh"`
 }
 
-// Keys of the inline tables of track_port and track_ping.
+// Keys of the inline tables of track_port, track_ping and track_group.
 var (
 	trackPortKeys  = []string{"port", "weight"}
 	trackPingKeys  = []string{"address", "interval", "count", "weight"}
@@ -286,8 +286,9 @@ func (d *decoder) vrrps(p toml.Primitive, ports []Port, routes []Route, groups [
 			if n < 1 || n > 255 {
 				is.at(path+".vrid", "%s: vrid %d out of range 1..255", label, n)
 				ok = false
+			} else {
+				v.VRID = uint8(n)
 			}
-			v.VRID = uint8(n)
 		} else {
 			if !r.VRID.set {
 				is.at(path, "%s needs a vrid (1..255, shared with its peers)", label)

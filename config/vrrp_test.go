@@ -159,6 +159,12 @@ vrid = 1
 address = ["198.51.100.120"]
 
 [[vrrp]]
+name = "big-vrid"
+port = "outside"
+vrid = 257
+address = ["198.51.100.121"]
+
+[[vrrp]]
 name = "v6-ok"
 port = "outside"
 vrid = 1
@@ -180,6 +186,7 @@ address = ["fe80::1", "2001:db8:1::100"]
 				`42: vrrp "owner": priority 255 is the address owner's, but 203.0.113.20 is not an address of port "inside"`,
 				`46: vrrp "on-tun": port "tun" is kind tun: VRRP needs an Ethernet port (kind afpacket)`,
 				`53: vrrp "dup-vrid": vrid 1 is already used for IPv4 on port "outside" at line 28`,
+				`59: vrrp "big-vrid": vrid 257 out of range 1..255`,
 			}},
 		{"tracking", ports + `
 [[route]]
