@@ -6,6 +6,7 @@ import (
 	"ulb/router/fib"
 	"ulb/router/header"
 	"ulb/router/port"
+	"ulb/vrrp"
 )
 
 // handle classifies one received frame, buf[headroom:], and acts on it: a drop with its
@@ -23,7 +24,7 @@ func (l *loop) handle(buf []byte) {
 			l.bc.drop(DropOwnFrame)
 			return
 		}
-		if d := eth.Destination(); d != in.mac && !d.IsMulticast() {
+		if d := eth.Destination(); d != in.mac && !d.IsMulticast() && !in.acceptsVMAC(d) {
 			l.bc.drop(DropNotForUs)
 			return
 		}
@@ -78,6 +79,12 @@ func (l *loop) ipv4(buf []byte) {
 		return
 	}
 	if dst.IsMulticast() {
+		if dst == vrrp.GroupIPv4 && ip.Protocol() == header.ProtocolVRRP && l.in.vrrp != nil && !ip.IsFragment() {
+			l.bc.local++
+			l.in.vrrp.Receive(l.r.now(), src, dst, ip.TTL(), ip.Payload())
+			l.r.wakeVRRP()
+			return
+		}
 		l.bc.drop(DropMulticast)
 		return
 	}
@@ -238,6 +245,12 @@ func (l *loop) ipv6(buf []byte) {
 		return
 	}
 	if dst.IsMulticast() {
+		if dst == vrrp.GroupIPv6 && proto == header.ProtocolVRRP && l.in.vrrp != nil {
+			l.bc.local++
+			l.in.vrrp.Receive(l.r.now(), src, dst, ip.HopLimit(), ip[off:])
+			l.r.wakeVRRP()
+			return
+		}
 		if dst == allNodes && proto == header.ProtocolICMPv6 {
 			l.local6(buf, ip, off, proto)
 			return

@@ -22,6 +22,7 @@ import (
 	"ulb/router/fib"
 	"ulb/router/header"
 	"ulb/router/port"
+	"ulb/vrrp"
 )
 
 // PortConfig is one port the router owns.
@@ -63,6 +64,8 @@ type Config struct {
 	Conntrack conntrack.Config
 	// ProxyPortLo and ProxyPortHi bound the full-NAT source ports (default 1024-65535).
 	ProxyPortLo, ProxyPortHi uint16
+	// VRRP are the virtual router instances.
+	VRRP []VRRPConfig
 }
 
 // Router is the forwarding engine. Create it with New, start it with Run.
@@ -86,11 +89,13 @@ type Router struct {
 
 	ping  pinger
 	probe prober
+	vrrp  vrrpState
 
 	// cfgMu serializes the control plane's changes of routes and rules.
-	cfgMu   sync.Mutex
-	routes  []Route
-	virtual map[netip.Addr]int // VIPs and proxy sources answered for, by port index
+	cfgMu     sync.Mutex
+	routes    []Route
+	virtual   map[netip.Addr]int // VIPs and proxy sources answered for, by port index
+	vrrpLocal map[netip.Addr]int // virtual addresses of masters in Accept_Mode, by port index
 }
 
 // routerPort is a port with the router's state about it.
@@ -105,6 +110,10 @@ type routerPort struct {
 	src4   netip.Addr     // source of ICMPv4 errors sent from this port
 	src6   netip.Addr     // source of ICMPv6 errors sent from this port
 	neigh  *arpd.Neighbours
+	vrrp   *vrrp.Mux // the port's VRRP instances; nil without any
+
+	vmacMu sync.Mutex
+	vmacs  atomic.Pointer[[]header.MAC] // virtual MACs the port is master for
 
 	counters PortCounters
 
@@ -212,6 +221,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	r.ports4nat = pp
 	r.routes = cfg.Routes
+	if err := r.newVRRP(cfg.VRRP); err != nil {
+		return nil, err
+	}
 	if err := r.SetRules(cfg.Rules); err != nil {
 		return nil, err
 	}
@@ -249,6 +261,9 @@ func (r *Router) buildFIB(routes []Route, byName map[string]int) (*fib.Table, er
 	// VIPs and full-NAT proxy sources are the router's own addresses too.
 	for a, i := range r.virtual {
 		b.Insert(netip.PrefixFrom(a, a.BitLen()), fib.NextHop{Port: max(i, 0), Kind: fib.Local})
+	}
+	for a, i := range r.vrrpLocal {
+		b.Insert(netip.PrefixFrom(a, a.BitLen()), fib.NextHop{Port: i, Kind: fib.Local})
 	}
 	for _, rt := range routes {
 		nh := fib.NextHop{Gateway: rt.Via, Kind: fib.Static}
@@ -318,6 +333,12 @@ func (r *Router) Run(ctx context.Context) error {
 			rp.neigh.Announce()
 		}
 	}
+	vctx, vcancel := context.WithCancel(context.Background())
+	vdone := make(chan struct{})
+	go func() {
+		defer close(vdone)
+		r.runVRRP(vctx)
+	}()
 	t := time.NewTicker(r.tick)
 	defer t.Stop()
 	lastDrain := r.now()
@@ -342,6 +363,9 @@ loop:
 			}
 		}
 	}
+	// VRRP masters say goodbye (priority 0) while the ports still work.
+	vcancel()
+	<-vdone
 	// Close the ports so blocked reads return, then wait for the loops.
 	for _, rp := range r.ports {
 		rp.p.Close()

@@ -45,13 +45,15 @@ func (r *Router) SetRules(rules []balancer.RuleConfig) error {
 		}
 	}
 	// Stop answering for what is gone, answer for what is new.
+	// Addresses a VRRP instance backs up are answered for by it, with its virtual MAC,
+	// while it is master.
 	for a, i := range r.virtual {
-		if j, ok := virtual[a]; (!ok || j != i) && i >= 0 && r.ports[i].neigh != nil {
+		if j, ok := virtual[a]; (!ok || j != i) && i >= 0 && r.ports[i].neigh != nil && !r.vrrp.owned[a] {
 			r.ports[i].neigh.RemoveVirtual(a)
 		}
 	}
 	for a, i := range virtual {
-		if i >= 0 && r.ports[i].neigh != nil {
+		if i >= 0 && r.ports[i].neigh != nil && !r.vrrp.owned[a] {
 			r.ports[i].neigh.AddVirtual(a, r.ports[i].mac)
 		}
 	}
@@ -68,7 +70,7 @@ func (r *Router) SetRules(rules []balancer.RuleConfig) error {
 		r.lbActive.Store(true)
 	}
 	for a, i := range virtual {
-		if _, was := old[a]; !was && i >= 0 && r.ports[i].neigh != nil {
+		if _, was := old[a]; !was && i >= 0 && r.ports[i].neigh != nil && !r.vrrp.owned[a] {
 			r.ports[i].neigh.AnnounceAddress(a)
 		}
 	}

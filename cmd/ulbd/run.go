@@ -15,6 +15,7 @@ import (
 	"ulb/router"
 	"ulb/router/control"
 	"ulb/router/port"
+	"ulb/vrrp"
 )
 
 // run opens the configured ports, starts the router and the control socket, and returns
@@ -32,6 +33,7 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <
 		Logger:    logger,
 		Rules:     rules(cfg),
 		Conntrack: conntrackConfig(cfg.Conntrack),
+		VRRP:      vrrpConfigs(cfg),
 	})
 	if err != nil {
 		for _, p := range ports {
@@ -180,6 +182,45 @@ func rules(cfg *config.Config) []balancer.RuleConfig {
 					Addr: s.Addr, Port: s.Port, Weight: s.Weight, MaxConns: s.MaxConns, Disabled: !s.Enabled,
 				})
 			}
+		}
+		out = append(out, rc)
+	}
+	return out
+}
+
+// vrrpConfigs turns the configuration's [[vrrp]] sections into the router's instances.
+func vrrpConfigs(cfg *config.Config) []router.VRRPConfig {
+	var out []router.VRRPConfig
+	for _, v := range cfg.VRRP {
+		ic := vrrp.Config{
+			Name:         v.Name,
+			VRID:         v.VRID,
+			Version:      uint8(v.Version),
+			Priority:     uint8(v.Priority),
+			Interval:     v.Interval,
+			Preempt:      v.Preempt,
+			PreemptDelay: v.PreemptDelay,
+			Accept:       v.Accept,
+		}
+		if v.Checksum == config.ChecksumNoPseudoHeader {
+			ic.Checksum = vrrp.NoPseudoHeader
+		}
+		for _, a := range v.Addresses {
+			ic.Addresses = append(ic.Addresses, a.Addr())
+		}
+		rc := router.VRRPConfig{Port: v.Port, Instance: ic, SyncGroup: v.SyncGroup,
+			GARPCount: v.GARPCount, GARPRefresh: v.GARPRefresh}
+		for _, tp := range v.TrackPorts {
+			rc.Track.Ports = append(rc.Track.Ports, vrrp.TrackPort{Name: tp.Port, Weight: tp.Weight})
+		}
+		for _, tp := range v.TrackPings {
+			rc.Track.Pings = append(rc.Track.Pings, vrrp.TrackPing{Address: tp.Address, Count: tp.Count, Weight: tp.Weight})
+			if rc.PingInterval == 0 || tp.Interval < rc.PingInterval {
+				rc.PingInterval = tp.Interval
+			}
+		}
+		for _, tg := range v.TrackGroups {
+			rc.Track.Groups = append(rc.Track.Groups, vrrp.TrackGroup{Name: tg.ServerGroup, Weight: tg.Weight})
 		}
 		out = append(out, rc)
 	}

@@ -1,7 +1,7 @@
 package port
 
 import (
-	"errors"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"sync"
@@ -10,7 +10,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
 )
 
@@ -48,10 +47,17 @@ type AFPacketStats struct {
 	LastTxErrno        syscall.Errno
 }
 
-// AFPacket is a port on a kernel network interface through an AF_PACKET socket with
+// AFPacket is a port on a kernel network interface through two AF_PACKET sockets with
 // PACKET_VNET_HDR: frames move in batches with recvmmsg and sendmmsg, GSO frames of up to
 // 64 KiB arrive whole with their virtio-net header, and frames written with a NEEDS_CSUM or
 // GSO header are completed or segmented by the kernel.
+//
+// Neither socket is registered with the Go runtime's poller: Read and Write block in the
+// kernel on the calling thread (the router's loops run on locked OS threads). A receive
+// socket takes the interface's frames and memberships; Read drains it with non-blocking
+// recvmmsg and, when it is empty, sleeps in ppoll on it and on an eventfd that Close
+// signals. A send-only socket (protocol 0: it receives nothing) takes Write's sendmmsg, so
+// that freeing each sent frame wakes no poller.
 //
 // Read must be called from one goroutine at a time; Write may be called from several.
 type AFPacket struct {
@@ -59,12 +65,17 @@ type AFPacket struct {
 	mac    net.HardwareAddr
 	mtu    int
 	index  int
-	conn   *packet.Conn // receive socket
-	rc     syscall.RawConn
 	batch  int
 	closed atomic.Bool
 
-	rx   *mmsgScratch // Read's; Read is not concurrent
+	// fdMu guards the life of rxfd and evfd: Read and the control methods hold it shared,
+	// Close exclusively to close them.
+	fdMu sync.RWMutex
+	rxfd int // receive socket
+	evfd int // eventfd that Close makes readable to wake a Read sleeping in ppoll
+	rx   *mmsgScratch
+	poll [2]unix.PollFd // rxfd, evfd; Read's
+
 	txMu sync.Mutex
 	txfd int          // send-only socket, closed under txMu
 	tx   *mmsgScratch // Write's, under txMu
@@ -81,17 +92,12 @@ var (
 )
 
 // mmsgScratch is the preallocated argument of one recvmmsg or sendmmsg call: a message per
-// frame with two iovecs (virtio-net header, frame) and a link-layer address. The syscall
-// runs in the method value fn, created once, so that a call allocates nothing.
+// frame with two iovecs (virtio-net header, frame) and, to receive, a link-layer address.
 type mmsgScratch struct {
 	msgs  []unix.Mmsghdr
 	iovs  []unix.Iovec
 	addrs []unix.RawSockaddrLinklayer
 	recv  bool
-	n     int           // messages to pass
-	done  int           // messages the call handled
-	errno syscall.Errno // its error
-	fn    func(fd uintptr) bool
 }
 
 func newMmsgScratch(n int, recv bool) *mmsgScratch {
@@ -112,7 +118,6 @@ func newMmsgScratch(n int, recv bool) *mmsgScratch {
 			h.Namelen = unix.SizeofSockaddrLinklayer
 		}
 	}
-	s.fn = s.call
 	return s
 }
 
@@ -131,29 +136,6 @@ func (s *mmsgScratch) set(i int, buf []byte, offset int) {
 	s.msgs[i].Len = 0
 	if s.recv {
 		s.msgs[i].Hdr.Namelen = unix.SizeofSockaddrLinklayer
-	}
-}
-
-// call is run by the RawConn: one recvmmsg or sendmmsg. It returns false, to wait for the
-// socket to become ready, on EAGAIN.
-func (s *mmsgScratch) call(fd uintptr) bool {
-	trap, flags := uintptr(unix.SYS_SENDMMSG), uintptr(unix.MSG_DONTWAIT)
-	if s.recv {
-		trap = unix.SYS_RECVMMSG
-	}
-	for {
-		r, _, e := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&s.msgs[0])), uintptr(s.n), flags, 0, 0)
-		switch e {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		case 0:
-			s.done, s.errno = int(r), 0
-		default:
-			s.done, s.errno = 0, e
-		}
-		return true
 	}
 }
 
@@ -177,33 +159,86 @@ func OpenAFPacket(device string, opts AFPacketOptions) (*AFPacket, error) {
 			return nil, wrap("set link up", err)
 		}
 	}
-	conn, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, nil)
-	if err != nil {
-		return nil, wrap("listen", err)
-	}
 	p := &AFPacket{
 		name:  device,
 		mac:   ifi.HardwareAddr,
 		mtu:   ifi.MTU,
 		index: ifi.Index,
-		conn:  conn,
 		batch: opts.BatchSize,
+		rxfd:  -1,
+		evfd:  -1,
+		txfd:  -1,
 		rx:    newMmsgScratch(opts.BatchSize, true),
 		tx:    newMmsgScratch(opts.BatchSize, false),
 	}
-	if p.rc, err = conn.SyscallConn(); err != nil {
-		conn.Close()
-		return nil, wrap("syscall conn", err)
+	if p.rxfd, err = openRxSocket(ifi.Index, opts); err != nil {
+		return nil, wrap("receive socket", err)
 	}
-	if err := p.configure(opts); err != nil {
-		conn.Close()
-		return nil, wrap("setsockopt", err)
+	if p.evfd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		p.closeFDs()
+		return nil, wrap("eventfd", err)
 	}
 	if p.txfd, err = openTxSocket(ifi.Index, opts); err != nil {
-		conn.Close()
+		p.closeFDs()
 		return nil, wrap("send socket", err)
 	}
+	p.poll = [2]unix.PollFd{{Fd: int32(p.rxfd), Events: unix.POLLIN}, {Fd: int32(p.evfd), Events: unix.POLLIN}}
 	return p, nil
+}
+
+// closeFDs closes the descriptors that are open.
+func (p *AFPacket) closeFDs() error {
+	var err error
+	for _, fd := range []*int{&p.rxfd, &p.evfd, &p.txfd} {
+		if *fd >= 0 {
+			if e := unix.Close(*fd); e != nil && err == nil {
+				err = e
+			}
+			*fd = -1
+		}
+	}
+	return err
+}
+
+// openRxSocket opens the receive socket of a port: an AF_PACKET socket of every protocol
+// bound to the interface, with PACKET_VNET_HDR. It is created with protocol 0 and given
+// ETH_P_ALL at bind, so that it never sees another interface's frames.
+func openRxSocket(ifindex int, opts AFPacketOptions) (int, error) {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	fail := func(op string, err error) (int, error) {
+		unix.Close(fd)
+		return -1, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+		return fail("PACKET_VNET_HDR", err)
+	}
+	// Without PACKET_IGNORE_OUTGOING (Linux < 4.20) Read drops PACKET_OUTGOING frames.
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil && err != unix.ENOPROTOOPT {
+		return fail("PACKET_IGNORE_OUTGOING", err)
+	}
+	if err := setBuffer(fd, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, opts.SocketBuffer); err != nil {
+		return fail("SO_RCVBUF", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}); err != nil {
+		return fail("bind", err)
+	}
+	if opts.FanoutGroup != 0 {
+		v := int(opts.FanoutGroup) | int(opts.FanoutMode)<<16
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, v); err != nil {
+			return fail(fmt.Sprintf("PACKET_FANOUT group %d mode %d", opts.FanoutGroup, opts.FanoutMode), err)
+		}
+	}
+	return fd, nil
+}
+
+// htons converts a 16-bit value from host to network byte order.
+func htons(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return binary.NativeEndian.Uint16(b[:])
 }
 
 // sendTimeout bounds how long a sendmmsg blocks on a full send buffer (SO_SNDTIMEO);
@@ -257,48 +292,16 @@ func setBuffer(fd, force, plain, size int) error {
 	return nil
 }
 
-// configure sets the socket options.
-func (p *AFPacket) configure(opts AFPacketOptions) error {
-	var err error
-	cerr := p.rc.Control(func(fd uintptr) {
-		s := int(fd)
-		if err = unix.SetsockoptInt(s, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
-			err = fmt.Errorf("PACKET_VNET_HDR: %w", err)
-			return
-		}
-		// Without PACKET_IGNORE_OUTGOING (Linux < 4.20) Read drops PACKET_OUTGOING frames.
-		if e := unix.SetsockoptInt(s, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); e != nil && e != unix.ENOPROTOOPT {
-			err = fmt.Errorf("PACKET_IGNORE_OUTGOING: %w", e)
-			return
-		}
-		if err = setBuffer(s, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, opts.SocketBuffer); err != nil {
-			err = fmt.Errorf("SO_RCVBUF: %w", err)
-			return
-		}
-		if opts.FanoutGroup != 0 {
-			v := int(opts.FanoutGroup) | int(opts.FanoutMode)<<16
-			if err = unix.SetsockoptInt(s, unix.SOL_PACKET, unix.PACKET_FANOUT, v); err != nil {
-				err = fmt.Errorf("PACKET_FANOUT group %d mode %d: %w", opts.FanoutGroup, opts.FanoutMode, err)
-				return
-			}
-		}
-	})
-	if cerr != nil {
-		return cerr
-	}
-	return err
-}
-
 func (p *AFPacket) Name() string                   { return p.name }
 func (p *AFPacket) HardwareAddr() net.HardwareAddr { return p.mac }
 func (p *AFPacket) MTU() int                       { return p.mtu }
 func (p *AFPacket) Layer3() bool                   { return false }
 func (p *AFPacket) BatchSize() int                 { return p.batch }
 
-// ioError turns an error of the RawConn or of the syscall into ErrClosed after Close, or
-// wraps it with the operation and the device.
+// ioError turns an error of a syscall into ErrClosed after Close, or wraps it with the
+// operation and the device.
 func (p *AFPacket) ioError(op string, err error) error {
-	if p.closed.Load() || errors.Is(err, net.ErrClosed) {
+	if p.closed.Load() {
 		return ErrClosed
 	}
 	return fmt.Errorf("afpacket %s: %s: %w", p.name, op, err)
@@ -308,6 +311,8 @@ func (p *AFPacket) ioError(op string, err error) error {
 // with one recvmmsg: frame i into bufs[i][offset:offset+sizes[i]], its virtio-net header
 // into bufs[i][offset-VnetHdrLen:offset]. Frames that do not fit their buffer are dropped
 // and counted. Every bufs[i] must be longer than offset, and offset at least VnetHdrLen.
+// It blocks the calling OS thread, not only the goroutine; after Close it returns
+// ErrClosed. The link going down does not end it: Read waits for the link to come back.
 func (p *AFPacket) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	n := min(len(bufs), len(sizes), p.batch)
 	if n == 0 {
@@ -322,20 +327,32 @@ func (p *AFPacket) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 			return 0, fmt.Errorf("afpacket %s: read buffer %d of %d bytes, offset %d", p.name, i, len(bufs[i]), offset)
 		}
 	}
+	p.fdMu.RLock()
+	defer p.fdMu.RUnlock()
 	for {
+		if p.closed.Load() {
+			return 0, ErrClosed
+		}
 		for i := 0; i < n; i++ {
 			s.set(i, bufs[i], offset)
 		}
-		s.n = n
-		if err := p.rc.Read(s.fn); err != nil {
-			return 0, p.ioError("recvmmsg", err)
-		}
-		if s.errno != 0 {
-			return 0, p.ioError("recvmmsg", s.errno)
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(p.rxfd), uintptr(unsafe.Pointer(&s.msgs[0])), uintptr(n),
+			unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case 0:
+		case unix.EAGAIN:
+			if err := p.wait(); err != nil {
+				return 0, err
+			}
+			continue
+		case unix.EINTR, unix.ENETDOWN:
+			continue
+		default:
+			return 0, p.ioError("recvmmsg", e)
 		}
 		got := 0
 		var bytes uint64
-		for i := 0; i < s.done; i++ {
+		for i := 0; i < int(r); i++ {
 			m := &s.msgs[i]
 			if s.addrs[i].Pkttype == unix.PACKET_OUTGOING {
 				p.rxOutgoing.Add(1)
@@ -357,6 +374,25 @@ func (p *AFPacket) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 			p.rxPackets.Add(uint64(got))
 			p.rxBytes.Add(bytes)
 			return got, nil
+		}
+	}
+}
+
+// wait sleeps in ppoll until the receive socket is readable (or has an error to report)
+// or Close signals the eventfd. The caller holds fdMu shared.
+func (p *AFPacket) wait() error {
+	for {
+		_, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&p.poll[0])), uintptr(len(p.poll)), 0, 0, 0, 0)
+		switch e {
+		case 0:
+			if p.poll[1].Revents != 0 || p.closed.Load() {
+				return ErrClosed
+			}
+			return nil
+		case unix.EINTR:
+			continue
+		default:
+			return p.ioError("ppoll", e)
 		}
 	}
 }
@@ -424,17 +460,23 @@ func (p *AFPacket) Write(bufs [][]byte, offset int) (int, error) {
 	return sent, nil
 }
 
-// Close closes the socket; a blocked Read returns ErrClosed.
+// Close closes the sockets; a blocked Read returns ErrClosed, and so do Read and Write
+// afterwards. A Write in progress finishes first.
 func (p *AFPacket) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
-	err := p.conn.Close()
-	p.txMu.Lock() // a Write in progress finishes first: the descriptor is not reused under it
-	if e := unix.Close(p.txfd); err == nil {
-		err = e
+	one := [8]byte{1}
+	if _, err := unix.Write(p.evfd, one[:]); err != nil {
+		return fmt.Errorf("afpacket %s: close: wake the reader: %w", p.name, err)
 	}
+	// The descriptors are closed only when no call uses them, so that none is reused
+	// under it.
+	p.fdMu.Lock()
+	p.txMu.Lock()
+	err := p.closeFDs()
 	p.txMu.Unlock()
+	p.fdMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("afpacket %s: close: %w", p.name, err)
 	}
@@ -455,14 +497,12 @@ func (p *AFPacket) membership(what string, typ uint16, add bool, mac net.Hardwar
 	if add {
 		opt = unix.PACKET_ADD_MEMBERSHIP
 	}
-	var err error
-	cerr := p.rc.Control(func(fd uintptr) {
-		err = unix.SetsockoptPacketMreq(int(fd), unix.SOL_PACKET, opt, &mreq)
-	})
-	if cerr != nil {
-		return p.ioError(what, cerr)
+	p.fdMu.RLock()
+	defer p.fdMu.RUnlock()
+	if p.closed.Load() {
+		return ErrClosed
 	}
-	if err != nil {
+	if err := unix.SetsockoptPacketMreq(p.rxfd, unix.SOL_PACKET, opt, &mreq); err != nil {
 		return fmt.Errorf("afpacket %s: %s %v: %w", p.name, what, mac, err)
 	}
 	return nil
@@ -492,9 +532,14 @@ func (p *AFPacket) RemoveMulticast(mac net.HardwareAddr) error {
 // Stats returns the port's counters. It also collects the kernel's drop count
 // (PACKET_STATISTICS), so it belongs to the control plane, not the per-packet path.
 func (p *AFPacket) Stats() AFPacketStats {
-	if ks, err := p.conn.Stats(); err == nil {
-		p.rxKernelDrops.Add(uint64(ks.Drops))
+	p.fdMu.RLock()
+	if !p.closed.Load() {
+		// Reading the kernel's counters resets them.
+		if ks, err := unix.GetsockoptTpacketStats(p.rxfd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+			p.rxKernelDrops.Add(uint64(ks.Drops))
+		}
 	}
+	p.fdMu.RUnlock()
 	return AFPacketStats{
 		RxPackets:     p.rxPackets.Load(),
 		RxBytes:       p.rxBytes.Load(),

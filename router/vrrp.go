@@ -1,0 +1,459 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"ulb/router/header"
+	"ulb/router/port"
+	"ulb/vrrp"
+)
+
+// VRRPConfig is one VRRP instance the router runs on one of its ports.
+type VRRPConfig struct {
+	// Port is the name of the port the instance runs on.
+	Port string
+	// Instance configures the state machine; the router sets Primary (the port's first
+	// IPv4 address, or its IPv6 link-local address) and Out.
+	Instance vrrp.Config
+	// Track lists what the instance follows besides its own port's link (always
+	// tracked: down is Fault). PingInterval is how often tracked addresses are pinged.
+	Track        vrrp.TrackerConfig
+	PingInterval time.Duration
+	// SyncGroup names the instances that change state together ("" for none).
+	SyncGroup string
+	// GARPCount gratuitous ARPs (unsolicited NAs) go out for each address on becoming
+	// master; GARPRefresh, when not 0, repeats one while master.
+	GARPCount   int
+	GARPRefresh time.Duration
+}
+
+// VRRPEvent is a state change of an instance, as published to the control socket.
+type VRRPEvent struct {
+	Time     time.Time
+	Instance string
+	From, To vrrp.State
+}
+
+// vrrpNode is one instance with the router's side of it: the Output that sends its
+// adverts and takes or releases the virtual MAC and addresses.
+type vrrpNode struct {
+	r       *Router
+	rp      *routerPort
+	in      *vrrp.Instance
+	cfg     VRRPConfig
+	tracker *vrrp.Tracker
+
+	mu       sync.Mutex
+	master   bool
+	nextGARP time.Time
+}
+
+var _ vrrp.Output = (*vrrpNode)(nil)
+
+// vrrpState is the router's VRRP part.
+type vrrpState struct {
+	nodes []*vrrpNode
+	wake  chan struct{} // a receive may have moved a timer
+	owned map[netip.Addr]bool
+	// OnEvent, when set, receives every transition.
+	onEvent func(VRRPEvent)
+}
+
+// mcastMAC is the Ethernet group of the VRRP address of a family.
+func vrrpGroupMAC(ipv6 bool) header.MAC {
+	if ipv6 {
+		return header.IPv6MulticastMAC(vrrp.GroupIPv6)
+	}
+	return header.MAC{0x01, 0x00, 0x5e, 0x00, 0x00, 0x12}
+}
+
+// newVRRP builds the instances, their muxes per port, trackers and sync groups.
+func (r *Router) newVRRP(cfgs []VRRPConfig) error {
+	r.vrrp.wake = make(chan struct{}, 1)
+	r.vrrp.owned = map[netip.Addr]bool{}
+	groups := map[string][]*vrrp.Instance{}
+	var order []string
+	for _, c := range cfgs {
+		i, ok := r.byName[c.Port]
+		if !ok {
+			return fmt.Errorf("%w: vrrp %s: no port %q", ErrConfig, c.Instance.Name, c.Port)
+		}
+		rp := r.ports[i]
+		if rp.layer3 {
+			return fmt.Errorf("%w: vrrp %s: port %s has no Ethernet", ErrConfig, c.Instance.Name, c.Port)
+		}
+		n := &vrrpNode{r: r, rp: rp, cfg: c}
+		ic := c.Instance
+		ic.Out = n
+		if ic.Log == nil {
+			ic.Log = r.log.With("vrrp", ic.Name)
+		}
+		ipv6 := len(ic.Addresses) > 0 && ic.Addresses[0].Is6()
+		ic.Primary = rp.src4
+		if ipv6 {
+			ic.Primary = header.LinkLocalFromMAC(rp.mac)
+		}
+		in, err := vrrp.New(ic)
+		if err != nil {
+			return fmt.Errorf("%w: vrrp %s: %v", ErrConfig, ic.Name, err)
+		}
+		n.in = in
+		track := c.Track
+		track.Ports = append([]vrrp.TrackPort{{Name: c.Port}}, track.Ports...)
+		if n.tracker, err = vrrp.NewTracker(track); err != nil {
+			return fmt.Errorf("%w: vrrp %s: %v", ErrConfig, ic.Name, err)
+		}
+		if rp.vrrp == nil {
+			rp.vrrp = &vrrp.Mux{}
+		}
+		if err := rp.vrrp.Add(in); err != nil {
+			return fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		if mf, ok := rp.p.(port.MulticastFilter); ok {
+			g := vrrpGroupMAC(ipv6)
+			if err := mf.AddMulticast(g[:]); err != nil {
+				return fmt.Errorf("port %s: join %s: %w", rp.cfg.Name, g, err)
+			}
+		}
+		for _, a := range ic.Addresses {
+			r.vrrp.owned[a] = true
+		}
+		if c.SyncGroup != "" {
+			if _, ok := groups[c.SyncGroup]; !ok {
+				order = append(order, c.SyncGroup)
+			}
+			groups[c.SyncGroup] = append(groups[c.SyncGroup], in)
+		}
+		r.vrrp.nodes = append(r.vrrp.nodes, n)
+	}
+	for _, name := range order {
+		if _, err := vrrp.NewSyncGroup(name, groups[name]...); err != nil {
+			return fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+	}
+	return nil
+}
+
+// Send transmits an advert from the virtual MAC to the VRRP group.
+func (n *vrrpNode) Send(advert []byte) {
+	in := n.in
+	dst := in.Destination()
+	buf := make([]byte, headroom+ethLen+header.IPv6MinimumSize+len(advert))
+	port.Hdr(buf, headroom).Clear()
+	ipb := buf[headroom+ethLen:]
+	var l int
+	if in.IPv6() {
+		l = header.IPv6MinimumSize + len(advert)
+		header.EncodeIPv6(ipb, header.IPv6Fields{PayloadLength: uint16(len(advert)), NextHeader: header.ProtocolVRRP,
+			HopLimit: 255, Src: in.Primary(), Dst: dst})
+		copy(ipb[header.IPv6MinimumSize:], advert)
+	} else {
+		l = header.IPv4MinimumSize + len(advert)
+		header.EncodeIPv4(ipb, header.IPv4Fields{TOS: 0xc0, TotalLength: uint16(l), TTL: 255,
+			Protocol: header.ProtocolVRRP, Src: in.Primary(), Dst: dst})
+		copy(ipb[header.IPv4MinimumSize:], advert)
+	}
+	et := header.EtherTypeIPv4
+	if in.IPv6() {
+		et = header.EtherTypeIPv6
+	}
+	header.EncodeEthernet(buf[headroom:], vrrpGroupMAC(in.IPv6()), in.VirtualMAC(), et)
+	n.rp.sendOne(buf[:headroom+ethLen+l], headroom)
+}
+
+// OnTransition takes the virtual MAC and addresses on becoming master and releases them
+// on leaving Master.
+func (n *vrrpNode) OnTransition(from, to vrrp.State) {
+	now := n.r.now()
+	n.r.log.Info("vrrp transition", "instance", n.in.Name(), "vrid", n.in.VRID(), "from", from.String(), "to", to.String())
+	switch {
+	case to == vrrp.Master:
+		n.takeOver(now)
+	case from == vrrp.Master:
+		n.release()
+	}
+	if f := n.r.vrrp.onEvent; f != nil {
+		f(VRRPEvent{Time: now, Instance: n.in.Name(), From: from, To: to})
+	}
+}
+
+func (n *vrrpNode) takeOver(now time.Time) {
+	vmac := n.in.VirtualMAC()
+	if uf, ok := n.rp.p.(port.UnicastFilter); ok {
+		if err := uf.AddUnicast(vmac[:]); err != nil {
+			n.r.log.Error("vrrp: cannot receive the virtual MAC", "instance", n.in.Name(), "err", err)
+		}
+	}
+	n.rp.addVMAC(vmac)
+	for _, a := range n.in.Addresses() {
+		n.rp.neigh.AddVirtual(a, vmac)
+	}
+	if n.in.AcceptMode() {
+		n.r.setVRRPLocal(n.in.Addresses(), n.rp.idx, true)
+	}
+	n.mu.Lock()
+	n.master = true
+	if n.cfg.GARPRefresh > 0 {
+		n.nextGARP = now.Add(n.cfg.GARPRefresh)
+	}
+	n.mu.Unlock()
+	n.announce(n.cfg.GARPCount)
+}
+
+func (n *vrrpNode) release() {
+	n.mu.Lock()
+	n.master = false
+	n.mu.Unlock()
+	vmac := n.in.VirtualMAC()
+	for _, a := range n.in.Addresses() {
+		n.rp.neigh.RemoveVirtual(a)
+	}
+	n.r.setVRRPLocal(n.in.Addresses(), n.rp.idx, false)
+	n.rp.removeVMAC(vmac)
+	if uf, ok := n.rp.p.(port.UnicastFilter); ok {
+		uf.RemoveUnicast(vmac[:])
+	}
+}
+
+// announce sends count gratuitous ARPs (unsolicited NAs) for every address.
+func (n *vrrpNode) announce(count int) {
+	for range count {
+		for _, a := range n.in.Addresses() {
+			n.rp.neigh.AnnounceAddress(a)
+		}
+	}
+}
+
+// tick refreshes the gratuitous ARPs of a master.
+func (n *vrrpNode) tick(now time.Time) {
+	n.mu.Lock()
+	due := n.master && n.cfg.GARPRefresh > 0 && !now.Before(n.nextGARP)
+	if due {
+		n.nextGARP = now.Add(n.cfg.GARPRefresh)
+	}
+	n.mu.Unlock()
+	if due {
+		n.announce(1)
+	}
+}
+
+// addVMAC makes the port accept frames for a virtual MAC.
+func (rp *routerPort) addVMAC(m header.MAC) {
+	rp.vmacMu.Lock()
+	defer rp.vmacMu.Unlock()
+	old := rp.vmacs.Load()
+	var list []header.MAC
+	if old != nil {
+		list = append(list, *old...)
+	}
+	for _, x := range list {
+		if x == m {
+			return
+		}
+	}
+	list = append(list, m)
+	rp.vmacs.Store(&list)
+}
+
+func (rp *routerPort) removeVMAC(m header.MAC) {
+	rp.vmacMu.Lock()
+	defer rp.vmacMu.Unlock()
+	old := rp.vmacs.Load()
+	if old == nil {
+		return
+	}
+	var list []header.MAC
+	for _, x := range *old {
+		if x != m {
+			list = append(list, x)
+		}
+	}
+	rp.vmacs.Store(&list)
+}
+
+// acceptsVMAC reports whether the port is master for the virtual MAC m.
+func (rp *routerPort) acceptsVMAC(m header.MAC) bool {
+	if l := rp.vmacs.Load(); l != nil {
+		for _, x := range *l {
+			if x == m {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// setVRRPLocal makes the virtual addresses of a master in Accept_Mode the router's own
+// (or stops it), for ICMP echo and the like.
+func (r *Router) setVRRPLocal(addrs []netip.Addr, port int, on bool) {
+	r.cfgMu.Lock()
+	defer r.cfgMu.Unlock()
+	if r.vrrpLocal == nil {
+		r.vrrpLocal = map[netip.Addr]int{}
+	}
+	for _, a := range addrs {
+		if on {
+			r.vrrpLocal[a] = port
+		} else {
+			delete(r.vrrpLocal, a)
+		}
+	}
+	if t, err := r.buildFIB(r.routes, r.byName); err == nil {
+		r.fib.Store(t)
+	}
+}
+
+// wakeVRRP tells the timer loop that a timer may have moved.
+func (r *Router) wakeVRRP() {
+	select {
+	case r.vrrp.wake <- struct{}{}:
+	default:
+	}
+}
+
+// runVRRP starts the instances and runs their timers, link tracking and pings until ctx
+// ends; then every master says goodbye with priority 0.
+func (r *Router) runVRRP(ctx context.Context) {
+	nodes := r.vrrp.nodes
+	if len(nodes) == 0 {
+		return
+	}
+	for _, n := range nodes {
+		n.in.Start(r.now())
+	}
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		for _, p := range n.cfg.Track.Pings {
+			wg.Go(func() { n.pingLoop(ctx, p.Address) })
+		}
+	}
+	links := time.NewTicker(100 * time.Millisecond)
+	defer links.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		next := time.Time{}
+		for _, n := range nodes {
+			if t := n.in.NextTimeout(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
+				next = t
+			}
+		}
+		if !next.IsZero() {
+			timer.Reset(max(next.Sub(r.now()), 0))
+		}
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			now := r.now()
+			for _, n := range nodes {
+				n.in.Shutdown(now)
+			}
+			return
+		case <-timer.C:
+		case <-r.vrrp.wake:
+		case <-links.C:
+			for _, n := range nodes {
+				n.trackLinks()
+			}
+		}
+		now := r.now()
+		for _, n := range nodes {
+			n.in.Tick(now)
+			n.tick(now)
+		}
+	}
+}
+
+// trackLinks feeds the link states of the tracked ports to the tracker.
+func (n *vrrpNode) trackLinks() {
+	changed := false
+	for _, tp := range n.cfg.Track.Ports {
+		i, ok := n.r.byName[tp.Name]
+		if !ok {
+			continue
+		}
+		if n.tracker.SetPort(tp.Name, linkUp(n.r.ports[i])) {
+			changed = true
+		}
+	}
+	if n.tracker.SetPort(n.rp.cfg.Name, linkUp(n.rp)) || changed {
+		n.tracker.Apply(n.in)
+	}
+}
+
+// linkUp reports whether a port's device has its link (carrier) up; ports without a
+// kernel device (tests) are always up.
+func linkUp(rp *routerPort) bool {
+	if rp.cfg.Device == "" {
+		return true
+	}
+	ifi, err := net.InterfaceByName(rp.cfg.Device)
+	if err != nil {
+		return false
+	}
+	return ifi.Flags&net.FlagRunning != 0
+}
+
+// pingLoop pings a tracked address at the configured interval and feeds the results.
+func (n *vrrpNode) pingLoop(ctx context.Context, addr netip.Addr) {
+	every := n.cfg.PingInterval
+	if every <= 0 {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, every)
+		_, err := n.r.Ping(pctx, addr)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if n.tracker.PingResult(addr, err == nil) {
+			n.tracker.Apply(n.in)
+			n.r.wakeVRRP()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// VRRPInfo lists the instances for show-router.
+func (r *Router) VRRPInfo() []vrrp.Info {
+	var out []vrrp.Info
+	for _, n := range r.vrrp.nodes {
+		out = append(out, n.in.Info())
+	}
+	return out
+}
+
+// VRRPPort names the port an instance runs on.
+func (r *Router) VRRPPort(instance string) string {
+	for _, n := range r.vrrp.nodes {
+		if n.in.Name() == instance {
+			return n.rp.cfg.Name
+		}
+	}
+	return ""
+}
+
+// OnVRRPEvent sets the function that receives every VRRP transition (before Run).
+func (r *Router) OnVRRPEvent(f func(VRRPEvent)) { r.vrrp.onEvent = f }
+
+// SetVRRPGroupHealth tells the instances tracking a server group whether it is healthy.
+func (r *Router) SetVRRPGroupHealth(group string, healthy bool) {
+	for _, n := range r.vrrp.nodes {
+		if n.tracker.SetGroup(group, healthy) {
+			n.tracker.Apply(n.in)
+			r.wakeVRRP()
+		}
+	}
+}
