@@ -16,7 +16,8 @@ import (
 // The agent protocol: one UDP datagram each way, in ASCII.
 //
 //	request:  "load? TOKEN\n"        TOKEN: 1-32 bytes of [0-9A-Za-z], optional ("load?\n")
-//	reply:    "load LOAD TOKEN\n"    LOAD: 0-100, the request's TOKEN echoed (if any)
+//	reply:    "load LOAD TOKEN\n"    LOAD: 0-100 in decimal without leading zeros,
+//	                                 the request's TOKEN echoed (if any)
 //
 // The engine sends a new decimal token with every request and takes only the reply that
 // echoes it, so a late reply to an earlier request never passes for a fresh one. The
@@ -56,7 +57,7 @@ func ParseAgentReply(b []byte, token uint32) (int, error) {
 	}
 	num, tok, _ := bytes.Cut(rest, []byte{' '})
 	load, err := strconv.Atoi(string(num))
-	if err != nil || load < 0 || load > 100 || len(num) > 3 {
+	if err != nil || load < 0 || load > 100 || string(num) != strconv.Itoa(load) {
 		return 0, fmt.Errorf("%w: load %q", ErrAgentReply, truncate(string(num), 8))
 	}
 	var want [10]byte

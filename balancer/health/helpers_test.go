@@ -151,7 +151,7 @@ func engine(p Prober) (*Engine, chan event, chan int) {
 			}
 			ch <- event{t, up, n}
 		},
-		OnLoad:   func(_ Target, l int) { loads <- l }})
+		OnLoad: func(_ Target, l int) { loads <- l }})
 	return e, ch, loads
 }
 
