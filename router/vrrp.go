@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"ulb/router/header"
 	"ulb/router/port"
@@ -322,6 +325,13 @@ func (r *Router) runVRRP(ctx context.Context) {
 	nodes := r.vrrp.nodes
 	if len(nodes) == 0 {
 		return
+	}
+	// Adverts must leave on time even when the forwarding loops keep the CPUs busy: the
+	// timer loop gets a thread of its own, with a better scheduling priority when the
+	// process may raise it (a late advert is a needless takeover at the peers).
+	runtime.LockOSThread() // not unlocked: the reniced thread ends with the goroutine
+	if err := unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), -10); err != nil {
+		r.log.Debug("vrrp: cannot raise the timer thread's priority", "err", err)
 	}
 	for _, n := range nodes {
 		n.in.Start(r.now())

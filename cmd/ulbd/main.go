@@ -74,6 +74,9 @@ func ulbd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, err)
 			return exitError
 		}
+		for _, w := range cfg.Warnings {
+			fmt.Fprintf(stderr, "%s (warning)\n", w)
+		}
 		fmt.Fprintf(stdout, "%s: ok\n", *file)
 		return exitOK
 	}
@@ -90,6 +93,9 @@ func ulbd(args []string, stdout, stderr io.Writer) int {
 		level.Set(cfg.LogLevel)
 	}
 	logger.Info("starting", "version", version, "config", *file, "hostname", cfg.Hostname)
+	for _, w := range cfg.Warnings {
+		logger.Warn("configuration", "warning", w.String())
+	}
 
 	if !hostReady(logger, cfg) {
 		return exitError

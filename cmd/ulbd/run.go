@@ -44,6 +44,7 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <
 	start := time.Now()
 	srv := control.NewServer(cfg.ControlSocket, logger)
 	register(srv, r, start)
+	registerVRRP(srv, r, control.NewEvents(time.Now))
 	if err := srv.Listen(); err != nil {
 		for _, p := range ports {
 			p.Port.Close()
