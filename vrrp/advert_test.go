@@ -2,15 +2,19 @@ package vrrp
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"ulb/internal/testenv"
 	"ulb/router/header"
 )
 
@@ -24,7 +28,13 @@ type captured struct {
 // readPcap reads the protocol-112 packets of a pcap file in testdata.
 func readPcap(t testing.TB, name string) []captured {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
+	return readPcapIn(t, "testdata", name)
+}
+
+// readPcapIn reads the protocol-112 packets of a pcap file in dir.
+func readPcapIn(t testing.TB, dir, name string) []captured {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +92,36 @@ func addrs(s ...string) []netip.Addr {
 // TestKeepalivedGolden decodes adverts that Debian's keepalived 2.2.7 sent (see
 // testdata/capture.sh) and checks that BuildAdvert with the same fields writes the same
 // bytes: the interoperability proof of the codec.
-func TestKeepalivedGolden(t *testing.T) {
+func TestKeepalivedGolden(t *testing.T) { checkKeepalivedCaptures(t, "testdata") }
+
+// TestKeepalivedLive captures the keepalived installed here afresh (as
+// testdata/capture.sh does, in namespaces of its own) and checks its adverts as
+// TestKeepalivedGolden checks the stored ones.
+func TestKeepalivedLive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes half a minute")
+	}
+	testenv.NeedRoot(t)
+	testenv.NeedTool(t, "keepalived", "tcpdump", "ip")
+	dir := t.TempDir()
+	tag := fmt.Sprintf("t%d", os.Getpid()%1000000)
+	t.Cleanup(func() {
+		for n := 1; n <= 3; n++ {
+			for _, side := range []string{"a", "b"} {
+				exec.Command("ip", "netns", "del", fmt.Sprintf("ulbt-vk%s-%s-%d", side, tag, n)).Run()
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "sh", filepath.Join("testdata", "capture.sh"), dir, tag).CombinedOutput()
+	if err != nil {
+		t.Fatalf("capture.sh: %v\n%s", err, out)
+	}
+	checkKeepalivedCaptures(t, dir)
+}
+
+func checkKeepalivedCaptures(t *testing.T, dir string) {
 	tests := []struct {
 		file      string
 		version   uint8
@@ -98,7 +137,7 @@ func TestKeepalivedGolden(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			pkts := readPcap(t, tt.file)
+			pkts := readPcapIn(t, dir, tt.file)
 			sawStop := false
 			for i, c := range pkts {
 				ipv6 := c.src.Is6()

@@ -2,18 +2,24 @@
 # capture.sh regenerates the keepalived golden captures in this folder (run as root;
 # needs keepalived, tcpdump and iproute2). Each capture runs Debian's keepalived as
 # master in a network namespace, records its adverts on the peer end of a veth
-# pair for about three seconds, then stops keepalived with SIGTERM so that the
+# pair for five seconds, then stops keepalived with SIGTERM so that the
 # last advert of the file is its priority-0 advert. Only documentation prefixes.
 # keepalived 2.2.7 (Debian 12) sends VRRPv3 over IPv4 with the pseudo-header in
 # the checksum and has no v3_checksum_as_v2 keyword yet, so there is no capture
 # of the other variant.
+#
+# usage: capture.sh [OUTDIR [TAG]]: OUTDIR defaults to this folder; TAG (default: the
+# shell's PID) makes the namespace names ulbt-vka-TAG-N and ulbt-vkb-TAG-N unique.
 set -eu
-cd "$(dirname "$0")"
+out=$(cd "${1:-$(dirname "$0")}" && pwd)
+tag=${2:-$$}
+n=0
 run() {
 	name=$1
 	conf=$2
-	a=ulbt-vka-$name
-	b=ulbt-vkb-$name
+	n=$((n + 1))
+	a=ulbt-vka-$tag-$n
+	b=ulbt-vkb-$tag-$n
 	tmp=$(mktemp -d)
 	ip netns add "$a"
 	ip netns add "$b"
@@ -37,7 +43,7 @@ run() {
 	sleep 1
 	kill "$tp"
 	wait "$tp" || true
-	cp "$tmp/out.pcap" "keepalived-$name.pcap"
+	cp "$tmp/out.pcap" "$out/keepalived-$name.pcap"
 	ip netns del "$a"
 	ip netns del "$b"
 	rm -rf "$tmp"
