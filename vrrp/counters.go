@@ -52,8 +52,9 @@ const (
 	DropChecksum                        // bad checksum
 	DropVRID                            // no instance with this VRID on the port
 	DropOwner                           // this router is the address owner (priority 255)
+	DropSelf                            // our own advert, looped back (source is our primary address)
 	DropAuthType                        // version 2: authentication type is not 0
-	DropInterval                        // version 2: interval differs from ours
+	DropInterval                        // version 2: interval differs from ours; version 3: interval 0
 	DropAddressList                     // version 2: address list differs, sender not the owner
 	DropLowerPriority                   // backup with preempt: lower-priority master ignored
 	DropNotRunning                      // instance in Initialize or Fault
@@ -61,7 +62,7 @@ const (
 )
 
 var dropNames = [NumDropReasons]string{
-	"ttl", "version", "type", "length", "count", "checksum", "vrid", "owner",
+	"ttl", "version", "type", "length", "count", "checksum", "vrid", "owner", "self",
 	"auth-type", "interval", "address-list", "lower-priority", "not-running",
 }
 

@@ -482,6 +482,10 @@ func (in *Instance) check(now time.Time, src, dst netip.Addr, ttl uint8, p Adver
 	if in.owner {
 		return DropOwner, false
 	}
+	if src.WithZone("") == in.cfg.Primary {
+		// A master that heard itself would take its advert for a rival's.
+		return DropSelf, false
+	}
 	if in.cfg.Version == 2 {
 		if p.AuthType() != AuthNone {
 			return DropAuthType, false

@@ -207,6 +207,7 @@ func TestReceiveChecks(t *testing.T) {
 		name  string
 		setup func(*Config)
 		ttl   uint8
+		src   netip.Addr // default higher4
 		mod   func(t *testing.T, in *Instance, p []byte) []byte
 		want  DropReason
 		ok    bool // accepted
@@ -228,6 +229,7 @@ func TestReceiveChecks(t *testing.T) {
 		{name: "checksum before VRID", mod: func(_ *testing.T, _ *Instance, p []byte) []byte { p[1] = 9; return p }, want: DropChecksum},
 		{name: "VRID", mod: func(_ *testing.T, in *Instance, p []byte) []byte { p[1] = 9; return fix(in, p) }, want: DropVRID},
 		{name: "owner", setup: func(c *Config) { c.Priority = 255 }, want: DropOwner},
+		{name: "own advert looped back", src: ours4, want: DropSelf},
 		{name: "v3 interval zero", mod: func(_ *testing.T, in *Instance, p []byte) []byte { p[4], p[5] = 0, 0; return fix(in, p) }, want: DropInterval},
 		{name: "v3 address list differs: accepted", mod: func(_ *testing.T, in *Instance, p []byte) []byte { p[11] = 99; return fix(in, p) }, ok: true},
 		{name: "v3 no pseudo-header: accepted", mod: func(_ *testing.T, in *Instance, p []byte) []byte {
@@ -245,7 +247,11 @@ func TestReceiveChecks(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			in, _ := newInst(t, c.setup)
 			in.Start(t0)
-			p := peerAdvert(t, in, higher4, 100, time.Second)
+			src := c.src
+			if !src.IsValid() {
+				src = higher4
+			}
+			p := peerAdvert(t, in, src, 100, time.Second)
 			if c.mod != nil {
 				p = c.mod(t, in, p)
 			}
@@ -253,7 +259,7 @@ func TestReceiveChecks(t *testing.T) {
 			if ttl == 0 {
 				ttl = 255
 			}
-			in.Receive(t0.Add(time.Second), higher4, ttl, p)
+			in.Receive(t0.Add(time.Second), src, ttl, p)
 			cn := in.Counters()
 			if c.ok {
 				if cn.AdvertsReceived != 1 || cn.Drops.Total() != 0 {
