@@ -1,6 +1,7 @@
 // Package bench builds test benches in network namespaces from a TOML file (hosts, links,
-// L2 segments, kernel routes, processes such as ulbd and the built-in servers) and runs
-// scenario checks (ping, tcp, udp, http, transfer, conns, exec) against them.
+// L2 segments, kernel routes, setup commands such as nft, processes such as ulbd and the
+// built-in servers), runs scenario checks (ping, tcp, udp, http, transfer, conns, exec)
+// against them, and compares benches on the same workloads (tcp-stream, pps64, conns).
 package bench
 
 import (
