@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,6 +139,40 @@ func TestLoadBalancing(t *testing.T) {
 		got := spread(t, client, c2, "198.51.100.100:80", 30)
 		if got["s1"] != 10 || got["s2"] != 10 || got["s3"] != 10 {
 			t.Errorf("round robin over 30 connections: %v, want 10 each", got)
+		}
+	})
+
+	t.Run("a client port reused after close gets a new pick", func(t *testing.T) {
+		// The server closes first, so the client may reuse its port at once; ulbd's old
+		// flow sits in TIME_WAIT and must not pin the new connection to the old server.
+		var names []string
+		for i := 0; i < 3; i++ {
+			var c net.Conn
+			err := netns.Do(client, func() error {
+				d := net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: c2.AsSlice(), Port: 40123},
+					Control: func(_, _ string, rc syscall.RawConn) error {
+						return rc.Control(func(fd uintptr) {
+							syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+						})
+					}}
+				var err error
+				c, err = d.Dial("tcp", "198.51.100.100:80")
+				return err
+			})
+			if err != nil {
+				t.Fatalf("connection %d from port 40123: %v", i, err)
+			}
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			line, err := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if err != nil {
+				t.Fatalf("connection %d from port 40123: %v", i, err)
+			}
+			names = append(names, strings.TrimSpace(line))
+			time.Sleep(200 * time.Millisecond)
+		}
+		if names[0] == names[1] || names[1] == names[2] {
+			t.Errorf("round robin from a reused client port answered %v: the old flow pinned the new connection", names)
 		}
 	})
 

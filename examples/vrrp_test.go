@@ -106,7 +106,7 @@ func (d *daemon) stop(sig syscall.Signal) {
 }
 
 // benchPID returns the pid of a process the bench started.
-func benchPID(t *testing.T, b *bench.Bench, name string) int {
+func benchPID(t testing.TB, b *bench.Bench, name string) int {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(b.StateDir(), "state.json"))
 	if err != nil {

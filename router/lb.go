@@ -78,6 +78,9 @@ func (l *loop) balance(p *pkt, t l4) bool {
 		return false
 	}
 	key := conntrack.MakeTuple(p.src, p.dst, t.sport, t.dport, t.proto)
+	if t.proto == header.ProtocolTCP && t.flags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN {
+		l.reuse(key)
+	}
 	f, dir, ok := l.r.ct.Lookup(key, t.flags, len(p.ip))
 	snap := l.r.lb.Snapshot()
 	if !ok {
@@ -98,6 +101,20 @@ func (l *loop) balance(p *pkt, t l4) bool {
 	}
 	l.forwardFlow(snap, p, &f, dir)
 	return true
+}
+
+// reuse ends the flow a client's new SYN would otherwise restart: a client that reuses
+// its port after the connection closed (TIME_WAIT, CLOSE) gets a fresh pick, as IPVS's
+// conn_reuse_mode does, instead of landing on the old server's TIME_WAIT socket.
+func (l *loop) reuse(key conntrack.Tuple) {
+	f, dir, ok := l.r.ct.Get(key)
+	if !ok || dir != conntrack.Original {
+		return
+	}
+	switch f.State {
+	case conntrack.StateTimeWait, conntrack.StateClose:
+		l.r.ct.Delete(key)
+	}
 }
 
 // newFlow picks a server for the first packet of a flow and enters the flow in the
