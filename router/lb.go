@@ -19,6 +19,10 @@ type l4 struct {
 	flags        uint8 // TCP flags
 }
 
+// sorryServer is the server ID of flows sent to a rule's sorry server (the balancer's
+// IDs start at 1).
+const sorryServer = 0
+
 // readL4 reads the ports of a TCP or UDP header; ok is false for other protocols or a
 // header cut short.
 func readL4(proto uint8, b []byte) (l l4, ok bool) {
@@ -89,9 +93,12 @@ func (l *loop) balance(p *pkt, t l4) bool {
 			return false
 		}
 		if t.proto == header.ProtocolTCP && t.flags&(header.TCPFlagSYN|header.TCPFlagACK|header.TCPFlagRST) != header.TCPFlagSYN {
-			// Only a SYN opens a flow; anything else for the VIP without one is stray.
+			// Only a SYN opens a flow. Anything else for the VIP without one belongs to a
+			// connection the table no longer has (its server went down, ulbd restarted):
+			// a RST ends it at the client at once.
 			snap.CountDrop(rule.ID(), 0)
 			l.bc.drop(DropLBNoFlow)
+			l.refuse(p, t)
 			return true
 		}
 		if f, ok = l.newFlow(snap, rule, p, t, key); !ok {
@@ -122,9 +129,25 @@ func (l *loop) reuse(key conntrack.Tuple) {
 func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l4, key conntrack.Tuple) (conntrack.Flow, bool) {
 	pick, ok := rule.Pick(p.src, t.sport, t.dport)
 	if !ok {
-		l.bc.drop(DropLBNoServer)
-		l.refuse(p, t)
-		return conntrack.Flow{}, false
+		sorry := l.r.ruleOptions(rule.Name()).SorryServer
+		if !sorry.IsValid() || rule.Topology() == balancer.DSR {
+			l.bc.drop(DropLBNoServer)
+			l.refuse(p, t)
+			return conntrack.Flow{}, false
+		}
+		// Every server is down: the sorry server takes the flow (half-NAT).
+		pick = balancer.Pick{Server: sorryServer, Addr: sorry.Addr(), Port: sorry.Port()}
+		if pick.Port == 0 {
+			pick.Port = t.dport
+		}
+		f := conntrack.Flow{Orig: key, Rule: rule.ID(), Server: sorryServer, Topology: uint8(balancer.HalfNAT),
+			Reply: conntrack.MakeTuple(pick.Addr, p.src, pick.Port, t.sport, t.proto)}
+		f.Account(conntrack.Original, t.flags, len(p.ip))
+		if err := l.r.ct.Insert(f); err != nil {
+			l.bc.drop(DropLBTableFull)
+			return conntrack.Flow{}, false
+		}
+		return f, true
 	}
 	f := conntrack.Flow{Orig: key, Rule: rule.ID(), Server: pick.Server, Topology: uint8(rule.Topology())}
 	var proxy netip.Addr

@@ -86,6 +86,7 @@ type Router struct {
 	ports4nat *nat.PortPool
 	lbActive  atomic.Bool                           // some rule was ever configured
 	pools     atomic.Pointer[map[uint32]*nat.Pools] // full-NAT proxy sources by rule ID
+	ruleOpts  atomic.Pointer[map[string]RuleOptions]
 
 	ping  pinger
 	probe prober

@@ -77,6 +77,32 @@ func (r *Router) SetRules(rules []balancer.RuleConfig) error {
 	return nil
 }
 
+// RuleOptions are the router's own settings of a rule (health checks' effects).
+type RuleOptions struct {
+	// SorryServer takes the rule's new flows while every server is down (half-NAT to
+	// it); invalid for none. Port 0 keeps the client's destination port.
+	SorryServer netip.AddrPort
+	// KeepFlowsOnDown keeps the flows of a server health checks declared down; else they
+	// are removed, and the client's next segment gets a RST.
+	KeepFlowsOnDown bool
+}
+
+// SetRuleOptions sets the options of the rules by name.
+func (r *Router) SetRuleOptions(opts map[string]RuleOptions) {
+	m := make(map[string]RuleOptions, len(opts))
+	for k, v := range opts {
+		m[k] = v
+	}
+	r.ruleOpts.Store(&m)
+}
+
+func (r *Router) ruleOptions(name string) RuleOptions {
+	if m := r.ruleOpts.Load(); m != nil {
+		return (*m)[name]
+	}
+	return RuleOptions{}
+}
+
 // proxyPools returns the full-NAT source pools of a rule.
 func (r *Router) proxyPools(rule *balancer.Rule) *nat.Pools {
 	if m := r.pools.Load(); m != nil {
@@ -88,6 +114,9 @@ func (r *Router) proxyPools(rule *balancer.Rule) *nat.Pools {
 // flowEnded is the connection table's OnExpire: it gives the flow's server connection
 // and full-NAT source port back.
 func (r *Router) flowEnded(f conntrack.Flow) {
+	if f.Server == sorryServer {
+		return // a sorry-server flow took nothing from the balancer
+	}
 	r.lb.FlowEnded(f.Rule, f.Server, f.Orig.Src())
 	if balancer.Topology(f.Topology) == balancer.FullNAT {
 		r.ports4nat.Put(f.Reply.Dst(), f.Reply.DstPort)
@@ -104,7 +133,13 @@ func (r *Router) removeDrained() {
 	type pair struct{ rule, server uint32 }
 	gone := make(map[pair]bool, len(refs))
 	for _, ref := range refs {
+		if ref.Reason == balancer.ReasonDown && r.ruleOptions(ref.RuleName).KeepFlowsOnDown {
+			continue
+		}
 		gone[pair{ref.Rule, ref.Server}] = true
+	}
+	if len(gone) == 0 {
+		return
 	}
 	n := r.ct.DeleteIf(func(f conntrack.Flow) bool { return gone[pair{f.Rule, f.Server}] })
 	if n > 0 {
