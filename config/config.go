@@ -4,7 +4,7 @@
 // Each section of the file has its own file here (port.go, route.go, ...): a raw type
 // whose fields are values, a decode function that turns it into the public type, and
 // checks that need other sections. A new section adds a field to rawFile, its file,
-// and a call in Parse; it leaves the unsupported list of unsupported.go.
+// and a call in Parse.
 package config
 
 import (
@@ -44,6 +44,8 @@ type Config struct {
 	Routes []Route
 	// ServerGroups are the named sets of servers, in file order.
 	ServerGroups []ServerGroup
+	// HealthChecks are the named health checks, in file order.
+	HealthChecks []HealthCheck
 	// Rules are the load-balancing rules, in file order.
 	Rules []Rule
 	// Conntrack tunes the connection table.
@@ -104,12 +106,13 @@ func Parse(name string, data []byte) (*Config, error) {
 	d.topLevel(&raw, cfg)
 	cfg.Ports = d.ports(raw.Port)
 	cfg.Routes = d.routes(raw.Route, cfg.Ports)
-	groups, gpos := d.serverGroups(raw.ServerGroup, raw.HealthCheck, cfg.Ports)
+	checkNames := make(map[string]bool)
+	cfg.HealthChecks = d.healthChecks(raw.HealthCheck, checkNames)
+	groups, gpos := d.serverGroups(raw.ServerGroup, cfg.HealthChecks, checkNames, cfg.Ports)
 	cfg.ServerGroups = groups
 	cfg.Rules = d.rules(raw.Rule, cfg.Ports, groups, gpos)
 	cfg.Conntrack = d.conntrack(raw.Conntrack)
 	cfg.VRRP = d.vrrps(raw.VRRP, cfg.Ports, cfg.Routes, groups, gpos)
-	d.unsupported()
 	d.unknownKeys()
 
 	if err := is.err(); err != nil {
@@ -235,7 +238,7 @@ func (d *decoder) unknownKeys() {
 	reported := make(map[string]bool)
 	for _, k := range undecoded {
 		key := k.String()
-		if reported[key] || d.failed[k[0]] || isUnsupported(k[0]) || d.isOwned(key) {
+		if reported[key] || d.failed[k[0]] || d.isOwned(key) {
 			continue
 		}
 		if len(k) > 1 && unknown[toml.Key(k[:len(k)-1]).String()] {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"ulb/balancer/health"
 )
 
 // issueLines returns "LINE: msg" for each issue of a *Error, failing the test for any
@@ -60,27 +62,41 @@ func TestLoadFull(t *testing.T) {
 			{To: p("198.18.0.0/15"), Via: a("203.0.113.1"), Port: "inside", Pinned: true},
 			{To: p("2001:db8:99::/48"), Via: a("fe80::1"), Port: "outside", Pinned: true},
 		},
+		HealthChecks: []HealthCheck{
+			{Name: "web-tcp", Test: "tcp", Interval: 5 * time.Second, Timeout: 2 * time.Second, Count: 3, Rise: health.DefaultRise},
+			{Name: "web-http", Test: "http", Interval: 10 * time.Second, Timeout: 3 * time.Second, Count: 2, Rise: 4, Port: 8080,
+				Path: "/healthz", Host: "www.example.com", ExpectStatus: 204},
+			{Name: "dns-udp", Test: "udp", Interval: health.DefaultInterval, Timeout: health.DefaultTimeout,
+				Count: health.DefaultCount, Rise: health.DefaultRise, Send: "ping", Expect: "pong"},
+			{Name: "gw-ping", Test: "ping", Interval: time.Second, Timeout: 500 * time.Millisecond,
+				Count: health.DefaultCount, Rise: health.DefaultRise},
+			{Name: "load", Test: "agent", Interval: health.DefaultInterval, Timeout: health.DefaultTimeout,
+				Count: health.DefaultCount, Rise: health.DefaultRise, AgentPort: 7000},
+			{Name: "custom", Test: "script", Interval: health.DefaultInterval, Timeout: health.DefaultTimeout,
+				Count: health.DefaultCount, Rise: health.DefaultRise, Port: 443, Command: []string{"testdata/check.sh", "--quiet"}},
+		},
 		ServerGroups: []ServerGroup{
-			{Name: "web", Servers: []Server{
+			{Name: "web", HealthCheck: "web-tcp", Servers: []Server{
 				{Addr: a("203.0.113.200"), Port: 80, Weight: 1, Enabled: true},
 				{Addr: a("203.0.113.210"), Port: 8080, Weight: 3, MaxConns: 1000, Enabled: true},
 				{Addr: a("203.0.113.220"), Weight: 1},
 			}},
-			{Name: "web6", Servers: []Server{
+			{Name: "web6", HealthCheck: "web-http", Servers: []Server{
 				{Addr: a("2001:db8:2::200"), Port: 80, Weight: 1, Enabled: true},
 				{Addr: a("2001:db8:2::210"), Weight: 1, Enabled: true},
 			}},
-			{Name: "dns", Servers: []Server{{Addr: a("203.0.113.53"), Weight: 0, Enabled: true}}},
+			{Name: "dns", HealthCheck: "dns-udp", Servers: []Server{{Addr: a("203.0.113.53"), Weight: 0, Enabled: true}}},
 		},
 		Rules: []Rule{
 			{Name: "web", VIP: a("198.51.100.100"), PortLo: 80, PortHi: 80, Protocol: TCP, Algorithm: WeightedRoundRobin,
 				Topology: HalfNAT, PMask: 24, PersistTimeout: DefaultPersistTimeout, ConnDrain: 30 * time.Second,
-				ServerGroup: "web", Enabled: true},
+				ServerGroup: "web", SorryServer: netip.MustParseAddrPort("203.0.113.99:8080"), Enabled: true},
 			{Name: "web-full", VIP: a("198.51.100.100"), PortLo: 8000, PortHi: 8099, Protocol: TCP, Algorithm: Maglev,
 				Topology: FullNAT, ProxySource: []netip.Addr{a("203.0.113.50"), a("203.0.113.51"), a("203.0.113.52"), a("203.0.113.60")},
 				PMask: 32, PersistTimeout: time.Minute, ServerGroup: "web"},
 			{Name: "web6", VIP: a("2001:db8:1::100"), PortLo: 443, PortHi: 443, Protocol: TCP, Algorithm: HashIPPort,
-				Topology: HalfNAT, PMask: -1, ServerGroup: "web6", Enabled: true},
+				Topology: HalfNAT, PMask: -1, ServerGroup: "web6", SorryServer: netip.AddrPortFrom(a("2001:db8:2::99"), 0),
+				KeepFlowsOnDown: true, Enabled: true},
 			{Name: "dns", VIP: a("192.0.2.53"), PortLo: 53, PortHi: 53, Protocol: UDP, Algorithm: RoundRobin,
 				Topology: DSR, PMask: -1, ServerGroup: "dns", Enabled: true},
 		},
@@ -97,6 +113,13 @@ func TestLoadFull(t *testing.T) {
 			{Name: "vip6", Port: "outside", VRID: 1, Version: 3, Priority: 100, Interval: time.Second, Preempt: true,
 				Addresses: []netip.Prefix{p("fe80::1:1/64"), p("2001:db8:1::100/64")}, GARPCount: DefaultGARPCount},
 		},
+	}
+	// The compiled pattern is checked apart: DeepEqual would compare its program.
+	if re := cfg.HealthChecks[1].ExpectBody; re == nil || re.String() != "^ok( [0-9]+)?$" || !re.MatchString("ok 12") || re.MatchString("nok") {
+		t.Errorf("expect_body = %v", re)
+	} else {
+		cfg.HealthChecks[1].ExpectBody = nil
+		defer func() { cfg.HealthChecks[1].ExpectBody = re }()
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Load:\n got %+v\nwant %+v", cfg, want)
@@ -157,22 +180,6 @@ func TestDefaults(t *testing.T) {
 	if cfg.ControlSocket != DefaultControlSocket || cfg.LogLevel != slog.LevelInfo || cfg.LogLevelSet ||
 		cfg.Hostname != "" || cfg.Ports[0].Kind != KindAFPacket || cfg.Ports[0].MTU != 0 {
 		t.Errorf("defaults: %+v", cfg)
-	}
-}
-
-func TestLoadUnsupported(t *testing.T) {
-	_, err := Load("testdata/unsupported.toml")
-	got := issueLines(t, err)
-	want := []string{
-		"6: [[healthcheck]] is not supported yet by this ulbd",
-		`12: servergroup "web": healthcheck "web-tcp": health checks are not supported yet by this ulbd; remove the key to balance without them`,
-		`19: servergroup "dns": unknown healthcheck "dns-udp" (no [[healthcheck]] has that name)`,
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("issues:\n got %q\nwant %q", got, want)
-	}
-	if !strings.HasPrefix(err.Error(), "testdata/unsupported.toml:6: [[healthcheck]] is not supported yet by this ulbd\n") {
-		t.Errorf("Error() = %q", err.Error())
 	}
 }
 

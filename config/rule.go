@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -97,6 +98,14 @@ type Rule struct {
 	// default, as in ILB) keeps them until they end: a TCP close or their idle timeout.
 	ConnDrain   time.Duration
 	ServerGroup string
+	// SorryServer is where new flows go while every server of the rule is down
+	// (invalid when not configured): an address of the VIP's family, and a port (0:
+	// the client's destination port; with a port range, the same offset above it as
+	// for servers). Half-NAT and full-NAT rules only.
+	SorryServer netip.AddrPort
+	// KeepFlowsOnDown keeps the flows of a server that a health check takes down; by
+	// default (false) they are ended with a TCP RST towards the client.
+	KeepFlowsOnDown bool
 	// Enabled is the rule's initial state (true when not configured); ulbadm
 	// enable-rule / disable-rule change it while ulbd runs.
 	Enabled bool
@@ -126,18 +135,20 @@ func (c *Config) Rule(name string) *Rule {
 }
 
 type rawRule struct {
-	Name           value `toml:"name"`
-	VIP            value `toml:"vip"`
-	Port           value `toml:"port"`
-	Protocol       value `toml:"protocol"`
-	Algorithm      value `toml:"algorithm"`
-	Topology       value `toml:"topology"`
-	ProxySource    value `toml:"proxy_source"`
-	PMask          value `toml:"pmask"`
-	PersistTimeout value `toml:"persist_timeout"`
-	ConnDrain      value `toml:"conn_drain"`
-	ServerGroup    value `toml:"servergroup"`
-	Enabled        value `toml:"enabled"`
+	Name            value `toml:"name"`
+	VIP             value `toml:"vip"`
+	Port            value `toml:"port"`
+	Protocol        value `toml:"protocol"`
+	Algorithm       value `toml:"algorithm"`
+	Topology        value `toml:"topology"`
+	ProxySource     value `toml:"proxy_source"`
+	PMask           value `toml:"pmask"`
+	PersistTimeout  value `toml:"persist_timeout"`
+	ConnDrain       value `toml:"conn_drain"`
+	ServerGroup     value `toml:"servergroup"`
+	Enabled         value `toml:"enabled"`
+	SorryServer     value `toml:"sorry_server"`
+	KeepFlowsOnDown value `toml:"keep_flows_on_down"`
 }
 
 // ruleSeen remembers a decoded rule's keys for the checks between rules.
@@ -285,6 +296,13 @@ func (d *decoder) rules(p toml.Primitive, ports []Port, groups []ServerGroup, gp
 			ok = false
 		}
 
+		ok = d.sorryServer(r.SorryServer, &rl, path+".sorry_server", label, ports) && ok
+		if b, good := is.boolean(r.KeepFlowsOnDown, path+".keep_flows_on_down", label+": keep_flows_on_down"); good {
+			rl.KeepFlowsOnDown = b
+		} else if r.KeepFlowsOnDown.set {
+			ok = false
+		}
+
 		if s, good := is.str(r.ServerGroup, path+".servergroup", label+": servergroup"); good {
 			rl.ServerGroup = s
 			g := findGroup(groups, s)
@@ -298,6 +316,9 @@ func (d *decoder) rules(p toml.Primitive, ports []Port, groups []ServerGroup, gp
 				ok = false // the group itself was refused
 			case rl.VIP.IsValid() && rl.PortLo != 0:
 				ok = d.checkRuleServers(&rl, g, gpos[s], path, label, ports) && ok
+			}
+			if g != nil && g.HealthCheck == "" && r.KeepFlowsOnDown.set {
+				is.warnAt(path+".keep_flows_on_down", "%s: keep_flows_on_down has no effect: servergroup %q has no healthcheck", label, s)
 			}
 		} else {
 			if !r.ServerGroup.set {
@@ -375,6 +396,16 @@ func (d *decoder) crossRuleChecks(rules []Rule, paths []string, gpos map[string]
 		if p, bad := servers[rl.VIP]; bad {
 			is.at(path+".vip", "rule %q: VIP %s is also a server (line %d)", rl.Name, rl.VIP, is.ix.line(p))
 		}
+		if ss := rl.SorryServer.Addr(); rl.SorryServer.IsValid() {
+			for _, o := range rules {
+				if o.VIP == ss {
+					is.at(path+".sorry_server", "rule %q: sorry_server %s is the VIP of rule %q", rl.Name, ss, o.Name)
+				}
+				if slices.Contains(o.ProxySource, ss) {
+					is.at(path+".sorry_server", "rule %q: sorry_server %s is a proxy_source of rule %q", rl.Name, ss, o.Name)
+				}
+			}
+		}
 		for _, a := range rl.ProxySource {
 			if p, bad := servers[a]; bad {
 				is.at(path+".proxy_source", "rule %q: proxy_source %s is also a server (line %d)", rl.Name, a, is.ix.line(p))
@@ -386,6 +417,46 @@ func (d *decoder) crossRuleChecks(rules []Rule, paths []string, gpos map[string]
 			}
 		}
 	}
+}
+
+// sorryServer decodes sorry_server: "ADDRESS", "ADDRESS:PORT" or "[IPV6]:PORT", of the
+// VIP's family, on a half-NAT or full-NAT rule (rl's VIP, ports and topology are
+// decoded already).
+func (d *decoder) sorryServer(v value, rl *Rule, path, label string, ports []Port) bool {
+	is := d.is
+	s, good := is.str(v, path, label+": sorry_server")
+	if !good {
+		return !v.set
+	}
+	if rl.Topology == DSR {
+		is.at(path, "%s: sorry_server applies only to topology half-nat or full-nat, not dsr", label)
+		return false
+	}
+	srv, good := d.serverString(s, path, label+": sorry_server")
+	if !good {
+		return false
+	}
+	a := srv.Addr
+	switch {
+	case ownerOf(ports, a) != "":
+		is.at(path, "%s: sorry_server %s is the router's own address on port %q", label, a, ownerOf(ports, a))
+		return false
+	case rl.VIP.IsValid() && a.Is4() != rl.VIP.Is4():
+		is.at(path, "%s: sorry_server %s is %s but the VIP %s is %s", label, a, family(a), rl.VIP, family(rl.VIP))
+		return false
+	case a == rl.VIP:
+		is.at(path, "%s: sorry_server %s is the rule's VIP", label, a)
+		return false
+	case slices.Contains(rl.ProxySource, a):
+		is.at(path, "%s: sorry_server %s is one of the rule's proxy_source addresses", label, a)
+		return false
+	case srv.Port != 0 && rl.PortLo != 0 && int(srv.Port)+int(rl.PortHi-rl.PortLo) > 65535:
+		is.at(path, "%s: port range %s maps onto ports %d-%d of sorry_server %s, past 65535",
+			label, rl.Ports(), srv.Port, int(srv.Port)+int(rl.PortHi-rl.PortLo), s)
+		return false
+	}
+	rl.SorryServer = netip.AddrPortFrom(a, srv.Port)
+	return true
 }
 
 // portRange parses "80", 80 or "8000-8099".

@@ -20,8 +20,11 @@ const (
 
 // ServerGroup is a named set of servers that rules balance over.
 type ServerGroup struct {
-	Name    string
-	Servers []Server
+	Name string
+	// HealthCheck names the [[healthcheck]] that tests the group's servers; empty for
+	// none (the servers are always up for the balancer).
+	HealthCheck string
+	Servers     []Server
 }
 
 // Server is one member of a server group. Its identity across reloads is the group's
@@ -76,7 +79,9 @@ type groupPos struct {
 	servers map[netip.Addr]string // server address → path of its entry
 }
 
-func (d *decoder) serverGroups(p toml.Primitive, hc toml.Primitive, ports []Port) ([]ServerGroup, map[string]groupPos) {
+// serverGroups decodes the [[servergroup]] sections; checks are the accepted health
+// checks and checkNames every health check name given (also of refused ones).
+func (d *decoder) serverGroups(p toml.Primitive, checks []HealthCheck, checkNames map[string]bool, ports []Port) ([]ServerGroup, map[string]groupPos) {
 	is := d.is
 	pos := make(map[string]groupPos)
 	var raws []rawServerGroup
@@ -84,7 +89,6 @@ func (d *decoder) serverGroups(p toml.Primitive, hc toml.Primitive, ports []Port
 		return nil, pos
 	}
 	d.owned = append(d.owned, "servergroup.server")
-	checks := d.healthCheckNames(hc)
 	groups := make([]ServerGroup, 0, len(raws))
 	for i, r := range raws {
 		path := indexPath("servergroup", i)
@@ -111,11 +115,17 @@ func (d *decoder) serverGroups(p toml.Primitive, hc toml.Primitive, ports []Port
 		}
 
 		if s, good := is.str(r.HealthCheck, path+".healthcheck", label+": healthcheck"); good {
-			if checks[s] {
-				is.at(path+".healthcheck", "%s: healthcheck %q: health checks are not supported yet by this ulbd; remove the key to balance without them", label, s)
-			} else {
-				is.at(path+".healthcheck", "%s: unknown healthcheck %q (no [[healthcheck]] has that name)", label, s)
+			g.HealthCheck = s
+			switch {
+			case slices.ContainsFunc(checks, func(h HealthCheck) bool { return h.Name == s }):
+			case checkNames[s] || d.failed["healthcheck"]:
+				ok = false // the check itself was refused
+			default:
+				is.at(path+".healthcheck", "%s: unknown healthcheck %q (healthchecks: %s)", label, s, checkList(checks))
+				ok = false
 			}
+		} else if r.HealthCheck.set {
+			ok = false
 		}
 
 		gp := groupPos{path: path + ".name", servers: make(map[netip.Addr]string)}
@@ -133,27 +143,6 @@ func (d *decoder) serverGroups(p toml.Primitive, hc toml.Primitive, ports []Port
 		}
 	}
 	return groups, pos
-}
-
-// healthCheckNames returns the names of the [[healthcheck]] sections (which are not
-// supported yet: this only tells an unknown name from an unsupported one).
-func (d *decoder) healthCheckNames(p toml.Primitive) map[string]bool {
-	names := make(map[string]bool)
-	if !d.md.IsDefined("healthcheck") {
-		return names
-	}
-	var raws []struct {
-		Name value `toml:"name"`
-	}
-	if err := d.md.PrimitiveDecode(p, &raws); err != nil {
-		return names
-	}
-	for _, r := range raws {
-		if s, ok := r.Name.v.(string); ok {
-			names[s] = true
-		}
-	}
-	return names
 }
 
 // servers decodes a group's server list: an array of tables (inline or [[servergroup.server]])
