@@ -257,9 +257,16 @@ type ServerInfo struct {
 	MaxConns int    `json:"max_conns"` // 0: no limit
 	State    string `json:"state"`     // ServerEnabled, ServerDisabled or ServerDraining
 	// Draining is the seconds since drain-server, while State is ServerDraining.
-	Draining    int64  `json:"draining,omitempty"`
-	ConnsActive uint64 `json:"conns_active"`
-	ConnsTotal  uint64 `json:"conns_total"`
+	Draining int64 `json:"draining,omitempty"`
+	// Health is HealthUp, HealthDown or HealthUnknown (no check yet, or none
+	// configured: the server takes flows). Load is the agent check's last load figure
+	// (0-100), -1 when no agent reported one. EffectiveWeight is the weight the
+	// schedulers use after health and load.
+	Health          string `json:"health"`
+	Load            int    `json:"load"`
+	EffectiveWeight int    `json:"effective_weight"`
+	ConnsActive     uint64 `json:"conns_active"`
+	ConnsTotal      uint64 `json:"conns_total"`
 }
 
 // Endpoint formats the server as ulbadm names it: "address" when Port is 0, else
@@ -280,6 +287,92 @@ func endpoint(addr string, port uint16) string {
 		return netip.AddrPortFrom(a, port).String()
 	}
 	return fmt.Sprintf("%s:%d", addr, port)
+}
+
+// Server health, in ServerInfo.Health, HCResult.State and EventHealth events.
+const (
+	HealthUnknown = "unknown"
+	HealthUp      = "up"
+	HealthDown    = "down"
+)
+
+// Verbs of health checks.
+const (
+	VerbShowHCResult    = "show-hc-result"   // args ShowHCResultArgs, data []HCResult
+	VerbShowHealthCheck = "show-healthcheck" // args ShowHealthCheckArgs, data []HealthCheckInfo
+)
+
+// ShowHCResultArgs selects the results show-hc-result lists, like ilbadm
+// show-hc-result: those of the servers of one rule's group or of one group (at most
+// one of Rule and Group), narrowed to one server (an address or address:port, see
+// ParseServerRef) when Server is given. A rule, group or server that matches nothing
+// is an error; a rule or group without a health check has no results.
+type ShowHCResultArgs struct {
+	Rule   string `json:"rule,omitempty"`
+	Group  string `json:"group,omitempty"`
+	Server string `json:"server,omitempty"`
+}
+
+// HCResult is the state of one server of a group as its group's health check sees it.
+type HCResult struct {
+	Group   string   `json:"group"`
+	Rules   []string `json:"rules"` // the rules that use the group
+	Address string   `json:"address"`
+	Port    uint16   `json:"port,omitempty"` // 0: the client's destination port
+	Check   string   `json:"check"`
+	Test    string   `json:"test"`  // ping | tcp | udp | http | agent | script
+	State   string   `json:"state"` // HealthUp, HealthDown or HealthUnknown
+	// LastResult is "ok" or "fail: REASON"; empty before the first check ends.
+	LastResult string `json:"last_result,omitempty"`
+	// RTT is the round-trip time of the last successful check, in microseconds (0:
+	// none measured).
+	RTT int64 `json:"rtt_us"`
+	// Fails and Successes are the consecutive failures and successes so far.
+	Fails     int `json:"fails"`
+	Successes int `json:"successes"`
+	// Load is an agent check's last load figure (0-100), -1 when none (or not an agent
+	// check).
+	Load int `json:"load"`
+	// Last is when the last check ended (zero: none yet); Next when the next one starts.
+	Last time.Time `json:"last,omitzero"`
+	Next time.Time `json:"next,omitzero"`
+}
+
+// Endpoint formats the server like ServerInfo.Endpoint.
+func (r *HCResult) Endpoint() string { return endpoint(r.Address, r.Port) }
+
+// ShowHealthCheckArgs selects the checks show-healthcheck lists: one by name, or all
+// when Name is empty (an unknown name is an error).
+type ShowHealthCheckArgs struct {
+	Name string `json:"name,omitempty"`
+}
+
+// HealthCheckInfo describes one configured health check, defaults filled in. Only the
+// fields of its Test are set. Durations are in milliseconds.
+type HealthCheckInfo struct {
+	Name     string `json:"name"`
+	Test     string `json:"test"` // ping | tcp | udp | http | agent | script
+	Interval int64  `json:"interval_ms"`
+	Timeout  int64  `json:"timeout_ms"`
+	Count    int    `json:"count"`          // consecutive failures that take a server down
+	Rise     int    `json:"rise"`           // consecutive successes that bring it back
+	Port     uint16 `json:"port,omitempty"` // 0: each server's port
+	// Groups are the server groups the check tests.
+	Groups []string `json:"groups"`
+
+	// udp: the datagram sent and what the reply must contain ("": any reply).
+	Send   string `json:"send,omitempty"`
+	Expect string `json:"expect,omitempty"`
+	// http: the path, the Host header ("": the server's address), the expected status
+	// and the pattern the body must match ("": any body).
+	Path         string `json:"path,omitempty"`
+	Host         string `json:"host,omitempty"`
+	ExpectStatus int    `json:"expect_status,omitempty"`
+	ExpectBody   string `json:"expect_body,omitempty"`
+	// agent: the agent's UDP port.
+	AgentPort uint16 `json:"agent_port,omitempty"`
+	// script: the program and its first arguments.
+	Command []string `json:"command,omitempty"`
 }
 
 // ServerArgs name the server(s) that enable-server, disable-server and drain-server
@@ -468,6 +561,10 @@ const (
 	// Priority are the master's address after the change (when known) and the
 	// instance's effective priority.
 	EventVRRP = "vrrp"
+	// EventHealth: a server (Name is "GROUP/ENDPOINT", the endpoint as
+	// ServerInfo.Endpoint) changed health From → To (HealthUp, HealthDown or
+	// HealthUnknown); Reason is the check's last result (e.g. "fail: connection refused").
+	EventHealth = "health"
 	// EventLost: the subscriber read too slowly and Missed events were dropped before
 	// this one; it has no Seq.
 	EventLost = "lost"

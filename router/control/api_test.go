@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func TestParseServerRef(t *testing.T) {
@@ -95,5 +96,55 @@ func TestLBCountersJSON(t *testing.T) {
 	r := flat["rules"].([]any)[0].(map[string]any)
 	if r["name"] != "web" || r["conns_active"] != float64(11) {
 		t.Errorf("rule counters are not flat in JSON: %s", raw)
+	}
+}
+
+func TestHealthJSON(t *testing.T) {
+	last := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	in := []HCResult{
+		{Group: "web", Rules: []string{"web"}, Address: "2001:db8::200", Port: 80, Check: "web-tcp", Test: "tcp",
+			State: HealthDown, LastResult: "fail: connection refused", Fails: 3, Load: -1, Last: last, Next: last.Add(5 * time.Second)},
+		{Group: "web", Rules: []string{}, Address: "203.0.113.200", Check: "load", Test: "agent", State: HealthUnknown, Load: 0},
+	}
+	raw, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []HCResult
+	if err := json.Unmarshal(raw, &out); err != nil || !reflect.DeepEqual(in, out) {
+		t.Errorf("round trip: %v\n%s\n%+v", err, raw, out)
+	}
+	var flat []map[string]any
+	json.Unmarshal(raw, &flat)
+	if _, has := flat[1]["last"]; has || flat[1]["load"] != float64(0) || flat[0]["load"] != float64(-1) || flat[1]["last_result"] != nil {
+		t.Errorf("a result without a check has times, a result, or lost its load: %s", raw)
+	}
+	if in[0].Endpoint() != "[2001:db8::200]:80" || in[1].Endpoint() != "203.0.113.200" {
+		t.Errorf("Endpoint = %q, %q", in[0].Endpoint(), in[1].Endpoint())
+	}
+
+	hc := HealthCheckInfo{Name: "dns", Test: "udp", Interval: 5000, Timeout: 2000, Count: 3, Rise: 2,
+		Groups: []string{"dns"}, Send: "ping"}
+	raw, _ = json.Marshal(hc)
+	var m map[string]any
+	json.Unmarshal(raw, &m)
+	for _, k := range []string{"path", "host", "expect_status", "expect_body", "agent_port", "command", "port", "expect"} {
+		if _, has := m[k]; has {
+			t.Errorf("udp check carries %q: %s", k, raw)
+		}
+	}
+	if m["interval_ms"] != float64(5000) || m["send"] != "ping" {
+		t.Errorf("HealthCheckInfo JSON: %s", raw)
+	}
+
+	ev := Event{Kind: EventHealth, Name: "web/203.0.113.200:80", From: HealthUp, To: HealthDown}
+	if !(WatchArgs{Kind: EventHealth}).Match(ev) || (WatchArgs{Kind: EventVRRP}).Match(ev) {
+		t.Error("watch filter on kind health")
+	}
+	si := ServerInfo{Health: HealthDown, Load: -1, EffectiveWeight: 0}
+	raw, _ = json.Marshal(si)
+	json.Unmarshal(raw, &m)
+	if m["health"] != "down" || m["load"] != float64(-1) || m["effective_weight"] != float64(0) {
+		t.Errorf("ServerInfo JSON: %s", raw)
 	}
 }
