@@ -41,10 +41,20 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <
 		}
 		return err
 	}
+	r.SetRuleOptions(ruleOptions(cfg))
 	start := time.Now()
+	events := control.NewEvents(time.Now)
+	checks, err := newHealthChecks(cfg, r, events, logger)
+	if err != nil {
+		for _, p := range ports {
+			p.Port.Close()
+		}
+		return err
+	}
 	srv := control.NewServer(cfg.ControlSocket, logger)
 	register(srv, r, start)
-	registerVRRP(srv, r, control.NewEvents(time.Now))
+	registerVRRP(srv, r, events)
+	registerHealth(srv, checks)
 	if err := srv.Listen(); err != nil {
 		for _, p := range ports {
 			p.Port.Close()
@@ -55,7 +65,8 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <
 	defer cancel()
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ctx) }()
-	go applyReloads(ctx, logger, r, cfg, reloads)
+	go applyReloads(ctx, logger, r, checks, cfg, reloads)
+	go checks.engine.Run(ctx)
 
 	logger.Info("running", "ports", len(ports), "routes", len(cfg.Routes), "control_socket", cfg.ControlSocket)
 	err = r.Run(ctx) // closes the ports when it returns
@@ -128,7 +139,7 @@ func routes(cfg *config.Config) []router.Route {
 
 // applyReloads installs the routes of each reloaded configuration whose ports are those
 // the router runs with.
-func applyReloads(ctx context.Context, logger *slog.Logger, r *router.Router, running *config.Config, reloads <-chan *config.Config) {
+func applyReloads(ctx context.Context, logger *slog.Logger, r *router.Router, checks *healthChecks, running *config.Config, reloads <-chan *config.Config) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -145,6 +156,12 @@ func applyReloads(ctx context.Context, logger *slog.Logger, r *router.Router, ru
 			if err := r.SetRules(rules(c)); err != nil {
 				logger.Error("reload: rules refused; the running rules stay", "err", err)
 				continue
+			}
+			r.SetRuleOptions(ruleOptions(c))
+			if hc, targets, err := healthSets(c); err != nil {
+				logger.Error("reload: health checks refused; the running ones stay", "err", err)
+			} else if err := checks.set(hc, targets); err != nil {
+				logger.Error("reload: health checks refused; the running ones stay", "err", err)
 			}
 			logger.Info("reload: routes and rules installed", "routes", len(c.Routes), "rules", len(c.Rules))
 		}

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"ulb/balancer"
+	"ulb/balancer/health"
+	"ulb/config"
+	"ulb/router"
+	"ulb/router/control"
+)
+
+// routerProber runs the health checks' probes from the router's own addresses: pings,
+// crafted TCP handshakes and UDP exchanges, no kernel socket involved.
+type routerProber struct{ r *router.Router }
+
+var _ health.Prober = routerProber{}
+
+func (p routerProber) Ping(ctx context.Context, dst netip.Addr) (time.Duration, error) {
+	return p.r.Ping(ctx, dst)
+}
+
+func (p routerProber) TCPConnect(ctx context.Context, dst netip.AddrPort) (time.Duration, error) {
+	rtt, err := p.r.TCPConnect(ctx, dst)
+	return rtt, probeError(err)
+}
+
+func (p routerProber) UDPExchange(ctx context.Context, dst netip.AddrPort, req, resp []byte) (int, time.Duration, error) {
+	n, rtt, err := p.r.UDPExchange(ctx, dst, req, resp)
+	return n, rtt, probeError(err)
+}
+
+// probeError gives the router's probe errors the health package's meaning.
+func probeError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, router.ErrRefused):
+		return fmt.Errorf("%w: %v", health.ErrRefused, err)
+	case errors.Is(err, router.ErrPortUnreachable):
+		return fmt.Errorf("%w: %v", health.ErrUnreachable, err)
+	}
+	return err
+}
+
+// errNoHostPort refuses HTTP checks: they need a kernel TCP stack reached through the
+// host port, which this ulbd does not have yet.
+var errNoHostPort = errors.New("http checks need the host port, which this ulbd does not provide yet")
+
+// healthChecks runs the configured checks and applies their verdicts: the balancer's
+// server health and agent loads, VRRP's group tracking, and events.
+type healthChecks struct {
+	engine *health.Engine
+	b      *balancer.Balancer
+	r      *router.Router
+	events *control.Events
+	log    *slog.Logger
+
+	mu    sync.Mutex
+	down  map[string]map[health.Target]bool // group -> servers down
+	total map[string]int                    // group -> servers checked
+}
+
+// newHealthChecks builds the engine for the configuration (nil when no group has a check).
+func newHealthChecks(cfg *config.Config, r *router.Router, events *control.Events, logger *slog.Logger) (*healthChecks, error) {
+	checks, targets, err := healthSets(cfg)
+	if err != nil {
+		return nil, err
+	}
+	h := &healthChecks{b: r.Balancer(), r: r, events: events, log: logger,
+		down: map[string]map[health.Target]bool{}, total: map[string]int{}}
+	h.engine = health.New(health.Config{
+		Prober: routerProber{r},
+		HTTPDialer: func(context.Context, string, string) (net.Conn, error) {
+			return nil, errNoHostPort
+		},
+		Logger:   logger,
+		OnChange: h.changed,
+		OnLoad: func(t health.Target, load int) {
+			if err := h.b.SetLoad(t.Group, t.Addr, t.Port, load); err != nil {
+				logger.Warn("agent load", "server", t.String(), "err", err)
+			}
+		},
+	})
+	if err := h.set(checks, targets); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// healthSets turns the configuration into the engine's checks and targets.
+func healthSets(cfg *config.Config) (map[string]health.Check, map[string][]health.Target, error) {
+	checks := map[string]health.Check{}
+	for _, hc := range cfg.HealthChecks {
+		if hc.Test == "http" {
+			return nil, nil, fmt.Errorf("healthcheck %s: %w", hc.Name, errNoHostPort)
+		}
+		checks[hc.Name] = health.Check{
+			Name: hc.Name, Test: hc.Test, Interval: hc.Interval, Timeout: hc.Timeout,
+			Count: hc.Count, Rise: hc.Rise, Port: hc.Port,
+			Send: []byte(hc.Send), Expect: []byte(hc.Expect),
+			Path: hc.Path, Host: hc.Host, ExpectStatus: hc.ExpectStatus, ExpectBody: hc.ExpectBody,
+			AgentPort: hc.AgentPort, Command: hc.Command,
+		}
+	}
+	targets := map[string][]health.Target{}
+	for _, g := range cfg.ServerGroups {
+		if g.HealthCheck == "" {
+			continue
+		}
+		var vip netip.Addr
+		proto := uint8(balancer.ProtoTCP)
+		for _, rl := range cfg.Rules {
+			if rl.ServerGroup == g.Name {
+				vip, proto = rl.VIP, rl.Protocol.Number()
+				break
+			}
+		}
+		for _, s := range g.Servers {
+			targets[g.HealthCheck] = append(targets[g.HealthCheck],
+				health.Target{Group: g.Name, Addr: s.Addr, Port: s.Port, VIP: vip, Proto: proto})
+		}
+	}
+	return checks, targets, nil
+}
+
+func (h *healthChecks) set(checks map[string]health.Check, targets map[string][]health.Target) error {
+	h.mu.Lock()
+	h.total = map[string]int{}
+	for _, ts := range targets {
+		for _, t := range ts {
+			h.total[t.Group]++
+		}
+	}
+	h.mu.Unlock()
+	return h.engine.Set(checks, targets)
+}
+
+// changed applies a server's new health.
+func (h *healthChecks) changed(t health.Target, up bool) {
+	if err := h.b.SetHealth(t.Group, t.Addr, t.Port, up); err != nil {
+		h.log.Warn("health", "server", t.String(), "err", err)
+	}
+	h.mu.Lock()
+	if h.down[t.Group] == nil {
+		h.down[t.Group] = map[health.Target]bool{}
+	}
+	if up {
+		delete(h.down[t.Group], t)
+	} else {
+		h.down[t.Group][t] = true
+	}
+	healthy := len(h.down[t.Group]) < h.total[t.Group]
+	h.mu.Unlock()
+	h.r.SetVRRPGroupHealth(t.Group, healthy)
+	from, to := "up", "down"
+	if up {
+		from, to = "down", "up"
+	}
+	h.events.Publish(control.Event{Kind: control.EventHealth, Name: t.Group + "/" + endpoint(t.Addr, t.Port),
+		From: from, To: to})
+}
+
+// ruleOptions are the router's per-rule settings from the configuration.
+func ruleOptions(cfg *config.Config) map[string]router.RuleOptions {
+	out := map[string]router.RuleOptions{}
+	for _, rl := range cfg.Rules {
+		out[rl.Name] = router.RuleOptions{SorryServer: rl.SorryServer, KeepFlowsOnDown: rl.KeepFlowsOnDown}
+	}
+	return out
+}
+
+// registerHealth installs show-hc-result and show-healthcheck.
+func registerHealth(srv *control.Server, h *healthChecks) {
+	srv.Handle(control.VerbShowHCResult, func(_ context.Context, raw json.RawMessage) (any, error) {
+		var a control.ShowHCResultArgs
+		if err := decodeArgs(raw, &a); err != nil {
+			return nil, err
+		}
+		return h.results(a)
+	})
+	srv.Handle(control.VerbShowHealthCheck, func(_ context.Context, raw json.RawMessage) (any, error) {
+		var a control.ShowHealthCheckArgs
+		if err := decodeArgs(raw, &a); err != nil {
+			return nil, err
+		}
+		return h.checkInfos(a.Name)
+	})
+}
+
+// groupRules maps each server group to the rules that use it.
+func (h *healthChecks) groupRules() map[string][]string {
+	out := map[string][]string{}
+	for _, ri := range h.b.Rules() {
+		if g := ri.Config.Group; g != "" {
+			out[g] = append(out[g], ri.Config.Name)
+		}
+	}
+	return out
+}
+
+func (h *healthChecks) results(a control.ShowHCResultArgs) ([]control.HCResult, error) {
+	if a.Rule != "" && a.Group != "" {
+		return nil, fmt.Errorf("%w: give a rule or a group, not both", errBadArgs)
+	}
+	rules := h.groupRules()
+	group := a.Group
+	if a.Rule != "" {
+		for _, ri := range h.b.Rules() {
+			if ri.Config.Name == a.Rule {
+				group = ri.Config.Group
+				if group == "" {
+					group = ri.Config.Name
+				}
+			}
+		}
+		if group == "" {
+			return nil, fmt.Errorf("no rule %q", a.Rule)
+		}
+	}
+	var refAddr netip.Addr
+	var refPort uint16
+	if a.Server != "" {
+		var err error
+		if refAddr, refPort, err = control.ParseServerRef(a.Server); err != nil {
+			return nil, fmt.Errorf("%w: %v", errBadArgs, err)
+		}
+	}
+	out := []control.HCResult{}
+	for _, r := range h.engine.Results() {
+		if group != "" && r.Target.Group != group {
+			continue
+		}
+		if a.Server != "" && !control.MatchServer(refAddr, refPort, r.Target.Addr, r.Target.Port) {
+			continue
+		}
+		out = append(out, control.HCResult{
+			Group: r.Target.Group, Rules: rules[r.Target.Group], Address: r.Target.Addr.String(), Port: r.Target.Port,
+			Check: r.Check, Test: r.Test, State: r.State.String(), LastResult: r.LastResult,
+			RTT: r.RTT.Microseconds(), Fails: r.Fails, Successes: r.Successes, Load: r.Load,
+			Last: r.Last, Next: r.Next,
+		})
+	}
+	if a.Group != "" && len(out) == 0 && len(rules[a.Group]) == 0 {
+		return nil, fmt.Errorf("no server group %q with a health check", a.Group)
+	}
+	if a.Server != "" && len(out) == 0 {
+		return nil, fmt.Errorf("no checked server %s", a.Server)
+	}
+	return out, nil
+}
+
+func (h *healthChecks) checkInfos(name string) ([]control.HealthCheckInfo, error) {
+	groups := map[string][]string{}
+	for _, r := range h.engine.Results() {
+		if gs := groups[r.Check]; len(gs) == 0 || gs[len(gs)-1] != r.Target.Group {
+			groups[r.Check] = append(groups[r.Check], r.Target.Group)
+		}
+	}
+	out := []control.HealthCheckInfo{}
+	for _, c := range h.engine.Checks() {
+		if name != "" && c.Name != name {
+			continue
+		}
+		info := control.HealthCheckInfo{
+			Name: c.Name, Test: c.Test, Interval: c.Interval.Milliseconds(), Timeout: c.Timeout.Milliseconds(),
+			Count: c.Count, Rise: c.Rise, Port: c.Port, Groups: groups[c.Name],
+			Send: string(c.Send), Expect: string(c.Expect), Path: c.Path, Host: c.Host,
+			ExpectStatus: c.ExpectStatus, AgentPort: c.AgentPort, Command: c.Command,
+		}
+		if c.ExpectBody != nil {
+			info.ExpectBody = c.ExpectBody.String()
+		}
+		out = append(out, info)
+	}
+	if name != "" && len(out) == 0 {
+		return nil, fmt.Errorf("no health check %q", name)
+	}
+	return out, nil
+}
