@@ -241,15 +241,6 @@ func htons(v uint16) uint16 {
 	return binary.NativeEndian.Uint16(b[:])
 }
 
-// rawSyscalls: recvmmsg and sendmmsg with MSG_DONTWAIT never sleep, so Read and Write make
-// them with RawSyscall6, outside the runtime's syscall bookkeeping, and only a call that
-// must wait (ppoll, a sendmmsg on a full send buffer) goes through Syscall6. A receive
-// loop that never yields spends most of its time in these calls; made with Syscall6, they
-// let sysmon retake the loop's P during nearly every one once the goroutine has run for
-// 10 ms, and each retake wakes sysmon and the scheduler on the CPU the loop runs on
-// (thousands of context switches a second at full load).
-const rawSyscalls = true
-
 // sendTimeout bounds how long a sendmmsg blocks on a full send buffer (SO_SNDTIMEO);
 // past it Write drops the rest of the batch.
 const sendTimeout = 100 * time.Millisecond
@@ -345,8 +336,7 @@ func (p *AFPacket) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		for i := 0; i < n; i++ {
 			s.set(i, bufs[i], offset)
 		}
-		// Non-blocking, so outside the runtime's syscall bookkeeping (see rawSyscalls).
-		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(p.rxfd), uintptr(unsafe.Pointer(&s.msgs[0])), uintptr(n),
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(p.rxfd), uintptr(unsafe.Pointer(&s.msgs[0])), uintptr(n),
 			unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
@@ -439,12 +429,7 @@ func (p *AFPacket) Write(bufs [][]byte, offset int) (int, error) {
 			sent++
 			continue
 		}
-		msgs := uintptr(unsafe.Pointer(&s.msgs[0]))
-		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(p.txfd), msgs, uintptr(n), unix.MSG_DONTWAIT, 0, 0)
-		if e == unix.EAGAIN {
-			// The send buffer is full: wait for room, as a blocking syscall.
-			r, _, e = unix.Syscall6(unix.SYS_SENDMMSG, uintptr(p.txfd), msgs, uintptr(n), 0, 0, 0)
-		}
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(p.txfd), uintptr(unsafe.Pointer(&s.msgs[0])), uintptr(n), 0, 0, 0)
 		switch e {
 		case 0:
 		case unix.EINTR:

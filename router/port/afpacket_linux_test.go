@@ -614,3 +614,97 @@ func TestAFPacketFanout(t *testing.T) {
 		t.Fatalf("frames per port %v: the group did not share them", per)
 	}
 }
+
+// TestAFPacketControlWhileReadBlocked: memberships and Stats work while a Read sleeps in
+// ppoll (they share the receive socket with it), and Close still ends that Read.
+func TestAFPacketControlWhileReadBlocked(t *testing.T) {
+	r, p := newNetns(t), newNetns(t)
+	veth(t, r, "r0", p, "p0")
+	port := openAFPacket(t, r, "r0", AFPacketOptions{})
+	errc := make(chan error, 1)
+	go func() {
+		bufs, sizes := newBufs(4)
+		for {
+			if _, err := port.Read(bufs, sizes, Headroom); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // let Read reach ppoll
+	done := make(chan error, 1)
+	go func() {
+		vmac := net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x01, 0x09}
+		if err := port.AddUnicast(vmac); err != nil {
+			done <- err
+			return
+		}
+		port.Stats()
+		done <- port.RemoveUnicast(vmac)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		port.Close()
+		t.Fatal("memberships blocked behind a sleeping Read")
+	}
+	select {
+	case err := <-errc:
+		t.Fatalf("Read returned during the membership changes: %v", err)
+	default:
+	}
+	port.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("Read after Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not unblock Read")
+	}
+	if err := port.AddUnicast(net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x01, 0x09}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("AddUnicast after Close: %v", err)
+	}
+}
+
+// TestAFPacketConcurrentWriteClose: Writes from several goroutines racing with Close end
+// with ErrClosed and never touch a closed (possibly reused) descriptor.
+func TestAFPacketConcurrentWriteClose(t *testing.T) {
+	r, p := newNetns(t), newNetns(t)
+	veth(t, r, "r0", p, "p0")
+	port := openAFPacket(t, r, "r0", AFPacketOptions{})
+	frame := udpFrame(t, port.HardwareAddr(), net.HardwareAddr{0x02, 0, 0, 0, 0, 0x99}, net.IP{192, 0, 2, 1}, net.IP{192, 0, 2, 2}, 9, make([]byte, 18))
+	batch := [][]byte{frame, frame, frame, frame}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 100000; i++ {
+				if _, err := port.Write(batch, Headroom); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := port.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil && !errors.Is(err, ErrClosed) {
+			t.Fatalf("Write racing Close: %v", err)
+		}
+	}
+	if st := port.Stats(); st.TxPackets == 0 || st.TxErrors != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
