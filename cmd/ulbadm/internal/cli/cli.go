@@ -53,7 +53,12 @@ var verbs = []verb{
 	{"show-neigh", "[PORT]", "the ARP and NDP neighbour cache", showNeigh},
 	{"show-rule", "[-f] [NAME]", "load-balancing rules; -f prints every field, a block per rule", showRule},
 	{"show-servergroup", "[NAME]", "server groups and their servers as configured", showServerGroup},
-	{"show-server", "[RULE]", "each rule's servers: weight, limit, state, flows now and in total", showServer},
+	{"show-server", "[RULE]", "each rule's servers: weight (/EFFECTIVE when health or load\n" +
+		indent + "changed it), limit, state, health, agent load, flows now and\n" +
+		indent + "in total", showServer},
+	{"show-hc-result", "[-r RULE | -g GROUP] [SERVER]", "health check results per server: state, consecutive\n" +
+		indent + "failures, RTT, agent load, last and next check, last result", showHCResult},
+	{"show-healthcheck", "[NAME]", "health checks as configured and the groups they test", showHealthCheck},
 	{"show-conn", "[-r RULE] [-s SERVER] [COUNT]", "the connection table, like ilbadm show-nat: at most COUNT\n" +
 		indent + "flows (default 1000)", showConn},
 	{"show-persist", "[-r RULE] [COUNT]", "persistence entries (client prefix to server), at most COUNT", showPersist},
@@ -70,9 +75,10 @@ var verbs = []verb{
 	{"show-router", "[-f] [NAME]", "VRRP instances; PRIO is the effective priority (/CONFIGURED\n" +
 		indent + "when tracking lowered it), MODE o=owner p=preempt a=accept;\n" +
 		indent + "-f prints every field and the counters, a block per instance", showRouter},
-	{"watch", "[-k KIND] [-n COUNT] [NAME]", "print ulbd's events (VRRP state changes) as they happen,\n" +
-		indent + "one line each, until interrupted or COUNT events: of KIND\n" +
-		indent + "(e.g. vrrp), about NAME", watch},
+	{"watch", "[-k KIND] [-n COUNT] [NAME]", "print ulbd's events (VRRP states, server health) as they\n" +
+		indent + "happen, one line each, until interrupted or COUNT events:\n" +
+		indent + "of KIND (vrrp, health), about NAME (a VRRP instance, or\n" +
+		indent + "GROUP/SERVER)", watch},
 	{"help", "", "this text", nil},
 }
 
@@ -354,6 +360,39 @@ func showServer(ctx context.Context, c *cmd, args []string) error {
 		a.Rule = ops[0]
 	}
 	return show(ctx, c, control.VerbShowServer, a, format.Servers)
+}
+
+func showHCResult(ctx context.Context, c *cmd, args []string) error {
+	var a control.ShowHCResultArgs
+	ops, err := parse("show-hc-result", args, 0, 1, func(fs *flag.FlagSet) {
+		fs.StringVar(&a.Rule, "r", "", "")
+		fs.StringVar(&a.Group, "g", "", "")
+	})
+	if err != nil {
+		return err
+	}
+	if a.Rule != "" && a.Group != "" {
+		return usagef("show-hc-result: give -r or -g, not both")
+	}
+	if len(ops) == 1 {
+		if err := checkServer("show-hc-result", ops[0]); err != nil {
+			return err
+		}
+		a.Server = ops[0]
+	}
+	return show(ctx, c, control.VerbShowHCResult, a, format.HCResults)
+}
+
+func showHealthCheck(ctx context.Context, c *cmd, args []string) error {
+	ops, err := positional("show-healthcheck", args, 1)
+	if err != nil {
+		return err
+	}
+	var a control.ShowHealthCheckArgs
+	if len(ops) == 1 {
+		a.Name = ops[0]
+	}
+	return show(ctx, c, control.VerbShowHealthCheck, a, format.HealthChecks)
 }
 
 func showConn(ctx context.Context, c *cmd, args []string) error {

@@ -234,10 +234,10 @@ GROUP  ADDRESS          PORT  WEIGHT  MAX-CONNS  RULES
 web6   2001:db8:2::200  -     1       -          web6
 `},
 		{[]string{"show-server"}, `
-RULE  GROUP  SERVER            WEIGHT  MAX-CONNS  STATE    CONNS  TOTAL
-web   web    203.0.113.200:80  1       -          enabled  1      10
-web   web    203.0.113.210:80  3       1000       enabled  2      20
-web6  web6   2001:db8:2::200   1       -          enabled  1      10
+RULE  GROUP  SERVER            WEIGHT  MAX-CONNS  STATE    HEALTH  LOAD  CONNS  TOTAL
+web   web    203.0.113.200:80  1       -          enabled  up      -     1      10
+web   web    203.0.113.210:80  3       1000       enabled  down    -     2      20
+web6  web6   2001:db8:2::200   1/4     -          enabled  up      20    1      10
 `},
 		{[]string{"show-conn"}, `
 RULE  PROTO  CLIENT                 VIP                     PROXY                  SERVER                  STATE        AGE   IDLE  PACKETS  BYTES
@@ -314,9 +314,9 @@ func TestServerAndRuleVerbs(t *testing.T) {
 		}
 	}
 	out, _, _ := run(t, env, "show-server", "web")
-	want := `RULE  GROUP  SERVER            WEIGHT  MAX-CONNS  STATE         CONNS  TOTAL
-web   web    203.0.113.200:80  1       -          disabled      1      10
-web   web    203.0.113.210:80  3       1000       draining(5s)  2      20
+	want := `RULE  GROUP  SERVER            WEIGHT  MAX-CONNS  STATE         HEALTH  LOAD  CONNS  TOTAL
+web   web    203.0.113.200:80  1       -          disabled      up      -     1      10
+web   web    203.0.113.210:80  3       1000       draining(5s)  down    -     2      20
 `
 	if out != want {
 		t.Errorf("show-server web after disable and drain:\n%s\nwant:\n%s", out, want)

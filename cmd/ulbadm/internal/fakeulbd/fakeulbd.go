@@ -149,6 +149,79 @@ var (
 	}
 )
 
+// HCResults and HealthChecks are the health checks' canned answers: group web is
+// checked by web-tcp (one server up, one down), web6 by the agent check load. Their
+// times are in the local time zone, so that ulbadm prints them as written here.
+var (
+	HCResults = []control.HCResult{
+		{Group: "web", Rules: []string{"web"}, Address: "203.0.113.200", Port: 80, Check: "web-tcp", Test: "tcp",
+			State: control.HealthUp, LastResult: "ok", RTT: 350, Successes: 12, Load: -1,
+			Last: time.Date(2025, 1, 2, 3, 4, 5, 0, time.Local), Next: time.Date(2025, 1, 2, 3, 4, 10, 0, time.Local)},
+		{Group: "web", Rules: []string{"web"}, Address: "203.0.113.210", Port: 80, Check: "web-tcp", Test: "tcp",
+			State: control.HealthDown, LastResult: "fail: connection refused", Fails: 3, Load: -1,
+			Last: time.Date(2025, 1, 2, 3, 4, 6, 0, time.Local), Next: time.Date(2025, 1, 2, 3, 4, 11, 0, time.Local)},
+		{Group: "web6", Rules: []string{"web6"}, Address: "2001:db8:2::200", Check: "load", Test: "agent",
+			State: control.HealthUp, LastResult: "ok", RTT: 1200, Successes: 2, Load: 20,
+			Last: time.Date(2025, 1, 2, 3, 4, 7, 0, time.Local), Next: time.Date(2025, 1, 2, 3, 4, 12, 0, time.Local)},
+	}
+	HealthChecks = []control.HealthCheckInfo{
+		{Name: "web-tcp", Test: "tcp", Interval: 5000, Timeout: 2000, Count: 3, Rise: 2, Groups: []string{"web"}},
+		{Name: "load", Test: "agent", Interval: 5000, Timeout: 2000, Count: 3, Rise: 2, Groups: []string{"web6"},
+			AgentPort: 7777},
+		{Name: "web-http", Test: "http", Interval: 10000, Timeout: 500, Count: 2, Rise: 4, Port: 8080,
+			Path: "/healthz", Host: "www.example.com", ExpectStatus: 200, ExpectBody: "^ok( [0-9]+)?$"},
+		{Name: "dns", Test: "udp", Interval: 1000, Timeout: 500, Count: 3, Rise: 2, Send: "ping", Expect: "pong 1"},
+		{Name: "custom", Test: "script", Interval: 60000, Timeout: 5000, Count: 1, Rise: 1,
+			Command: []string{"/usr/local/bin/check", "--quiet"}},
+	}
+)
+
+// hcResults answers show-hc-result.
+func hcResults(a control.ShowHCResultArgs) ([]control.HCResult, error) {
+	group := a.Group
+	switch {
+	case a.Rule != "" && a.Group != "":
+		return nil, fmt.Errorf("give a rule or a group, not both")
+	case a.Rule != "":
+		r := findRule(a.Rule)
+		if r == nil {
+			return nil, fmt.Errorf("no rule named %q", a.Rule)
+		}
+		group = r.ServerGroup
+	case a.Group != "" && !slices.ContainsFunc(Groups, func(g control.ServerGroupInfo) bool { return g.Name == a.Group }):
+		return nil, fmt.Errorf("no servergroup named %q", a.Group)
+	}
+	var addr netip.Addr
+	var port uint16
+	if a.Server != "" {
+		var err error
+		if addr, port, err = control.ParseServerRef(a.Server); err != nil {
+			return nil, err
+		}
+	}
+	out := []control.HCResult{}
+	for _, r := range HCResults {
+		if (group == "" || r.Group == group) &&
+			(a.Server == "" || control.MatchServer(addr, port, netip.MustParseAddr(r.Address), r.Port)) {
+			out = append(out, r)
+		}
+	}
+	if a.Server != "" && len(out) == 0 {
+		return nil, fmt.Errorf("no health check result for server %s", a.Server)
+	}
+	return out, nil
+}
+
+// healthOf returns a server's health and load as HCResults says.
+func healthOf(group string, m control.GroupMember) (string, int) {
+	for _, r := range HCResults {
+		if r.Group == group && r.Address == m.Address && r.Port == m.Port {
+			return r.State, r.Load
+		}
+	}
+	return control.HealthUnknown, -1
+}
+
 func findRule(name string) *control.RuleInfo {
 	for i := range Rules {
 		if Rules[i].Name == name {
@@ -245,6 +318,16 @@ func Run(t testing.TB) *Fake {
 		defer mu.Unlock()
 		calls++
 		return Stats(calls, a)
+	})
+	s.Handle(control.VerbShowHCResult, func(_ context.Context, raw json.RawMessage) (any, error) {
+		var a control.ShowHCResultArgs
+		if err := decode(raw, &a); err != nil {
+			return nil, err
+		}
+		return hcResults(a)
+	})
+	s.Handle(control.VerbShowHealthCheck, func(_ context.Context, args json.RawMessage) (any, error) {
+		return filter(args, func(c control.HealthCheckInfo) string { return c.Name }, HealthChecks, "healthcheck")
 	})
 	lb := newBalancer()
 	s.Handle(control.VerbShowRule, func(_ context.Context, raw json.RawMessage) (any, error) {
@@ -431,6 +514,11 @@ func (b *balancer) list(keep func(control.RuleInfo, string, control.GroupMember)
 				}
 				si := control.ServerInfo{Rule: r.Name, Group: g.Name, Address: m.Address, Port: m.Port, Weight: m.Weight,
 					MaxConns: m.MaxConns, State: st, ConnsActive: uint64(i + 1), ConnsTotal: uint64(10 * (i + 1))}
+				si.Health, si.Load = healthOf(g.Name, m)
+				si.EffectiveWeight = m.Weight
+				if si.Load >= 0 {
+					si.EffectiveWeight = m.Weight * (100 - si.Load) / 20 // in proportion, as the balancer keeps it
+				}
 				if st == control.ServerDraining {
 					si.Draining = 5
 				}

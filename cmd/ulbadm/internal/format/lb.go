@@ -116,8 +116,10 @@ func port(p uint16) string {
 	return strconv.Itoa(int(p))
 }
 
-// Servers writes show-server's table: each server within each rule, with its state
-// (draining shows for how long) and its flows now and in total.
+// Servers writes show-server's table: each server within each rule, with its weight
+// (as configured, then /EFFECTIVE when health or an agent's load changed it), its admin
+// state (draining shows for how long), its health, the agent's load ("-": none) and its
+// flows now and in total.
 func Servers(w io.Writer, servers []control.ServerInfo) error {
 	rows := make([][]string, 0, len(servers))
 	for _, s := range servers {
@@ -125,10 +127,14 @@ func Servers(w io.Writer, servers []control.ServerInfo) error {
 		if s.State == control.ServerDraining {
 			state = fmt.Sprintf("draining(%ds)", s.Draining)
 		}
-		rows = append(rows, []string{s.Rule, s.Group, s.Endpoint(), strconv.Itoa(s.Weight), limit(s.MaxConns), state,
-			u(s.ConnsActive), u(s.ConnsTotal)})
+		weight := strconv.Itoa(s.Weight)
+		if s.EffectiveWeight != s.Weight {
+			weight += "/" + strconv.Itoa(s.EffectiveWeight)
+		}
+		rows = append(rows, []string{s.Rule, s.Group, s.Endpoint(), weight, limit(s.MaxConns), state,
+			or(s.Health), load(s.Load), u(s.ConnsActive), u(s.ConnsTotal)})
 	}
-	return table(w, "RULE\tGROUP\tSERVER\tWEIGHT\tMAX-CONNS\tSTATE\tCONNS\tTOTAL", rows)
+	return table(w, "RULE\tGROUP\tSERVER\tWEIGHT\tMAX-CONNS\tSTATE\tHEALTH\tLOAD\tCONNS\tTOTAL", rows)
 }
 
 // Conns writes show-conn's table, like ilbadm show-nat; PROXY is the full-NAT source
