@@ -47,7 +47,7 @@ func TestUlbdCommand(t *testing.T) {
 				`testdata/bad.toml:9: duplicate port name "outside" (first defined at line 4)`,
 				`testdata/bad.toml:11: port "outside": address 198.51.100.20/24 overlaps 198.51.100.10/24 of port "outside" (line 6): ports must be on different networks`,
 				`testdata/bad.toml:15: route to 0.0.0.0/0: via 192.0.2.1 is not on a connected network of any port; add port = "NAME" to reach it through a given port`,
-				`testdata/bad.toml:17: [[healthcheck]] is not supported yet by this ulbd`,
+				`testdata/bad.toml:17: healthcheck "web-tcp" needs a test (ping, tcp, udp, http, agent, script)`,
 			}},
 		{name: "check missing", args: []string{"-check", "-c", "testdata/none.toml"}, status: 1,
 			stderrHas: []string{"testdata/none.toml", "no such file"}},
@@ -56,7 +56,7 @@ func TestUlbdCommand(t *testing.T) {
 		{name: "extra argument", args: []string{"-check", "x.toml"}, status: 2, stderrHas: []string{`unexpected argument "x.toml"`}},
 		{name: "bad log level", args: []string{"-log-level", "loud", "-check"}, status: 2, stderrHas: []string{`log_level "loud"`}},
 		{name: "run refused config", args: []string{"-c", "testdata/bad.toml"}, status: 1,
-			stderrHas: []string{`level=ERROR msg="configuration refused" issue="testdata/bad.toml:17: [[healthcheck]] is not supported yet by this ulbd"`}},
+			stderrHas: []string{`level=ERROR msg="configuration refused" issue="testdata/bad.toml:17: healthcheck \"web-tcp\" needs a test (ping, tcp, udp, http, agent, script)"`}},
 		// The host check runs before the router and refuses devices that do not exist;
 		// it only reads the host since there is nothing to fix on a missing device.
 		{name: "run missing devices", args: []string{"-c", "testdata/good.toml"}, status: 1,
@@ -184,7 +184,7 @@ func TestWatchReload(t *testing.T) {
 		t.Errorf("a refused file was sent: %+v", cfg)
 	default:
 	}
-	if !strings.Contains(logs.String(), "[[healthcheck]] is not supported yet by this ulbd") {
+	if !strings.Contains(logs.String(), "needs a test (ping, tcp, udp, http, agent, script)") {
 		t.Errorf("refusal does not list the issues:\n%s", logs.String())
 	}
 }
