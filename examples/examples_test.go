@@ -20,7 +20,7 @@ import (
 	"ulb/router/control"
 )
 
-// binDir holds ulbd, ulbadm and ulbbench built from this checkout.
+// binDir holds ulbd, ulbadm, ulbbench and ulbagent built from this checkout.
 var binDir string
 
 func TestMain(m *testing.M) {
@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	for _, cmd := range []string{"ulbd", "ulbadm", "ulbbench"} {
+	for _, cmd := range []string{"ulbd", "ulbadm", "ulbbench", "ulbagent"} {
 		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "ulb/cmd/"+cmd).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", cmd, err, out)
