@@ -72,11 +72,11 @@ ready = { socket = "` + hcSocket + `", timeout = "20s" }
 [[process]]
 name = "s1web"
 host = "s1"
-serve = { tcp = [":80"], udp = [":53"] }
+serve = { tcp = [":80"], udp = [":53"], http = [":8080"] }
 [[process]]
 name = "s2web"
 host = "s2"
-serve = { tcp = [":80"], udp = [":53"] }
+serve = { tcp = [":80"], udp = [":53"], http = [":8080"] }
 [[process]]
 name = "s1agent"
 host = "s1"
@@ -154,6 +154,49 @@ interval = "1s"
 timeout = "800ms"
 count = 2
 rise = 1
+
+[[healthcheck]]
+name = "http"
+test = "http"
+port = 8080
+path = "/"
+expect_body = "^s[12]"
+interval = "500ms"
+timeout = "400ms"
+count = 2
+rise = 1
+
+[[healthcheck]]
+name = "http503"
+test = "http"
+port = 8080
+path = "/status/503"
+interval = "500ms"
+timeout = "400ms"
+count = 2
+rise = 1
+
+[[servergroup]]
+name = "httpok"
+healthcheck = "http"
+server = ["203.0.113.201:8080", "203.0.113.202:8080"]
+
+[[servergroup]]
+name = "http503"
+healthcheck = "http503"
+server = ["203.0.113.201:8080", "203.0.113.202:8080"]
+
+[[rule]]
+name = "httpok"
+vip = "198.51.100.100"
+port = "8080"
+servergroup = "httpok"
+
+[[rule]]
+name = "http503"
+vip = "198.51.100.100"
+port = "8081"
+servergroup = "http503"
 
 [[servergroup]]
 name = "web"
@@ -294,13 +337,26 @@ func TestHealthChecks(t *testing.T) {
 		if s := hcState(t, "pinged", "203.0.113.201"); s != control.HealthUp {
 			t.Errorf("ping check says %s for a server whose host is alive", s)
 		}
-		s1srv = startIn(top, dir, b.Namespace("s1"), filepath.Join(binDir, "ulbbench"), "serve", "-name", "s1", "-tcp", ":80", "-udp", ":53")
+		s1srv = startIn(top, dir, b.Namespace("s1"), filepath.Join(binDir, "ulbbench"), "serve", "-name", "s1", "-tcp", ":80", "-udp", ":53", "-http", ":8080")
 		took = waitHealth(t, "web", "203.0.113.201", control.HealthUp, detect)
 		t.Logf("tcp check: s1 up again after %v", took)
 		waitHealth(t, "dns", "203.0.113.201", control.HealthUp, detect)
 		got = spread(t, client, c2, "198.51.100.100:80", 10)
 		if got["s1"] == 0 {
 			t.Errorf("s1 is back but gets no flows: %v", got)
+		}
+	})
+
+	t.Run("http through the host port", func(t *testing.T) {
+		// The kernel's TCP stack behind the host port runs the GETs.
+		for _, s := range []string{"203.0.113.201", "203.0.113.202"} {
+			waitHealth(t, "httpok", s, control.HealthUp, detect)
+			waitHealth(t, "http503", s, control.HealthDown, detect)
+		}
+		var rs []control.HCResult
+		ulbadm(t, hcSocket, &rs, "show-hc-result", "-g", "http503", "203.0.113.201")
+		if len(rs) != 1 || !strings.Contains(rs[0].LastResult, "503") {
+			t.Errorf("the 503 check's last result: %+v", rs)
 		}
 	})
 

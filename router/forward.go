@@ -92,6 +92,15 @@ func (l *loop) ipv4(buf []byte) {
 		l.bc.drop(DropLocalUnhandled)
 		return
 	}
+	if l.hostPortSource(src) {
+		p := pkt{buf: buf, ip: ip, src: src, dst: dst}
+		if t, ok := readL4(ip.Protocol(), ip.Payload()); ok && !ip.IsFragment() {
+			l.masquerade(&p, t)
+		} else {
+			l.bc.drop(DropLocalUnhandled)
+		}
+		return
+	}
 	if l.r.lbActive.Load() {
 		p := pkt{buf: buf, ip: ip, src: src, dst: dst}
 		switch proto := ip.Protocol(); proto {

@@ -35,6 +35,9 @@ type PortConfig struct {
 	// MTU, when not zero, is the largest IP packet the router sends out of the port: it
 	// may be set below the link's (a smaller path behind it), never above.
 	MTU int
+	// Host marks the host port (a TUN to the kernel of the router's namespace): its
+	// address is HostPortRouter and what the kernel sends through it is masqueraded.
+	Host bool
 }
 
 // Route is a static route. Port pins the egress port by name; otherwise the gateway's
@@ -85,6 +88,7 @@ type Router struct {
 	ct        *conntrack.Table
 	ports4nat *nat.PortPool
 	lbActive  atomic.Bool                           // some rule was ever configured
+	masqPorts *nat.PortPool                         // the host port's masquerade ports
 	pools     atomic.Pointer[map[uint32]*nat.Pools] // full-NAT proxy sources by rule ID
 	ruleOpts  atomic.Pointer[map[string]RuleOptions]
 
@@ -107,6 +111,7 @@ type routerPort struct {
 	mac    header.MAC
 	mtu    int
 	layer3 bool
+	host   bool           // the host port
 	addrs  []netip.Prefix // own addresses, with the IPv6 link-local on Ethernet ports
 	src4   netip.Addr     // source of ICMPv4 errors sent from this port
 	src6   netip.Addr     // source of ICMPv6 errors sent from this port
@@ -164,7 +169,11 @@ func New(cfg Config) (*Router, error) {
 			p:      pc.Port,
 			mtu:    pc.Port.MTU(),
 			layer3: pc.Port.Layer3(),
+			host:   pc.Host,
 			addrs:  append([]netip.Prefix(nil), pc.Addresses...),
+		}
+		if pc.Host {
+			rp.addrs = []netip.Prefix{HostPortRouter}
 		}
 		if pc.MTU != 0 {
 			if pc.MTU > rp.mtu {
@@ -222,6 +231,14 @@ func New(cfg Config) (*Router, error) {
 	}
 	r.ports4nat = pp
 	r.routes = cfg.Routes
+	if err := r.newMasqPorts(); err != nil {
+		return nil, fmt.Errorf("%w: masquerade ports: %v", ErrConfig, err)
+	}
+	for _, rp := range r.ports {
+		if rp.host {
+			r.lbActive.Store(true) // its replies come back through the connection table
+		}
+	}
 	if err := r.newVRRP(cfg.VRRP); err != nil {
 		return nil, err
 	}

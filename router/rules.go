@@ -114,6 +114,10 @@ func (r *Router) proxyPools(rule *balancer.Rule) *nat.Pools {
 // flowEnded is the connection table's OnExpire: it gives the flow's server connection
 // and full-NAT source port back.
 func (r *Router) flowEnded(f conntrack.Flow) {
+	if f.Topology == topoMasq {
+		r.masqPorts.Put(f.Reply.Dst(), f.Reply.DstPort)
+		return
+	}
 	if f.Server == sorryServer {
 		return // a sorry-server flow took nothing from the balancer
 	}

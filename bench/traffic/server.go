@@ -225,7 +225,7 @@ func (s *Servers) serveUDP(p net.PacketConn) {
 	}
 }
 
-// ServeHTTP answers every GET or HEAD with 200 and the name (headers X-Ulb-Server: the name,
+// ServeHTTP answers every GET or HEAD with 200 (or NNN for /status/NNN) and the name (headers X-Ulb-Server: the name,
 // X-Ulb-Peer: the client's address and port as seen here); other methods get 405.
 func (s *Servers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -234,6 +234,15 @@ func (s *Servers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Ulb-Server", s.name)
+	// /status/NNN answers with that status, for health checks that must see a failure.
+	if code, ok := strings.CutPrefix(r.URL.Path, "/status/"); ok {
+		var n int
+		if _, err := fmt.Sscan(code, &n); err == nil && n >= 200 && n <= 599 {
+			w.WriteHeader(n)
+			io.WriteString(w, s.name+"\n")
+			return
+		}
+	}
 	// The client's address as this server sees it: behind a full-NAT balancer, a proxy
 	// source; behind half-NAT or DSR, the client's own.
 	w.Header().Set("X-Ulb-Peer", r.RemoteAddr)

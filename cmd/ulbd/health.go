@@ -8,14 +8,18 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os/exec"
+	"strings"
 	"sync"
 	"time"
 
 	"ulb/balancer"
 	"ulb/balancer/health"
 	"ulb/config"
+	"ulb/internal/hostcheck"
 	"ulb/router"
 	"ulb/router/control"
+	"ulb/router/port"
 )
 
 // routerProber runs the health checks' probes from the router's own addresses: pings,
@@ -51,9 +55,40 @@ func probeError(err error) error {
 	return err
 }
 
-// errNoHostPort refuses HTTP checks: they need a kernel TCP stack reached through the
-// host port, which this ulbd does not have yet.
-var errNoHostPort = errors.New("http checks need the host port, which this ulbd does not provide yet")
+// hostPortDevice is the TUN device ulbd creates for the host port.
+const hostPortDevice = "ulbhost"
+
+// needsHostPort reports whether the configuration uses the kernel's TCP stack (HTTP checks).
+func needsHostPort(cfg *config.Config) bool {
+	for _, hc := range cfg.HealthChecks {
+		if hc.Test == "http" {
+			return true
+		}
+	}
+	return false
+}
+
+// openHostPort creates the host port: a TUN device whose kernel side has the address
+// router.HostPortKernel and a default route through the router, so that the kernel of
+// ulbd's namespace (and so HTTP checks) reaches every network the router does.
+func openHostPort(logger *slog.Logger) (router.PortConfig, error) {
+	tun, err := port.OpenTUN(hostPortDevice, 1500)
+	if err != nil {
+		return router.PortConfig{}, fmt.Errorf("host port: %w", err)
+	}
+	hostcheck.DisableIPv6(hostPortDevice)
+	for _, args := range [][]string{
+		{"addr", "replace", router.HostPortKernel.String(), "dev", hostPortDevice},
+		{"route", "replace", "default", "via", router.HostPortRouter.Addr().String(), "dev", hostPortDevice},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			tun.Close()
+			return router.PortConfig{}, fmt.Errorf("host port: ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	logger.Info("host port open", "device", hostPortDevice, "kernel", router.HostPortKernel.String())
+	return router.PortConfig{Name: "host", Device: hostPortDevice, Kind: "tun", Port: tun, Host: true}, nil
+}
 
 // healthChecks runs the configured checks and applies their verdicts: the balancer's
 // server health and agent loads, VRRP's group tracking, and events.
@@ -79,11 +114,10 @@ func newHealthChecks(cfg *config.Config, r *router.Router, events *control.Event
 		down: map[string]map[health.Target]bool{}, total: map[string]int{}}
 	h.engine = health.New(health.Config{
 		Prober: routerProber{r},
-		HTTPDialer: func(context.Context, string, string) (net.Conn, error) {
-			return nil, errNoHostPort
-		},
-		Logger:   logger,
-		OnChange: h.changed,
+		// The kernel of ulbd's namespace reaches the servers through the host port.
+		HTTPDialer: (&net.Dialer{}).DialContext,
+		Logger:     logger,
+		OnChange:   h.changed,
 		OnLoad: func(t health.Target, load int) {
 			if err := h.b.SetLoad(t.Group, t.Addr, t.Port, load); err != nil {
 				logger.Warn("agent load", "server", t.String(), "err", err)
@@ -100,9 +134,6 @@ func newHealthChecks(cfg *config.Config, r *router.Router, events *control.Event
 func healthSets(cfg *config.Config) (map[string]health.Check, map[string][]health.Target, error) {
 	checks := map[string]health.Check{}
 	for _, hc := range cfg.HealthChecks {
-		if hc.Test == "http" {
-			return nil, nil, fmt.Errorf("healthcheck %s: %w", hc.Name, errNoHostPort)
-		}
 		checks[hc.Name] = health.Check{
 			Name: hc.Name, Test: hc.Test, Interval: hc.Interval, Timeout: hc.Timeout,
 			Count: hc.Count, Rise: hc.Rise, Port: hc.Port,

@@ -27,6 +27,16 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <
 	if err != nil {
 		return err
 	}
+	if needsHostPort(cfg) {
+		hp, err := openHostPort(logger)
+		if err != nil {
+			for _, p := range ports {
+				p.Port.Close()
+			}
+			return err
+		}
+		ports = append(ports, hp)
+	}
 	r, err := router.New(router.Config{
 		Ports:     ports,
 		Routes:    routes(cfg),

@@ -1,0 +1,92 @@
+package router
+
+import (
+	"errors"
+	"net/netip"
+
+	"ulb/conntrack"
+	"ulb/nat"
+	"ulb/router/fib"
+)
+
+// The host port links the router to the kernel of its own network namespace, like a host
+// on a point-to-point link: the kernel reaches the networks behind the router through it
+// (HTTP health checks use the kernel's TCP stack), and its connections leave with the
+// router's own address of the egress port (a masquerade, tracked in the connection
+// table), so that the kernel never needs an address on the NICs the router owns.
+var (
+	// HostPortRouter and HostPortKernel are the two ends of the host port's link.
+	HostPortRouter = netip.MustParsePrefix("169.254.200.1/30")
+	HostPortKernel = netip.MustParsePrefix("169.254.200.2/30")
+)
+
+// Masquerade source ports on the router's own addresses: below the probes' range.
+const (
+	masqPortLo = 20000
+	masqPortHi = 39999
+)
+
+// topoMasq marks masquerade flows in the connection table (the balancer's topologies
+// are small numbers).
+const topoMasq = 0xff
+
+// errNoMasqPort is counted when every masquerade port of an address is in use.
+var errNoMasqPort = errors.New("no masquerade port")
+
+// masquerade forwards a TCP or UDP packet the kernel sent through the host port: a flow of
+// the table rewrites its source to the egress port's address and a port of its own.
+func (l *loop) masquerade(p *pkt, t l4) {
+	key := conntrack.MakeTuple(p.src, p.dst, t.sport, t.dport, t.proto)
+	f, dir, ok := l.r.ct.Lookup(key, t.flags, len(p.ip))
+	if !ok {
+		nh, found := l.r.fib.Load().Lookup(p.dst)
+		if !found || nh.Kind == fib.Local {
+			l.bc.drop(DropNoRoute)
+			return
+		}
+		ep := l.r.ports[nh.Port]
+		src := ep.src4
+		if p.v6 || !src.IsValid() {
+			l.bc.drop(DropNoRoute)
+			return
+		}
+		port, got := l.r.masqPorts.Get(src)
+		if !got {
+			l.bc.drop(DropLBNoProxyPort)
+			return
+		}
+		f = conntrack.Flow{Orig: key, Reply: conntrack.MakeTuple(p.dst, src, t.dport, port, t.proto), Topology: topoMasq}
+		f.Account(conntrack.Original, t.flags, len(p.ip))
+		if err := l.r.ct.Insert(f); err != nil {
+			l.r.masqPorts.Put(src, port)
+			l.bc.drop(DropLBTableFull)
+			return
+		}
+		dir = conntrack.Original
+	}
+	l.forwardFlow(l.r.lb.Snapshot(), p, &f, dir)
+}
+
+// hostPortSource reports whether a packet came from the kernel through the host port.
+func (l *loop) hostPortSource(src netip.Addr) bool {
+	return l.in.host && src == HostPortKernel.Addr()
+}
+
+// newMasqPorts makes the masquerade port pool of the router's own IPv4 addresses.
+func (r *Router) newMasqPorts() error {
+	pp, err := nat.NewPortPool(masqPortLo, masqPortHi)
+	if err != nil {
+		return err
+	}
+	for _, rp := range r.ports {
+		for _, a := range rp.addrs {
+			if a.Addr().Is4() && !rp.host {
+				if err := pp.Add(a.Addr()); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	r.masqPorts = pp
+	return nil
+}
