@@ -360,6 +360,23 @@ func TestHealthChecks(t *testing.T) {
 		}
 	})
 
+	t.Run("a login to the router's address reaches its kernel", func(t *testing.T) {
+		// A service of the router's own host (think sshd) listens in ulbd's namespace; the
+		// host port carries connections to the router's address to it.
+		startIn(t, dir, b.Namespace("lb1"), filepath.Join(binDir, "ulbbench"), "serve", "-name", "lb1-host", "-tcp", ":2222")
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			name, err := askName(client, c2, "198.51.100.10:2222")
+			if err == nil && name == "lb1-host" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("connecting to the router's address: %q, %v", name, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
 	t.Run("agent loads 20 and 80 shift the split", func(t *testing.T) {
 		for _, s := range []string{"203.0.113.201", "203.0.113.202"} {
 			waitHealth(t, "loaded", s, control.HealthUp, 10*time.Second)

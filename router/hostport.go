@@ -26,9 +26,13 @@ const (
 	masqPortHi = 39999
 )
 
-// topoMasq marks masquerade flows in the connection table (the balancer's topologies
-// are small numbers).
-const topoMasq = 0xff
+// topoMasq marks masquerade flows in the connection table, topoHost the connections to
+// the router's own addresses that the kernel behind the host port answers (the
+// balancer's topologies are small numbers).
+const (
+	topoMasq = 0xff
+	topoHost = 0xfe
+)
 
 // errNoMasqPort is counted when every masquerade port of an address is in use.
 var errNoMasqPort = errors.New("no masquerade port")
@@ -89,4 +93,29 @@ func (r *Router) newMasqPorts() error {
 	}
 	r.masqPorts = pp
 	return nil
+}
+
+// toHostPort hands a TCP or UDP packet for one of the router's own addresses that the
+// router does not answer itself to the kernel behind the host port (a management login,
+// say): a flow of the table rewrites its destination to the kernel's end and the answers
+// back. It reports false when there is no host port.
+func (l *loop) toHostPort(p *pkt, t l4) bool {
+	hp := l.r.hostPort
+	if hp == nil || p.v6 {
+		return false
+	}
+	key := conntrack.MakeTuple(p.src, p.dst, t.sport, t.dport, t.proto)
+	f := conntrack.Flow{Orig: key, Reply: conntrack.MakeTuple(HostPortKernel.Addr(), p.src, t.dport, t.sport, t.proto),
+		Topology: topoHost}
+	f.Account(conntrack.Original, t.flags, len(p.ip))
+	if err := l.r.ct.Insert(f); err != nil {
+		var dir conntrack.Direction
+		var ok bool
+		if f, dir, ok = l.r.ct.Lookup(key, t.flags, len(p.ip)); !ok || dir != conntrack.Original {
+			l.bc.drop(DropLBTableFull)
+			return true
+		}
+	}
+	l.forwardFlow(l.r.lb.Snapshot(), p, &f, conntrack.Original)
+	return true
 }

@@ -47,14 +47,14 @@ func (l *loop) local4(buf []byte, ip header.IPv4) {
 		l.route(buf, src)
 	case header.ProtocolUDP:
 		completeChecksum(buf)
-		if u := header.UDP(ip.Payload()); u.IsValid() && l.localUDP(ip, ip.SourceAddr(), u) {
+		if u := header.UDP(ip.Payload()); u.IsValid() && l.localUDP(buf, ip, ip.SourceAddr(), ip.DestinationAddr(), u) {
 			return
 		}
 		l.icmp4Error(ip, header.ICMPv4DstUnreachable, header.ICMPv4PortUnreachable, 0)
 		l.bc.drop(DropLocalUnhandled)
 	case header.ProtocolTCP:
 		if t := header.TCP(ip.Payload()); t.IsValid() {
-			l.localTCP(ip.SourceAddr(), ip.DestinationAddr(), t, len(t.Payload()))
+			l.localTCP(buf, ip, ip.SourceAddr(), ip.DestinationAddr(), t, len(t.Payload()))
 			return
 		}
 		l.bc.drop(DropLocalUnhandled)
@@ -113,14 +113,14 @@ func (l *loop) local6(buf []byte, ip header.IPv6, off int, proto uint8) {
 		l.route(buf, src)
 	case header.ProtocolUDP:
 		completeChecksum(buf)
-		if u := header.UDP(ip[off:]); u.IsValid() && l.localUDP(ip, ip.SourceAddr(), u) {
+		if u := header.UDP(ip[off:]); u.IsValid() && l.localUDP(buf, ip, ip.SourceAddr(), ip.DestinationAddr(), u) {
 			return
 		}
 		l.icmp6Error(ip, header.ICMPv6DstUnreachable, header.ICMPv6PortUnreachable, 0)
 		l.bc.drop(DropLocalUnhandled)
 	case header.ProtocolTCP:
 		if t := header.TCP(ip[off:]); t.IsValid() {
-			l.localTCP(ip.SourceAddr(), ip.DestinationAddr(), t, len(t.Payload()))
+			l.localTCP(buf, ip, ip.SourceAddr(), ip.DestinationAddr(), t, len(t.Payload()))
 			return
 		}
 		l.bc.drop(DropLocalUnhandled)

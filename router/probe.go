@@ -234,10 +234,16 @@ func buildTCP(buf []byte, src, dst netip.Addr, sport, dport uint16, seq, ack uin
 
 // localTCP takes a TCP segment addressed to the router: the answer to one of its
 // probes, or else a segment for a closed port, answered with a RST (RFC 9293 §3.10.7.1).
-func (l *loop) localTCP(src, dst netip.Addr, t header.TCP, payload int) {
+func (l *loop) localTCP(buf []byte, ip []byte, src, dst netip.Addr, t header.TCP, payload int) {
 	k := probeKey{remote: netip.AddrPortFrom(src, t.SourcePort()), local: t.DestinationPort(), proto: header.ProtocolTCP}
 	if l.r.probe.answer(k, probeAnswer{flags: t.Flags(), seq: t.Seq(), ack: t.Ack()}, nil) {
 		return
+	}
+	if t.Flags()&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN {
+		p := pkt{buf: buf, ip: ip, v6: src.Is6(), src: src, dst: dst}
+		if l.toHostPort(&p, l4{proto: header.ProtocolTCP, sport: t.SourcePort(), dport: t.DestinationPort(), flags: t.Flags()}) {
+			return
+		}
 	}
 	l.bc.drop(DropLocalUnhandled)
 	l.tcpReset(src, dst, t, payload)
@@ -272,9 +278,13 @@ func (l *loop) tcpReset(src, dst netip.Addr, t header.TCP, payload int) {
 
 // localUDP takes a UDP datagram addressed to the router: the answer to one of its probes,
 // or else one for a closed port (ICMP port unreachable).
-func (l *loop) localUDP(ip []byte, src netip.Addr, u header.UDP) bool {
+func (l *loop) localUDP(buf []byte, ip []byte, src, dst netip.Addr, u header.UDP) bool {
 	k := probeKey{remote: netip.AddrPortFrom(src, u.SourcePort()), local: u.DestinationPort(), proto: header.ProtocolUDP}
-	return l.r.probe.answer(k, probeAnswer{}, u.Payload())
+	if l.r.probe.answer(k, probeAnswer{}, u.Payload()) {
+		return true
+	}
+	p := pkt{buf: buf, ip: ip, v6: src.Is6(), src: src, dst: dst}
+	return l.toHostPort(&p, l4{proto: header.ProtocolUDP, sport: u.SourcePort(), dport: u.DestinationPort()})
 }
 
 // probeError hands an ICMP destination-unreachable about one of the router's probes to

@@ -89,6 +89,7 @@ type Router struct {
 	ports4nat *nat.PortPool
 	lbActive  atomic.Bool                           // some rule was ever configured
 	masqPorts *nat.PortPool                         // the host port's masquerade ports
+	hostPort  *routerPort                           // the host port, nil without one
 	pools     atomic.Pointer[map[uint32]*nat.Pools] // full-NAT proxy sources by rule ID
 	ruleOpts  atomic.Pointer[map[string]RuleOptions]
 
@@ -236,6 +237,7 @@ func New(cfg Config) (*Router, error) {
 	}
 	for _, rp := range r.ports {
 		if rp.host {
+			r.hostPort = rp
 			r.lbActive.Store(true) // its replies come back through the connection table
 		}
 	}

@@ -114,8 +114,11 @@ func (r *Router) proxyPools(rule *balancer.Rule) *nat.Pools {
 // flowEnded is the connection table's OnExpire: it gives the flow's server connection
 // and full-NAT source port back.
 func (r *Router) flowEnded(f conntrack.Flow) {
-	if f.Topology == topoMasq {
+	switch f.Topology {
+	case topoMasq:
 		r.masqPorts.Put(f.Reply.Dst(), f.Reply.DstPort)
+		return
+	case topoHost:
 		return
 	}
 	if f.Server == sorryServer {
