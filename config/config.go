@@ -52,6 +52,10 @@ type Config struct {
 	Conntrack Conntrack
 	// VRRP are the virtual routers, in file order.
 	VRRP []VRRP
+	// HostPort asks for the host port (a TUN to the kernel of ulbd's namespace, for a
+	// management login to the router's addresses) even without HTTP health checks,
+	// which always have one.
+	HostPort bool
 	// Warnings are things the file allows but that are likely not meant (e.g. a virtual
 	// address on no connected network of its port), ordered by line; ulbd logs them.
 	Warnings []Issue
@@ -69,6 +73,7 @@ type rawFile struct {
 	Hostname      value          `toml:"hostname"`
 	ControlSocket value          `toml:"control_socket"`
 	LogLevel      value          `toml:"log_level"`
+	HostPort      value          `toml:"host_port"`
 	Port          toml.Primitive `toml:"port"`
 	Route         toml.Primitive `toml:"route"`
 	ServerGroup   toml.Primitive `toml:"servergroup"`
@@ -154,6 +159,9 @@ func (d *decoder) topLevel(raw *rawFile, cfg *Config) {
 			is.at("control_socket", "control_socket is %d bytes long; a unix socket path holds at most %d", len(s), maxSocketPath)
 		}
 		cfg.ControlSocket = s
+	}
+	if b, ok := is.boolean(raw.HostPort, "host_port", "host_port"); ok {
+		cfg.HostPort = b
 	}
 	cfg.LogLevel = slog.LevelInfo
 	if s, ok := is.str(raw.LogLevel, "log_level", "log_level"); ok {

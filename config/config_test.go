@@ -178,8 +178,12 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.ControlSocket != DefaultControlSocket || cfg.LogLevel != slog.LevelInfo || cfg.LogLevelSet ||
-		cfg.Hostname != "" || cfg.Ports[0].Kind != KindAFPacket || cfg.Ports[0].MTU != 0 {
+		cfg.Hostname != "" || cfg.Ports[0].Kind != KindAFPacket || cfg.Ports[0].MTU != 0 || cfg.HostPort {
 		t.Errorf("defaults: %+v", cfg)
+	}
+	cfg, err = Parse("hp.toml", []byte("host_port = true\n[[port]]\nname = \"a\"\ndevice = \"eth1\"\n"))
+	if err != nil || !cfg.HostPort {
+		t.Errorf("host_port = true: %v, %v", cfg, err)
 	}
 }
 
@@ -237,11 +241,13 @@ log_level = "loud"
 		{"top-level types", `hostname = 1
 control_socket = "/` + strings.Repeat("x", 120) + `"
 log_level = ["info"]
+host_port = "yes"
 ` + ports,
 			[]string{
 				`1: hostname must be a string, not integer 1`,
 				`2: control_socket is 121 bytes long; a unix socket path holds at most 107`,
 				`3: log_level must be a string, not array`,
+				`4: host_port must be true or false, not string "yes"`,
 			}},
 		{"unknown keys", `bogus = 1
 [extra]

@@ -58,8 +58,12 @@ func probeError(err error) error {
 // hostPortDevice is the TUN device ulbd creates for the host port.
 const hostPortDevice = "ulbhost"
 
-// needsHostPort reports whether the configuration uses the kernel's TCP stack (HTTP checks).
+// needsHostPort reports whether the configuration asks for the host port or uses the
+// kernel's TCP stack (HTTP checks).
 func needsHostPort(cfg *config.Config) bool {
+	if cfg.HostPort {
+		return true
+	}
 	for _, hc := range cfg.HealthChecks {
 		if hc.Test == "http" {
 			return true
