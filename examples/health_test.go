@@ -72,11 +72,11 @@ ready = { socket = "` + hcSocket + `", timeout = "20s" }
 [[process]]
 name = "s1web"
 host = "s1"
-serve = { tcp = [":80"], udp = [":53"], http = [":8080"] }
+serve = { tcp = [":80"], udp = [":53"], http = [":8080"], sink = [":9000"] }
 [[process]]
 name = "s2web"
 host = "s2"
-serve = { tcp = [":80"], udp = [":53"], http = [":8080"] }
+serve = { tcp = [":80"], udp = [":53"], http = [":8080"], sink = [":9000"] }
 [[process]]
 name = "s1agent"
 host = "s1"
@@ -266,6 +266,24 @@ name = "scripted"
 vip = "198.51.100.100"
 port = "84"
 servergroup = "scripted"
+
+[[servergroup]]
+name = "scripted-sink"
+healthcheck = "script"
+server = ["203.0.113.201:9000", "203.0.113.202:9000"]
+
+[[rule]]
+name = "end-flows"
+vip = "198.51.100.100"
+port = "9000"
+servergroup = "scripted-sink"
+
+[[rule]]
+name = "keep-flows"
+vip = "198.51.100.100"
+port = "9001"
+servergroup = "scripted-sink"
+keep_flows_on_down = true
 `,
 	}
 	for name, text := range files {
@@ -337,7 +355,7 @@ func TestHealthChecks(t *testing.T) {
 		if s := hcState(t, "pinged", "203.0.113.201"); s != control.HealthUp {
 			t.Errorf("ping check says %s for a server whose host is alive", s)
 		}
-		s1srv = startIn(top, dir, b.Namespace("s1"), filepath.Join(binDir, "ulbbench"), "serve", "-name", "s1", "-tcp", ":80", "-udp", ":53", "-http", ":8080")
+		s1srv = startIn(top, dir, b.Namespace("s1"), filepath.Join(binDir, "ulbbench"), "serve", "-name", "s1", "-tcp", ":80", "-udp", ":53", "-http", ":8080", "-sink", ":9000")
 		took = waitHealth(t, "web", "203.0.113.201", control.HealthUp, detect)
 		t.Logf("tcp check: s1 up again after %v", took)
 		waitHealth(t, "dns", "203.0.113.201", control.HealthUp, detect)
@@ -407,9 +425,40 @@ func TestHealthChecks(t *testing.T) {
 	t.Run("script", func(t *testing.T) {
 		for _, s := range []string{"203.0.113.201", "203.0.113.202"} {
 			waitHealth(t, "scripted", s, control.HealthUp, 10*time.Second)
+			waitHealth(t, "scripted-sink", s, control.HealthUp, 10*time.Second)
+		}
+		// Long-lived flows to s2 (round robin: the second connection of each rule).
+		var ending, kept []*sinkConn
+		for i := 0; i < 2; i++ {
+			ending = append(ending, openSink(t, client, "198.51.100.100:9000"))
+			kept = append(kept, openSink(t, client, "198.51.100.100:9001"))
 		}
 		os.Remove(filepath.Join(dir, "203.0.113.202.ok"))
 		waitHealth(t, "scripted", "203.0.113.202", control.HealthDown, detect)
+		waitHealth(t, "scripted-sink", "203.0.113.202", control.HealthDown, detect)
+		time.Sleep(1500 * time.Millisecond) // the drain sweep runs every second
+		// A flow of a server that went down is ended: the client's next segment gets a
+		// RST; with keep_flows_on_down the flows go on.
+		reset := 0
+		for _, s := range ending {
+			s.c.SetDeadline(time.Now().Add(3 * time.Second))
+			s.c.Write(make([]byte, 1000))
+			if _, err := s.c.Read(make([]byte, 1)); err != nil && strings.Contains(err.Error(), "reset") {
+				reset++
+			}
+			s.c.Close()
+		}
+		if reset != 1 {
+			t.Errorf("%d of the 2 flows (one on the down server) were reset, want 1", reset)
+		}
+		names := map[string]int{}
+		for _, s := range kept {
+			s.send(t, 1000)
+			names[s.finish(t)]++
+		}
+		if names["s1"] != 1 || names["s2"] != 1 {
+			t.Errorf("keep_flows_on_down: the flows ended on %v, want one on each server", names)
+		}
 		got := spread(t, client, c2, "198.51.100.100:84", 6)
 		if got["s1"] != 6 {
 			t.Errorf("the script says s2 is down: %v, want every connection on s1", got)
