@@ -57,6 +57,7 @@ type SendReport struct {
 	Sent      uint64  `json:"sent"`       // frames handed to sendmmsg
 	Accepted  uint64  `json:"accepted"`   // frames the kernel took
 	TxErrors  uint64  `json:"tx_errors"`  // frames the kernel refused (e.g. the peer's queue was full)
+	Blocked   uint64  `json:"blocked"`    // sendmmsg calls that found the send buffer full and waited
 	ElapsedNS int64   `json:"elapsed_ns"` // from the first sendmmsg to the end of the last
 	PPS       float64 `json:"pps"`        // Sent per second of Elapsed
 }
@@ -126,6 +127,7 @@ func Send(ctx context.Context, cfg SendConfig) (SendReport, error) {
 	for _, p := range ports {
 		rep.Accepted += p.sent
 		rep.TxErrors += p.refused
+		rep.Blocked += p.blocked
 		p.close()
 	}
 	rep.ElapsedNS = int64(elapsed)

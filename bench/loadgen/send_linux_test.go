@@ -225,3 +225,35 @@ func TestCountSinkStopsPortUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSendWaitsOnFullBuffer slows the sender's interface with a token bucket so that the
+// socket's send buffer fills: the non-blocking sendmmsg then finds it full, the sender
+// falls back to a blocking call, and no frame is refused or lost.
+func TestSendWaitsOnFullBuffer(t *testing.T) {
+	a, _ := vethPair(t)
+	testenv.NeedTool(t, "tc")
+	if out, err := exec.Command("ip", "netns", "exec", a, "tc", "qdisc", "add", "dev", "eth0", "root",
+		"tbf", "rate", "8mbit", "burst", "4kb", "limit", "4mb").CombinedOutput(); err != nil {
+		t.Fatalf("tc qdisc add: %v: %s", err, out)
+	}
+	var rep SendReport
+	if err := netns.Do(a, func() error {
+		var err error
+		rep, err = Send(context.Background(), SendConfig{Dst: netip.MustParseAddr("192.0.2.2"), Duration: 300 * time.Millisecond,
+			DstMAC: "02:00:00:00:00:99"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("through 8 Mbit/s: %+v (%.0f pps)", rep, rep.PPS)
+	if rep.Blocked == 0 {
+		t.Errorf("no sendmmsg found the send buffer full: %+v", rep)
+	}
+	if rep.TxErrors != 0 || rep.Accepted != rep.Sent || rep.Sent == 0 {
+		t.Errorf("frames refused or lost while waiting: %+v", rep)
+	}
+	// 8 Mbit/s of 60-byte frames is under 17000 frames a second: the sender was held back.
+	if rep.PPS > 100000 {
+		t.Errorf("%.0f pps through an 8 Mbit/s bucket: the sender did not wait", rep.PPS)
+	}
+}
