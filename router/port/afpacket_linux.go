@@ -21,7 +21,7 @@ const (
 
 // AFPacketOptions tune an AF_PACKET port. The zero value is a good default.
 type AFPacketOptions struct {
-	// BatchSize is the number of frames one recvmmsg/sendmmsg moves (default
+	// BatchSize is the most frames one Read returns and one sendmmsg moves (default
 	// DefaultBatchSize).
 	BatchSize int
 	// SocketBuffer is SO_RCVBUF and SO_SNDBUF in bytes, forced past the sysctl limits when
@@ -48,15 +48,16 @@ type AFPacketStats struct {
 }
 
 // AFPacket is a port on a kernel network interface through two AF_PACKET sockets with
-// PACKET_VNET_HDR: frames move in batches with recvmmsg and sendmmsg, GSO frames of up to
+// PACKET_VNET_HDR: frames move in batches (a receive ring, sendmmsg), GSO frames of up to
 // 64 KiB arrive whole with their virtio-net header, and frames written with a NEEDS_CSUM or
 // GSO header are completed or segmented by the kernel.
 //
 // Neither socket is registered with the Go runtime's poller: Read and Write block in the
 // kernel on the calling thread (the router's loops run on locked OS threads). A receive
-// socket takes the interface's frames and memberships; Read drains it with non-blocking
-// recvmmsg and, when it is empty, sleeps in ppoll on it and on an eventfd that Close
-// signals. A send-only socket (protocol 0: it receives nothing) takes Write's sendmmsg, so
+// socket takes the interface's frames and memberships into a mapped TPACKET_V2 ring
+// (frames longer than a slot, such as GSO frames, into its receive queue); Read copies
+// them out of the ring without a system call and, when it is empty, sleeps in ppoll on
+// the socket and on an eventfd that Close signals. A send-only socket (protocol 0: it receives nothing) takes Write's sendmmsg, so
 // that freeing each sent frame wakes no poller.
 //
 // Read must be called from one goroutine at a time; Write may be called from several.
@@ -75,6 +76,8 @@ type AFPacket struct {
 	evfd int // eventfd that Close makes readable to wake a Read sleeping in ppoll
 	rx   *mmsgScratch
 	poll [2]unix.PollFd // rxfd, evfd; Read's
+	ring []byte         // rxfd's TPACKET_V2 receive ring, mapped; unmapped by Close
+	slot int            // the next slot of ring Read looks at; Read's
 
 	txMu sync.Mutex
 	txfd int          // send-only socket, closed under txMu
@@ -139,6 +142,21 @@ func (s *mmsgScratch) set(i int, buf []byte, offset int) {
 	}
 }
 
+// The receive ring of a port: rxSlots slots of rxSlotSize bytes, in blocks of
+// rxBlockSize. A slot holds a frame of up to about 1950 bytes after its headers; the
+// kernel leaves a longer one (a GSO frame) in the socket's receive queue, marked
+// TP_STATUS_COPY in its slot, and Read takes it from there with recvmmsg.
+const (
+	rxSlotSize  = 2048
+	rxBlockSize = 1 << 16
+	rxSlots     = 2048
+	// tpacket2HdrLen is TPACKET_ALIGN(sizeof(struct tpacket2_hdr)): the slot's
+	// sockaddr_ll follows it.
+	tpacket2HdrLen = (unix.SizeofTpacket2Hdr + 15) &^ 15
+	// sllPkttypeOff is the offset of sll_pkttype in a slot.
+	sllPkttypeOff = tpacket2HdrLen + 10
+)
+
 // OpenAFPacket opens an AF_PACKET port on the interface named device in the calling
 // thread's network namespace, and sets the link up if it is down.
 func OpenAFPacket(device string, opts AFPacketOptions) (*AFPacket, error) {
@@ -171,7 +189,7 @@ func OpenAFPacket(device string, opts AFPacketOptions) (*AFPacket, error) {
 		rx:    newMmsgScratch(opts.BatchSize, true),
 		tx:    newMmsgScratch(opts.BatchSize, false),
 	}
-	if p.rxfd, err = openRxSocket(ifi.Index, opts); err != nil {
+	if p.rxfd, p.ring, err = openRxSocket(ifi.Index, opts); err != nil {
 		return nil, wrap("receive socket", err)
 	}
 	if p.evfd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
@@ -189,6 +207,12 @@ func OpenAFPacket(device string, opts AFPacketOptions) (*AFPacket, error) {
 // closeFDs closes the descriptors that are open.
 func (p *AFPacket) closeFDs() error {
 	var err error
+	if p.ring != nil {
+		if e := unix.Munmap(p.ring); e != nil {
+			err = e
+		}
+		p.ring = nil
+	}
 	for _, fd := range []*int{&p.rxfd, &p.evfd, &p.txfd} {
 		if *fd >= 0 {
 			if e := unix.Close(*fd); e != nil && err == nil {
@@ -201,19 +225,40 @@ func (p *AFPacket) closeFDs() error {
 }
 
 // openRxSocket opens the receive socket of a port: an AF_PACKET socket of every protocol
-// bound to the interface, with PACKET_VNET_HDR. It is created with protocol 0 and given
-// ETH_P_ALL at bind, so that it never sees another interface's frames.
-func openRxSocket(ifindex int, opts AFPacketOptions) (int, error) {
+// bound to the interface, with PACKET_VNET_HDR and a TPACKET_V2 receive ring, which it
+// maps. It is created with protocol 0 and given ETH_P_ALL at bind, so that it never sees
+// another interface's frames.
+func openRxSocket(ifindex int, opts AFPacketOptions) (int, []byte, error) {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return -1, fmt.Errorf("socket: %w", err)
+		return -1, nil, fmt.Errorf("socket: %w", err)
 	}
-	fail := func(op string, err error) (int, error) {
+	var ring []byte
+	fail := func(op string, err error) (int, []byte, error) {
+		if ring != nil {
+			unix.Munmap(ring)
+		}
 		unix.Close(fd)
-		return -1, fmt.Errorf("%s: %w", op, err)
+		return -1, nil, fmt.Errorf("%s: %w", op, err)
 	}
+	// The virtio-net header and the version come before the ring.
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
 		return fail("PACKET_VNET_HDR", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
+		return fail("PACKET_VERSION", err)
+	}
+	// Any frame longer than a slot goes to the receive queue whole (TP_STATUS_COPY).
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_COPY_THRESH, 1); err != nil {
+		return fail("PACKET_COPY_THRESH", err)
+	}
+	req := unix.TpacketReq{Block_size: rxBlockSize, Block_nr: rxSlots * rxSlotSize / rxBlockSize,
+		Frame_size: rxSlotSize, Frame_nr: rxSlots}
+	if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
+		return fail("PACKET_RX_RING", err)
+	}
+	if ring, err = unix.Mmap(fd, 0, rxSlots*rxSlotSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
+		return fail("mmap receive ring", err)
 	}
 	// Without PACKET_IGNORE_OUTGOING (Linux < 4.20) Read drops PACKET_OUTGOING frames.
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil && err != unix.ENOPROTOOPT {
@@ -231,7 +276,7 @@ func openRxSocket(ifindex int, opts AFPacketOptions) (int, error) {
 			return fail(fmt.Sprintf("PACKET_FANOUT group %d mode %d", opts.FanoutGroup, opts.FanoutMode), err)
 		}
 	}
-	return fd, nil
+	return fd, ring, nil
 }
 
 // htons converts a 16-bit value from host to network byte order.
@@ -308,7 +353,7 @@ func (p *AFPacket) ioError(op string, err error) error {
 }
 
 // Read blocks until frames arrive, then reads up to min(len(bufs), BatchSize) of them
-// with one recvmmsg: frame i into bufs[i][offset:offset+sizes[i]], its virtio-net header
+// from the receive ring: frame i into bufs[i][offset:offset+sizes[i]], its virtio-net header
 // into bufs[i][offset-VnetHdrLen:offset]. Frames that do not fit their buffer are dropped
 // and counted. Every bufs[i] must be longer than offset, and offset at least VnetHdrLen.
 // It blocks the calling OS thread, not only the goroutine; after Close it returns
@@ -321,7 +366,6 @@ func (p *AFPacket) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	if offset < VnetHdrLen {
 		return 0, fmt.Errorf("afpacket %s: read offset %d < %d", p.name, offset, VnetHdrLen)
 	}
-	s := p.rx
 	for i := 0; i < n; i++ {
 		if len(bufs[i]) <= offset {
 			return 0, fmt.Errorf("afpacket %s: read buffer %d of %d bytes, offset %d", p.name, i, len(bufs[i]), offset)
@@ -333,48 +377,113 @@ func (p *AFPacket) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		if p.closed.Load() {
 			return 0, ErrClosed
 		}
-		for i := 0; i < n; i++ {
-			s.set(i, bufs[i], offset)
+		got, err := p.readRing(bufs[:n], sizes, offset)
+		if err != nil {
+			return 0, err
 		}
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(p.rxfd), uintptr(unsafe.Pointer(&s.msgs[0])), uintptr(n),
+		if got > 0 {
+			return got, nil
+		}
+		if p.slotStatus(p.slot)&unix.TP_STATUS_USER != 0 {
+			// Slots were taken but every frame in them dropped: look again.
+			continue
+		}
+		if err := p.wait(); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// slotStatus returns the tp_status of ring slot i, which the kernel writes.
+func (p *AFPacket) slotStatus(i int) uint32 {
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&p.ring[i*rxSlotSize])))
+}
+
+// readRing takes the frames of the ring's ready slots, in order, into bufs, and gives
+// each slot back to the kernel. It stops at the first slot the kernel owns or when bufs
+// are full. A slot marked TP_STATUS_COPY holds the head of a frame longer than a slot,
+// which readRing takes whole from the socket's receive queue. The caller holds fdMu
+// shared.
+func (p *AFPacket) readRing(bufs [][]byte, sizes []int, offset int) (int, error) {
+	got := 0
+	var bytes uint64
+	for got < len(bufs) {
+		status := p.slotStatus(p.slot)
+		if status&unix.TP_STATUS_USER == 0 {
+			break
+		}
+		h := p.ring[p.slot*rxSlotSize : (p.slot+1)*rxSlotSize]
+		size, err := p.takeSlot(h, status, bufs[got], offset)
+		atomic.StoreUint32((*uint32)(unsafe.Pointer(&h[0])), unix.TP_STATUS_KERNEL)
+		p.slot = (p.slot + 1) % rxSlots
+		if err != nil {
+			return 0, err
+		}
+		if size < 0 {
+			continue
+		}
+		sizes[got] = size
+		bytes += uint64(size)
+		got++
+	}
+	if got > 0 {
+		p.rxPackets.Add(uint64(got))
+		p.rxBytes.Add(bytes)
+	}
+	return got, nil
+}
+
+// takeSlot copies the frame of ring slot h, with its virtio-net header, into
+// buf[offset-VnetHdrLen:], and returns its size, or -1 for a frame it dropped and counted.
+func (p *AFPacket) takeSlot(h []byte, status uint32, buf []byte, offset int) (int, error) {
+	if h[sllPkttypeOff] == unix.PACKET_OUTGOING {
+		p.rxOutgoing.Add(1)
+		if status&unix.TP_STATUS_COPY != 0 {
+			// Its whole copy waits in the receive queue: take it out of the way.
+			if _, err := p.recvQueued(buf, offset); err != nil {
+				return 0, err
+			}
+		}
+		return -1, nil
+	}
+	if status&unix.TP_STATUS_COPY != 0 {
+		return p.recvQueued(buf, offset)
+	}
+	hdr := (*unix.Tpacket2Hdr)(unsafe.Pointer(&h[0]))
+	mac, snap := int(hdr.Mac), int(hdr.Snaplen)
+	if mac < VnetHdrLen || mac+snap > len(h) || snap > len(buf)-offset || int(hdr.Len) != snap {
+		p.rxTruncated.Add(1)
+		return -1, nil
+	}
+	copy(buf[offset-VnetHdrLen:offset+snap], h[mac-VnetHdrLen:mac+snap])
+	return snap, nil
+}
+
+// recvQueued reads the frame the kernel queued for a TP_STATUS_COPY slot into
+// buf[offset-VnetHdrLen:] with recvmmsg, and returns its size, or -1 when it was dropped
+// and counted (no longer queued, or too long for buf).
+func (p *AFPacket) recvQueued(buf []byte, offset int) (int, error) {
+	s := p.rx
+	for {
+		s.set(0, buf, offset)
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(p.rxfd), uintptr(unsafe.Pointer(&s.msgs[0])), 1,
 			unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
-		case unix.EAGAIN:
-			if err := p.wait(); err != nil {
-				return 0, err
-			}
+		case unix.EINTR:
 			continue
-		case unix.EINTR, unix.ENETDOWN:
-			continue
+		case unix.EAGAIN, unix.ENETDOWN:
+			p.rxTruncated.Add(1)
+			return -1, nil
 		default:
 			return 0, p.ioError("recvmmsg", e)
 		}
-		got := 0
-		var bytes uint64
-		for i := 0; i < int(r); i++ {
-			m := &s.msgs[i]
-			if s.addrs[i].Pkttype == unix.PACKET_OUTGOING {
-				p.rxOutgoing.Add(1)
-				continue
-			}
-			if m.Hdr.Flags&unix.MSG_TRUNC != 0 || m.Len < VnetHdrLen {
-				p.rxTruncated.Add(1)
-				continue
-			}
-			size := int(m.Len) - VnetHdrLen
-			if got != i {
-				copy(bufs[got][offset-VnetHdrLen:], bufs[i][offset-VnetHdrLen:offset+size])
-			}
-			sizes[got] = size
-			bytes += uint64(size)
-			got++
+		m := &s.msgs[0]
+		if r != 1 || m.Hdr.Flags&unix.MSG_TRUNC != 0 || m.Len < VnetHdrLen {
+			p.rxTruncated.Add(1)
+			return -1, nil
 		}
-		if got > 0 {
-			p.rxPackets.Add(uint64(got))
-			p.rxBytes.Add(bytes)
-			return got, nil
-		}
+		return int(m.Len) - VnetHdrLen, nil
 	}
 }
 
