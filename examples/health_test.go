@@ -104,6 +104,15 @@ name = "inside"
 device = "inside"
 address = ["203.0.113.10/24"]
 
+# A VRRP instance that follows the web group's health (FAULT when every server is down).
+[[vrrp]]
+name = "vip"
+port = "outside"
+vrid = 9
+interval = "500ms"
+address = ["198.51.100.99"]
+track_group = ["web"]
+
 [[healthcheck]]
 name = "tcp80"
 test = "tcp"
@@ -332,6 +341,7 @@ func TestHealthChecks(t *testing.T) {
 	// interval × count + one interval, plus a margin for a loaded machine.
 	const detect = 500*time.Millisecond*2 + 500*time.Millisecond + 2*time.Second
 
+	waitState(t, hcSocket, "vip", control.RouterMaster, 10*time.Second)
 	for _, g := range []string{"web", "dns", "pinged", "scripted"} {
 		for _, s := range []string{"203.0.113.201", "203.0.113.202"} {
 			waitHealth(t, g, s, control.HealthUp, 10*time.Second)
@@ -494,5 +504,7 @@ func TestHealthChecks(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "refused") {
 			t.Errorf("with every server down the client got %v, want connection refused (RST)", err)
 		}
+		// VRRP tracking the group's health gives the address up.
+		waitState(t, hcSocket, "vip", control.RouterFault, 5*time.Second)
 	})
 }

@@ -369,3 +369,34 @@ func checkAdvertsWithTshark(t *testing.T, b *bench.Bench, ctx context.Context, s
 		t.Errorf("tshark saw no advert from %s:\n%s", src, out)
 	}
 }
+
+// TestVRRPTrackPing: lb1 pings a gateway (ka); when the gateway stops answering, lb1's
+// priority drops below lb2's and lb2 preempts; when it answers again, lb1 takes back.
+func TestVRRPTrackPing(t *testing.T) {
+	b := upBench(t, "testdata/vrrp/bench.toml")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	lb1pid := benchPID(t, b, "lb1")
+	syscall.Kill(lb1pid, syscall.SIGTERM)
+	waitGone(t, lb1pid)
+	startIn(t, "testdata/vrrp", b.Namespace("lb1"), filepath.Join(binDir, "ulbd"), "-c", "lb1-track.toml")
+	waitState(t, vrSocket1, "v4", control.RouterMaster, 10*time.Second)
+	waitState(t, vrSocket2, "v4", control.RouterBackup, 5*time.Second)
+
+	if out, err := b.Exec(ctx, "ka", "ip", "link", "set", "eth0", "down"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	took := waitState(t, vrSocket2, "v4", control.RouterMaster, 10*time.Second)
+	t.Logf("lb2 took over %v after the tracked gateway went silent", took)
+	var infos []control.RouterInfo
+	ulbadm(t, vrSocket1, &infos, "show-router", "v4")
+	if len(infos) != 1 || infos[0].EffectivePriority != 50 || infos[0].State != control.RouterBackup {
+		t.Errorf("lb1 with its gateway silent: %+v, want backup at priority 50", infos)
+	}
+
+	if out, err := b.Exec(ctx, "ka", "ip", "link", "set", "eth0", "up"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	waitState(t, vrSocket1, "v4", control.RouterMaster, 10*time.Second)
+	waitState(t, vrSocket2, "v4", control.RouterBackup, 5*time.Second)
+}
