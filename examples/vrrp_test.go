@@ -170,6 +170,15 @@ func TestVRRPTwoNodes(t *testing.T) {
 		t.Errorf("the IPv6 VIP does not resolve to the virtual MAC 00:00:5e:00:02:01: %s", out)
 	}
 
+	// lb2's transitions are published as events.
+	watch := exec.Command(filepath.Join(binDir, "ulbadm"), "-s", vrSocket2, "-o", "json", "watch", "-k", "vrrp", "-n", "1", "v4")
+	var events strings.Builder
+	watch.Stdout = &events
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // subscribed before the change
+
 	// The master dies without a word: the backup waits Master_Down_Interval.
 	if err := syscall.Kill(benchPID(t, b, "lb1"), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -180,6 +189,14 @@ func TestVRRPTwoNodes(t *testing.T) {
 		t.Errorf("takeover after %v, before Master_Down_Interval %v", took, vrMasterDown)
 	}
 	waitState(t, vrSocket2, "v6", control.RouterMaster, 2*time.Second)
+	if err := watch.Wait(); err != nil {
+		t.Errorf("ulbadm watch: %v", err)
+	}
+	var ev control.Event
+	if err := json.Unmarshal([]byte(events.String()), &ev); err != nil || ev.Kind != control.EventVRRP ||
+		ev.Name != "v4" || ev.From != control.RouterBackup || ev.To != control.RouterMaster {
+		t.Errorf("watch printed %q (%v), want the v4 backup -> master event", events.String(), err)
+	}
 	ping("198.51.100.100")
 	out, _ = b.Exec(ctx, "client", "ip", "neigh", "show", "198.51.100.100")
 	if !strings.Contains(string(out), "00:00:5e:00:01:01") {
