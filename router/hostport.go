@@ -1,7 +1,6 @@
 package router
 
 import (
-	"errors"
 	"net/netip"
 
 	"ulb/conntrack"
@@ -33,9 +32,6 @@ const (
 	topoMasq = 0xff
 	topoHost = 0xfe
 )
-
-// errNoMasqPort is counted when every masquerade port of an address is in use.
-var errNoMasqPort = errors.New("no masquerade port")
 
 // masquerade forwards a TCP or UDP packet the kernel sent through the host port: a flow of
 // the table rewrites its source to the egress port's address and a port of its own.
