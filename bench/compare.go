@@ -1,16 +1,12 @@
 package bench
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/BurntSushi/toml"
 
 	"ulb/bench/loadgen"
 )
@@ -147,19 +143,11 @@ func ParseCompare(data []byte, file string) (*CompareSpec, error) {
 		file = "compare.toml"
 	}
 	var c CompareSpec
-	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&c)
+	v, err := decodeFile(data, file, &c)
 	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return nil, &SpecError{Problems: []string{fmt.Sprintf("%s:%d: %s", file, pe.Position.Line, pe.Message)}}
-		}
-		return nil, &SpecError{Problems: []string{fmt.Sprintf("%s: %v", file, err)}}
+		return nil, err
 	}
 	c.File, c.Dir = file, filepath.Dir(file)
-	v := &validator{file: file, lines: indexLines(data)}
-	for _, k := range md.Undecoded() {
-		v.at(v.keyLine(k[len(k)-1]), "unknown key %q", k.String())
-	}
 	v.compare(&c)
 	if len(v.problems) > 0 {
 		return nil, &SpecError{Problems: v.problems}

@@ -265,7 +265,22 @@ func Parse(data []byte, file string) (*Spec, error) {
 		file = "bench.toml"
 	}
 	var s Spec
-	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&s)
+	v, err := decodeFile(data, file, &s)
+	if err != nil {
+		return nil, err
+	}
+	s.File, s.Dir = file, filepath.Dir(file)
+	v.spec(&s)
+	if len(v.problems) > 0 {
+		return nil, &SpecError{Problems: v.problems}
+	}
+	return &s, nil
+}
+
+// decodeFile decodes a TOML file of the bench package into out and returns a validator
+// that already holds its unknown keys, with FILE:LINE; a syntax error is returned at once.
+func decodeFile(data []byte, file string, out any) (*validator, error) {
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(out)
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
@@ -273,16 +288,11 @@ func Parse(data []byte, file string) (*Spec, error) {
 		}
 		return nil, &SpecError{Problems: []string{fmt.Sprintf("%s: %v", file, err)}}
 	}
-	s.File, s.Dir = file, filepath.Dir(file)
 	v := &validator{file: file, lines: indexLines(data)}
 	for _, k := range md.Undecoded() {
 		v.at(v.keyLine(k[len(k)-1]), "unknown key %q", k.String())
 	}
-	v.spec(&s)
-	if len(v.problems) > 0 {
-		return nil, &SpecError{Problems: v.problems}
-	}
-	return &s, nil
+	return v, nil
 }
 
 // sourceLines records where array-of-table headers and keys appear in the file.
