@@ -512,7 +512,13 @@ func TestAFPacketMemberships(t *testing.T) {
 func TestAFPacketCloseUnblocksRead(t *testing.T) {
 	r, p := newNetns(t), newNetns(t)
 	veth(t, r, "r0", p, "p0")
-	port := openAFPacket(t, r, "r0", AFPacketOptions{})
+	checkCloseUnblocksRead(t, openAFPacket(t, r, "r0", AFPacketOptions{}))
+}
+
+// checkCloseUnblocksRead checks that Close makes a Read blocked on an idle port return
+// ErrClosed, and that Write then fails with it too.
+func checkCloseUnblocksRead(t *testing.T, port Port) {
+	t.Helper()
 	errc := make(chan error, 1)
 	go func() {
 		bufs, sizes := newBufs(4)

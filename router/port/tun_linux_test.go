@@ -3,7 +3,6 @@ package port
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"io"
 	"net"
 	"testing"
@@ -258,29 +257,7 @@ func TestTUNWriteSegmentsTCP(t *testing.T) {
 
 func TestTUNCloseUnblocksRead(t *testing.T) {
 	tun, _ := openTUN(t, 1500)
-	errc := make(chan error, 1)
-	go func() {
-		bufs, sizes := newBufs(4)
-		for {
-			if _, err := tun.Read(bufs, sizes, Headroom); err != nil {
-				errc <- err
-				return
-			}
-		}
-	}()
-	time.Sleep(50 * time.Millisecond)
-	tun.Close()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, ErrClosed) {
-			t.Fatalf("Read after Close: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock Read")
-	}
-	if _, err := tun.Write([][]byte{make([]byte, 100)}, Headroom); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Write after Close: %v", err)
-	}
+	checkCloseUnblocksRead(t, tun)
 }
 
 // TestTUNZeroAlloc: a Write (an echo request, with NEEDS_CSUM) and the Read of the kernel's
