@@ -51,7 +51,7 @@ func TestLoadFull(t *testing.T) {
 				Addresses: []netip.Prefix{p("198.51.100.10/24"), p("2001:db8:1::10/64")},
 				RcvBuf:    4194304, SndBuf: 1048576, Batch: 64},
 			{Name: "inside", Device: "eth2", Kind: KindAFPacket,
-				Addresses: []netip.Prefix{p("203.0.113.10/24"), p("203.0.113.11/24")}, MTU: 9000},
+				Addresses: []netip.Prefix{p("203.0.113.10/24"), p("203.0.113.11/24")}, MTU: 9000, KernelRX: true},
 			{Name: "mgmt", Device: "ulb0", Kind: KindTUN,
 				Addresses: []netip.Prefix{p("192.0.2.1/30")}, MTU: DefaultTUNMTU},
 		},
@@ -330,11 +330,13 @@ rcvbuf = 65536
 batch = 8
 address = ["2001:db8::1/64"]
 mtu = 1000
+kernel_rx = true
 
 [[port]]
 name = "u"
 device = "eth3"
 mtu = 65536
+kernel_rx = "yes"
 `,
 			[]string{
 				`4: port "a": unknown kind "tap": want afpacket or tun`,
@@ -345,7 +347,9 @@ mtu = 65536
 				`14: port "t": rcvbuf applies only to kind afpacket`,
 				`15: port "t": batch applies only to kind afpacket`,
 				`17: port "t": mtu 1000 out of range 1280..65535`,
-				`22: port "u": mtu 65536 out of range 68..65535`,
+				`18: port "t": kernel_rx applies only to kind afpacket`,
+				`23: port "u": mtu 65536 out of range 68..65535`,
+				`24: port "u": kernel_rx must be true or false, not string "yes"`,
 			}},
 		{"addresses", `[[port]]
 name = "a"

@@ -51,6 +51,11 @@ type Port struct {
 	// Batch is the number of frames read or written per system call; 0 keeps the
 	// port's default.
 	Batch int
+	// KernelRX lets the kernel's own stack go on receiving the frames of an afpacket
+	// port. By default ulbd drops them at the device's ingress once its socket has them
+	// (an eBPF program on tcx), so that the kernel neither spends CPU on them nor answers
+	// for addresses it should not hold.
+	KernelRX bool
 }
 
 // Connected returns the networks the port's addresses are on, without duplicates.
@@ -70,14 +75,15 @@ func (p *Port) Connected() []netip.Prefix {
 }
 
 type rawPort struct {
-	Name    value `toml:"name"`
-	Device  value `toml:"device"`
-	Kind    value `toml:"kind"`
-	Address value `toml:"address"`
-	MTU     value `toml:"mtu"`
-	RcvBuf  value `toml:"rcvbuf"`
-	SndBuf  value `toml:"sndbuf"`
-	Batch   value `toml:"batch"`
+	Name     value `toml:"name"`
+	Device   value `toml:"device"`
+	Kind     value `toml:"kind"`
+	Address  value `toml:"address"`
+	MTU      value `toml:"mtu"`
+	RcvBuf   value `toml:"rcvbuf"`
+	SndBuf   value `toml:"sndbuf"`
+	Batch    value `toml:"batch"`
+	KernelRX value `toml:"kernel_rx"`
 }
 
 // portAddr remembers where an address was configured, for overlap messages.
@@ -200,6 +206,12 @@ func (d *decoder) ports(p toml.Primitive) []Port {
 			default:
 				*t.dst = int(n)
 			}
+		}
+		if b, ok := is.boolean(r.KernelRX, path+".kernel_rx", label+": kernel_rx"); ok {
+			if pt.Kind != KindAFPacket {
+				is.at(path+".kernel_rx", "%s: kernel_rx applies only to kind afpacket", label)
+			}
+			pt.KernelRX = b
 		}
 		ports = append(ports, pt)
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +55,22 @@ func TestForwarding(t *testing.T) {
 			if strings.TrimSpace(string(out)) != "0" {
 				t.Errorf("%s = %s in r1, want 0", key, out)
 			}
+		}
+		// ulbd drops the owned NICs' frames at ingress once its sockets have them: r1's
+		// kernel receives no IP packet while traffic crosses.
+		var ports []control.PortInfo
+		ulbadm(t, fwdSocket, &ports, "show-port")
+		for _, p := range ports {
+			if p.Kind == "afpacket" && p.KernelRX != "dropped" {
+				t.Errorf("port %s: kernel_rx %q, want dropped", p.Name, p.KernelRX)
+			}
+		}
+		before := kernelIPReceives(t, b, "r1")
+		check(t, bench.Check{Type: bench.CheckPing, From: "client", To: "198.51.100.2", Count: 3})
+		check(t, bench.Check{Type: bench.CheckPing, From: "client", To: "2001:db8:2::2", Count: 3})
+		check(t, bench.Check{Type: bench.CheckUDP, From: "client", To: "198.51.100.2:53", ExpectName: "server"})
+		if after := kernelIPReceives(t, b, "r1"); after != before {
+			t.Errorf("r1's kernel received %d IP packets while ulbd forwarded", after-before)
 		}
 	})
 
@@ -167,6 +184,38 @@ func TestForwarding(t *testing.T) {
 		check(t, bench.Check{Type: bench.CheckPing, From: "client", To: "198.51.100.2", Count: 2})
 		check(t, bench.Check{Type: bench.CheckTCP, From: "client", To: "198.51.100.2:80", ExpectName: "server"})
 	})
+}
+
+// kernelIPReceives is the sum of a host kernel's Ip InReceives and Ip6InReceives.
+func kernelIPReceives(t *testing.T, b *bench.Bench, host string) uint64 {
+	t.Helper()
+	out, err := b.Exec(context.Background(), host, "cat", "/proc/net/snmp", "/proc/net/snmp6")
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var sum uint64
+	var ipKeys []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "Ip6InReceives":
+			n, _ := strconv.ParseUint(f[1], 10, 64)
+			sum += n
+		case len(f) > 1 && f[0] == "Ip:" && ipKeys == nil:
+			ipKeys = f
+		case len(f) > 1 && f[0] == "Ip:":
+			for i, k := range ipKeys {
+				if k == "InReceives" && i < len(f) {
+					n, _ := strconv.ParseUint(f[i], 10, 64)
+					sum += n
+				}
+			}
+		}
+	}
+	if ipKeys == nil {
+		t.Fatalf("no Ip: line in %s's /proc/net/snmp", host)
+	}
+	return sum
 }
 
 func stats(t *testing.T, socket string) control.StatsInfo {

@@ -27,6 +27,12 @@ func (r *Router) Ports() []control.PortInfo {
 		if pi.Device == "" {
 			pi.Device = rp.p.Name()
 		}
+		if ap, ok := rp.p.(*port.AFPacket); ok {
+			pi.KernelRX = "passed"
+			if dropped, _ := ap.KernelRXDropped(); dropped {
+				pi.KernelRX = "dropped"
+			}
+		}
 		for _, a := range rp.addrs {
 			pi.Addresses = append(pi.Addresses, a.String())
 		}

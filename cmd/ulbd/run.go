@@ -106,12 +106,19 @@ func openPorts(cfg *config.Config, logger *slog.Logger) ([]router.PortConfig, er
 			ap, err = port.OpenAFPacket(pc.Device, port.AFPacketOptions{
 				BatchSize:    pc.Batch,
 				SocketBuffer: max(pc.RcvBuf, pc.SndBuf),
+				DropKernelRX: !pc.KernelRX,
 			})
 			if err == nil {
 				p = ap
 				if pc.MTU > ap.MTU() {
 					ap.Close()
 					err = fmt.Errorf("mtu %d is larger than device %s's %d", pc.MTU, pc.Device, ap.MTU())
+				}
+			}
+			if err == nil && !pc.KernelRX {
+				if _, derr := ap.KernelRXDropped(); derr != nil {
+					logger.Warn("the kernel's stack still receives the port's frames (it drops them itself, at a cost in CPU)",
+						"port", pc.Name, "err", derr)
 				}
 			}
 		}
@@ -125,8 +132,13 @@ func openPorts(cfg *config.Config, logger *slog.Logger) ([]router.PortConfig, er
 		if pc.MTU != 0 {
 			mtu = pc.MTU
 		}
-		logger.Info("port open", "port", pc.Name, "device", pc.Device, "kind", string(pc.Kind),
-			"mac", p.HardwareAddr().String(), "mtu", mtu, "batch", p.BatchSize())
+		attrs := []any{"port", pc.Name, "device", pc.Device, "kind", string(pc.Kind),
+			"mac", p.HardwareAddr().String(), "mtu", mtu, "batch", p.BatchSize()}
+		if ap, ok := p.(*port.AFPacket); ok {
+			dropped, _ := ap.KernelRXDropped()
+			attrs = append(attrs, "kernel_rx_dropped", dropped)
+		}
+		logger.Info("port open", attrs...)
 		out = append(out, router.PortConfig{
 			Name:      pc.Name,
 			Device:    pc.Device,

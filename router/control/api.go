@@ -71,6 +71,9 @@ type PortInfo struct {
 	MTU       int      `json:"mtu"`
 	Addresses []string `json:"addresses"` // the router's own addresses, CIDR notation
 	Up        bool     `json:"up"`
+	// KernelRX is, for an afpacket port, "dropped" when the kernel's own stack does not
+	// receive the port's frames (ulbd drops them at ingress) and "passed" when it does.
+	KernelRX string `json:"kernel_rx,omitempty"`
 	PortCounters
 }
 

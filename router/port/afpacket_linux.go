@@ -34,6 +34,12 @@ type AFPacketOptions struct {
 	FanoutGroup uint16
 	// FanoutMode is the PACKET_FANOUT mode; zero is unix.PACKET_FANOUT_HASH (by flow).
 	FanoutMode uint16
+	// DropKernelRX keeps the kernel's own stack from receiving the interface's frames
+	// while the port is open: an IngressDrop drops each one after the port's socket has
+	// it. It needs Linux 6.6 (tcx) and CAP_BPF with CAP_NET_ADMIN; where it cannot be had,
+	// the port opens all the same, the kernel goes on receiving the frames, and
+	// KernelRXDropped says why.
+	DropKernelRX bool
 }
 
 // AFPacketStats are the counters of an AF_PACKET port.
@@ -78,6 +84,9 @@ type AFPacket struct {
 	poll [2]unix.PollFd // rxfd, evfd; Read's
 	ring []byte         // rxfd's TPACKET_V2 receive ring, mapped; unmapped by Close
 	slot int            // the next slot of ring Read looks at; Read's
+
+	ingress    *IngressDrop // under fdMu; see AFPacketOptions.DropKernelRX
+	ingressErr error        // why DropKernelRX is not in effect
 
 	txMu sync.Mutex
 	txfd int          // send-only socket, closed under txMu
@@ -201,6 +210,12 @@ func OpenAFPacket(device string, opts AFPacketOptions) (*AFPacket, error) {
 		return nil, wrap("send socket", err)
 	}
 	p.poll = [2]unix.PollFd{{Fd: int32(p.rxfd), Events: unix.POLLIN}, {Fd: int32(p.evfd), Events: unix.POLLIN}}
+	if opts.DropKernelRX {
+		// The interface index is resolved in the calling thread's namespace: the port's.
+		if p.ingress, err = AttachIngressDrop(ifi.Index); err != nil {
+			p.ingressErr = wrap("drop kernel receive", err)
+		}
+	}
 	return p, nil
 }
 
@@ -221,7 +236,20 @@ func (p *AFPacket) closeFDs() error {
 			*fd = -1
 		}
 	}
+	if e := p.ingress.Close(); e != nil && err == nil {
+		err = e
+	}
+	p.ingress = nil
 	return err
+}
+
+// KernelRXDropped tells whether the kernel's own stack is kept from receiving the
+// interface's frames (AFPacketOptions.DropKernelRX), and if it was asked for but is not,
+// why.
+func (p *AFPacket) KernelRXDropped() (bool, error) {
+	p.fdMu.RLock()
+	defer p.fdMu.RUnlock()
+	return p.ingress != nil, p.ingressErr
 }
 
 // openRxSocket opens the receive socket of a port: an AF_PACKET socket of every protocol
