@@ -18,6 +18,12 @@ const (
 	WorkloadConns     = "conns"      // short TCP connections, the bench's conns client
 )
 
+// How a pps64 server disposes of the counted frames (Workload.Sink).
+const (
+	SinkDrop   = "drop"   // at its interface's ingress, before the IP stack
+	SinkSocket = "socket" // at a full UDP socket
+)
+
 // Compare-file defaults and limits.
 const (
 	DefaultRepeat        = 3
@@ -80,6 +86,11 @@ type Workload struct {
 	// machine more senders take CPU from the router under test.
 	Senders int    `toml:"senders"`
 	Device  string `toml:"device"` // pps64: the server's interface whose rx_packets is counted
+	// Sink is how the server disposes of the frames once counted (pps64): "drop" (the
+	// default) drops them at its interface's ingress, before its IP stack, so that the
+	// receiver's work does not land on the CPU of the device under test (veth delivers on
+	// the sender's CPU); "socket" lets them climb to a full UDP socket.
+	Sink string `toml:"sink"`
 
 	Count       int `toml:"count"`       // conns: connections per repetition (default DefaultConnsCount)
 	Concurrency int `toml:"concurrency"` // conns: connections open at a time (default DefaultConcurrency)
@@ -250,8 +261,8 @@ func (v *validator) workload(line int, w *Workload) {
 		if w.FallbackBytes < 0 {
 			v.at(line, "%s: negative fallback_bytes", where)
 		}
-		if w.Rate != 0 || w.Flows != 0 || w.Device != "" || w.Senders != 0 {
-			v.at(line, "%s: rate, flows, senders and device are pps64 keys", where)
+		if w.Rate != 0 || w.Flows != 0 || w.Device != "" || w.Senders != 0 || w.Sink != "" {
+			v.at(line, "%s: rate, flows, senders, device and sink are pps64 keys", where)
 		}
 	case WorkloadPPS64:
 		if err == nil && !to.Is4() {
@@ -271,6 +282,13 @@ func (v *validator) workload(line int, w *Workload) {
 		}
 		if !ifnameRE.MatchString(w.Device) {
 			v.at(line, "%s: device %q is not an interface name", where, w.Device)
+		}
+		switch w.Sink {
+		case "":
+			w.Sink = SinkDrop
+		case SinkDrop, SinkSocket:
+		default:
+			v.at(line, "%s: sink %q: want %s or %s", where, w.Sink, SinkDrop, SinkSocket)
 		}
 		if w.Port != 0 || w.FallbackSink != "" || w.FallbackBytes != 0 {
 			v.at(line, "%s: port, fallback_sink and fallback_bytes are tcp-stream keys", where)
@@ -312,7 +330,7 @@ func (v *validator) conns(line int, where string, w *Workload) {
 	if w.Concurrency < 1 || w.Concurrency > MaxConnsConcurrency {
 		v.at(line, "%s: concurrency %d out of range 1..%d", where, w.Concurrency, MaxConnsConcurrency)
 	}
-	if w.Port != 0 || w.FallbackSink != "" || w.FallbackBytes != 0 || w.Rate != 0 || w.Flows != 0 || w.Senders != 0 || w.Device != "" {
-		v.at(line, "%s: port, fallback_sink, fallback_bytes, rate, flows, senders and device are not conns keys", where)
+	if w.Port != 0 || w.FallbackSink != "" || w.FallbackBytes != 0 || w.Rate != 0 || w.Flows != 0 || w.Senders != 0 || w.Device != "" || w.Sink != "" {
+		v.at(line, "%s: port, fallback_sink, fallback_bytes, rate, flows, senders, device and sink are not conns keys", where)
 	}
 }

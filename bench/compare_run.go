@@ -355,8 +355,6 @@ func (r *workloadRun) transfer(ctx context.Context) (string, error) {
 // pps runs the frame counter in the server's namespace, the generator in the sender's,
 // and reads the router's counters around them.
 func (r *workloadRun) pps(ctx context.Context) (string, error) {
-	r.rep.addNote(fmt.Sprintf("ulbbench loadgen send from %s (%d-byte frames + FCS = 64, AF_PACKET sendmmsg, %d sender(s)); delivered = rx_packets delta of %s:%s over the sending time; the server drops them at a full UDP socket (no ICMP)",
-		r.w.From, loadgen.FrameLen, max(r.w.Senders, 1), r.w.Server, r.w.Device))
 	counter, err := r.startCounter(ctx)
 	if err != nil {
 		return "", err
@@ -384,6 +382,17 @@ func (r *workloadRun) pps(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	sink := "at a full UDP socket (no ICMP)"
+	switch count.Sink {
+	case "ingress-drop":
+		sink = "at its ingress, before its IP stack (tcx eBPF)"
+	case "socket":
+		if count.SinkNote != "" {
+			sink += "; the ingress drop could not be had: " + count.SinkNote
+		}
+	}
+	r.rep.addNote(fmt.Sprintf("ulbbench loadgen send from %s (%d-byte frames + FCS = 64, AF_PACKET sendmmsg, %d sender(s)); delivered = rx_packets delta of %s:%s over the sending time; the server drops them %s",
+		r.w.From, loadgen.FrameLen, max(r.w.Senders, 1), r.w.Server, r.w.Device, sink))
 	r.recordRouter(ctx, before, serr)
 	if send.Sent == 0 || send.ElapsedNS <= 0 {
 		return "", fmt.Errorf("loadgen sent nothing: %+v", send)
@@ -504,8 +513,12 @@ func (r *workloadRun) startCounter(ctx context.Context) (*frameCounter, error) {
 		return nil, err
 	}
 	bound := r.w.Duration + workloadGrace
-	cmd := exec.Command("ip", "netns", "exec", r.b.Namespace(r.w.Server), prog, "loadgen", "count",
-		"-dev", r.w.Device, "-for", bound.String(), "-sink-port", fmt.Sprint(loadgen.DefaultDstPort))
+	args := []string{"netns", "exec", r.b.Namespace(r.w.Server), prog, "loadgen", "count",
+		"-dev", r.w.Device, "-for", bound.String(), "-sink-port", fmt.Sprint(loadgen.DefaultDstPort)}
+	if r.w.Sink != SinkSocket {
+		args = append(args, "-sink-drop")
+	}
+	cmd := exec.Command("ip", args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()

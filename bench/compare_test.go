@@ -121,6 +121,8 @@ func TestParseCompareErrors(t *testing.T) {
 		{"too many flows", work("type = \"pps64\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\nflows=70000\n"), "flows 70000"},
 		{"bad device", work("type = \"pps64\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\ndevice=\"a/b\"\n"), `device "a/b"`},
 		{"pps key on tcp", work("type = \"tcp-stream\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\nrate=5\n"), "pps64 keys"},
+		{"pps sink kind", work("type = \"pps64\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\nsink=\"xdp\"\n"), `sink "xdp": want drop or socket`},
+		{"sink on tcp", work("type = \"tcp-stream\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\nsink=\"drop\"\n"), "pps64 keys"},
 		{"tcp key on pps", work("type = \"pps64\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\nport=5\n"), "tcp-stream keys"},
 		{"bad sink", work("type = \"tcp-stream\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\nfallback_sink=\"x\"\n"), "fallback_sink"},
 		{"conns without from", work("type = \"conns\"\nto=\"192.0.2.1:80\"\n"), `c.toml:4: workload "conns": needs from`},

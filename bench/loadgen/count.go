@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	netport "ulb/router/port"
 )
 
 // Defaults of Count.
@@ -32,17 +34,26 @@ type CountConfig struct {
 	// unreachable, whose per-packet route lookup (done before the rate limit since Linux
 	// 6.12) would otherwise weigh on whoever delivers the frames.
 	SinkPort int
+	// SinkDrop, with SinkPort, also drops the datagrams to SinkPort at the device's
+	// ingress once they are counted (an eBPF program on tcx, port.AttachIngressDropUDP),
+	// so that the receiving stack does no work for them. On a veth bench the receiver's
+	// stack runs on the CPU of whoever sends to it, the device under test; a real server
+	// would spend its own. Where the program cannot be attached, the socket alone drops
+	// them and the report's Sink says so.
+	SinkDrop bool
 }
 
 // CountReport is what an interface received during a count.
 type CountReport struct {
 	Device    string  `json:"device"`
-	Source    string  `json:"source"`     // where the figures come from
-	Packets   uint64  `json:"packets"`    // rx_packets delta
-	Dropped   uint64  `json:"dropped"`    // rx_dropped delta
-	ElapsedNS int64   `json:"elapsed_ns"` // the whole count
-	ActiveNS  int64   `json:"active_ns"`  // from the first poll that saw packets arrive to the last
-	PPS       float64 `json:"pps"`        // Packets per second of the active time (0 if too short to tell)
+	Source    string  `json:"source"`              // where the figures come from
+	Sink      string  `json:"sink"`                // "ingress-drop", "socket" or "" (no sink)
+	SinkNote  string  `json:"sink_note,omitempty"` // why SinkDrop fell back to the socket
+	Packets   uint64  `json:"packets"`             // rx_packets delta
+	Dropped   uint64  `json:"dropped"`             // rx_dropped delta
+	ElapsedNS int64   `json:"elapsed_ns"`          // the whole count
+	ActiveNS  int64   `json:"active_ns"`           // from the first poll that saw packets arrive to the last
+	PPS       float64 `json:"pps"`                 // Packets per second of the active time (0 if too short to tell)
 }
 
 // Count reads the interface's counters, calls ready (when not nil), and counts until
@@ -63,12 +74,22 @@ func Count(ctx context.Context, cfg CountConfig, ready func()) (CountReport, err
 	if cfg.SinkPort < 0 || cfg.SinkPort > 65535 {
 		return CountReport{}, fmt.Errorf("loadgen: sink port %d out of range", cfg.SinkPort)
 	}
+	var sinkKind, sinkNote string
 	if cfg.SinkPort > 0 {
 		sink, err := listenSink(cfg.SinkPort)
 		if err != nil {
 			return CountReport{}, err
 		}
 		defer sink.Close()
+		sinkKind = "socket"
+		if cfg.SinkDrop {
+			if drop, err := dropAtIngress(cfg.Device, cfg.SinkPort); err != nil {
+				sinkNote = err.Error()
+			} else {
+				defer drop.Close()
+				sinkKind = "ingress-drop"
+			}
+		}
 	}
 	dir := filepath.Join(cfg.SysClassNet, cfg.Device, "statistics")
 	read := func() (rx, drop uint64, err error) {
@@ -92,7 +113,7 @@ func Count(ctx context.Context, cfg CountConfig, ready func()) (CountReport, err
 	defer tick.Stop()
 	last := rx0
 	var first, lastChange time.Time
-	rep := CountReport{Device: cfg.Device, Source: dir + "/rx_packets"}
+	rep := CountReport{Device: cfg.Device, Source: dir + "/rx_packets", Sink: sinkKind, SinkNote: sinkNote}
 	for running := true; running; {
 		select {
 		case <-ctx.Done():
@@ -152,4 +173,18 @@ func listenSink(port int) (*net.UDPConn, error) {
 		return nil, fmt.Errorf("loadgen: sink: %w", err)
 	}
 	return c, nil
+}
+
+// dropAtIngress attaches the sink's ingress drop to the device of the calling thread's
+// network namespace.
+func dropAtIngress(device string, port int) (*netport.IngressDrop, error) {
+	ifi, err := net.InterfaceByName(device)
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: sink drop: %w", err)
+	}
+	d, err := netport.AttachIngressDropUDP(ifi.Index, uint16(port))
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: sink drop on %s: %w", device, err)
+	}
+	return d, nil
 }

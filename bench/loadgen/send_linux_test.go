@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -255,5 +256,96 @@ func TestSendWaitsOnFullBuffer(t *testing.T) {
 	// 8 Mbit/s of 60-byte frames is under 17000 frames a second: the sender was held back.
 	if rep.PPS > 100000 {
 		t.Errorf("%.0f pps through an 8 Mbit/s bucket: the sender did not wait", rep.PPS)
+	}
+}
+
+// TestCountSinkDrop checks that with SinkDrop the sink's datagrams never reach the
+// receiver's UDP layer (its InDatagrams and RcvbufErrors stay put), while with the socket
+// alone they do, and that the report names the sink.
+func TestCountSinkDrop(t *testing.T) {
+	a, b := vethPair(t)
+	root, set := fakeStats(t, "eth0") // this thread's sysfs is not b's
+	set(0, 0)
+	udpSeen := func() uint64 { // InDatagrams + RcvbufErrors of b's kernel
+		t.Helper()
+		var sum uint64
+		if err := netns.Do(b, func() error {
+			data, err := os.ReadFile("/proc/thread-self/net/snmp")
+			if err != nil {
+				return err
+			}
+			var keys []string
+			for _, line := range strings.Split(string(data), "\n") {
+				f := strings.Fields(line)
+				if len(f) < 2 || f[0] != "Udp:" {
+					continue
+				}
+				if keys == nil {
+					keys = f
+					continue
+				}
+				for i, k := range keys {
+					if (k == "InDatagrams" || k == "RcvbufErrors") && i < len(f) {
+						n, _ := strconv.ParseUint(f[i], 10, 64)
+						sum += n
+					}
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return sum
+	}
+	send := func() {
+		t.Helper()
+		if err := netns.Do(a, func() error {
+			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.2:9999")))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			for i := 0; i < 50; i++ {
+				c.Write([]byte("sink me"))
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, drop := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(context.Background())
+		ready := make(chan struct{})
+		done := make(chan CountReport, 1)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- netns.Do(b, func() error {
+				rep, err := Count(ctx, CountConfig{Device: "eth0", Duration: 30 * time.Second, SysClassNet: root, SinkPort: 9999, SinkDrop: drop},
+					func() { close(ready) })
+				done <- rep
+				return err
+			})
+		}()
+		select {
+		case <-ready:
+		case err := <-errc:
+			cancel()
+			t.Fatalf("count: %v", err)
+		}
+		before := udpSeen()
+		send()
+		grew := udpSeen() - before
+		cancel()
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		rep := <-done
+		switch {
+		case drop && (rep.Sink != "ingress-drop" || grew != 0):
+			t.Errorf("with SinkDrop: sink %q (%s), the UDP layer saw %d datagrams", rep.Sink, rep.SinkNote, grew)
+		case !drop && (rep.Sink != "socket" || grew < 40): // the first few may wait on ARP
+			t.Errorf("socket sink: sink %q, the UDP layer saw %d of 50 datagrams", rep.Sink, grew)
+		}
 	}
 }

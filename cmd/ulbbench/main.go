@@ -8,7 +8,7 @@
 //	                                  run a compare file's workloads on each target bench
 //	ulbbench loadgen send -to ADDR [-for D] [-rate PPS] [-flows N] [...]
 //	                                  send 64-byte UDP frames (run in the sender's namespace)
-//	ulbbench loadgen count -dev DEV [-for D] [-sink-port N]
+//	ulbbench loadgen count -dev DEV [-for D] [-sink-port N [-sink-drop]]
 //	                                  count the frames DEV receives until -for or SIGINT
 //	ulbbench serve -name NAME [-tcp ADDR] [-udp ADDR] [-http ADDR] [-sink ADDR] [-ready FILE]
 //	ulbbench client tcp|udp|http|transfer|conns -to ADDR:PORT [options]
@@ -40,7 +40,7 @@ const usage = `usage:
   ulbbench client tcp|udp|http|transfer|conns -to ADDR:PORT [-timeout D] [-path P] [-bytes N] [-count N] [-concurrency N]
   ulbbench compare [-bin DIR] [-o table|json] [-repeat N] [-target NAME]... FILE
   ulbbench loadgen send -to ADDR [-from ADDR] [-dev DEV] [-mac MAC] [-port N] [-flows N] [-for D] [-rate PPS] [-batch N]
-  ulbbench loadgen count -dev DEV [-for D] [-sink-port N]
+  ulbbench loadgen count -dev DEV [-for D] [-sink-port N [-sink-drop]]
 `
 
 func main() {
@@ -262,6 +262,7 @@ func loadgenCmd(ctx context.Context, args []string) int {
 		cfg := loadgen.CountConfig{}
 		fs.StringVar(&cfg.Device, "dev", "eth0", "interface whose rx_packets is counted")
 		fs.IntVar(&cfg.SinkPort, "sink-port", 0, "UDP port to bind and never read, so the kernel drops the frames without ICMP (0: none)")
+		fs.BoolVar(&cfg.SinkDrop, "sink-drop", false, "with -sink-port, drop its datagrams at the device's ingress once counted, before the IP stack (tcx eBPF)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2
 		}
