@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"ulb/bench/netns"
 )
 
@@ -124,9 +126,16 @@ func (b *Bench) waitReady(ctx context.Context, ns string, pr *proc, r Ready) err
 	defer deadline.Stop()
 	tick := time.NewTicker(readyPoll)
 	defer tick.Stop()
+	var why string // the last reason a ready socket did not count
 	for {
-		if r.Delay == 0 && readyNow(ns, r) {
-			return nil
+		if r.Delay == 0 {
+			ok, reason := readyNow(ns, pr.ps.PID, r)
+			if ok {
+				return nil
+			}
+			if reason != "" {
+				why = "; " + reason
+			}
 		}
 		select {
 		case <-pr.done:
@@ -137,21 +146,31 @@ func (b *Bench) waitReady(ctx context.Context, ns string, pr *proc, r Ready) err
 			if r.Delay > 0 {
 				return nil
 			}
-			return fmt.Errorf("not ready after %v (%s)", timeout, describeReady(r))
+			return fmt.Errorf("not ready after %v (%s%s)", timeout, describeReady(r), why)
 		case <-tick.C:
 		}
 	}
 }
 
-func readyNow(ns string, r Ready) bool {
+// readyNow tells whether the ready condition holds. A unix socket counts only when the
+// process that listens on it is pid or one of its descendants, not an earlier bench's
+// ulbd still holding the path; reason says so when it is not.
+func readyNow(ns string, pid int, r Ready) (ok bool, reason string) {
 	switch {
 	case r.Socket != "":
 		c, err := net.DialTimeout("unix", r.Socket, readyPoll)
 		if err != nil {
-			return false
+			return false, ""
 		}
-		c.Close()
-		return true
+		defer c.Close()
+		owner, err := peerPID(c.(*net.UnixConn))
+		if err != nil {
+			return false, err.Error()
+		}
+		if !descendsFrom(owner, pid) {
+			return false, fmt.Sprintf("%s is served by pid %d, another process", r.Socket, owner)
+		}
+		return true, ""
 	case r.TCP != "":
 		return netns.Do(ns, func() error {
 			c, err := net.DialTimeout("tcp", r.TCP, readyPoll)
@@ -159,12 +178,56 @@ func readyNow(ns string, r Ready) bool {
 				c.Close()
 			}
 			return err
-		}) == nil
+		}) == nil, ""
 	case r.File != "":
 		_, err := os.Stat(r.File)
-		return err == nil
+		return err == nil, ""
 	}
-	return true
+	return true, ""
+}
+
+// peerPID returns the pid of the process at the other end of a unix socket connection
+// (SO_PEERCRED: the listener's).
+func peerPID(c *net.UnixConn) (int, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cred *unix.Ucred
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, serr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, err
+	}
+	if serr != nil {
+		return 0, fmt.Errorf("SO_PEERCRED: %w", serr)
+	}
+	return int(cred.Pid), nil
+}
+
+// descendsFrom tells whether process pid is ancestor or one of its descendants, going up
+// the parent links of /proc.
+func descendsFrom(pid, ancestor int) bool {
+	for i := 0; i < 64 && pid > 1; i++ {
+		if pid == ancestor {
+			return true
+		}
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		rest := string(data[bytes.LastIndexByte(data, ')')+1:])
+		f := strings.Fields(rest)
+		if len(f) < 2 {
+			return false
+		}
+		if pid, err = strconv.Atoi(f[1]); err != nil {
+			return false
+		}
+	}
+	return pid == ancestor
 }
 
 func describeReady(r Ready) string {
