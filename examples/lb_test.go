@@ -27,11 +27,24 @@ const lbSocket = "/run/ulb/ulbt-lb.sock"
 // dialIn opens a TCP connection from inside the namespace ns (from src when valid); the
 // socket stays in that namespace wherever it is used from.
 func dialIn(ns string, src netip.Addr, to string) (net.Conn, error) {
+	return dialFrom(ns, src, 0, to)
+}
+
+// dialFrom connects from src:port (port 0: any) inside ns; a fixed port is bound with
+// SO_REUSEADDR, so that it can be used again at once after the server closed first.
+func dialFrom(ns string, src netip.Addr, port int, to string) (net.Conn, error) {
 	var c net.Conn
 	err := netns.Do(ns, func() error {
 		d := net.Dialer{Timeout: 2 * time.Second}
 		if src.IsValid() {
-			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice(), Port: port}
+		}
+		if port != 0 {
+			d.Control = func(_, _ string, rc syscall.RawConn) error {
+				return rc.Control(func(fd uintptr) {
+					syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+				})
+			}
 		}
 		var err error
 		c, err = d.Dial("tcp", to)
@@ -40,9 +53,10 @@ func dialIn(ns string, src netip.Addr, to string) (net.Conn, error) {
 	return c, err
 }
 
-// askName connects to a name server (the bench's tcp servers) and returns its answer.
-func askName(ns string, src netip.Addr, to string) (string, error) {
-	c, err := dialIn(ns, src, to)
+// askFrom connects from src:port to a name server (the bench's tcp servers) and returns
+// its answer.
+func askFrom(ns string, src netip.Addr, port int, to string) (string, error) {
+	c, err := dialFrom(ns, src, port, to)
 	if err != nil {
 		return "", err
 	}
@@ -50,6 +64,11 @@ func askName(ns string, src netip.Addr, to string) (string, error) {
 	c.SetDeadline(time.Now().Add(3 * time.Second))
 	line, err := bufio.NewReader(c).ReadString('\n')
 	return strings.TrimSpace(line), err
+}
+
+// askName connects to a name server (the bench's tcp servers) and returns its answer.
+func askName(ns string, src netip.Addr, to string) (string, error) {
+	return askFrom(ns, src, 0, to)
 }
 
 // spread asks n times and counts the answers by server name.
@@ -147,32 +166,71 @@ func TestLoadBalancing(t *testing.T) {
 		// flow sits in TIME_WAIT and must not pin the new connection to the old server.
 		var names []string
 		for i := 0; i < 3; i++ {
-			var c net.Conn
-			err := netns.Do(client, func() error {
-				d := net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: c2.AsSlice(), Port: 40123},
-					Control: func(_, _ string, rc syscall.RawConn) error {
-						return rc.Control(func(fd uintptr) {
-							syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
-						})
-					}}
-				var err error
-				c, err = d.Dial("tcp", "198.51.100.100:80")
-				return err
-			})
+			name, err := askFrom(client, c2, 40123, "198.51.100.100:80")
 			if err != nil {
 				t.Fatalf("connection %d from port 40123: %v", i, err)
 			}
-			c.SetDeadline(time.Now().Add(3 * time.Second))
-			line, err := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if err != nil {
-				t.Fatalf("connection %d from port 40123: %v", i, err)
-			}
-			names = append(names, strings.TrimSpace(line))
+			names = append(names, name)
 			time.Sleep(200 * time.Millisecond)
 		}
 		if names[0] == names[1] || names[1] == names[2] {
 			t.Errorf("round robin from a reused client port answered %v: the old flow pinned the new connection", names)
+		}
+	})
+
+	t.Run("a client port reused toward the same server through another rule", func(t *testing.T) {
+		// Half-NAT keeps the client's address and port: a connection from port 40124 to
+		// the maglev rule and a later one to the round-robin rule that picks the same
+		// server are one connection to the server. Once the first has closed, its flow
+		// must give the server's side up; while it is open, the second is refused.
+		first, err := askFrom(client, c2, 40124, "198.51.100.100:83")
+		if err != nil {
+			t.Fatalf("first connection: %v", err)
+		}
+		before := stats(t, lbSocket).Drops["lb-tuple-in-use"]
+		hit := false
+		for i := 0; i < 3 && !hit; i++ { // round robin reaches every server within 3
+			time.Sleep(200 * time.Millisecond)
+			name, err := askFrom(client, c2, 40124, "198.51.100.100:80")
+			if err != nil {
+				t.Fatalf("connection %d from port 40124 to the round-robin rule (the maglev one went to %s): %v", i, first, err)
+			}
+			hit = name == first
+		}
+		if !hit {
+			t.Fatalf("round robin never picked %s", first)
+		}
+		if after := stats(t, lbSocket).Drops["lb-tuple-in-use"]; after != before {
+			t.Errorf("lb-tuple-in-use drops %d -> %d with no open flow", before, after)
+		}
+
+		// Open: port 40125 holds a connection through the maglev rule; connections from
+		// it to the round-robin rule succeed, and the SYN that would have reached the same
+		// server is refused and counted (its retransmission gets another pick).
+		open, err := dialFrom(client, c2, 40125, "198.51.100.100:83")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer open.Close()
+		open.SetDeadline(time.Now().Add(3 * time.Second))
+		line, err := bufio.NewReader(open).ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := strings.TrimSpace(line)
+		before = stats(t, lbSocket).Drops["lb-tuple-in-use"]
+		for i := 0; i < 3; i++ {
+			name, err := askFrom(client, c2, 40125, "198.51.100.100:80")
+			if err != nil {
+				t.Fatalf("connection %d from port 40125: %v", i, err)
+			}
+			if name == held {
+				t.Errorf("connection %d reached %s, which holds the open connection from the same port", i, name)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if after := stats(t, lbSocket).Drops["lb-tuple-in-use"]; after == before {
+			t.Errorf("no lb-tuple-in-use drop counted in 3 round-robin picks beside an open flow to %s", held)
 		}
 	})
 
@@ -369,13 +427,21 @@ func TestLoadBalancing(t *testing.T) {
 	t.Run("captured packets", func(t *testing.T) {
 		capS1 := startCapture(t, b.Namespace("s1"), "eth0")
 		capClient := startCapture(t, client, "eth0")
-		spread(t, client, c2, "198.51.100.100:80", 6)
+		// From known ports, so that late packets of earlier subtests' flows (a FIN the
+		// drain rule's server sends again, say) are told apart.
+		const firstPort, conns = 40300, 6
+		for i := 0; i < conns; i++ {
+			if _, err := askFrom(client, c2, firstPort+i, "198.51.100.100:80"); err != nil {
+				t.Fatalf("connection %d: %v", i, err)
+			}
+		}
 		time.Sleep(200 * time.Millisecond)
+		ours := func(port uint16) bool { return port >= firstPort && port < firstPort+conns }
 		vip := netip.MustParseAddr("198.51.100.100")
 		s1 := netip.MustParseAddr("203.0.113.201")
 		nS1 := checkCaptured(t, "s1", capS1.stop(), func(ip header.IPv4, tcp header.TCP) bool {
 			// Half-NAT: the server sees the client's own address.
-			if ip.DestinationAddr() == s1 && tcp.DestinationPort() == 80 {
+			if ip.DestinationAddr() == s1 && tcp.DestinationPort() == 80 && ours(tcp.SourcePort()) {
 				if ip.SourceAddr() != c2 {
 					t.Errorf("s1 got a packet from %s, want the client's %s", ip.SourceAddr(), c2)
 				}
@@ -384,7 +450,7 @@ func TestLoadBalancing(t *testing.T) {
 			return false
 		})
 		nClient := checkCaptured(t, "client", capClient.stop(), func(ip header.IPv4, tcp header.TCP) bool {
-			if ip.DestinationAddr() == c2 && tcp.DestinationPort() != 22 {
+			if ip.DestinationAddr() == c2 && ours(tcp.DestinationPort()) {
 				if ip.SourceAddr() != vip || tcp.SourcePort() != 80 {
 					t.Errorf("the client got an answer from %s:%d, want %s:80", ip.SourceAddr(), tcp.SourcePort(), vip)
 				}

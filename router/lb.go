@@ -143,11 +143,19 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 		f := conntrack.Flow{Orig: key, Rule: rule.ID(), Server: sorryServer, Topology: uint8(balancer.HalfNAT),
 			Reply: conntrack.MakeTuple(pick.Addr, p.src, pick.Port, t.sport, t.proto)}
 		f.Account(conntrack.Original, t.flags, len(p.ip))
-		if err := l.r.ct.Insert(f); err != nil {
-			l.bc.drop(DropLBTableFull)
-			return conntrack.Flow{}, false
+		err := l.r.ct.Insert(f)
+		if errors.Is(err, conntrack.ErrExists) && l.reuseReply(f.Reply) {
+			err = l.r.ct.Insert(f)
 		}
-		return f, true
+		switch {
+		case err == nil:
+			return f, true
+		case errors.Is(err, conntrack.ErrExists):
+			l.bc.drop(DropLBTupleInUse)
+		default:
+			l.bc.drop(DropLBTableFull)
+		}
+		return conntrack.Flow{}, false
 	}
 	f := conntrack.Flow{Orig: key, Rule: rule.ID(), Server: pick.Server, Topology: uint8(rule.Topology())}
 	var proxy netip.Addr
@@ -172,6 +180,9 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 	}
 	f.Account(conntrack.Original, t.flags, len(p.ip))
 	err := l.r.ct.Insert(f)
+	if errors.Is(err, conntrack.ErrExists) && l.reuseReply(f.Reply) {
+		err = l.r.ct.Insert(f)
+	}
 	if err == nil {
 		return f, true
 	}
@@ -185,10 +196,34 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 		if f, dir, ok := l.r.ct.Lookup(key, t.flags, len(p.ip)); ok && dir == conntrack.Original {
 			return f, true
 		}
+		snap.CountDrop(rule.ID(), pick.Server)
+		l.bc.drop(DropLBTupleInUse)
+		return conntrack.Flow{}, false
 	}
 	snap.CountDrop(rule.ID(), pick.Server)
 	l.bc.drop(DropLBTableFull)
 	return conntrack.Flow{}, false
+}
+
+// reuseReply frees the reply tuple of a new flow when an ended flow still holds it: the
+// same client address and port reached the same server port through another rule or VIP
+// (half-NAT keeps the client's address and port), so that the server sees the very
+// connection again. The server's TIME_WAIT socket takes the new SYN, as Linux does for a
+// SYN with a newer timestamp; a flow that is still open keeps the tuple, and the new one
+// is refused (lb-tuple-in-use).
+func (l *loop) reuseReply(tu conntrack.Tuple) bool {
+	if tu.IsZero() {
+		return false
+	}
+	f, dir, ok := l.r.ct.Get(tu)
+	if !ok || dir != conntrack.Reply {
+		return false
+	}
+	switch f.State {
+	case conntrack.StateTimeWait, conntrack.StateClose:
+		return l.r.ct.Delete(tu)
+	}
+	return false
 }
 
 // forwardFlow rewrites a packet of a balanced flow as its direction says and sends it

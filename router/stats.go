@@ -32,6 +32,7 @@ const (
 	DropLBNoProxyPort                    // full-NAT: every proxy source port is in use
 	DropLBTableFull                      // the connection table is full of established flows
 	DropLBRewrite                        // a packet of a flow that could not be rewritten
+	DropLBTupleInUse                     // a new flow's server side (half-NAT: client address and port to the server) belongs to an open flow
 	numDropReasons
 )
 
@@ -61,6 +62,7 @@ var dropReasonNames = [numDropReasons]string{
 	DropLBNoProxyPort:  "lb-no-proxy-port",
 	DropLBTableFull:    "lb-table-full",
 	DropLBRewrite:      "lb-rewrite",
+	DropLBTupleInUse:   "lb-tuple-in-use",
 }
 
 func (d DropReason) String() string {
