@@ -16,9 +16,13 @@ const maglevProbe = 32
 // buildMaglev fills a lookup table of size m as in Maglev (Eisenbud et al., NSDI 2016,
 // section 3.4): server i's preference list is offset[i], offset[i]+skip[i], ... mod m,
 // and the servers take turns claiming their next unclaimed preferred entry until the
-// table is full. With weights (as Cilium does) server i claims weight[i]/g entries per
-// turn, g the weights' greatest common divisor; equal weights give the paper's table.
-// Every weight must be > 0 and m must be prime.
+// table is full. With weights, each turn gives server i weight[i] of credit and it claims
+// one entry per max(weight) of credit it holds: the heaviest server claims one entry a
+// turn, the others in proportion, so that the table ends with every share within an
+// entry or two of its weight's, whatever the weights (claiming weight[i]/gcd entries a
+// turn, as Cilium does, leaves the last turn's cut unfair by up to the largest weight:
+// 54 % against 46 % for weights 30000:30001). Equal weights give the paper's table. Every
+// weight must be > 0 and m must be prime.
 func buildMaglev(offset, skip []uint64, weight []int64, m int) []uint32 {
 	const empty = ^uint32(0)
 	n := len(offset)
@@ -26,17 +30,19 @@ func buildMaglev(offset, skip []uint64, weight []int64, m int) []uint32 {
 	for i := range table {
 		table[i] = empty
 	}
-	g := int64(0)
+	wmax := int64(0)
 	for _, w := range weight {
-		g = gcd(g, w)
+		wmax = max(wmax, w)
 	}
 	pos := make([]uint64, n) // the next preference of server i, as a table index
 	copy(pos, offset)
+	credit := make([]int64, n)
 	mm := uint64(m)
 	filled := 0
 	for {
 		for i := range n {
-			for range weight[i] / g {
+			credit[i] += weight[i]
+			for ; credit[i] >= wmax; credit[i] -= wmax {
 				c := pos[i]
 				for table[c] != empty {
 					c = (c + skip[i]) % mm

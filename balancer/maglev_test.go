@@ -166,6 +166,28 @@ func TestMaglevWeights(t *testing.T) {
 	}
 }
 
+// TestMaglevWeightsExact checks that any weights, large and co-prime ones included (an
+// agent's load figures give such), end within two entries of their share.
+func TestMaglevWeightsExact(t *testing.T) {
+	for _, w := range [][]int64{{30000, 30001}, {1, 1000, 7}, {997, 1009, 1013, 2}, {65536, 1}, {3, 3, 3, 3}} {
+		var addrs []netip.Addr
+		var sum int64
+		for i := range w {
+			addrs = append(addrs, srv4(i+1))
+			sum += w[i]
+		}
+		offset, skip := paramsOf(addrs, MaglevSize)
+		s := shares(buildMaglev(offset, skip, w, MaglevSize), len(w))
+		for i := range s {
+			want := float64(MaglevSize) * float64(w[i]) / float64(sum)
+			if d := float64(s[i]) - want; d < -2 || d > 2 {
+				t.Errorf("weights %v: shares %v; server %d has %d entries, want %.1f", w, s, i, s[i], want)
+				break
+			}
+		}
+	}
+}
+
 // TestMaglevRuleDisruption checks the same through the Balancer: disabling one of 10
 // servers moves about a tenth of the flows, and only those of the disabled server.
 func TestMaglevRuleDisruption(t *testing.T) {
