@@ -271,3 +271,52 @@ func (r *Rule) initScheduler(prevMaglev, nextMaglev map[string][]uint32) {
 		r.maglev = maglevTable(el, prevMaglev, nextMaglev)
 	}
 }
+
+// Adopt counts a flow that a peer balancer picked (connection sync): client:cport to the
+// rule's VIP at dport on the server at addr:port. The flow is counted on the rule and the
+// server like a Pick (max_conns does not refuse it: the flow exists) and renews the client
+// prefix's persistence entry; the router gives it back with FlowEnded. false: no server
+// of the rule is at addr:port.
+func (r *Rule) Adopt(client netip.Addr, dport uint16, addr netip.Addr, port uint16) (Pick, bool) {
+	var m *member
+	for j := range r.members {
+		c := &r.members[j]
+		if c.addr != addr {
+			continue
+		}
+		want := dport
+		if c.port != 0 {
+			want = c.port
+			if dport >= r.cfg.PortLo && dport <= r.cfg.PortHi {
+				want += dport - r.cfg.PortLo
+			}
+		}
+		if want == port {
+			m = c
+			break
+		}
+	}
+	if m == nil {
+		return Pick{}, false
+	}
+	m.srv.conns.Add(1)
+	m.pair.c.connsNow.Add(1)
+	m.pair.c.connsTotal.Add(1)
+	r.st.c.connsNow.Add(1)
+	r.st.c.connsTotal.Add(1)
+	if r.bits >= 0 {
+		k := r.persistKey(client)
+		now := r.b.now().UnixNano()
+		sh := r.b.persist.shard(k)
+		sh.mu.Lock()
+		v, present := sh.m[k]
+		if !present || v.expired(now) || v.server != m.pair.id {
+			v = persistVal{server: m.pair.id, timeout: int64(r.cfg.PersistTimeout)}
+		}
+		v.flows++
+		v.last = now
+		r.b.persist.store(sh, k, v, present)
+		sh.mu.Unlock()
+	}
+	return Pick{Server: m.pair.id, Addr: addr, Port: port}, true
+}

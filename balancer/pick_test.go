@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRoundRobinEven(t *testing.T) {
@@ -239,5 +240,52 @@ func TestWeightZeroAndMaxConns(t *testing.T) {
 	b.FlowEnded(r.ID(), p1.Server, clientN(1, false))
 	if p := mustPick(t, r, clientN(3, false), 1, 80); p.Server != p1.Server {
 		t.Errorf("the freed slot was not used")
+	}
+}
+
+// TestAdopt: a synced flow is counted on the server at the given address and port, past
+// max_conns, makes the client's persistence entry point there, and FlowEnded gives it
+// back; an address that is no server of the rule is refused.
+func TestAdopt(t *testing.T) {
+	rc := rule("web", RoundRobin, servers(1, 1))
+	rc.Servers[1].MaxConns = 1
+	rc.PMask = 32
+	rc.PersistTimeout = time.Minute
+	b, _ := setup(t, rc)
+	r := mustRule(t, b, "web")
+	c := clientN(1, false)
+	var picks []Pick
+	for range 2 { // twice: past max_conns 1
+		p, ok := r.Adopt(c, 80, srv4(2), 80)
+		if !ok || p.Addr != srv4(2) || p.Port != 80 {
+			t.Fatalf("Adopt: %+v %v", p, ok)
+		}
+		picks = append(picks, p)
+	}
+	conns := func() int64 {
+		for _, s := range b.Servers() {
+			if s.Addr == srv4(2) {
+				return s.ServerConns
+			}
+		}
+		return -1
+	}
+	if n := conns(); n != 2 {
+		t.Fatalf("server conns %d after two adoptions, want 2", n)
+	}
+	if p := b.Persist(); len(p) != 1 || p[0].Addr != srv4(2) || p[0].Flows != 2 {
+		t.Fatalf("persistence %+v, want the client on %v", p, srv4(2))
+	}
+	for _, p := range picks {
+		b.FlowEnded(r.ID(), p.Server, c)
+	}
+	if n := conns(); n != 0 {
+		t.Fatalf("server conns %d after FlowEnded, want 0", n)
+	}
+	if _, ok := r.Adopt(c, 80, srv4(9), 80); ok {
+		t.Fatal("Adopt to an address that is no server succeeded")
+	}
+	if _, ok := r.Adopt(c, 80, srv4(1), 8080); ok {
+		t.Fatal("Adopt to a server's address on another port succeeded")
 	}
 }

@@ -635,3 +635,38 @@ func (t *Table) Stats() Stats {
 	}
 	return st
 }
+
+// Refresh sets the TCP state of the flow one of whose tuples is tu to st (other flows
+// keep theirs) and marks it seen now: what a peer that forwards the flow reports through
+// connection sync. It reports whether the flow is tracked.
+func (t *Table) Refresh(tu Tuple, st State) bool {
+	h := t.seed.hash(&tu)
+	s := &t.shards[t.shardOf(h)]
+	now := t.nanos()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sl, ref := t.find(s, &tu, h)
+	if sl == nil {
+		return false
+	}
+	for {
+		w := sl.word.Load()
+		if w&wordDying != 0 {
+			return false
+		}
+		old := State(w & wordStateMask)
+		if tu.Proto != ProtoTCP || !st.IsTCP() || st == old {
+			break
+		}
+		if sl.word.CompareAndSwap(w, w&^wordStateMask|uint32(st)) {
+			s.states[old].Add(-1)
+			s.states[st].Add(1)
+			if st != StateEstablished {
+				t.shards[t.refHome(ref)].evictGen.Add(1)
+			}
+			break
+		}
+	}
+	sl.lastSeen.Store(now)
+	return true
+}

@@ -445,3 +445,40 @@ func TestSetTimeouts(t *testing.T) {
 		t.Fatal("not expired by the new timeout")
 	}
 }
+
+// TestRefresh: Refresh sets a TCP flow's state from either tuple, keeps the state
+// counters right, marks the flow seen, and misses unknown tuples; a UDP flow keeps its
+// state.
+func TestRefresh(t *testing.T) {
+	tb, clk, _ := newTable(t, Config{Capacity: 10, Shards: 4})
+	f := halfNAT(40001, ProtoTCP)
+	f.Account(Original, header.TCPFlagSYN, 60)
+	if err := tb.Insert(f); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute)
+	if !tb.Refresh(f.Reply, StateEstablished) {
+		t.Fatal("Refresh missed the flow by its reply tuple")
+	}
+	g, _, _ := tb.Get(f.Orig)
+	if g.State != StateEstablished || g.LastSeen != clk.ns.Load() {
+		t.Fatalf("after Refresh: state %v, last seen %d (now %d)", g.State, g.LastSeen, clk.ns.Load())
+	}
+	st := tb.Stats()
+	if st.States[StateEstablished] != 1 || st.States[StateSynRecv] != 0 {
+		t.Fatalf("state counters %v", st.States)
+	}
+	if tb.Refresh(MakeTuple(client, vip, 1, 80, ProtoTCP), StateEstablished) {
+		t.Fatal("Refresh of an unknown tuple reported true")
+	}
+	u := halfNAT(40002, ProtoUDP)
+	if err := tb.Insert(u); err != nil {
+		t.Fatal(err)
+	}
+	if !tb.Refresh(u.Orig, StateEstablished) {
+		t.Fatal("Refresh missed the UDP flow")
+	}
+	if g, _, _ := tb.Get(u.Orig); g.State != StateUDP {
+		t.Fatalf("a UDP flow took state %v", g.State)
+	}
+}
