@@ -52,6 +52,8 @@ type Config struct {
 	Conntrack Conntrack
 	// VRRP are the virtual routers, in file order.
 	VRRP []VRRP
+	// Sync is connection sync with peer nodes ([sync]); Sync.Enabled is false without it.
+	Sync Sync
 	// HostPort asks for the host port (a TUN to the kernel of ulbd's namespace, for a
 	// management login to the router's addresses) even without HTTP health checks,
 	// which always have one.
@@ -81,6 +83,7 @@ type rawFile struct {
 	HealthCheck   toml.Primitive `toml:"healthcheck"`
 	Conntrack     toml.Primitive `toml:"conntrack"`
 	VRRP          toml.Primitive `toml:"vrrp"`
+	Sync          toml.Primitive `toml:"sync"`
 }
 
 // Load reads and parses the file at path.
@@ -118,6 +121,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	cfg.Rules = d.rules(raw.Rule, cfg.Ports, groups, gpos)
 	cfg.Conntrack = d.conntrack(raw.Conntrack)
 	cfg.VRRP = d.vrrps(raw.VRRP, cfg.Ports, cfg.Routes, groups, gpos)
+	cfg.Sync = d.sync(raw.Sync, cfg.Ports, cfg.VRRP)
 	d.unknownKeys()
 
 	if err := is.err(); err != nil {

@@ -2,12 +2,14 @@ package examples
 
 import (
 	"context"
+	"net"
 	"os/exec"
 	"syscall"
 	"testing"
 	"time"
 
 	"ulb/bench"
+	"ulb/bench/netns"
 	"ulb/router/control"
 )
 
@@ -109,14 +111,73 @@ func TestHAPair(t *testing.T) {
 	})
 
 	t.Run("kill the master", func(t *testing.T) {
+		// A connection open through lb1 lives on through lb2: connection sync told lb2
+		// about it (half-NAT, the same server), so its next segments are forwarded.
+		sc := openSink(t, b.Namespace("client"), "198.51.100.100:9000")
+		client := sc.c.LocalAddr().String()
+		deadline := time.Now().Add(5 * time.Second)
+		for !hasConn(t, haSocket2, client, "ESTABLISHED") {
+			if time.Now().After(deadline) {
+				t.Fatalf("lb2 never learned the flow of %s (ESTABLISHED) from lb1", client)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		if err := syscall.Kill(benchPID(t, b, "lb1"), syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
 		for _, inst := range []string{"vip", "gw"} {
 			waitState(t, haSocket2, inst, control.RouterMaster, limit)
 		}
+		sc.send(t, 64<<10)
+		if name := sc.finish(t); name != "s1" && name != "s2" {
+			t.Errorf("the sink answered as %q", name)
+		}
+		var st control.StatsInfo
+		ulbadm(t, haSocket2, &st, "show-stats")
+		if st.Sync == nil || st.Sync.Adopted == 0 || st.Sync.Malformed != 0 || st.Sync.FromStranger != 0 {
+			t.Fatalf("lb2's sync counters %+v", st.Sync)
+		}
+		// A message from an address that is no peer is dropped and counted.
+		if err := netns.Do(b.Namespace("client"), func() error {
+			c, err := net.Dial("udp", "198.51.100.12:8848")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_, err = c.Write([]byte("ULBS\x01\x00\x00\x00"))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		before := st.Sync.FromStranger
+		for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			ulbadm(t, haSocket2, &st, "show-stats")
+			if st.Sync.FromStranger > before || time.Now().After(deadline) {
+				break
+			}
+		}
+		if st.Sync.FromStranger != before+1 || st.Sync.ReceivedMessages == 0 {
+			t.Errorf("a message from the client: sync counters %+v", st.Sync)
+		}
+		if st.Drops["lb-no-flow"] != 0 {
+			t.Errorf("lb2 dropped %d segments without a flow", st.Drops["lb-no-flow"])
+		}
 		conns(t)
 	})
+}
+
+// hasConn tells whether the node behind socket tracks a flow of client (ADDRESS:PORT) in
+// the given state.
+func hasConn(t *testing.T, socket, client, state string) bool {
+	t.Helper()
+	var conns control.ConnList
+	ulbadm(t, socket, &conns, "show-conn", "-r", "sink")
+	for _, c := range conns.Conns {
+		if c.Client == client && c.State == state {
+			return true
+		}
+	}
+	return false
 }
 
 // execIn runs a command in a network namespace.

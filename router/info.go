@@ -116,7 +116,7 @@ func (r *Router) HasPort(name string) bool {
 
 // Stats sums the router's counters for show-stats. start is when the router started.
 func (r *Router) Stats(start time.Time) control.StatsInfo {
-	si := control.StatsInfo{Uptime: int64(time.Since(start)), Drops: map[string]uint64{}}
+	si := control.StatsInfo{Uptime: int64(time.Since(start)), Drops: map[string]uint64{}, Sync: r.SyncInfo()}
 	for _, rp := range r.ports {
 		c := &rp.counters
 		si.Ports = append(si.Ports, control.PortStats{Name: rp.cfg.Name, PortCounters: portCounters(rp.p)})

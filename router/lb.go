@@ -105,6 +105,9 @@ func (l *loop) balance(p *pkt, t l4) bool {
 			return true
 		}
 		dir = conntrack.Original
+		l.syncFlow(snap, &f)
+	} else {
+		l.syncAfter(snap, &f, t.flags)
 	}
 	l.forwardFlow(snap, p, &f, dir)
 	return true

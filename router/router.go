@@ -95,6 +95,7 @@ type Router struct {
 
 	ping  pinger
 	probe prober
+	sync  *syncer // connection sync, nil when off
 	vrrp  vrrpState
 
 	// cfgMu serializes the control plane's changes of routes and rules.
@@ -359,6 +360,9 @@ func (r *Router) Run(ctx context.Context) error {
 		defer close(vdone)
 		r.runVRRP(vctx)
 	}()
+	if r.sync != nil {
+		go r.runSync(ctx)
+	}
 	t := time.NewTicker(r.tick)
 	defer t.Stop()
 	lastDrain := r.now()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"time"
 
@@ -52,6 +53,16 @@ func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <
 		return err
 	}
 	r.SetRuleOptions(ruleOptions(cfg))
+	if cfg.Sync.Enabled {
+		sc := router.SyncConfig{Peers: cfg.Sync.Peers, Port: cfg.Sync.Port, VRRP: cfg.Sync.VRRP, Refresh: cfg.Sync.Refresh}
+		if err := r.SetSync(sc); err != nil {
+			for _, p := range ports {
+				p.Port.Close()
+			}
+			return err
+		}
+		logger.Info("connection sync", "peers", cfg.Sync.Peers, "port", cfg.Sync.Port, "vrrp", cfg.Sync.VRRP, "refresh", cfg.Sync.Refresh)
+	}
 	start := time.Now()
 	events := control.NewEvents(time.Now)
 	checks, err := newHealthChecks(cfg, r, events, logger)
@@ -170,6 +181,9 @@ func applyReloads(ctx context.Context, logger *slog.Logger, r *router.Router, ch
 			if !samePorts(running.Ports, c.Ports) {
 				logger.Warn("reload: ports changed; they take effect only after a restart; routes not reloaded")
 				continue
+			}
+			if !reflect.DeepEqual(running.Sync, c.Sync) {
+				logger.Warn("reload: [sync] changed; it takes effect only after a restart")
 			}
 			if err := r.SetRoutes(routes(c)); err != nil {
 				logger.Error("reload refused", "err", err)

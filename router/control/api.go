@@ -126,6 +126,31 @@ type StatsInfo struct {
 	// Rules and Servers are the load balancer's counters selected by ShowStatsArgs.
 	Rules   []RuleStats   `json:"rules,omitempty"`
 	Servers []ServerStats `json:"servers,omitempty"`
+	// Sync are connection sync's counters, when it is on.
+	Sync *SyncInfo `json:"sync,omitempty"`
+}
+
+// SyncInfo describes connection sync with peer nodes.
+type SyncInfo struct {
+	Peers   []string `json:"peers"`
+	Port    uint16   `json:"port"`
+	VRRP    string   `json:"vrrp,omitempty"` // the instance whose master sends
+	Sending bool     `json:"sending"`        // this node sends its flows now
+	// Messages and records sent to the peers and received from them.
+	SentMessages     uint64 `json:"sent_messages"`
+	SentRecords      uint64 `json:"sent_records"`
+	ReceivedMessages uint64 `json:"received_messages"`
+	ReceivedRecords  uint64 `json:"received_records"`
+	// What became of the records received: new flows entered, flows of this node's
+	// refreshed, records for no rule or server here, flows the table refused.
+	Adopted   uint64 `json:"adopted"`
+	Refreshed uint64 `json:"refreshed"`
+	Unknown   uint64 `json:"unknown"`
+	Refused   uint64 `json:"refused"`
+	// Messages dropped: malformed, from an address that is no peer, or over the queues.
+	Malformed    uint64 `json:"malformed"`
+	FromStranger uint64 `json:"from_stranger"`
+	Overflow     uint64 `json:"overflow"`
 }
 
 // Totals sums the counters of all ports.

@@ -99,6 +99,19 @@ func Stats(w io.Writer, s *control.StatsInfo) error {
 			return err
 		}
 	}
+	if y := s.Sync; y != nil {
+		fmt.Fprintln(w)
+		sending := "no"
+		if y.Sending {
+			sending = "yes"
+		}
+		err := table(w, "SYNC-PEERS\tSENDING\tSENT-RECORDS\tRECV-RECORDS\tADOPTED\tREFRESHED\tUNKNOWN\tREFUSED\tDROPPED-MSGS",
+			[][]string{{strings.Join(y.Peers, ","), sending, u(y.SentRecords), u(y.ReceivedRecords), u(y.Adopted),
+				u(y.Refreshed), u(y.Unknown), u(y.Refused), u(y.Malformed + y.FromStranger + y.Overflow)}})
+		if err != nil {
+			return err
+		}
+	}
 	return lbStats(w, s)
 }
 

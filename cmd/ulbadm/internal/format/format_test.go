@@ -100,6 +100,19 @@ bad-checksum  5
 ttl-exceeded  3
 `)
 	b.Reset()
+	s.Sync = &control.SyncInfo{Peers: []string{"203.0.113.12"}, Port: 8848, Sending: true, SentRecords: 40,
+		ReceivedRecords: 2, Adopted: 1, Refreshed: 1, Malformed: 1, FromStranger: 2}
+	if err := Stats(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `
+SYNC-PEERS    SENDING  SENT-RECORDS  RECV-RECORDS  ADOPTED  REFRESHED  UNKNOWN  REFUSED  DROPPED-MSGS
+203.0.113.12  yes      40            2             1        1          0        0        3
+`) {
+		t.Errorf("with sync:\n%s", &b)
+	}
+	s.Sync = nil
+	b.Reset()
 	s.Drops = nil
 	if err := Stats(&b, s); err != nil {
 		t.Fatal(err)
