@@ -152,21 +152,9 @@ func (r *Router) UDPExchange(ctx context.Context, dst netip.AddrPort, req, resp 
 	}
 	k, w := r.probe.register(dst, header.ProtocolUDP, resp)
 	defer r.probe.unregister(k)
-	buf := make([]byte, headroom+ethLen+header.IPv6MinimumSize+header.UDPMinimumSize+len(req))
-	port.Hdr(buf, headroom).Clear()
-	ipb := buf[headroom+ethLen:]
-	hl := header.IPv4MinimumSize
-	if dst.Addr().Is6() {
-		hl = header.IPv6MinimumSize
-	}
-	n := hl + header.UDPMinimumSize + len(req)
-	writeIP(buf, src, dst.Addr(), header.ProtocolUDP, n)
-	u := ipb[hl:n]
-	header.EncodeUDP(u, k.local, dst.Port(), uint16(len(u)))
-	copy(u[header.UDPMinimumSize:], req)
-	header.SetTransportChecksum(header.ProtocolUDP, src, dst.Addr(), u)
+	buf := buildUDP(src, dst.Addr(), k.local, dst.Port(), req)
 	start := time.Now()
-	r.sendOutside(rp, nh, dst.Addr(), buf[:headroom+ethLen+n])
+	r.sendOutside(rp, nh, dst.Addr(), buf)
 	select {
 	case a := <-w.done:
 		if a.unreachable {
@@ -206,6 +194,24 @@ func writeIP(buf []byte, src, dst netip.Addr, proto uint8, n int) {
 	header.EncodeIPv6(ipb, header.IPv6Fields{PayloadLength: uint16(n - header.IPv6MinimumSize), NextHeader: proto,
 		HopLimit: header.DefaultTTL, Src: src, Dst: dst})
 	header.Ethernet(buf[headroom:]).SetEtherType(header.EtherTypeIPv6)
+}
+
+// buildUDP returns a new buffer with a UDP datagram from src:sport to dst:dport carrying
+// payload at headroom, its virtio-net header clear, for sendOutside.
+func buildUDP(src, dst netip.Addr, sport, dport uint16, payload []byte) []byte {
+	hl := header.IPv4MinimumSize
+	if dst.Is6() {
+		hl = header.IPv6MinimumSize
+	}
+	n := hl + header.UDPMinimumSize + len(payload)
+	buf := make([]byte, headroom+ethLen+n)
+	port.Hdr(buf, headroom).Clear()
+	writeIP(buf, src, dst, header.ProtocolUDP, n)
+	u := buf[headroom+ethLen+hl:]
+	header.EncodeUDP(u, sport, dport, uint16(len(u)))
+	copy(u[header.UDPMinimumSize:], payload)
+	header.SetTransportChecksum(header.ProtocolUDP, src, dst, u)
+	return buf
 }
 
 // buildTCP writes a TCP segment without payload (with an MSS option when mss is not 0)

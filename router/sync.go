@@ -12,7 +12,6 @@ import (
 	"ulb/conntrack/ctsync"
 	"ulb/router/control"
 	"ulb/router/header"
-	"ulb/router/port"
 	"ulb/vrrp"
 )
 
@@ -50,6 +49,7 @@ type syncer struct {
 	recvMessages, recvRecords            atomic.Uint64
 	adopted, refreshed, unknown, refused atomic.Uint64
 	malformed, fromStranger, overflow    atomic.Uint64
+	noRoute                              atomic.Uint64 // messages not sent to a peer: no route or no source address
 }
 
 // SetSync turns connection sync on; call it before Run.
@@ -230,21 +230,10 @@ func (r *Router) syncSend(recs []ctsync.Record) {
 	for _, peer := range s.cfg.Peers {
 		rp, nh, src, err := r.probeRoute(peer)
 		if err != nil {
+			s.noRoute.Add(1)
 			continue
 		}
-		hl := header.IPv4MinimumSize
-		if peer.Is6() {
-			hl = header.IPv6MinimumSize
-		}
-		n := hl + header.UDPMinimumSize + len(payload)
-		buf := make([]byte, headroom+ethLen+n)
-		port.Hdr(buf, headroom).Clear()
-		writeIP(buf, src, peer, header.ProtocolUDP, n)
-		u := buf[headroom+ethLen+hl:]
-		header.EncodeUDP(u, s.cfg.Port, s.cfg.Port, uint16(len(u)))
-		copy(u[header.UDPMinimumSize:], payload)
-		header.SetTransportChecksum(header.ProtocolUDP, src, peer, u)
-		r.sendOutside(rp, nh, peer, buf)
+		r.sendOutside(rp, nh, peer, buildUDP(src, peer, s.cfg.Port, s.cfg.Port, payload))
 	}
 	s.sentMessages.Add(1)
 	s.sentRecords.Add(uint64(len(recs)))
@@ -318,6 +307,6 @@ func (r *Router) SyncInfo() *control.SyncInfo {
 		ReceivedMessages: s.recvMessages.Load(), ReceivedRecords: s.recvRecords.Load(),
 		Adopted: s.adopted.Load(), Refreshed: s.refreshed.Load(), Unknown: s.unknown.Load(),
 		Refused: s.refused.Load(), Malformed: s.malformed.Load(), FromStranger: s.fromStranger.Load(),
-		Overflow: s.overflow.Load(),
+		Overflow: s.overflow.Load(), NoRoute: s.noRoute.Load(),
 	}
 }

@@ -151,6 +151,8 @@ type SyncInfo struct {
 	Malformed    uint64 `json:"malformed"`
 	FromStranger uint64 `json:"from_stranger"`
 	Overflow     uint64 `json:"overflow"`
+	// NoRoute counts messages not sent to a peer for want of a route or an address.
+	NoRoute uint64 `json:"no_route"`
 }
 
 // Totals sums the counters of all ports.
