@@ -1,0 +1,109 @@
+package router
+
+import (
+	"net/netip"
+	"testing"
+
+	"ulb/balancer"
+	"ulb/conntrack"
+	"ulb/conntrack/ctsync"
+	"ulb/router/port/porttest"
+)
+
+// TestSyncAdopt drives the receiving side of connection sync without a network: records
+// of half-NAT, full-NAT and DSR flows enter the table on the servers they name (full-NAT
+// taking its proxy port), a known flow is refreshed, a record for no rule or no server
+// here is counted as unknown, and the sending side describes the adopted flows as they
+// came.
+func TestSyncAdopt(t *testing.T) {
+	rl, _ := porttest.NewPair(macRouterL, macHostL, 1500)
+	rr, _ := porttest.NewPair(macRouterR, macHostR, 1500)
+	vip := netip.MustParseAddr("192.0.2.100")
+	s1, s2 := netip.MustParseAddr("198.51.100.21"), netip.MustParseAddr("198.51.100.22")
+	proxy := netip.MustParseAddr("198.51.100.50")
+	srv := []balancer.ServerConfig{{Addr: s1, Port: 8080, Weight: 1}, {Addr: s2, Port: 8080, Weight: 1}}
+	rule := func(name string, port uint16, topo balancer.Topology) balancer.RuleConfig {
+		rc := balancer.RuleConfig{Name: name, VIP: vip, PortLo: port, PortHi: port, Proto: balancer.ProtoTCP,
+			Algorithm: balancer.RoundRobin, PMask: balancer.NoPersistence, Topology: topo, Servers: srv, Enabled: true}
+		if topo == balancer.FullNAT {
+			rc.ProxySource = []netip.Addr{proxy}
+		}
+		if topo == balancer.DSR {
+			rc.Servers = []balancer.ServerConfig{{Addr: s1, Weight: 1}, {Addr: s2, Weight: 1}}
+		}
+		return rc
+	}
+	r, err := New(Config{
+		Ports: []PortConfig{
+			{Name: "left", Port: rl, Addresses: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24")}},
+			{Name: "right", Port: rr, Addresses: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24")}},
+		},
+		Rules: []balancer.RuleConfig{rule("half", 80, balancer.HalfNAT), rule("full", 81, balancer.FullNAT), rule("dsr", 82, balancer.DSR)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetSync(SyncConfig{Peers: []netip.Addr{netip.MustParseAddr("192.0.2.12")}, Port: ctsync.DefaultPort, Refresh: 60e9}); err != nil {
+		t.Fatal(err)
+	}
+	client := netip.MustParseAddr("192.0.2.2")
+	tcp := conntrack.ProtoTCP
+	recs := []ctsync.Record{
+		{Orig: conntrack.MakeTuple(client, vip, 40000, 80, tcp), Reply: conntrack.MakeTuple(s2, client, 8080, 40000, tcp),
+			State: conntrack.StateEstablished, Topology: uint8(balancer.HalfNAT), Server: netip.AddrPortFrom(s2, 8080)},
+		{Orig: conntrack.MakeTuple(client, vip, 40001, 81, tcp), Reply: conntrack.MakeTuple(s1, proxy, 8080, 61000, tcp),
+			State: conntrack.StateSynRecv, Topology: uint8(balancer.FullNAT), Server: netip.AddrPortFrom(s1, 8080)},
+		{Orig: conntrack.MakeTuple(client, vip, 40002, 82, tcp),
+			State: conntrack.StateEstablished, Topology: uint8(balancer.DSR), Server: netip.AddrPortFrom(s2, 82)},
+	}
+	snap := r.lb.Snapshot()
+	for _, rec := range recs {
+		r.syncAdopt(snap, rec)
+	}
+	if a := r.sync.adopted.Load(); a != 3 {
+		t.Fatalf("adopted %d of 3 records: %+v", a, r.SyncInfo())
+	}
+	for _, rec := range recs {
+		f, _, ok := r.ct.Get(rec.Orig)
+		if !ok {
+			t.Fatalf("no flow for %+v", rec.Orig)
+		}
+		back, ok := syncRecord(snap, &f)
+		if !ok || back != rec {
+			t.Errorf("the adopted flow is sent back as %+v (%v), want %+v", back, ok, rec)
+		}
+	}
+	if r.ports4nat.Take(proxy, 61000) {
+		t.Error("the full-NAT flow's proxy port was left free")
+	}
+	// The peer's next record for the full-NAT flow: the handshake is over.
+	est := recs[1]
+	est.State = conntrack.StateEstablished
+	r.syncAdopt(snap, est)
+	if f, _, _ := r.ct.Get(est.Orig); f.State != conntrack.StateEstablished || r.sync.refreshed.Load() != 1 {
+		t.Errorf("refresh: state %v, refreshed %d", f.State, r.sync.refreshed.Load())
+	}
+	for _, bad := range []ctsync.Record{
+		{Orig: conntrack.MakeTuple(client, vip, 40003, 99, tcp), State: conntrack.StateEstablished,
+			Topology: uint8(balancer.HalfNAT), Server: netip.AddrPortFrom(s1, 8080)}, // no rule on port 99
+		{Orig: conntrack.MakeTuple(client, vip, 40004, 80, tcp), Reply: conntrack.MakeTuple(s1, client, 9999, 40004, tcp),
+			State: conntrack.StateEstablished, Topology: uint8(balancer.HalfNAT), Server: netip.AddrPortFrom(s1, 9999)}, // no such server port
+		{Orig: conntrack.MakeTuple(client, vip, 40005, 80, tcp), State: conntrack.StateEstablished,
+			Topology: uint8(balancer.DSR), Server: netip.AddrPortFrom(s1, 80)}, // another topology than the rule's
+	} {
+		r.syncAdopt(snap, bad)
+		if _, _, ok := r.ct.Get(bad.Orig); ok {
+			t.Errorf("a flow was entered for %+v", bad)
+		}
+	}
+	if u := r.sync.unknown.Load(); u != 3 {
+		t.Errorf("unknown %d, want 3", u)
+	}
+	var conns int64
+	for _, s := range r.lb.Servers() {
+		conns += s.ConnsNow
+	}
+	if conns != 3 {
+		t.Errorf("the balancer counts %d flows, want the 3 adopted", conns)
+	}
+}
