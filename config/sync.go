@@ -30,8 +30,8 @@ type Sync struct {
 	Port uint16
 	// VRRP names the VRRP instance whose master sends; empty: always send.
 	VRRP string
-	// Refresh is how often the sender sends its whole table again, so that a peer that
-	// started late learns the flows, and its idle ones do not time out.
+	// Refresh is how often the sender sends the flows it forwarded again, so that a peer
+	// that started late learns them, and their idle copies there do not time out.
 	Refresh time.Duration
 }
 

@@ -197,17 +197,23 @@ func (r *Router) syncFollowVRRP() {
 			master = in.State == vrrp.Master
 		}
 	}
-	if s.sending.Swap(master) != master && master {
-		// A new master tells its peers the flows it took over at once.
+	if was := s.sending.Swap(master); was && !master {
+		// The peer that takes over (a preempting master that just came back, say)
+		// learns at once the flows this node forwarded.
 		r.syncRefresh()
 	}
 }
 
-// syncRefresh sends every balanced flow of the table.
+// syncRefresh sends the balanced flows this node has forwarded packets of. Flows only
+// adopted from a peer stay out: sent back, they would keep each other alive forever
+// between two nodes that both send.
 func (r *Router) syncRefresh() {
 	snap := r.lb.Snapshot()
 	batch := make([]ctsync.Record, 0, ctsync.MaxRecords)
 	r.ct.Range(func(f conntrack.Flow) bool {
+		if f.OrigPackets+f.ReplyPackets == 0 {
+			return true
+		}
 		if rec, ok := syncRecord(snap, &f); ok {
 			batch = append(batch, rec)
 			if len(batch) == ctsync.MaxRecords {
