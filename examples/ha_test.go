@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -161,6 +162,28 @@ func TestHAPair(t *testing.T) {
 		}
 		if st.Drops["lb-no-flow"] != 0 {
 			t.Errorf("lb2 dropped %d segments without a flow", st.Drops["lb-no-flow"])
+		}
+		conns(t)
+	})
+
+	t.Run("the killed master comes back and learns the open connections", func(t *testing.T) {
+		// A connection opened through lb2 alone; lb1 starts, asks lb2 for its flows,
+		// preempts, and forwards the connection on.
+		sc := openSink(t, b.Namespace("client"), "198.51.100.100:9000")
+		client := sc.c.LocalAddr().String()
+		startIn(t, "ha-half-nat", b.Namespace("lb1"), filepath.Join(binDir, "ulbd"), "-c", "lb1.toml")
+		on(t, haSocket1, haSocket2)
+		if !hasConn(t, haSocket1, client, "ESTABLISHED") {
+			t.Errorf("lb1 took over without the flow of %s", client)
+		}
+		sc.send(t, 64<<10)
+		if name := sc.finish(t); name != "s1" && name != "s2" {
+			t.Errorf("the sink answered as %q", name)
+		}
+		var st control.StatsInfo
+		ulbadm(t, haSocket2, &st, "show-stats")
+		if st.Sync == nil || st.Sync.Requests == 0 {
+			t.Errorf("lb2 got no request for its flows: %+v", st.Sync)
 		}
 		conns(t)
 	})

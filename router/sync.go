@@ -50,6 +50,7 @@ type syncer struct {
 	adopted, refreshed, unknown, refused atomic.Uint64
 	malformed, fromStranger, overflow    atomic.Uint64
 	noRoute                              atomic.Uint64 // messages not sent to a peer: no route or no source address
+	requests                             atomic.Uint64 // peers' requests for the flows
 }
 
 // SetSync turns connection sync on; call it before Run.
@@ -151,6 +152,9 @@ func (r *Router) runSync(ctx context.Context) {
 	defer follow.Stop()
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
+	// Ask the peers for the flows they forward, so that this node knows the open
+	// connections before it may take over.
+	r.syncSendTo(ctsync.AppendRequest(nil))
 	var batch []ctsync.Record
 	flush := func() {
 		if len(batch) > 0 {
@@ -228,11 +232,18 @@ func (r *Router) syncRefresh() {
 	}
 }
 
-// syncSend sends one message with recs to every peer, from the router's address on the
-// port that leads to it.
+// syncSend sends one message with recs to every peer.
 func (r *Router) syncSend(recs []ctsync.Record) {
 	s := r.sync
-	payload := ctsync.Append(make([]byte, 0, ctsync.HeaderLen+len(recs)*ctsync.RecordLen), recs)
+	r.syncSendTo(ctsync.Append(make([]byte, 0, ctsync.HeaderLen+len(recs)*ctsync.RecordLen), recs))
+	s.sentMessages.Add(1)
+	s.sentRecords.Add(uint64(len(recs)))
+}
+
+// syncSendTo sends a message to every peer, from the router's address on the port that
+// leads to it.
+func (r *Router) syncSendTo(payload []byte) {
+	s := r.sync
 	for _, peer := range s.cfg.Peers {
 		rp, nh, src, err := r.probeRoute(peer)
 		if err != nil {
@@ -241,8 +252,6 @@ func (r *Router) syncSend(recs []ctsync.Record) {
 		}
 		r.sendOutside(rp, nh, peer, buildUDP(src, peer, s.cfg.Port, s.cfg.Port, payload))
 	}
-	s.sentMessages.Add(1)
-	s.sentRecords.Add(uint64(len(recs)))
 }
 
 // syncApply takes a peer's message into the connection table.
@@ -250,13 +259,20 @@ func (r *Router) syncApply(msg []byte) {
 	s := r.sync
 	s.recvMessages.Add(1)
 	snap := r.lb.Snapshot()
-	err := ctsync.Decode(msg, func(rec ctsync.Record) {
+	request, err := ctsync.Decode(msg, func(rec ctsync.Record) {
 		s.recvRecords.Add(1)
 		r.syncAdopt(snap, rec)
 	})
 	if err != nil {
 		s.malformed.Add(1)
 		r.log.Debug("sync: message dropped", "err", err)
+		return
+	}
+	if request {
+		s.requests.Add(1)
+		if s.sending.Load() {
+			r.syncRefresh()
+		}
 	}
 }
 
@@ -313,6 +329,6 @@ func (r *Router) SyncInfo() *control.SyncInfo {
 		ReceivedMessages: s.recvMessages.Load(), ReceivedRecords: s.recvRecords.Load(),
 		Adopted: s.adopted.Load(), Refreshed: s.refreshed.Load(), Unknown: s.unknown.Load(),
 		Refused: s.refused.Load(), Malformed: s.malformed.Load(), FromStranger: s.fromStranger.Load(),
-		Overflow: s.overflow.Load(), NoRoute: s.noRoute.Load(),
+		Overflow: s.overflow.Load(), NoRoute: s.noRoute.Load(), Requests: s.requests.Load(),
 	}
 }

@@ -4,7 +4,10 @@
 // IPVS's sync daemon does for LVS.
 //
 // A message is one UDP datagram (port DefaultPort): an 8-byte header, "ULBS", version 1,
-// a zero byte and the record count (big endian), then count fixed-size records:
+// a flags byte and the record count (big endian), then count fixed-size records. The one
+// flag, FlagRequest, asks the peer to send the flows it forwards: a node sends it, with
+// no records, when it starts, so that it knows the open connections before it may take
+// over. A record:
 //
 //	0  protocol (6 TCP, 17 UDP)     1  state (conntrack.State)   2  topology   3  zero
 //	4  original tuple: source address (16, IPv4-mapped), destination address (16),
@@ -33,6 +36,8 @@ const (
 	// MaxRecords keeps a message within 1400 bytes, below any link MTU it may cross.
 	MaxRecords = (1400 - HeaderLen) / RecordLen
 	version    = 1
+	// FlagRequest asks the receiver to send its flows.
+	FlagRequest = 0x01
 )
 
 var magic = [4]byte{'U', 'L', 'B', 'S'}
@@ -50,11 +55,20 @@ var ErrMalformed = errors.New("ctsync: malformed message")
 
 // Append appends a message holding recs (at most MaxRecords) to b.
 func Append(b []byte, recs []Record) []byte {
+	return appendMessage(b, 0, recs)
+}
+
+// AppendRequest appends a message that asks the peer for its flows.
+func AppendRequest(b []byte) []byte {
+	return appendMessage(b, FlagRequest, nil)
+}
+
+func appendMessage(b []byte, flags uint8, recs []Record) []byte {
 	if len(recs) > MaxRecords {
 		panic(fmt.Sprintf("ctsync: %d records, at most %d", len(recs), MaxRecords))
 	}
 	b = append(b, magic[:]...)
-	b = append(b, version, 0)
+	b = append(b, version, flags)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(recs)))
 	for _, r := range recs {
 		b = append(b, r.Orig.Proto, uint8(r.State), r.Topology, 0)
@@ -85,17 +99,18 @@ func readTuple(b []byte, proto uint8) conntrack.Tuple {
 	return t
 }
 
-// Decode checks a whole message and then calls fn with each record in order. A message
-// with any bad record is refused whole, with an error wrapping ErrMalformed.
-func Decode(b []byte, fn func(Record)) error {
+// Decode checks a whole message and then calls fn with each record in order; request
+// tells whether the message carries FlagRequest. A message with any bad record is refused
+// whole, with an error wrapping ErrMalformed.
+func Decode(b []byte, fn func(Record)) (request bool, err error) {
 	n, err := check(b)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for i := range n {
 		fn(record(b[HeaderLen+i*RecordLen:]))
 	}
-	return nil
+	return b[5]&FlagRequest != 0, nil
 }
 
 func bad(format string, args ...any) error {
@@ -113,8 +128,8 @@ func check(b []byte) (int, error) {
 	if b[4] != version {
 		return 0, bad("version %d, want %d", b[4], version)
 	}
-	if b[5] != 0 {
-		return 0, bad("reserved header byte set")
+	if b[5]&^FlagRequest != 0 {
+		return 0, bad("unknown flags %#x", b[5])
 	}
 	n := int(binary.BigEndian.Uint16(b[6:]))
 	if n > MaxRecords || len(b) != HeaderLen+n*RecordLen {

@@ -34,8 +34,8 @@ func sample() []Record {
 func decodeAll(t *testing.T, b []byte) []Record {
 	t.Helper()
 	var got []Record
-	if err := Decode(b, func(r Record) { got = append(got, r) }); err != nil {
-		t.Fatalf("Decode: %v", err)
+	if req, err := Decode(b, func(r Record) { got = append(got, r) }); err != nil || req {
+		t.Fatalf("Decode: request %v, %v", req, err)
 	}
 	return got
 }
@@ -67,6 +67,15 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+func TestRequest(t *testing.T) {
+	b := AppendRequest(nil)
+	n := 0
+	req, err := Decode(b, func(Record) { n++ })
+	if err != nil || !req || n != 0 || !bytes.Equal(b, []byte("ULBS\x01\x01\x00\x00")) {
+		t.Fatalf("request % x: Decode = %v, %v, %d records", b, req, err, n)
+	}
+}
+
 func TestDecodeRefuses(t *testing.T) {
 	good := Append(nil, sample()[:1])
 	mutate := func(f func(b []byte) []byte) []byte {
@@ -77,6 +86,7 @@ func TestDecodeRefuses(t *testing.T) {
 		"short":          good[:5],
 		"magic":          mutate(func(b []byte) []byte { b[0] = 'X'; return b }),
 		"version":        mutate(func(b []byte) []byte { b[4] = 2; return b }),
+		"flags":          mutate(func(b []byte) []byte { b[5] = 2; return b }),
 		"count too high": mutate(func(b []byte) []byte { b[7] = 2; return b }),
 		"truncated":      good[:len(good)-1],
 		"trailing":       append(append([]byte(nil), good...), 0),
@@ -90,7 +100,7 @@ func TestDecodeRefuses(t *testing.T) {
 		"reserved":       mutate(func(b []byte) []byte { b[rec+95] = 1; return b }),
 	} {
 		called := false
-		err := Decode(b, func(Record) { called = true })
+		_, err := Decode(b, func(Record) { called = true })
 		if !errors.Is(err, ErrMalformed) || called {
 			t.Errorf("%s: Decode = %v (records handed out: %v), want ErrMalformed and none", name, err, called)
 		}
@@ -101,16 +111,22 @@ func FuzzDecode(f *testing.F) {
 	f.Add(Append(nil, sample()))
 	f.Add(Append(nil, nil))
 	f.Add([]byte("ULBS\x01\x00\x00\x01"))
+	f.Add(AppendRequest(nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var recs []Record
-		if err := Decode(b, func(r Record) { recs = append(recs, r) }); err != nil {
+		req, err := Decode(b, func(r Record) { recs = append(recs, r) })
+		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
 			}
 			return
 		}
 		// What decodes encodes back to the same bytes.
-		if again := Append(nil, recs); !bytes.Equal(again, b) {
+		var flags uint8
+		if req {
+			flags = FlagRequest
+		}
+		if again := appendMessage(nil, flags, recs); !bytes.Equal(again, b) {
 			t.Fatalf("re-encoded % x, was % x", again, b)
 		}
 	})

@@ -153,6 +153,8 @@ type SyncInfo struct {
 	Overflow     uint64 `json:"overflow"`
 	// NoRoute counts messages not sent to a peer for want of a route or an address.
 	NoRoute uint64 `json:"no_route"`
+	// Requests counts the peers' requests for this node's flows (a peer that started).
+	Requests uint64 `json:"requests"`
 }
 
 // Totals sums the counters of all ports.
