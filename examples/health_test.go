@@ -34,6 +34,9 @@ name = "client"
 [[host.route]]
 to = "default"
 via = "198.51.100.10"
+[[host.route]]
+to = "default"
+via = "2001:db8:1::10"
 [[host]]
 name = "lb1"
 router = true
@@ -42,11 +45,17 @@ name = "s1"
 [[host.route]]
 to = "default"
 via = "203.0.113.10"
+[[host.route]]
+to = "default"
+via = "2001:db8:2::10"
 [[host]]
 name = "s2"
 [[host.route]]
 to = "default"
 via = "203.0.113.10"
+[[host.route]]
+to = "default"
+via = "2001:db8:2::10"
 [[host]]
 name = "sorry"
 [[host.route]]
@@ -55,13 +64,13 @@ via = "203.0.113.10"
 [[link]]
 a = "client:eth0"
 b = "lb1:outside"
-a_address = ["198.51.100.2/24"]
+a_address = ["198.51.100.2/24", "2001:db8:1::2/64"]
 [[segment]]
 name = "lan"
 member = [
   { port = "lb1:inside" },
-  { port = "s1:eth0", address = ["203.0.113.201/24"] },
-  { port = "s2:eth0", address = ["203.0.113.202/24"] },
+  { port = "s1:eth0", address = ["203.0.113.201/24", "2001:db8:2::201/64"] },
+  { port = "s2:eth0", address = ["203.0.113.202/24", "2001:db8:2::202/64"] },
   { port = "sorry:eth0", address = ["203.0.113.250/24"] },
 ]
 [[process]]
@@ -98,11 +107,11 @@ serve = { tcp = [":80"] }
 [[port]]
 name = "outside"
 device = "outside"
-address = ["198.51.100.10/24"]
+address = ["198.51.100.10/24", "2001:db8:1::10/64"]
 [[port]]
 name = "inside"
 device = "inside"
-address = ["203.0.113.10/24"]
+address = ["203.0.113.10/24", "2001:db8:2::10/64"]
 
 # A VRRP instance that follows the web group's health (FAULT when every server is down).
 [[vrrp]]
@@ -200,6 +209,18 @@ name = "httpok"
 vip = "198.51.100.100"
 port = "8080"
 servergroup = "httpok"
+
+# The same GETs over IPv6: the kernel's connections leave the host port masqueraded.
+[[servergroup]]
+name = "httpok6"
+healthcheck = "http"
+server = ["[2001:db8:2::201]:8080", "[2001:db8:2::202]:8080"]
+
+[[rule]]
+name = "httpok6"
+vip = "2001:db8:1::100"
+port = "8080"
+servergroup = "httpok6"
 
 [[rule]]
 name = "http503"
@@ -381,6 +402,9 @@ func TestHealthChecks(t *testing.T) {
 			waitHealth(t, "httpok", s, control.HealthUp, detect)
 			waitHealth(t, "http503", s, control.HealthDown, detect)
 		}
+		for _, s := range []string{"2001:db8:2::201", "2001:db8:2::202"} {
+			waitHealth(t, "httpok6", s, control.HealthUp, detect)
+		}
 		var rs []control.HCResult
 		ulbadm(t, hcSocket, &rs, "show-hc-result", "-g", "http503", "203.0.113.201")
 		if len(rs) != 1 || !strings.Contains(rs[0].LastResult, "503") {
@@ -392,16 +416,28 @@ func TestHealthChecks(t *testing.T) {
 		// A service of the router's own host (think sshd) listens in ulbd's namespace; the
 		// host port carries connections to the router's address to it.
 		startIn(t, dir, b.Namespace("lb1"), filepath.Join(binDir, "ulbbench"), "serve", "-name", "lb1-host", "-tcp", ":2222")
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			name, err := askName(client, c2, "198.51.100.10:2222")
-			if err == nil && name == "lb1-host" {
-				break
+		for _, to := range []string{"198.51.100.10:2222", "[2001:db8:1::10]:2222"} {
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				name, err := askName(client, netip.Addr{}, to)
+				if err == nil && name == "lb1-host" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("connecting to the router's address %s: %q, %v", to, name, err)
+				}
+				time.Sleep(100 * time.Millisecond)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("connecting to the router's address: %q, %v", name, err)
+		}
+	})
+
+	t.Run("the router's kernel reaches the servers over IPv4 and IPv6", func(t *testing.T) {
+		// Its connections leave the host port masqueraded behind the router's address.
+		for _, to := range []string{"203.0.113.201:80", "[2001:db8:2::201]:80"} {
+			out, err := b.Exec(context.Background(), "lb1", "ulbbench", "client", "tcp", "-to", to, "-timeout", "3s")
+			if err != nil || !strings.Contains(string(out), "s1") {
+				t.Errorf("from lb1's kernel to %s: %v: %s", to, err, out)
 			}
-			time.Sleep(100 * time.Millisecond)
 		}
 	})
 

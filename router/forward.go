@@ -267,6 +267,17 @@ func (l *loop) ipv6(buf []byte) {
 		l.bc.drop(DropMulticast)
 		return
 	}
+	if l.hostPortSource(src) {
+		p := pkt{buf: buf, ip: ip, v6: true, src: src, dst: dst}
+		if proto == header.ProtocolTCP || proto == header.ProtocolUDP {
+			if t, ok := readL4(proto, ip[off:]); ok && off == header.IPv6MinimumSize {
+				l.masquerade(&p, t)
+			} else {
+				l.bc.drop(DropLocalUnhandled)
+			}
+			return
+		}
+	}
 	if l.r.lbActive.Load() {
 		p := pkt{buf: buf, ip: ip, v6: true, src: src, dst: dst}
 		switch proto {

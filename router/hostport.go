@@ -17,6 +17,11 @@ var (
 	// HostPortRouter and HostPortKernel are the two ends of the host port's link.
 	HostPortRouter = netip.MustParsePrefix("169.254.200.1/30")
 	HostPortKernel = netip.MustParsePrefix("169.254.200.2/30")
+	// HostPortRouter6 and HostPortKernel6 are its IPv6 ends, in a unique local prefix
+	// (RFC 4193; "ulb" in its global ID) that never leaves the box: the kernel's packets
+	// are masqueraded on the way out.
+	HostPortRouter6 = netip.MustParsePrefix("fd75:6c62:ff::1/126")
+	HostPortKernel6 = netip.MustParsePrefix("fd75:6c62:ff::2/126")
 )
 
 // Masquerade source ports on the router's own addresses: below the probes' range.
@@ -46,7 +51,10 @@ func (l *loop) masquerade(p *pkt, t l4) {
 		}
 		ep := l.r.ports[nh.Port]
 		src := ep.src4
-		if p.v6 || !src.IsValid() {
+		if p.v6 {
+			src = ep.src6
+		}
+		if !src.IsValid() || src.IsLinkLocalUnicast() {
 			l.bc.drop(DropNoRoute)
 			return
 		}
@@ -69,10 +77,11 @@ func (l *loop) masquerade(p *pkt, t l4) {
 
 // hostPortSource reports whether a packet came from the kernel through the host port.
 func (l *loop) hostPortSource(src netip.Addr) bool {
-	return l.in.host && src == HostPortKernel.Addr()
+	return l.in.host && (src == HostPortKernel.Addr() || src == HostPortKernel6.Addr())
 }
 
-// newMasqPorts makes the masquerade port pool of the router's own IPv4 addresses.
+// newMasqPorts makes the masquerade port pool of the router's own addresses (link-local
+// ones aside).
 func (r *Router) newMasqPorts() error {
 	pp, err := nat.NewPortPool(masqPortLo, masqPortHi)
 	if err != nil {
@@ -80,7 +89,7 @@ func (r *Router) newMasqPorts() error {
 	}
 	for _, rp := range r.ports {
 		for _, a := range rp.addrs {
-			if a.Addr().Is4() && !rp.host {
+			if !rp.host && !a.Addr().IsLinkLocalUnicast() {
 				if err := pp.Add(a.Addr()); err != nil {
 					return err
 				}
@@ -97,11 +106,15 @@ func (r *Router) newMasqPorts() error {
 // back. It reports false when there is no host port.
 func (l *loop) toHostPort(p *pkt, t l4) bool {
 	hp := l.r.hostPort
-	if hp == nil || p.v6 {
+	if hp == nil {
 		return false
 	}
+	kernel := HostPortKernel.Addr()
+	if p.v6 {
+		kernel = HostPortKernel6.Addr()
+	}
 	key := conntrack.MakeTuple(p.src, p.dst, t.sport, t.dport, t.proto)
-	f := conntrack.Flow{Orig: key, Reply: conntrack.MakeTuple(HostPortKernel.Addr(), p.src, t.dport, t.sport, t.proto),
+	f := conntrack.Flow{Orig: key, Reply: conntrack.MakeTuple(kernel, p.src, t.dport, t.sport, t.proto),
 		Topology: topoHost}
 	f.Account(conntrack.Original, t.flags, len(p.ip))
 	if err := l.r.ct.Insert(f); err != nil {

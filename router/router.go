@@ -175,7 +175,7 @@ func New(cfg Config) (*Router, error) {
 			addrs:  append([]netip.Prefix(nil), pc.Addresses...),
 		}
 		if pc.Host {
-			rp.addrs = []netip.Prefix{HostPortRouter}
+			rp.addrs = []netip.Prefix{HostPortRouter, HostPortRouter6}
 		}
 		if pc.MTU != 0 {
 			if pc.MTU > rp.mtu {

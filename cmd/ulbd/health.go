@@ -80,7 +80,6 @@ func openHostPort(logger *slog.Logger) (router.PortConfig, error) {
 	if err != nil {
 		return router.PortConfig{}, fmt.Errorf("host port: %w", err)
 	}
-	hostcheck.DisableIPv6(hostPortDevice)
 	for _, args := range [][]string{
 		{"addr", "replace", router.HostPortKernel.String(), "dev", hostPortDevice},
 		{"route", "replace", "default", "via", router.HostPortRouter.Addr().String(), "dev", hostPortDevice},
@@ -90,7 +89,27 @@ func openHostPort(logger *slog.Logger) (router.PortConfig, error) {
 			return router.PortConfig{}, fmt.Errorf("host port: ip %s: %v: %s", strings.Join(args, " "), err, out)
 		}
 	}
-	logger.Info("host port open", "device", hostPortDevice, "kernel", router.HostPortKernel.String())
+	kernel := []string{router.HostPortKernel.String()}
+	// IPv6 too, where the namespace has it: its own unique local address and a default
+	// route (nodad: the link has no one else).
+	v6 := hostcheck.SetIPv6(hostPortDevice, true)
+	for _, args := range [][]string{
+		{"-6", "addr", "replace", router.HostPortKernel6.String(), "dev", hostPortDevice, "nodad"},
+		{"-6", "route", "replace", "default", "via", router.HostPortRouter6.Addr().String(), "dev", hostPortDevice},
+	} {
+		if v6 != nil {
+			break
+		}
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			v6 = fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+	}
+	if v6 != nil {
+		logger.Warn("host port: IPv4 only", "err", v6)
+	} else {
+		kernel = append(kernel, router.HostPortKernel6.String())
+	}
+	logger.Info("host port open", "device", hostPortDevice, "kernel", kernel)
 	return router.PortConfig{Name: "host", Device: hostPortDevice, Kind: "tun", Port: tun, Host: true}, nil
 }
 

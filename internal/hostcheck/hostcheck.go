@@ -110,7 +110,7 @@ func AnyFatal(fs []Finding) bool {
 
 // Options tune Check.
 type Options struct {
-	// FixIPv6 disables IPv6 on owned devices that have it on (see DisableIPv6),
+	// FixIPv6 disables IPv6 on owned devices that have it on (see SetIPv6),
 	// reporting Fixed instead of Warning.
 	FixIPv6 bool
 	// ProcSys is the root of the sysctl tree; empty means /proc/sys.

@@ -55,7 +55,7 @@ func checkDevice(ifi *net.Interface, opt Options) ([]Finding, error) {
 	if enabled {
 		f := Finding{Kind: IPv6Enabled, Severity: Warning, Device: dev}
 		if opt.FixIPv6 {
-			if err := disableIPv6(opt.procSys(), dev); err != nil {
+			if err := setIPv6(opt.procSys(), dev, false); err != nil {
 				return nil, err
 			}
 			f.Severity = Fixed
@@ -138,18 +138,22 @@ func ipv6Enabled(procSys, dev string) (bool, error) {
 	return v == "0", nil
 }
 
-// DisableIPv6 turns IPv6 off on dev (net.ipv6.conf.DEV.disable_ipv6=1) in the calling
-// thread's network namespace: the kernel then drops the device's IPv6 addresses and
-// sends no NDP, MLD or router solicitation on it.
-func DisableIPv6(dev string) error { return disableIPv6("/proc/sys", dev) }
+// SetIPv6 turns IPv6 on or off on dev (net.ipv6.conf.DEV.disable_ipv6) in the calling
+// thread's network namespace: off, the kernel drops the device's IPv6 addresses and sends
+// no NDP, MLD or router solicitation on it.
+func SetIPv6(dev string, on bool) error { return setIPv6("/proc/sys", dev, on) }
 
-func disableIPv6(procSys, dev string) error {
+func setIPv6(procSys, dev string, on bool) error {
 	if err := validDevice(dev); err != nil {
 		return err
 	}
 	p := filepath.Join(procSys, "net/ipv6/conf", dev, "disable_ipv6")
-	if err := os.WriteFile(p, []byte("1\n"), 0o644); err != nil {
-		return fmt.Errorf("hostcheck: disable IPv6 on %s: %w", dev, err)
+	v, what := "1\n", "disable"
+	if on {
+		v, what = "0\n", "enable"
+	}
+	if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+		return fmt.Errorf("hostcheck: %s IPv6 on %s: %w", what, dev, err)
 	}
 	return nil
 }

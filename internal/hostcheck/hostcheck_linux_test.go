@@ -170,27 +170,33 @@ func TestCheckNamespace(t *testing.T) {
 	}
 }
 
-func TestDisableIPv6Namespace(t *testing.T) {
+func TestSetIPv6Namespace(t *testing.T) {
 	ns := newNS(t)
 	inNS(t, ns, func() error {
+		read := func() string {
+			b, _ := os.ReadFile("/proc/sys/net/ipv6/conf/ulbt0/disable_ipv6")
+			return strings.TrimSpace(string(b))
+		}
 		if err := setSysctl("net/ipv6/conf/ulbt0/disable_ipv6", "0"); err != nil {
 			return err
 		}
-		if err := DisableIPv6("ulbt0"); err != nil {
+		if err := SetIPv6("ulbt0", false); err != nil {
 			return err
 		}
-		b, err := os.ReadFile("/proc/sys/net/ipv6/conf/ulbt0/disable_ipv6")
-		if err != nil {
+		if v := read(); v != "1" {
+			return fmt.Errorf("off: disable_ipv6 = %q, want 1", v)
+		}
+		if err := SetIPv6("ulbt0", true); err != nil {
 			return err
 		}
-		if strings.TrimSpace(string(b)) != "1" {
-			return fmt.Errorf("disable_ipv6 = %q, want 1", b)
+		if v := read(); v != "0" {
+			return fmt.Errorf("on: disable_ipv6 = %q, want 0", v)
 		}
-		if err := DisableIPv6("nosuchdev0"); err == nil {
-			return fmt.Errorf("DisableIPv6(nosuchdev0) succeeded")
+		if err := SetIPv6("nosuchdev0", false); err == nil {
+			return fmt.Errorf("SetIPv6(nosuchdev0) succeeded")
 		}
-		if err := DisableIPv6("../all"); err == nil {
-			return fmt.Errorf("DisableIPv6(../all) succeeded")
+		if err := SetIPv6("../all", false); err == nil {
+			return fmt.Errorf("SetIPv6(../all) succeeded")
 		}
 		return nil
 	})

@@ -12,7 +12,7 @@ func Check(devices []string, opt Options) ([]Finding, error) {
 	return nil, fmt.Errorf("hostcheck: %w", errors.ErrUnsupported)
 }
 
-// DisableIPv6 is implemented on Linux only.
-func DisableIPv6(dev string) error {
+// SetIPv6 is implemented on Linux only.
+func SetIPv6(dev string, on bool) error {
 	return fmt.Errorf("hostcheck: %w", errors.ErrUnsupported)
 }
