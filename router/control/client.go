@@ -79,19 +79,10 @@ func (c *Client) Close() error { return c.conn.Close() }
 // response is returned as a *RemoteError; a broken connection as a wrapped I/O error,
 // after which the client is unusable. ctx bounds the whole call.
 func (c *Client) Call(ctx context.Context, verb string, args any, out any) error {
-	req := Request{Verb: verb}
-	if args != nil {
-		raw, err := json.Marshal(args)
-		if err != nil {
-			return fmt.Errorf("%s: encoding arguments: %w", verb, err)
-		}
-		req.Args = raw
-	}
-	line, err := json.Marshal(req)
+	line, err := requestLine(verb, args)
 	if err != nil {
-		return fmt.Errorf("%s: encoding request: %w", verb, err)
+		return err
 	}
-	line = append(line, '\n')
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -123,6 +114,23 @@ func (c *Client) Call(ctx context.Context, verb string, args any, out any) error
 	return nil
 }
 
+// requestLine encodes a request for verb with args (nil: none) as one line of JSON.
+func requestLine(verb string, args any) ([]byte, error) {
+	req := Request{Verb: verb}
+	if args != nil {
+		raw, err := json.Marshal(args)
+		if err != nil {
+			return nil, fmt.Errorf("%s: encoding arguments: %w", verb, err)
+		}
+		req.Args = raw
+	}
+	line, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: encoding request: %w", verb, err)
+	}
+	return append(line, '\n'), nil
+}
+
 // ioError words a failed read or write of verb: ctx's error when ctx ended.
 func (c *Client) ioError(ctx context.Context, verb string, err error) error {
 	var op *net.OpError
@@ -141,19 +149,10 @@ func (c *Client) ioError(ctx context.Context, verb string, err error) error {
 // is a *RemoteError. The connection carries nothing else afterwards: later calls fail
 // with ErrStreamed.
 func (c *Client) Stream(ctx context.Context, verb string, args any, fn func(json.RawMessage) error) error {
-	req := Request{Verb: verb}
-	if args != nil {
-		raw, err := json.Marshal(args)
-		if err != nil {
-			return fmt.Errorf("%s: encoding arguments: %w", verb, err)
-		}
-		req.Args = raw
-	}
-	line, err := json.Marshal(req)
+	line, err := requestLine(verb, args)
 	if err != nil {
-		return fmt.Errorf("%s: encoding request: %w", verb, err)
+		return err
 	}
-	line = append(line, '\n')
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
