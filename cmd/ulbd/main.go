@@ -22,6 +22,7 @@ import (
 
 	"ulb/config"
 	"ulb/internal/hostcheck"
+	"ulb/internal/node"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -122,7 +123,7 @@ func ulbd(args []string, stdout, stderr io.Writer) int {
 			level.Set(c.LogLevel)
 		}
 	})
-	if err := run(ctx, cfg, logger, reloads); err != nil {
+	if err := node.Run(ctx, cfg, logger, reloads); err != nil {
 		logger.Error("stopped", "err", err)
 		return exitError
 	}

@@ -1,4 +1,8 @@
-package main
+// Package node assembles a running ulbd node from a configuration: it opens the ports
+// and the host port, translates the configuration into the router's, the balancer's,
+// VRRP's, connection sync's and the health checks' terms, serves the control socket's
+// verbs, applies reloads, and runs it all until its context ends.
+package node
 
 import (
 	"context"
@@ -19,11 +23,11 @@ import (
 	"ulb/vrrp"
 )
 
-// run opens the configured ports, starts the router and the control socket, and returns
+// Run opens the configured ports, starts the router and the control socket, and returns
 // when ctx is cancelled (SIGTERM/SIGINT) after releasing the ports. Configurations
 // received on reloads (SIGHUP, already validated) replace the static routes without
 // touching the ports or the flows; a change to the ports needs a restart.
-func run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <-chan *config.Config) error {
+func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <-chan *config.Config) error {
 	ports, err := openPorts(cfg, logger)
 	if err != nil {
 		return err
@@ -307,7 +311,7 @@ func register(srv *control.Server, r *router.Router, start time.Time) {
 		if err := decodeArgs(raw, &args); err != nil {
 			return nil, err
 		}
-		ports := r.Ports()
+		ports := portInfos(r)
 		if args.Name == "" {
 			return ports, nil
 		}
@@ -319,24 +323,24 @@ func register(srv *control.Server, r *router.Router, start time.Time) {
 		return nil, fmt.Errorf("no port %q", args.Name)
 	})
 	srv.Handle(control.VerbShowRoute, func(context.Context, json.RawMessage) (any, error) {
-		return r.Routes(), nil
+		return routeInfos(r), nil
 	})
 	srv.Handle(control.VerbShowNeigh, func(_ context.Context, raw json.RawMessage) (any, error) {
 		var args control.ShowNeighArgs
 		if err := decodeArgs(raw, &args); err != nil {
 			return nil, err
 		}
-		if args.Port != "" && !r.HasPort(args.Port) {
+		if args.Port != "" && !hasPort(r, args.Port) {
 			return nil, fmt.Errorf("no port %q", args.Port)
 		}
-		return r.Neighbours(args.Port), nil
+		return neighInfos(r, args.Port), nil
 	})
 	srv.Handle(control.VerbShowStats, func(_ context.Context, raw json.RawMessage) (any, error) {
 		var args control.ShowStatsArgs
 		if err := decodeArgs(raw, &args); err != nil {
 			return nil, err
 		}
-		si := r.Stats(start)
+		si := stats(r, start)
 		if err := lbStats(r.Balancer(), &si, args); err != nil {
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package router
+package node
 
 import (
 	"net/netip"
@@ -6,34 +6,36 @@ import (
 	"strings"
 	"time"
 
+	"ulb/router"
 	"ulb/router/control"
 	"ulb/router/fib"
 	"ulb/router/port"
 )
 
-// Ports describes the router's ports for show-port.
-func (r *Router) Ports() []control.PortInfo {
-	out := make([]control.PortInfo, 0, len(r.ports))
-	for _, rp := range r.ports {
+// portInfos describes the router's ports for show-port.
+func portInfos(r *router.Router) []control.PortInfo {
+	ports := r.Ports()
+	out := make([]control.PortInfo, 0, len(ports))
+	for _, ps := range ports {
 		pi := control.PortInfo{
-			Name:         rp.cfg.Name,
-			Device:       rp.cfg.Device,
-			Kind:         rp.cfg.Kind,
-			MAC:          rp.mac.String(),
-			MTU:          rp.mtu,
+			Name:         ps.Name,
+			Device:       ps.Device,
+			Kind:         ps.Kind,
+			MAC:          ps.MAC.String(),
+			MTU:          ps.MTU,
 			Up:           true,
-			PortCounters: portCounters(rp.p),
+			PortCounters: portCounters(ps.Port),
 		}
 		if pi.Device == "" {
-			pi.Device = rp.p.Name()
+			pi.Device = ps.Port.Name()
 		}
-		if ap, ok := rp.p.(*port.AFPacket); ok {
+		if ap, ok := ps.Port.(*port.AFPacket); ok {
 			pi.KernelRX = "passed"
 			if dropped, _ := ap.KernelRXDropped(); dropped {
 				pi.KernelRX = "dropped"
 			}
 		}
-		for _, a := range rp.addrs {
+		for _, a := range ps.Addresses {
 			pi.Addresses = append(pi.Addresses, a.String())
 		}
 		out = append(out, pi)
@@ -58,13 +60,14 @@ func portCounters(p port.Port) control.PortCounters {
 
 var kindNames = map[fib.Kind]string{fib.Connected: "connected", fib.Static: "static", fib.Local: "local"}
 
-// Routes lists the forwarding table for show-route.
-func (r *Router) Routes() []control.RouteInfo {
+// routeInfos lists the forwarding table for show-route.
+func routeInfos(r *router.Router) []control.RouteInfo {
+	ports := r.Ports()
 	var out []control.RouteInfo
-	for _, nh := range r.fib.Load().Routes() {
+	for _, nh := range r.FIB().Routes() {
 		ri := control.RouteInfo{
 			Prefix: nh.Prefix.String(),
-			Port:   r.ports[nh.Port].cfg.Name,
+			Port:   ports[nh.Port].Name,
 			Kind:   kindNames[nh.Kind],
 		}
 		if nh.Gateway.IsValid() {
@@ -75,16 +78,16 @@ func (r *Router) Routes() []control.RouteInfo {
 	return out
 }
 
-// Neighbours lists the neighbour caches of all ports, or of the named one.
-func (r *Router) Neighbours(portName string) []control.NeighInfo {
+// neighInfos lists the neighbour caches of all ports, or of the named one.
+func neighInfos(r *router.Router, portName string) []control.NeighInfo {
 	var out []control.NeighInfo
-	for _, rp := range r.ports {
-		if rp.neigh == nil || (portName != "" && rp.cfg.Name != portName) {
+	for _, ps := range r.Ports() {
+		if ps.Neighbours == nil || (portName != "" && ps.Name != portName) {
 			continue
 		}
-		for _, e := range rp.neigh.Entries() {
+		for _, e := range ps.Neighbours.Entries() {
 			ni := control.NeighInfo{
-				Port:    rp.cfg.Name,
+				Port:    ps.Name,
 				Address: e.Address.String(),
 				State:   strings.ToLower(e.State),
 				Age:     int64(e.Age / time.Second),
@@ -104,32 +107,27 @@ func (r *Router) Neighbours(portName string) []control.NeighInfo {
 	return out
 }
 
-// HasPort reports whether a port of that name exists.
-func (r *Router) HasPort(name string) bool {
-	for _, rp := range r.ports {
-		if rp.cfg.Name == name {
-			return true
-		}
-	}
-	return false
+// hasPort reports whether the router has a port of that name.
+func hasPort(r *router.Router, name string) bool {
+	return slices.ContainsFunc(r.Ports(), func(ps router.PortStatus) bool { return ps.Name == name })
 }
 
-// Stats sums the router's counters for show-stats. start is when the router started.
-func (r *Router) Stats(start time.Time) control.StatsInfo {
+// stats sums the router's counters for show-stats. start is when the router started.
+func stats(r *router.Router, start time.Time) control.StatsInfo {
 	si := control.StatsInfo{Uptime: int64(time.Since(start)), Drops: map[string]uint64{}, Sync: r.SyncInfo()}
-	for _, rp := range r.ports {
-		c := &rp.counters
-		si.Ports = append(si.Ports, control.PortStats{Name: rp.cfg.Name, PortCounters: portCounters(rp.p)})
+	for _, ps := range r.Ports() {
+		c := ps.Counters
+		si.Ports = append(si.Ports, control.PortStats{Name: ps.Name, PortCounters: portCounters(ps.Port)})
 		si.Forwarded += c.Forwarded.Load()
 		si.Local += c.Local.Load()
 		si.ICMPSent += c.ICMPErrors.Load()
 		for i := range c.Drops {
 			if n := c.Drops[i].Load(); n != 0 {
-				si.Drops[DropReason(i).String()] += n
+				si.Drops[router.DropReason(i).String()] += n
 			}
 		}
-		if rp.neigh != nil {
-			st := rp.neigh.Stats()
+		if ps.Neighbours != nil {
+			st := ps.Neighbours.Stats()
 			for reason, n := range st.Drops {
 				if n != 0 {
 					si.Drops["neigh-"+reason] += n

@@ -1,0 +1,35 @@
+package router
+
+import (
+	"net/netip"
+
+	"ulb/arpd"
+	"ulb/router/fib"
+	"ulb/router/header"
+	"ulb/router/port"
+)
+
+// PortStatus is what the router knows of one of its ports, for the control plane's
+// listings.
+type PortStatus struct {
+	Name, Device, Kind string
+	MAC                header.MAC
+	MTU                int            // the router's egress MTU on the port
+	Addresses          []netip.Prefix // its own addresses, with the IPv6 link-local
+	Port               port.Port
+	Counters           *PortCounters    // the router's counters of frames received on it
+	Neighbours         *arpd.Neighbours // nil on a layer-3 port
+}
+
+// Ports describes the router's ports, in configuration order (the host port last).
+func (r *Router) Ports() []PortStatus {
+	out := make([]PortStatus, len(r.ports))
+	for i, rp := range r.ports {
+		out[i] = PortStatus{Name: rp.cfg.Name, Device: rp.cfg.Device, Kind: rp.cfg.Kind, MAC: rp.mac, MTU: rp.mtu,
+			Addresses: rp.addrs, Port: rp.p, Counters: &rp.counters, Neighbours: rp.neigh}
+	}
+	return out
+}
+
+// FIB is the routing table in use; a NextHop's Port indexes Ports.
+func (r *Router) FIB() *fib.Table { return r.fib.Load() }
