@@ -358,7 +358,9 @@ func (r *Router) Run(ctx context.Context) error {
 	vdone := make(chan struct{})
 	go func() {
 		defer close(vdone)
-		r.runVRRP(vctx)
+		if d := r.vrrp.driver; d != nil {
+			d.Run(vctx)
+		}
 	}()
 	if r.sync != nil {
 		go r.runSync(ctx)

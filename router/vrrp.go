@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"runtime"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"ulb/router/header"
 	"ulb/router/port"
@@ -60,9 +57,9 @@ var _ vrrp.Output = (*vrrpNode)(nil)
 
 // vrrpState is the router's VRRP part.
 type vrrpState struct {
-	nodes []*vrrpNode
-	wake  chan struct{} // a receive may have moved a timer
-	owned map[netip.Addr]bool
+	nodes  []*vrrpNode
+	driver *vrrp.Driver // runs the instances' timers and tracking; nil without any
+	owned  map[netip.Addr]bool
 	// OnEvent, when set, receives every transition.
 	onEvent func(VRRPEvent)
 }
@@ -77,7 +74,6 @@ func vrrpGroupMAC(ipv6 bool) header.MAC {
 
 // newVRRP builds the instances, their muxes per port, trackers and sync groups.
 func (r *Router) newVRRP(cfgs []VRRPConfig) error {
-	r.vrrp.wake = make(chan struct{}, 1)
 	r.vrrp.owned = map[netip.Addr]bool{}
 	groups := map[string][]*vrrp.Instance{}
 	var order []string
@@ -138,6 +134,9 @@ func (r *Router) newVRRP(cfgs []VRRPConfig) error {
 		if _, err := vrrp.NewSyncGroup(name, groups[name]...); err != nil {
 			return fmt.Errorf("%w: %v", ErrConfig, err)
 		}
+	}
+	if len(r.vrrp.nodes) > 0 {
+		r.vrrp.driver = r.newVRRPDriver()
 	}
 	return nil
 }
@@ -311,94 +310,54 @@ func (r *Router) setVRRPLocal(addrs []netip.Addr, port int, on bool) {
 	}
 }
 
-// wakeVRRP tells the timer loop that a timer may have moved.
+// wakeVRRP tells the VRRP driver that a timer may have moved.
 func (r *Router) wakeVRRP() {
-	select {
-	case r.vrrp.wake <- struct{}{}:
-	default:
+	if d := r.vrrp.driver; d != nil {
+		d.Wake()
 	}
 }
 
-// runVRRP starts the instances and runs their timers, link tracking and pings until ctx
-// ends; then every master says goodbye with priority 0.
-func (r *Router) runVRRP(ctx context.Context) {
-	nodes := r.vrrp.nodes
-	if len(nodes) == 0 {
-		return
-	}
-	// Adverts must leave on time even when the forwarding loops keep the CPUs busy: the
-	// timer loop gets a thread of its own, with a better scheduling priority when the
-	// process may raise it (a late advert is a needless takeover at the peers).
-	runtime.LockOSThread() // not unlocked: the reniced thread ends with the goroutine
-	if err := unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), -10); err != nil {
-		r.log.Debug("vrrp: cannot raise the timer thread's priority", "err", err)
-	}
-	for _, n := range nodes {
-		n.in.Start(r.now())
-	}
-	var wg sync.WaitGroup
-	for _, n := range nodes {
+// newVRRPDriver makes the driver of the instances: their timers on the router's clock,
+// the links of the tracked ports, and pings from the router's own addresses.
+func (r *Router) newVRRPDriver() *vrrp.Driver {
+	members := make([]vrrp.Member, 0, len(r.vrrp.nodes))
+	for _, n := range r.vrrp.nodes {
+		m := vrrp.Member{Instance: n.in, Tracker: n.tracker, Ports: []string{n.rp.cfg.Name},
+			PingInterval: n.cfg.PingInterval, Tick: n.tick}
+		for _, tp := range n.cfg.Track.Ports {
+			m.Ports = append(m.Ports, tp.Name)
+		}
 		for _, p := range n.cfg.Track.Pings {
-			wg.Go(func() { n.pingLoop(ctx, p.Address) })
+			m.Pings = append(m.Pings, p.Address)
 		}
+		members = append(members, m)
 	}
-	links := time.NewTicker(100 * time.Millisecond)
-	defer links.Stop()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		next := time.Time{}
-		for _, n := range nodes {
-			if t := n.in.NextTimeout(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
-				next = t
-			}
-		}
-		if !next.IsZero() {
-			timer.Reset(max(next.Sub(r.now()), 0))
-		}
-		select {
-		case <-ctx.Done():
-			wg.Wait()
-			now := r.now()
-			for _, n := range nodes {
-				n.in.Shutdown(now)
-			}
-			return
-		case <-timer.C:
-		case <-r.vrrp.wake:
-		case <-links.C:
-			for _, n := range nodes {
-				n.trackLinks()
-			}
-		}
-		now := r.now()
-		for _, n := range nodes {
-			n.in.Tick(now)
-			n.tick(now)
-		}
-	}
+	return vrrp.NewDriver(vrrp.DriverConfig{
+		Clock:   routerClock{r.now},
+		Members: members,
+		LinkUp:  r.linkUp,
+		Ping: func(ctx context.Context, dst netip.Addr) error {
+			_, err := r.Ping(ctx, dst)
+			return err
+		},
+		Log: r.log,
+	})
 }
 
-// trackLinks feeds the link states of the tracked ports to the tracker.
-func (n *vrrpNode) trackLinks() {
-	changed := false
-	for _, tp := range n.cfg.Track.Ports {
-		i, ok := n.r.byName[tp.Name]
-		if !ok {
-			continue
-		}
-		if n.tracker.SetPort(tp.Name, linkUp(n.r.ports[i])) {
-			changed = true
-		}
-	}
-	if n.tracker.SetPort(n.rp.cfg.Name, linkUp(n.rp)) || changed {
-		n.tracker.Apply(n.in)
-	}
-}
+// routerClock is the router's clock for the VRRP driver; its timers are real ones.
+type routerClock struct{ now func() time.Time }
 
-// linkUp reports whether a port's device has its link (carrier) up; ports without a
-// kernel device (tests) are always up.
-func linkUp(rp *routerPort) bool {
+func (c routerClock) Now() time.Time                         { return c.now() }
+func (c routerClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// linkUp reports whether the named port's device has its link (carrier) up; ports
+// without a kernel device (tests) are always up, unknown ones down.
+func (r *Router) linkUp(name string) bool {
+	i, ok := r.byName[name]
+	if !ok {
+		return false
+	}
+	rp := r.ports[i]
 	if rp.cfg.Device == "" {
 		return true
 	}
@@ -407,33 +366,6 @@ func linkUp(rp *routerPort) bool {
 		return false
 	}
 	return ifi.Flags&net.FlagRunning != 0
-}
-
-// pingLoop pings a tracked address at the configured interval and feeds the results.
-func (n *vrrpNode) pingLoop(ctx context.Context, addr netip.Addr) {
-	every := n.cfg.PingInterval
-	if every <= 0 {
-		every = time.Second
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		pctx, cancel := context.WithTimeout(ctx, every)
-		_, err := n.r.Ping(pctx, addr)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if n.tracker.PingResult(addr, err == nil) {
-			n.tracker.Apply(n.in)
-			n.r.wakeVRRP()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // VRRPInfo lists the instances for show-router.
