@@ -285,8 +285,8 @@ func (l *loop) tcpReset(src, dst netip.Addr, t header.TCP, payload int) {
 // localUDP takes a UDP datagram addressed to the router: the answer to one of its probes,
 // or else one for a closed port (ICMP port unreachable).
 func (l *loop) localUDP(buf []byte, ip []byte, src, dst netip.Addr, u header.UDP) bool {
-	if s := l.r.sync; s != nil && u.DestinationPort() == s.cfg.Port {
-		l.syncReceive(src, u.Payload())
+	if s := l.r.sync; s != nil && u.DestinationPort() == s.Port() {
+		s.Receive(src, u.Payload())
 		return true
 	}
 	k := probeKey{remote: netip.AddrPortFrom(src, u.SourcePort()), local: u.DestinationPort(), proto: header.ProtocolUDP}

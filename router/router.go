@@ -18,6 +18,7 @@ import (
 	"ulb/arpd"
 	"ulb/balancer"
 	"ulb/conntrack"
+	"ulb/conntrack/ctsync"
 	"ulb/nat"
 	"ulb/router/fib"
 	"ulb/router/header"
@@ -93,10 +94,12 @@ type Router struct {
 	pools     atomic.Pointer[map[uint32]*nat.Pools] // full-NAT proxy sources by rule ID
 	ruleOpts  atomic.Pointer[map[string]RuleOptions]
 
-	ping  pinger
-	probe prober
-	sync  *syncer // connection sync, nil when off
-	vrrp  vrrpState
+	ping      pinger
+	probe     prober
+	sync      *ctsync.Syncer // connection sync, nil when off
+	syncPeers []netip.Addr
+	syncVRRP  string
+	vrrp      vrrpState
 
 	// cfgMu serializes the control plane's changes of routes and rules.
 	cfgMu     sync.Mutex
@@ -363,7 +366,7 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 	}()
 	if r.sync != nil {
-		go r.runSync(ctx)
+		go r.sync.Run(ctx)
 	}
 	t := time.NewTicker(r.tick)
 	defer t.Stop()

@@ -56,13 +56,12 @@ func TestSyncAdopt(t *testing.T) {
 		{Orig: conntrack.MakeTuple(client, vip, 40002, 82, tcp),
 			State: conntrack.StateEstablished, Topology: uint8(balancer.DSR), Server: netip.AddrPortFrom(s2, 82)},
 	}
-	snap := r.lb.Snapshot()
 	for _, rec := range recs {
-		r.syncAdopt(snap, rec)
+		if o := r.syncAdopt(rec); o != ctsync.Adopted {
+			t.Fatalf("record %+v: outcome %d, want adopted", rec, o)
+		}
 	}
-	if a := r.sync.adopted.Load(); a != 3 {
-		t.Fatalf("adopted %d of 3 records: %+v", a, r.SyncInfo())
-	}
+	snap := r.lb.Snapshot()
 	for _, rec := range recs {
 		f, _, ok := r.ct.Get(rec.Orig)
 		if !ok {
@@ -75,9 +74,12 @@ func TestSyncAdopt(t *testing.T) {
 	}
 	// Adopted flows carry no packet of this node's: a refresh leaves them out, so that
 	// two nodes that both send do not keep each other's flows alive forever.
-	r.syncRefresh()
-	if n := r.sync.sentRecords.Load(); n != 0 {
-		t.Errorf("a refresh sent %d records of flows only adopted", n)
+	n := 0
+	for range r.syncFlows() {
+		n++
+	}
+	if n != 0 {
+		t.Errorf("a refresh sends %d records of flows only adopted", n)
 	}
 	if r.ports4nat.Take(proxy, 61000) {
 		t.Error("the full-NAT flow's proxy port was left free")
@@ -85,9 +87,9 @@ func TestSyncAdopt(t *testing.T) {
 	// The peer's next record for the full-NAT flow: the handshake is over.
 	est := recs[1]
 	est.State = conntrack.StateEstablished
-	r.syncAdopt(snap, est)
-	if f, _, _ := r.ct.Get(est.Orig); f.State != conntrack.StateEstablished || r.sync.refreshed.Load() != 1 {
-		t.Errorf("refresh: state %v, refreshed %d", f.State, r.sync.refreshed.Load())
+	o := r.syncAdopt(est)
+	if f, _, _ := r.ct.Get(est.Orig); f.State != conntrack.StateEstablished || o != ctsync.Refreshed {
+		t.Errorf("refresh: state %v, outcome %d, want refreshed", f.State, o)
 	}
 	for _, bad := range []ctsync.Record{
 		{Orig: conntrack.MakeTuple(client, vip, 40003, 99, tcp), State: conntrack.StateEstablished,
@@ -97,13 +99,12 @@ func TestSyncAdopt(t *testing.T) {
 		{Orig: conntrack.MakeTuple(client, vip, 40005, 80, tcp), State: conntrack.StateEstablished,
 			Topology: uint8(balancer.DSR), Server: netip.AddrPortFrom(s1, 80)}, // another topology than the rule's
 	} {
-		r.syncAdopt(snap, bad)
+		if o := r.syncAdopt(bad); o != ctsync.Unknown {
+			t.Errorf("record %+v: outcome %d, want unknown", bad, o)
+		}
 		if _, _, ok := r.ct.Get(bad.Orig); ok {
 			t.Errorf("a flow was entered for %+v", bad)
 		}
-	}
-	if u := r.sync.unknown.Load(); u != 3 {
-		t.Errorf("unknown %d, want 3", u)
 	}
 	var conns int64
 	for _, s := range r.lb.Servers() {

@@ -114,7 +114,7 @@ func hasPort(r *router.Router, name string) bool {
 
 // stats sums the router's counters for show-stats. start is when the router started.
 func stats(r *router.Router, start time.Time) control.StatsInfo {
-	si := control.StatsInfo{Uptime: int64(time.Since(start)), Drops: map[string]uint64{}, Sync: r.SyncInfo()}
+	si := control.StatsInfo{Uptime: int64(time.Since(start)), Drops: map[string]uint64{}, Sync: syncInfo(r)}
 	for _, ps := range r.Ports() {
 		c := ps.Counters
 		si.Ports = append(si.Ports, control.PortStats{Name: ps.Name, PortCounters: portCounters(ps.Port)})
@@ -142,4 +142,25 @@ func stats(r *router.Router, start time.Time) control.StatsInfo {
 		}
 	}
 	return si
+}
+
+// syncInfo returns the counters of connection sync, or nil when it is off.
+func syncInfo(r *router.Router) *control.SyncInfo {
+	s := r.Sync()
+	if s == nil {
+		return nil
+	}
+	peers := make([]string, len(r.SyncPeers()))
+	for i, p := range r.SyncPeers() {
+		peers[i] = p.String()
+	}
+	st := s.Stats()
+	return &control.SyncInfo{
+		Peers: peers, Port: s.Port(), VRRP: r.SyncVRRP(), Sending: st.Sending,
+		SentMessages: st.SentMessages, SentRecords: st.SentRecords,
+		ReceivedMessages: st.ReceivedMessages, ReceivedRecords: st.ReceivedRecords,
+		Adopted: st.Adopted, Refreshed: st.Refreshed, Unknown: st.Unknown,
+		Refused: st.Refused, Malformed: st.Malformed, FromStranger: st.FromStranger,
+		Overflow: st.Overflow, NoRoute: st.NoRoute, Requests: st.Requests,
+	}
 }
