@@ -33,7 +33,7 @@ func (l *loop) local4(buf []byte, ip header.IPv4) {
 			l.bc.drop(DropICMPMalformed)
 			return
 		}
-		if icmp.Type() == header.ICMPv4EchoReply && l.r.echoReply(icmp.Ident()) {
+		if icmp.Type() == header.ICMPv4EchoReply && l.r.probes.EchoReply(icmp.Ident()) {
 			return
 		}
 		if icmp.Type() == header.ICMPv4DstUnreachable && l.probeError(ip) {
@@ -79,7 +79,7 @@ func (l *loop) local6(buf []byte, ip header.IPv6, off int, proto uint8) {
 			l.bc.drop(DropICMPMalformed)
 			return
 		}
-		if icmp.Type() == header.ICMPv6EchoReply && l.r.echoReply(icmp.Ident()) {
+		if icmp.Type() == header.ICMPv6EchoReply && l.r.probes.EchoReply(icmp.Ident()) {
 			return
 		}
 		if icmp.Type() == header.ICMPv6DstUnreachable && l.probeError(ip) {

@@ -17,6 +17,7 @@ import (
 
 	"ulb/arpd"
 	"ulb/balancer"
+	"ulb/balancer/health/probe"
 	"ulb/conntrack"
 	"ulb/conntrack/ctsync"
 	"ulb/nat"
@@ -94,8 +95,7 @@ type Router struct {
 	pools     atomic.Pointer[map[uint32]*nat.Pools] // full-NAT proxy sources by rule ID
 	ruleOpts  atomic.Pointer[map[string]RuleOptions]
 
-	ping      pinger
-	probe     prober
+	probes    *probe.Client  // the health checks' probes and VRRP's pings
 	sync      *ctsync.Syncer // connection sync, nil when off
 	syncPeers []netip.Addr
 	syncVRRP  string
@@ -225,6 +225,7 @@ func New(cfg Config) (*Router, error) {
 		r.ports = append(r.ports, rp)
 	}
 	r.byName = byName
+	r.probes = probe.New(probeWire{r})
 	r.lb = balancer.New(balancer.Config{Now: cfg.Now, Logger: cfg.Logger})
 	ctc := cfg.Conntrack
 	ctc.Now = cfg.Now

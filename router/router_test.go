@@ -14,6 +14,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"ulb/balancer/health/probe"
 	"ulb/router/header"
 	"ulb/router/port"
 	"ulb/router/port/porttest"
@@ -450,7 +451,7 @@ func TestPing(t *testing.T) {
 	tb := newTestBench(t)
 	for _, dst := range []netip.Addr{hostL4, hostR6, hostR4, hostL6} {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		rtt, err := tb.r.Ping(ctx, dst)
+		rtt, err := tb.r.Prober().Ping(ctx, dst)
 		cancel()
 		if err != nil || rtt <= 0 {
 			t.Errorf("ping %s: %v, %v", dst, rtt, err)
@@ -458,7 +459,7 @@ func TestPing(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	if _, err := tb.r.Ping(ctx, netip.MustParseAddr("198.51.100.77")); !errors.Is(err, ErrPingTimeout) {
+	if _, err := tb.r.Prober().Ping(ctx, netip.MustParseAddr("198.51.100.77")); !errors.Is(err, probe.ErrPingTimeout) {
 		t.Errorf("ping of a silent address: %v, want ErrPingTimeout", err)
 	}
 }
@@ -467,7 +468,7 @@ func TestProbes(t *testing.T) {
 	tb := newTestBench(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	if _, err := tb.r.TCPConnect(ctx, netip.AddrPortFrom(hostR4, 80)); err != nil {
+	if _, err := tb.r.Prober().TCPConnect(ctx, netip.AddrPortFrom(hostR4, 80)); err != nil {
 		t.Errorf("tcp to a listener: %v", err)
 	}
 	// The half-open connection is closed with a RST right after the SYN-ACK.
@@ -483,21 +484,21 @@ func TestProbes(t *testing.T) {
 		tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
 		return ok && tcp.RST && tcp.DstPort == 80 && tcp.Seq == isn+1
 	})
-	if _, err := tb.r.TCPConnect(ctx, netip.AddrPortFrom(hostR4, 81)); !errors.Is(err, ErrRefused) {
+	if _, err := tb.r.Prober().TCPConnect(ctx, netip.AddrPortFrom(hostR4, 81)); !errors.Is(err, probe.ErrRefused) {
 		t.Errorf("tcp to a closed port: %v, want ErrRefused", err)
 	}
 	resp := make([]byte, 64)
-	n, _, err := tb.r.UDPExchange(ctx, netip.AddrPortFrom(hostR4, 7), []byte("hello"), resp)
+	n, _, err := tb.r.Prober().UDPExchange(ctx, netip.AddrPortFrom(hostR4, 7), []byte("hello"), resp)
 	if err != nil || string(resp[:n]) != "hello" {
 		t.Errorf("udp echo: %q, %v", resp[:n], err)
 	}
-	if _, _, err := tb.r.UDPExchange(ctx, netip.AddrPortFrom(hostR4, 9), []byte("hello"), resp); !errors.Is(err, ErrPortUnreachable) {
+	if _, _, err := tb.r.Prober().UDPExchange(ctx, netip.AddrPortFrom(hostR4, 9), []byte("hello"), resp); !errors.Is(err, probe.ErrPortUnreachable) {
 		t.Errorf("udp to a closed port: %v, want ErrPortUnreachable", err)
 	}
 	short, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel2()
-	if _, err := tb.r.TCPConnect(short, netip.AddrPortFrom(netip.MustParseAddr("198.51.100.77"), 80)); !errors.Is(err, ErrProbeTimeout) {
-		t.Errorf("tcp to a silent address: %v, want ErrProbeTimeout", err)
+	if _, err := tb.r.Prober().TCPConnect(short, netip.AddrPortFrom(netip.MustParseAddr("198.51.100.77"), 80)); !errors.Is(err, probe.ErrTimeout) {
+		t.Errorf("tcp to a silent address: %v, want ErrTimeout", err)
 	}
 }
 

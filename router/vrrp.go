@@ -337,7 +337,7 @@ func (r *Router) newVRRPDriver() *vrrp.Driver {
 		Members: members,
 		LinkUp:  r.linkUp,
 		Ping: func(ctx context.Context, dst netip.Addr) error {
-			_, err := r.Ping(ctx, dst)
+			_, err := r.probes.Ping(ctx, dst)
 			return err
 		},
 		Log: r.log,

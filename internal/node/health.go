@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"time"
 
 	"ulb/balancer"
 	"ulb/balancer/health"
@@ -21,39 +19,6 @@ import (
 	"ulb/router/control"
 	"ulb/router/port"
 )
-
-// routerProber runs the health checks' probes from the router's own addresses: pings,
-// crafted TCP handshakes and UDP exchanges, no kernel socket involved.
-type routerProber struct{ r *router.Router }
-
-var _ health.Prober = routerProber{}
-
-func (p routerProber) Ping(ctx context.Context, dst netip.Addr) (time.Duration, error) {
-	return p.r.Ping(ctx, dst)
-}
-
-func (p routerProber) TCPConnect(ctx context.Context, dst netip.AddrPort) (time.Duration, error) {
-	rtt, err := p.r.TCPConnect(ctx, dst)
-	return rtt, probeError(err)
-}
-
-func (p routerProber) UDPExchange(ctx context.Context, dst netip.AddrPort, req, resp []byte) (int, time.Duration, error) {
-	n, rtt, err := p.r.UDPExchange(ctx, dst, req, resp)
-	return n, rtt, probeError(err)
-}
-
-// probeError gives the router's probe errors the health package's meaning.
-func probeError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, router.ErrRefused):
-		return fmt.Errorf("%w: %v", health.ErrRefused, err)
-	case errors.Is(err, router.ErrPortUnreachable):
-		return fmt.Errorf("%w: %v", health.ErrUnreachable, err)
-	}
-	return err
-}
 
 // hostPortDevice is the TUN device ulbd creates for the host port.
 const hostPortDevice = "ulbhost"
@@ -136,7 +101,7 @@ func newHealthChecks(cfg *config.Config, r *router.Router, events *control.Event
 	h := &healthChecks{b: r.Balancer(), r: r, events: events, log: logger,
 		down: map[string]map[health.Target]bool{}, total: map[string]int{}}
 	h.engine = health.New(health.Config{
-		Prober: routerProber{r},
+		Prober: r.Prober(), // from the router's own addresses, no kernel socket
 		// The kernel of ulbd's namespace reaches the servers through the host port.
 		HTTPDialer: (&net.Dialer{}).DialContext,
 		Logger:     logger,
