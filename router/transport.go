@@ -1,5 +1,9 @@
 package router
 
+// Local delivery of TCP and UDP to the router's own addresses (probe answers, sync
+// messages, the host port, resets and port unreachables for the rest), and the wire of
+// the probe client.
+
 import (
 	"fmt"
 	"net/netip"
