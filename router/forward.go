@@ -101,7 +101,7 @@ func (l *loop) ipv4(buf []byte) {
 		}
 		return
 	}
-	if l.r.lbActive.Load() {
+	if l.r.tracking.Load() {
 		p := pkt{buf: buf, ip: ip, src: src, dst: dst}
 		switch proto := ip.Protocol(); proto {
 		case header.ProtocolTCP, header.ProtocolUDP:
@@ -278,7 +278,7 @@ func (l *loop) ipv6(buf []byte) {
 			return
 		}
 	}
-	if l.r.lbActive.Load() {
+	if l.r.tracking.Load() {
 		p := pkt{buf: buf, ip: ip, v6: true, src: src, dst: dst}
 		switch proto {
 		case header.ProtocolTCP, header.ProtocolUDP:

@@ -143,7 +143,7 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 		if pick.Port == 0 {
 			pick.Port = t.dport
 		}
-		f := conntrack.Flow{Orig: key, Rule: rule.ID(), Server: sorryServer, Topology: uint8(balancer.HalfNAT),
+		f := conntrack.Flow{Orig: key, Rule: rule.ID(), Server: sorryServer, Topology: conntrack.HalfNAT,
 			Reply: conntrack.MakeTuple(pick.Addr, p.src, pick.Port, t.sport, t.proto)}
 		f.Account(conntrack.Original, t.flags, len(p.ip))
 		err := l.r.ct.Insert(f)
@@ -160,7 +160,7 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 		}
 		return conntrack.Flow{}, false
 	}
-	f := conntrack.Flow{Orig: key, Rule: rule.ID(), Server: pick.Server, Topology: uint8(rule.Topology())}
+	f := conntrack.Flow{Orig: key, Rule: rule.ID(), Server: pick.Server, Topology: flowTopology(rule.Topology())}
 	var proxy netip.Addr
 	var pport uint16
 	switch rule.Topology() {
@@ -192,7 +192,7 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 	// Give the pick back before anything else.
 	l.r.lb.FlowEnded(rule.ID(), pick.Server, p.src)
 	if proxy.IsValid() {
-		l.r.ports4nat.Put(proxy, pport)
+		l.r.proxyPorts.Put(proxy, pport)
 	}
 	if errors.Is(err, conntrack.ErrExists) {
 		// Another receive loop entered the same flow a moment ago.
@@ -235,7 +235,7 @@ func (l *loop) forwardFlow(snap *balancer.Snapshot, p *pkt, f *conntrack.Flow, d
 	var rw nat.Rewrite
 	next := netip.Addr{}
 	if dir == conntrack.Original {
-		if balancer.Topology(f.Topology) == balancer.DSR {
+		if f.Topology == conntrack.DSR {
 			srv, ok := snap.ServerAddr(f.Server)
 			if !ok {
 				l.bc.drop(DropLBNoServer)
@@ -318,7 +318,7 @@ func (l *loop) icmpErrorNAT(p *pkt) bool {
 	// direction of the flow carries.
 	key := conntrack.MakeTuple(e.Dst, e.Src, e.DstPort, e.SrcPort, e.Proto)
 	f, dir, ok := l.r.ct.Get(key)
-	if !ok || balancer.Topology(f.Topology) == balancer.DSR {
+	if !ok || f.Topology == conntrack.DSR {
 		return false
 	}
 	// rw is the rewrite of packets travelling the error's way: it gives the outer
