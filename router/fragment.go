@@ -1,13 +1,16 @@
 package router
 
 import (
-	"ulb/router/fib"
+	"net/netip"
+
 	"ulb/router/header"
+	"ulb/router/port"
 )
 
 // fragment4 splits an IPv4 packet (DF clear, TTL already decremented) that is larger
-// than ep's MTU into fragments (RFC 791 §3.2), each in a scratch buffer, and sends them.
-func (l *loop) fragment4(buf []byte, ep *routerPort, nh fib.NextHop) {
+// than ep's MTU into fragments (RFC 791 §3.2), each in a scratch buffer, and sends them
+// towards to through gw (see emit).
+func (l *loop) fragment4(buf []byte, ep *routerPort, gw, to netip.Addr) {
 	completeChecksum(buf)
 	ip := header.IPv4(buf[headroom+ethLen:])
 	hl := ip.HeaderLength()
@@ -17,7 +20,6 @@ func (l *loop) fragment4(buf []byte, ep *routerPort, nh fib.NextHop) {
 	nopts := copiedOptions(opts[:], ip[header.IPv4MinimumSize:hl])
 	baseOff := int(ip.FragmentOffset()) // in bytes
 	lastMF := ip.MoreFragments()
-	dst := ip.DestinationAddr()
 	for off := 0; off < len(data); {
 		fhl := header.IPv4MinimumSize + nopts
 		if off == 0 {
@@ -49,7 +51,7 @@ func (l *loop) fragment4(buf []byte, ep *routerPort, nh fib.NextHop) {
 		setFragment(fip, more, baseOff+off)
 		fip.SetChecksum(fip.CalculateChecksum())
 		l.bc.forwarded++
-		l.emit(ep, nh.Gateway, dst, b[:headroom+len(f)])
+		l.emit(ep, gw, to, b[:headroom+len(f)])
 		off += n
 	}
 }
@@ -91,4 +93,123 @@ func setFragment(ip header.IPv4, more bool, offset int) {
 		v |= 0x2000
 	}
 	ip[6], ip[7] = byte(v>>8), byte(v)
+}
+
+// gsoSegmentLen is the size of the largest IP packet a GSO frame becomes on the wire.
+func gsoSegmentLen(ip []byte, vh port.VnetHdr) int {
+	var hl int
+	var l4 []byte
+	if len(ip) > 0 && ip[0]>>4 == 4 {
+		v4 := header.IPv4(ip)
+		hl = v4.HeaderLength()
+		l4 = v4.Payload()
+	} else {
+		v6 := header.IPv6(ip)
+		proto, off, ok := v6.TransportProtocol()
+		if !ok {
+			return len(ip)
+		}
+		hl = off
+		l4 = ip[off:]
+		if proto != header.ProtocolTCP && proto != header.ProtocolUDP {
+			return len(ip)
+		}
+	}
+	switch vh.GSOType() &^ port.VnetGSOECN {
+	case port.VnetGSOTCPv4, port.VnetGSOTCPv6:
+		t := header.TCP(l4)
+		if !t.IsValid() {
+			return len(ip)
+		}
+		hl += t.DataOffset()
+	case port.VnetGSOUDPL4:
+		hl += 8
+	}
+	return hl + int(vh.GSOSize())
+}
+
+// segment4 cuts an IPv4 TCP GSO frame (DF clear, TTL already decremented) whose segments
+// are larger than ep's MTU into those segments, as the sender's NIC would have (see
+// port.SegmentTCP), and sends each towards to through gw, fragmented when it does not
+// fit. The segments live in the loop's GSO buffers and the fragments in its scratch
+// buffers, both reused before the batch ends: what this frame queued on ep is written
+// here, at once.
+func (l *loop) segment4(buf []byte, ep *routerPort, gw, to netip.Addr) {
+	frame := buf[headroom:]
+	vh := port.Hdr(buf, headroom)
+	n, maxLen, err := port.GSOSegments(frame, vh)
+	if err != nil || !l.gso.fit(n, maxLen) {
+		// Not TCP (UDP GSO has no software segmentation here), or absurd segment counts.
+		l.bc.drop(DropFragment)
+		return
+	}
+	g := &l.gso
+	if n, err = port.SegmentTCP(frame, vh, g.frames[:n], g.sizes[:n]); err != nil {
+		l.bc.drop(DropFragment)
+		return
+	}
+	mark := l.nused
+	for i := range n {
+		seg := g.bufs[i][:headroom+g.sizes[i]]
+		port.Hdr(seg, headroom).Clear() // SegmentTCP completed every checksum
+		ipLen := g.sizes[i] - ethLen
+		if ipLen <= ep.mtu {
+			l.bc.forwarded++
+			l.emit(ep, gw, to, seg)
+			continue
+		}
+		if len(l.scratch)-l.nused < fragments(ipLen, ep.mtu) {
+			l.flushPort(ep)
+			l.nused = mark
+		}
+		l.fragment4(seg, ep, gw, to)
+	}
+	l.flushPort(ep)
+	l.nused = mark
+}
+
+// fragments is at most how many fragments fragment4 makes of an IPv4 packet of n bytes
+// for an MTU.
+func fragments(n, mtu int) int {
+	room := (mtu - header.IPv4MaximumHeaderSize) &^ 7
+	if room <= 0 {
+		return 1
+	}
+	return (n + room - 1) / room
+}
+
+// maxGSOBytes bounds the GSO buffers of a loop: a 64 KiB frame cut into segments of a
+// few hundred bytes fits.
+const maxGSOBytes = 8 * port.BufSize
+
+// gsoBuffers hold the segments of a GSO frame that a loop cuts in software. They are
+// made the first time a frame needs them and grown to the largest seen, so that the
+// steady state allocates nothing.
+type gsoBuffers struct {
+	slab   []byte
+	bufs   [][]byte // segment i at bufs[i][headroom:], its virtio-net header before it
+	frames [][]byte // bufs[i][headroom:], as port.SegmentTCP takes them
+	sizes  []int
+}
+
+// fit makes room for n segments of up to maxLen bytes; false when that is more than
+// maxGSOBytes.
+func (g *gsoBuffers) fit(n, maxLen int) bool {
+	per := headroom + maxLen
+	if n <= 0 || n*per > maxGSOBytes {
+		return false
+	}
+	if len(g.slab) < n*per {
+		g.slab = make([]byte, n*per)
+	}
+	if len(g.bufs) < n {
+		g.bufs = make([][]byte, n)
+		g.frames = make([][]byte, n)
+		g.sizes = make([]int, n)
+	}
+	for i := range n {
+		g.bufs[i] = g.slab[i*per : (i+1)*per : (i+1)*per]
+		g.frames[i] = g.bufs[i][headroom:]
+	}
+	return true
 }
