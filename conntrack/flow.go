@@ -1,5 +1,7 @@
 package conntrack
 
+import "fmt"
+
 // Flow is one tracked connection, returned by value. It holds no pointer.
 type Flow struct {
 	// Orig is the client's tuple as received (client -> VIP).
@@ -10,8 +12,8 @@ type Flow struct {
 	Reply Tuple
 	// Rule and Server are the balancer's indices, kept as given.
 	Rule, Server uint32
-	// Topology is the balancer's, opaque to the table.
-	Topology uint8
+	// Topology says how the router forwards the flow's packets; the table only stores it.
+	Topology Topology
 	// State is the TCP state, or StateUDP / StateICMP.
 	State State
 	// Created and LastSeen are Unix times in nanoseconds from the table's clock.
@@ -19,6 +21,46 @@ type Flow struct {
 	// Packets and bytes per direction.
 	OrigPackets, OrigBytes, ReplyPackets, ReplyBytes uint64
 }
+
+// Topology is how the router forwards a flow's packets. The values of the balancer's
+// topologies (HalfNAT, FullNAT, DSR) are part of ctsync's wire format and never change.
+type Topology uint8
+
+const (
+	// HalfNAT rewrites the client's destination (VIP and port) to the server's; the
+	// answers come back through the router.
+	HalfNAT Topology = 0
+	// FullNAT also rewrites the client's source to a proxy source address and port.
+	FullNAT Topology = 1
+	// DSR (direct server return) sends the client's packets to the server unchanged; the
+	// server answers the client directly, so there is no reply tuple.
+	DSR Topology = 2
+	// Masquerade is a connection the kernel behind the router's host port opened: its
+	// source becomes the egress port's address and a port of the router's own.
+	Masquerade Topology = 3
+	// HostPort is a connection to one of the router's own addresses that the kernel
+	// behind the host port answers: its destination becomes the kernel's address.
+	HostPort Topology = 4
+)
+
+var topologyNames = [...]string{
+	HalfNAT:    "half-nat",
+	FullNAT:    "full-nat",
+	DSR:        "dsr",
+	Masquerade: "masquerade",
+	HostPort:   "host-port",
+}
+
+func (t Topology) String() string {
+	if int(t) < len(topologyNames) {
+		return topologyNames[t]
+	}
+	return fmt.Sprintf("topology(%d)", uint8(t))
+}
+
+// Balanced reports whether t is one of the balancer's topologies (a rule's flow), not the
+// router's own.
+func (t Topology) Balanced() bool { return t <= DSR }
 
 // Tuple returns the flow's tuple for direction d.
 func (f *Flow) Tuple(d Direction) Tuple {

@@ -286,7 +286,7 @@ func (sl *slot) load(w uint32) Flow {
 		Reply:        sl.reply,
 		Rule:         sl.rule,
 		Server:       sl.server,
-		Topology:     uint8(w >> wordTopologyShft),
+		Topology:     Topology(uint8(w >> wordTopologyShft)),
 		State:        State(w & wordStateMask),
 		Created:      sl.created,
 		LastSeen:     sl.lastSeen.Load(),

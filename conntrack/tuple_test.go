@@ -82,3 +82,21 @@ func TestHashSpreads(t *testing.T) {
 		t.Errorf("tuple and its reply hash equal")
 	}
 }
+
+// TestTopologyWireValues pins the values ctsync sends on the wire.
+func TestTopologyWireValues(t *testing.T) {
+	for _, c := range []struct {
+		t    Topology
+		v    uint8
+		name string
+	}{{HalfNAT, 0, "half-nat"}, {FullNAT, 1, "full-nat"}, {DSR, 2, "dsr"}} {
+		if uint8(c.t) != c.v || c.t.String() != c.name || !c.t.Balanced() {
+			t.Errorf("%v = %d, want %s = %d, balanced", c.t, uint8(c.t), c.name, c.v)
+		}
+	}
+	for _, o := range []Topology{Masquerade, HostPort} {
+		if o.Balanced() {
+			t.Errorf("%v is not the balancer's", o)
+		}
+	}
+}

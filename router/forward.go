@@ -3,6 +3,8 @@ package router
 import (
 	"net/netip"
 
+	"ulb/balancer"
+	"ulb/nat"
 	"ulb/router/fib"
 	"ulb/router/header"
 	"ulb/router/port"
@@ -92,8 +94,8 @@ func (l *loop) ipv4(buf []byte) {
 		l.bc.drop(DropLocalUnhandled)
 		return
 	}
+	p := pkt{buf: buf, ip: ip, src: src, dst: dst}
 	if l.hostPortSource(src) {
-		p := pkt{buf: buf, ip: ip, src: src, dst: dst}
 		if t, ok := readL4(ip.Protocol(), ip.Payload()); ok && !ip.IsFragment() {
 			l.masquerade(&p, t)
 		} else {
@@ -101,8 +103,7 @@ func (l *loop) ipv4(buf []byte) {
 		}
 		return
 	}
-	if l.r.lbActive.Load() {
-		p := pkt{buf: buf, ip: ip, src: src, dst: dst}
+	if l.r.tracking.Load() {
 		switch proto := ip.Protocol(); proto {
 		case header.ProtocolTCP, header.ProtocolUDP:
 			if t, ok := readL4(proto, ip.Payload()); ok && l.balance(&p, t) {
@@ -124,71 +125,112 @@ func (l *loop) ipv4(buf []byte) {
 		l.local4(buf, ip)
 		return
 	}
-	if ip.TTL() <= 1 {
-		l.icmp4Error(ip, header.ICMPv4TimeExceeded, header.ICMPv4TTLExceeded, 0)
+	l.forward(&p, &egress{nh: nh, to: dst})
+}
+
+// egress is how a forwarded packet leaves the router: the next hop its route gave, and
+// what changes in it on the way besides the TTL or hop limit.
+type egress struct {
+	nh fib.NextHop
+	// to is the address the packet travels to from here: its destination after the
+	// rewrite, or for DSR the server. It is the neighbour to resolve when nh has no
+	// gateway.
+	to netip.Addr
+	// nat is the flow's rewrite; zero for plain forwarding and DSR. For a translated ICMP
+	// error (icmpError set) it is the outer header's, and quoted the quoted packet's.
+	nat       nat.Rewrite
+	quoted    nat.Rewrite
+	icmpError bool
+	// snap, when set, counts the packet on the flow's rule and server.
+	snap         *balancer.Snapshot
+	rule, server uint32
+	reply        bool
+}
+
+// forward is the egress stage of every packet the router forwards: plain IPv4 and IPv6
+// transit, balanced flows (half-NAT, full-NAT, DSR), translated ICMP errors and the host
+// port's flows. In order: the TTL or hop-limit check (time exceeded), the MTU check
+// (fragmentation needed or packet too big, or the decision to fragment), all of them
+// about the packet as its sender sent it; then the rewrite, the decrement, and the
+// frame queued on the egress port, fragmented or cut into segments when it must be.
+// Packets the router originates do not come here (see route).
+func (l *loop) forward(p *pkt, e *egress) {
+	ep := l.r.ports[e.nh.Port]
+	if p.ttl() <= 1 {
+		if p.v6 {
+			l.icmpError(p.ip, header.ICMPv6TimeExceeded, header.ICMPv6HopLimitExceeded, 0)
+		} else {
+			l.icmpError(p.ip, header.ICMPv4TimeExceeded, header.ICMPv4TTLExceeded, 0)
+		}
 		l.bc.drop(DropTTLExceeded)
 		return
 	}
-	ep := l.r.ports[nh.Port]
-	if tot > ep.mtu {
-		vh := port.Hdr(buf, headroom)
-		switch {
-		case vh.IsGSO():
-			if seg := gsoSegmentLen(ip, vh); seg > ep.mtu {
-				if ip.DontFragment() {
-					l.icmp4Error(ip, header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded, uint32(ep.mtu))
-					l.bc.drop(DropTooBig)
-				} else {
-					l.bc.drop(DropFragment)
-				}
-				return
-			}
-		case ip.DontFragment():
-			l.icmp4Error(ip, header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded, uint32(ep.mtu))
-			l.bc.drop(DropTooBig)
-			return
-		default:
-			ip.DecTTL()
-			l.fragment4(buf, ep, nh)
+	how := sendWhole
+	if len(p.ip) > ep.mtu {
+		if how = l.oversize(p, ep); how == sendNot {
 			return
 		}
 	}
-	ip.DecTTL()
-	l.bc.forwarded++
-	l.emit(ep, nh.Gateway, dst, buf)
+	ok := true
+	switch {
+	case e.icmpError:
+		ok = nat.TranslateICMPError(p.ip, e.nat, e.quoted)
+	case !e.nat.IsZero():
+		ok = nat.Apply(p.ip, e.nat, port.Hdr(p.buf, headroom).NeedsCsum())
+	}
+	if !ok {
+		if e.snap != nil {
+			e.snap.CountDrop(e.rule, e.server)
+		}
+		l.bc.drop(DropLBRewrite)
+		return
+	}
+	p.decTTL()
+	if e.snap != nil {
+		e.snap.Account(e.rule, e.server, e.reply, len(p.ip))
+	}
+	switch how {
+	case sendFragments:
+		l.fragment4(p.buf, ep, e.nh.Gateway, e.to)
+	case sendSegments:
+		l.segment4(p.buf, ep, e.nh.Gateway, e.to)
+	default:
+		l.bc.forwarded++
+		l.emit(ep, e.nh.Gateway, e.to, p.buf)
+	}
 }
 
-// gsoSegmentLen is the size of the largest IP packet a GSO frame becomes on the wire.
-func gsoSegmentLen(ip []byte, vh port.VnetHdr) int {
-	var hl int
-	var l4 []byte
-	if len(ip) > 0 && ip[0]>>4 == 4 {
-		v4 := header.IPv4(ip)
-		hl = v4.HeaderLength()
-		l4 = v4.Payload()
-	} else {
-		v6 := header.IPv6(ip)
-		proto, off, ok := v6.TransportProtocol()
-		if !ok {
-			return len(ip)
-		}
-		hl = off
-		l4 = ip[off:]
-		if proto != header.ProtocolTCP && proto != header.ProtocolUDP {
-			return len(ip)
-		}
+// How a packet goes out of its egress port.
+type sendHow uint8
+
+const (
+	sendWhole     sendHow = iota // as it is (a GSO frame: the port segments it)
+	sendFragments                // IPv4 fragments
+	sendSegments                 // an IPv4 GSO frame cut into segments, each fragmented if need be
+	sendNot                      // refused (and counted)
+)
+
+// oversize decides about a packet larger than ep's MTU, by RFC 1812 §5.2.6 and RFC 8200
+// §5: a GSO frame whose segments fit goes as it is; else IPv6 gets packet too big, IPv4
+// with DF set fragmentation needed, and IPv4 with DF clear is fragmented, a GSO frame
+// after cutting it into its segments (as Linux's ip_finish_output_gso does).
+func (l *loop) oversize(p *pkt, ep *routerPort) sendHow {
+	vh := port.Hdr(p.buf, headroom)
+	gso := vh.IsGSO()
+	switch {
+	case gso && gsoSegmentLen(p.ip, vh) <= ep.mtu:
+		return sendWhole
+	case p.v6:
+		l.icmpError(p.ip, header.ICMPv6PacketTooBig, 0, uint32(ep.mtu))
+	case header.IPv4(p.ip).DontFragment():
+		l.icmpError(p.ip, header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded, uint32(ep.mtu))
+	case gso:
+		return sendSegments
+	default:
+		return sendFragments
 	}
-	switch vh.GSOType() &^ port.VnetGSOECN {
-	case port.VnetGSOTCPv4, port.VnetGSOTCPv6:
-		t := header.TCP(l4)
-		if !t.IsValid() {
-			return len(ip)
-		}
-		hl += t.DataOffset()
-	case port.VnetGSOUDPL4:
-		hl += 8
-	}
-	return hl + int(vh.GSOSize())
+	l.bc.drop(DropTooBig)
+	return sendNot
 }
 
 // emit sends the frame in buf[headroom:] out of ep towards dst, through gw when it is
@@ -267,8 +309,8 @@ func (l *loop) ipv6(buf []byte) {
 		l.bc.drop(DropMulticast)
 		return
 	}
+	p := pkt{buf: buf, ip: ip, v6: true, src: src, dst: dst}
 	if l.hostPortSource(src) {
-		p := pkt{buf: buf, ip: ip, v6: true, src: src, dst: dst}
 		if proto == header.ProtocolTCP || proto == header.ProtocolUDP {
 			if t, ok := readL4(proto, ip[off:]); ok && off == header.IPv6MinimumSize {
 				l.masquerade(&p, t)
@@ -278,8 +320,7 @@ func (l *loop) ipv6(buf []byte) {
 			return
 		}
 	}
-	if l.r.lbActive.Load() {
-		p := pkt{buf: buf, ip: ip, v6: true, src: src, dst: dst}
+	if l.r.tracking.Load() {
 		switch proto {
 		case header.ProtocolTCP, header.ProtocolUDP:
 			if t, ok := readL4(proto, ip[off:]); ok && l.balance(&p, t) {
@@ -310,23 +351,7 @@ func (l *loop) ipv6(buf []byte) {
 		l.bc.drop(DropNoRoute)
 		return
 	}
-	if ip.HopLimit() <= 1 {
-		l.icmp6Error(ip, header.ICMPv6TimeExceeded, header.ICMPv6HopLimitExceeded, 0)
-		l.bc.drop(DropTTLExceeded)
-		return
-	}
-	ep := l.r.ports[nh.Port]
-	if tot > ep.mtu {
-		vh := port.Hdr(buf, headroom)
-		if !vh.IsGSO() || gsoSegmentLen(ip, vh) > ep.mtu {
-			l.icmp6Error(ip, header.ICMPv6PacketTooBig, 0, uint32(ep.mtu))
-			l.bc.drop(DropTooBig)
-			return
-		}
-	}
-	ip.DecHopLimit()
-	l.bc.forwarded++
-	l.emit(ep, nh.Gateway, dst, buf)
+	l.forward(&p, &egress{nh: nh, to: dst})
 }
 
 var allNodes = netip.MustParseAddr("ff02::1")

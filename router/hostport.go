@@ -30,14 +30,6 @@ const (
 	masqPortHi = 39999
 )
 
-// topoMasq marks masquerade flows in the connection table, topoHost the connections to
-// the router's own addresses that the kernel behind the host port answers (the
-// balancer's topologies are small numbers).
-const (
-	topoMasq = 0xff
-	topoHost = 0xfe
-)
-
 // masquerade forwards a TCP or UDP packet the kernel sent through the host port: a flow of
 // the table rewrites its source to the egress port's address and a port of its own.
 func (l *loop) masquerade(p *pkt, t l4) {
@@ -63,7 +55,7 @@ func (l *loop) masquerade(p *pkt, t l4) {
 			l.bc.drop(DropLBNoProxyPort)
 			return
 		}
-		f = conntrack.Flow{Orig: key, Reply: conntrack.MakeTuple(p.dst, src, t.dport, port, t.proto), Topology: topoMasq}
+		f = conntrack.Flow{Orig: key, Reply: conntrack.MakeTuple(p.dst, src, t.dport, port, t.proto), Topology: conntrack.Masquerade}
 		f.Account(conntrack.Original, t.flags, len(p.ip))
 		if err := l.r.ct.Insert(f); err != nil {
 			l.r.masqPorts.Put(src, port)
@@ -115,7 +107,7 @@ func (l *loop) toHostPort(p *pkt, t l4) bool {
 	}
 	key := conntrack.MakeTuple(p.src, p.dst, t.sport, t.dport, t.proto)
 	f := conntrack.Flow{Orig: key, Reply: conntrack.MakeTuple(kernel, p.src, t.dport, t.sport, t.proto),
-		Topology: topoHost}
+		Topology: conntrack.HostPort}
 	f.Account(conntrack.Original, t.flags, len(p.ip))
 	if err := l.r.ct.Insert(f); err != nil {
 		var dir conntrack.Direction

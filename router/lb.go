@@ -9,7 +9,6 @@ import (
 	"ulb/nat"
 	"ulb/router/fib"
 	"ulb/router/header"
-	"ulb/router/port"
 )
 
 // l4 are the transport fields the balancer keys a packet on.
@@ -143,7 +142,7 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 		if pick.Port == 0 {
 			pick.Port = t.dport
 		}
-		f := conntrack.Flow{Orig: key, Rule: rule.ID(), Server: sorryServer, Topology: uint8(balancer.HalfNAT),
+		f := conntrack.Flow{Orig: key, Rule: rule.ID(), Server: sorryServer, Topology: conntrack.HalfNAT,
 			Reply: conntrack.MakeTuple(pick.Addr, p.src, pick.Port, t.sport, t.proto)}
 		f.Account(conntrack.Original, t.flags, len(p.ip))
 		err := l.r.ct.Insert(f)
@@ -160,7 +159,7 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 		}
 		return conntrack.Flow{}, false
 	}
-	f := conntrack.Flow{Orig: key, Rule: rule.ID(), Server: pick.Server, Topology: uint8(rule.Topology())}
+	f := conntrack.Flow{Orig: key, Rule: rule.ID(), Server: pick.Server, Topology: flowTopology(rule.Topology())}
 	var proxy netip.Addr
 	var pport uint16
 	switch rule.Topology() {
@@ -192,7 +191,7 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 	// Give the pick back before anything else.
 	l.r.lb.FlowEnded(rule.ID(), pick.Server, p.src)
 	if proxy.IsValid() {
-		l.r.ports4nat.Put(proxy, pport)
+		l.r.proxyPorts.Put(proxy, pport)
 	}
 	if errors.Is(err, conntrack.ErrExists) {
 		// Another receive loop entered the same flow a moment ago.
@@ -229,76 +228,41 @@ func (l *loop) reuseReply(tu conntrack.Tuple) bool {
 	return false
 }
 
-// forwardFlow rewrites a packet of a balanced flow as its direction says and sends it
-// on: client to server (Original) or server to client (Reply).
+// forwardFlow rewrites a packet of a balanced flow (or of the host port's) as its
+// direction says and sends it on: client to server (Original) or server to client
+// (Reply).
 func (l *loop) forwardFlow(snap *balancer.Snapshot, p *pkt, f *conntrack.Flow, dir conntrack.Direction) {
-	var rw nat.Rewrite
-	next := netip.Addr{}
-	if dir == conntrack.Original {
-		if balancer.Topology(f.Topology) == balancer.DSR {
-			srv, ok := snap.ServerAddr(f.Server)
-			if !ok {
-				l.bc.drop(DropLBNoServer)
-				return
-			}
-			next = srv // the frame goes to the server unchanged
-		} else {
-			rw = nat.Rewrite{Src: f.Reply.Dst(), Dst: f.Reply.Src(), SrcPort: f.Reply.DstPort, DstPort: f.Reply.SrcPort}
+	e := egress{snap: snap, rule: f.Rule, server: f.Server, reply: dir == conntrack.Reply}
+	switch {
+	case dir == conntrack.Reply:
+		e.nat = nat.Rewrite{Src: f.Orig.Dst(), Dst: f.Orig.Src(), SrcPort: f.Orig.DstPort, DstPort: f.Orig.SrcPort}
+		e.to = e.nat.Dst
+	case f.Topology == conntrack.DSR:
+		srv, ok := snap.ServerAddr(f.Server)
+		if !ok {
+			l.bc.drop(DropLBNoServer)
+			return
 		}
-	} else {
-		rw = nat.Rewrite{Src: f.Orig.Dst(), Dst: f.Orig.Src(), SrcPort: f.Orig.DstPort, DstPort: f.Orig.SrcPort}
+		e.to = srv // the frame goes to the server unchanged
+	default:
+		e.nat = nat.Rewrite{Src: f.Reply.Dst(), Dst: f.Reply.Src(), SrcPort: f.Reply.DstPort, DstPort: f.Reply.SrcPort}
+		e.to = e.nat.Dst
 	}
-	if !next.IsValid() {
-		next = rw.Dst
+	var ok bool
+	if e.nh, ok = l.flowHop(e.to); ok {
+		l.forward(p, &e)
 	}
-	nh, ok := l.r.fib.Load().Lookup(next)
+}
+
+// flowHop is the next hop towards a for a packet the router forwards on a flow's behalf;
+// false, counted, when there is none or a is the router's own.
+func (l *loop) flowHop(a netip.Addr) (fib.NextHop, bool) {
+	nh, ok := l.r.fib.Load().Lookup(a)
 	if !ok || nh.Kind == fib.Local {
 		l.bc.drop(DropNoRoute)
-		return
+		return nh, false
 	}
-	ep := l.r.ports[nh.Port]
-	// The router's checks come before the rewrite, so that an ICMP error quotes the
-	// packet as its sender knows it.
-	if p.ttl() <= 1 {
-		if p.v6 {
-			l.icmp6Error(p.ip, header.ICMPv6TimeExceeded, header.ICMPv6HopLimitExceeded, 0)
-		} else {
-			l.icmp4Error(p.ip, header.ICMPv4TimeExceeded, header.ICMPv4TTLExceeded, 0)
-		}
-		l.bc.drop(DropTTLExceeded)
-		return
-	}
-	fragment := false
-	if len(p.ip) > ep.mtu {
-		vh := port.Hdr(p.buf, headroom)
-		tooBig := !vh.IsGSO() || gsoSegmentLen(p.ip, vh) > ep.mtu
-		switch {
-		case !tooBig:
-		case p.v6:
-			l.icmp6Error(p.ip, header.ICMPv6PacketTooBig, 0, uint32(ep.mtu))
-			l.bc.drop(DropTooBig)
-			return
-		case header.IPv4(p.ip).DontFragment() || vh.IsGSO():
-			l.icmp4Error(p.ip, header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded, uint32(ep.mtu))
-			l.bc.drop(DropTooBig)
-			return
-		default:
-			fragment = true
-		}
-	}
-	if !rw.IsZero() && !nat.Apply(p.ip, rw, port.Hdr(p.buf, headroom).NeedsCsum()) {
-		snap.CountDrop(f.Rule, f.Server)
-		l.bc.drop(DropLBRewrite)
-		return
-	}
-	p.decTTL()
-	snap.Account(f.Rule, f.Server, dir == conntrack.Reply, len(p.ip))
-	if fragment {
-		l.fragment4(p.buf, ep, nh)
-		return
-	}
-	l.bc.forwarded++
-	l.emit(ep, nh.Gateway, next, p.buf)
+	return nh, true
 }
 
 // icmpErrorNAT translates an ICMP or ICMPv6 error about a balanced flow (a router on the
@@ -310,15 +274,15 @@ func (l *loop) icmpErrorNAT(p *pkt) bool {
 	if !ok {
 		return false
 	}
-	e, ok := nat.Parse(inner)
+	q, ok := nat.Parse(inner)
 	if !ok {
 		return false
 	}
 	// The quoted packet went out after translation; its reverse is the tuple the error's
 	// direction of the flow carries.
-	key := conntrack.MakeTuple(e.Dst, e.Src, e.DstPort, e.SrcPort, e.Proto)
+	key := conntrack.MakeTuple(q.Dst, q.Src, q.DstPort, q.SrcPort, q.Proto)
 	f, dir, ok := l.r.ct.Get(key)
-	if !ok || balancer.Topology(f.Topology) == balancer.DSR {
+	if !ok || f.Topology == conntrack.DSR {
 		return false
 	}
 	// rw is the rewrite of packets travelling the error's way: it gives the outer
@@ -331,27 +295,13 @@ func (l *loop) icmpErrorNAT(p *pkt) bool {
 	}
 	// Towards the client the error comes from the VIP, as IPVS does it (the hop behind
 	// the balancer stays hidden); towards the server only the destination changes.
-	outer := nat.Rewrite{Dst: rw.Dst}
+	e := egress{to: rw.Dst, nat: nat.Rewrite{Dst: rw.Dst}, quoted: rw.Reversed(), icmpError: true}
 	if dir == conntrack.Reply {
-		outer.Src = rw.Src
+		e.nat.Src = rw.Src
 	}
-	quoted := rw.Reversed()
-	nh, ok := l.r.fib.Load().Lookup(rw.Dst)
-	if !ok || nh.Kind == fib.Local {
-		l.bc.drop(DropNoRoute)
-		return true
+	if e.nh, ok = l.flowHop(e.to); ok {
+		l.forward(p, &e)
 	}
-	if p.ttl() <= 1 {
-		l.bc.drop(DropTTLExceeded)
-		return true
-	}
-	if !nat.TranslateICMPError(p.ip, outer, quoted) {
-		l.bc.drop(DropLBRewrite)
-		return true
-	}
-	p.decTTL()
-	l.bc.forwarded++
-	l.emit(l.r.ports[nh.Port], nh.Gateway, rw.Dst, p.buf)
 	return true
 }
 

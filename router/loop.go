@@ -19,6 +19,7 @@ type loop struct {
 	nused   int        // scratch buffers used in this batch
 	out     [][][]byte // per egress port index
 	bc      batchCounters
+	gso     gsoBuffers // for GSO frames cut into segments in software (rare)
 }
 
 const headroom = port.Headroom
@@ -77,21 +78,26 @@ func (l *loop) batch(n int) {
 
 // flush writes the frames queued per egress port and the batch's counters.
 func (l *loop) flush() {
-	for e, frames := range l.out {
-		if len(frames) == 0 {
-			continue
-		}
-		ep := l.r.ports[e]
-		sent, err := ep.p.Write(frames, headroom)
-		if err != nil && sent < len(frames) {
-			l.bc.drops[DropTxError] += uint64(len(frames) - sent)
-			l.bc.anyDrop = true
-		}
-		clear(frames)
-		l.out[e] = frames[:0]
+	for _, ep := range l.r.ports {
+		l.flushPort(ep)
 	}
 	l.nused = 0
 	l.bc.flush(&l.in.counters)
+}
+
+// flushPort writes the frames queued on ep so far.
+func (l *loop) flushPort(ep *routerPort) {
+	frames := l.out[ep.idx]
+	if len(frames) == 0 {
+		return
+	}
+	sent, err := ep.p.Write(frames, headroom)
+	if err != nil && sent < len(frames) {
+		l.bc.drops[DropTxError] += uint64(len(frames) - sent)
+		l.bc.anyDrop = true
+	}
+	clear(frames)
+	l.out[ep.idx] = frames[:0]
 }
 
 // newScratch returns a scratch buffer for a generated packet, or nil when the batch used

@@ -86,10 +86,13 @@ type Router struct {
 	byName   map[string]int
 
 	// The load balancer: rules, the connection table, full-NAT source ports.
-	lb        *balancer.Balancer
-	ct        *conntrack.Table
-	ports4nat *nat.PortPool
-	lbActive  atomic.Bool                           // some rule was ever configured
+	lb         *balancer.Balancer
+	ct         *conntrack.Table
+	proxyPorts *nat.PortPool // full-NAT source ports
+	// tracking says the connection table is in use: set once a rule, the host port or
+	// an adopted flow can have put flows in it, and never cleared, as flows outlive the
+	// rules that made them. Until then packets skip the table.
+	tracking  atomic.Bool
 	masqPorts *nat.PortPool                         // the host port's masquerade ports
 	hostPort  *routerPort                           // the host port, nil without one
 	pools     atomic.Pointer[map[uint32]*nat.Pools] // full-NAT proxy sources by rule ID
@@ -235,7 +238,7 @@ func New(cfg Config) (*Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: proxy ports: %v", ErrConfig, err)
 	}
-	r.ports4nat = pp
+	r.proxyPorts = pp
 	r.routes = cfg.Routes
 	if err := r.newMasqPorts(); err != nil {
 		return nil, fmt.Errorf("%w: masquerade ports: %v", ErrConfig, err)
@@ -243,7 +246,7 @@ func New(cfg Config) (*Router, error) {
 	for _, rp := range r.ports {
 		if rp.host {
 			r.hostPort = rp
-			r.lbActive.Store(true) // its replies come back through the connection table
+			r.tracking.Store(true) // its replies come back through the connection table
 		}
 	}
 	if err := r.newVRRP(cfg.VRRP); err != nil {
@@ -383,7 +386,7 @@ loop:
 					rp.neigh.Tick()
 				}
 			}
-			if r.lbActive.Load() {
+			if r.tracking.Load() {
 				r.ct.Expire()
 				r.lb.Expire()
 				if now := r.now(); now.Sub(lastDrain) >= time.Second {

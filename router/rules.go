@@ -2,9 +2,7 @@ package router
 
 import (
 	"fmt"
-	"maps"
 	"net/netip"
-	"slices"
 
 	"ulb/balancer"
 	"ulb/conntrack"
@@ -30,7 +28,7 @@ func (r *Router) SetRules(rules []balancer.RuleConfig) error {
 		if rule.Topology() != balancer.FullNAT {
 			continue
 		}
-		ps, err := nat.NewPools(r.ports4nat, rule.ProxySource())
+		ps, err := nat.NewPools(r.proxyPorts, rule.ProxySource())
 		if err != nil {
 			return fmt.Errorf("%w: rule %s: %v", ErrConfig, rule.Name(), err)
 		}
@@ -67,7 +65,7 @@ func (r *Router) SetRules(rules []balancer.RuleConfig) error {
 	r.pools.Store(&pools)
 	r.fib.Store(t)
 	if len(rules) > 0 {
-		r.lbActive.Store(true)
+		r.tracking.Store(true)
 	}
 	for a, i := range virtual {
 		if _, was := old[a]; !was && i >= 0 && r.ports[i].neigh != nil && !r.vrrp.owned[a] {
@@ -115,18 +113,18 @@ func (r *Router) proxyPools(rule *balancer.Rule) *nat.Pools {
 // and full-NAT source port back.
 func (r *Router) flowEnded(f conntrack.Flow) {
 	switch f.Topology {
-	case topoMasq:
+	case conntrack.Masquerade:
 		r.masqPorts.Put(f.Reply.Dst(), f.Reply.DstPort)
 		return
-	case topoHost:
+	case conntrack.HostPort:
 		return
 	}
 	if f.Server == sorryServer {
 		return // a sorry-server flow took nothing from the balancer
 	}
 	r.lb.FlowEnded(f.Rule, f.Server, f.Orig.Src())
-	if balancer.Topology(f.Topology) == balancer.FullNAT {
-		r.ports4nat.Put(f.Reply.Dst(), f.Reply.DstPort)
+	if f.Topology == conntrack.FullNAT {
+		r.proxyPorts.Put(f.Reply.Dst(), f.Reply.DstPort)
 	}
 }
 
@@ -160,9 +158,13 @@ func (r *Router) Balancer() *balancer.Balancer { return r.lb }
 // Conntrack is the router's connection table, for the control plane's listings.
 func (r *Router) Conntrack() *conntrack.Table { return r.ct }
 
-// VirtualAddresses lists the VIPs and proxy sources the router answers for.
-func (r *Router) VirtualAddresses() []netip.Addr {
-	r.cfgMu.Lock()
-	defer r.cfgMu.Unlock()
-	return slices.SortedFunc(maps.Keys(r.virtual), netip.Addr.Compare)
+// flowTopology is the connection table's topology of a rule's flows.
+func flowTopology(t balancer.Topology) conntrack.Topology {
+	switch t {
+	case balancer.FullNAT:
+		return conntrack.FullNAT
+	case balancer.DSR:
+		return conntrack.DSR
+	}
+	return conntrack.HalfNAT
 }

@@ -21,7 +21,7 @@ const (
 	DropNoRoute                          // no route to the destination (unreachable sent when allowed)
 	DropNeighbour                        // next hop did not resolve, or its queue overflowed
 	DropTooBig                           // larger than the egress MTU with DF set, or IPv6 (error sent)
-	DropFragment                         // could not be fragmented (no room, GSO with DF unset)
+	DropFragment                         // could not be fragmented (no room, no buffer, a GSO frame software cannot segment)
 	DropLocalUnhandled                   // addressed to the router, no service for it
 	DropLinkLocal                        // a link-local destination or source that must not be forwarded
 	DropMulticast                        // IP multicast that the router does not forward

@@ -78,18 +78,18 @@ func (l *loop) syncAfter(snap *balancer.Snapshot, f *conntrack.Flow, tcpFlags ui
 // syncRecord describes a balanced flow for the wire; false for flows that are not the
 // balancer's (the host port's) or whose server is gone.
 func syncRecord(snap *balancer.Snapshot, f *conntrack.Flow) (ctsync.Record, bool) {
-	if f.Topology == topoMasq || f.Topology == topoHost || f.Server == sorryServer {
+	if !f.Topology.Balanced() || f.Server == sorryServer {
 		return ctsync.Record{}, false
 	}
-	rec := ctsync.Record{Orig: f.Orig, Reply: f.Reply, State: f.State, Topology: f.Topology}
+	rec := ctsync.Record{Orig: f.Orig, Reply: f.Reply, State: f.State, Topology: uint8(f.Topology)}
 	if f.Orig.Proto != conntrack.ProtoTCP {
 		rec.State = conntrack.StateUDP
 		if f.Orig.Proto != conntrack.ProtoUDP {
 			return ctsync.Record{}, false
 		}
 	}
-	switch balancer.Topology(f.Topology) {
-	case balancer.HalfNAT, balancer.FullNAT:
+	switch f.Topology {
+	case conntrack.HalfNAT, conntrack.FullNAT:
 		rec.Server = netip.AddrPortFrom(f.Reply.Src(), f.Reply.SrcPort)
 	default: // direct server return: the frame keeps the VIP's port
 		addr, ok := snap.ServerAddr(f.Server)
@@ -152,7 +152,7 @@ func (r *Router) syncAdopt(rec ctsync.Record) ctsync.Outcome {
 		return ctsync.Refreshed
 	}
 	rule, ok := snap.Match(rec.Orig.Proto, rec.Orig.Dst(), rec.Orig.DstPort)
-	if !ok || uint8(rule.Topology()) != rec.Topology {
+	if !ok || flowTopology(rule.Topology()) != conntrack.Topology(rec.Topology) {
 		return ctsync.Unknown
 	}
 	pick, ok := rule.Adopt(rec.Orig.Src(), rec.Orig.DstPort, rec.Server.Addr(), rec.Server.Port())
@@ -160,18 +160,18 @@ func (r *Router) syncAdopt(rec ctsync.Record) ctsync.Outcome {
 		return ctsync.Unknown
 	}
 	f := conntrack.Flow{Orig: rec.Orig, Reply: rec.Reply, Rule: rule.ID(), Server: pick.Server,
-		Topology: rec.Topology, State: rec.State}
-	if rule.Topology() == balancer.FullNAT && (r.ports4nat == nil || !r.ports4nat.Take(rec.Reply.Dst(), rec.Reply.DstPort)) {
+		Topology: conntrack.Topology(rec.Topology), State: rec.State}
+	if rule.Topology() == balancer.FullNAT && (r.proxyPorts == nil || !r.proxyPorts.Take(rec.Reply.Dst(), rec.Reply.DstPort)) {
 		r.lb.FlowEnded(rule.ID(), pick.Server, rec.Orig.Src())
 		return ctsync.Refused
 	}
 	if err := r.ct.Insert(f); err != nil {
 		r.lb.FlowEnded(rule.ID(), pick.Server, rec.Orig.Src())
 		if rule.Topology() == balancer.FullNAT {
-			r.ports4nat.Put(rec.Reply.Dst(), rec.Reply.DstPort)
+			r.proxyPorts.Put(rec.Reply.Dst(), rec.Reply.DstPort)
 		}
 		return ctsync.Refused
 	}
-	r.lbActive.Store(true)
+	r.tracking.Store(true)
 	return ctsync.Adopted
 }

@@ -81,7 +81,7 @@ func TestSyncAdopt(t *testing.T) {
 	if n != 0 {
 		t.Errorf("a refresh sends %d records of flows only adopted", n)
 	}
-	if r.ports4nat.Take(proxy, 61000) {
+	if r.proxyPorts.Take(proxy, 61000) {
 		t.Error("the full-NAT flow's proxy port was left free")
 	}
 	// The peer's next record for the full-NAT flow: the handshake is over.
