@@ -88,8 +88,13 @@ func Ping(ctx context.Context, addr netip.Addr, count int) (PingResult, error) {
 	var rtts []time.Duration
 	buf := make([]byte, 1<<16)
 	next := time.Now()
+	end, hasEnd := ctx.Deadline()
 	for len(rtts) < count && ctx.Err() == nil {
-		if now := time.Now(); !now.Before(next) {
+		now := time.Now()
+		if hasEnd && !now.Before(end) {
+			break // before ctx's own timer says so: no request sent at the deadline
+		}
+		if !now.Before(next) {
 			req := icmp.Message{Type: reqType, Body: &icmp.Echo{ID: id, Seq: len(sentAt) & 0xffff, Data: token}}
 			wire, err := req.Marshal(nil) // the kernel sums ICMPv6 itself (IPV6_CHECKSUM)
 			if err != nil {
@@ -102,8 +107,8 @@ func Ping(ctx context.Context, addr netip.Addr, count int) (PingResult, error) {
 			next = now.Add(PingInterval)
 		}
 		deadline := next
-		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-			deadline = d
+		if hasEnd && end.Before(deadline) {
+			deadline = end
 		}
 		c.SetReadDeadline(deadline)
 		n, peer, err := c.ReadFrom(buf)
