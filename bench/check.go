@@ -77,8 +77,11 @@ func (b *Bench) Check(ctx context.Context, c Check) Result {
 	timeout := c.Timeout
 	if timeout == 0 {
 		timeout = DefaultCheckTimeout
-		if c.Type == CheckTransfer {
+		switch c.Type {
+		case CheckTransfer:
 			timeout = DefaultTransferTimeout
+		case CheckFailover:
+			timeout = failoverDuration(c) + DefaultCheckTimeout
 		}
 	}
 	from := c.From
@@ -115,6 +118,8 @@ func (b *Bench) probe(ctx context.Context, c Check, from string, timeout time.Du
 	switch c.Type {
 	case CheckExec:
 		return b.execCheck(ctx, c, from, timeout)
+	case CheckFailover:
+		return b.failover(ctx, c, from, timeout)
 	case CheckPing, CheckTCP, CheckUDP, CheckHTTP, CheckTransfer, CheckConns:
 	default:
 		return "", fmt.Errorf("unknown check type %q", c.Type)
@@ -293,6 +298,7 @@ type ClientReport struct {
 	Transfer *traffic.TransferResult `json:"transfer,omitempty"`
 	Conns    *traffic.ConnsResult    `json:"conns,omitempty"`
 	Ping     *traffic.PingResult     `json:"ping,omitempty"`
+	Loop     *traffic.LoopResult     `json:"loop,omitempty"`
 }
 
 // ClientArgs are the inputs of RunClient.
@@ -302,11 +308,16 @@ type ClientArgs struct {
 	Bytes       int64
 	Count       int
 	Concurrency int
+	// loop: connections every Interval for Duration, each bounded by AttemptTimeout.
+	Duration, Interval, AttemptTimeout time.Duration
 }
 
-// RunClient runs one client probe (ping, tcp, udp, http, transfer, conns) in the current
-// network namespace and reports its outcome; ctx bounds it. For ping, To is an address
-// and Count the replies to wait for.
+// ClientLoop is the client kind of a failover check's loop (traffic.Loop).
+const ClientLoop = "loop"
+
+// RunClient runs one client probe (ping, tcp, udp, http, transfer, conns, loop) in the
+// current network namespace and reports its outcome; ctx bounds it. For ping, To is an
+// address and Count the replies to wait for.
 func RunClient(ctx context.Context, kind string, a ClientArgs) ClientReport {
 	var rep ClientReport
 	var err error
@@ -340,8 +351,15 @@ func RunClient(ctx context.Context, kind string, a ClientArgs) ClientReport {
 	case CheckConns:
 		cr := traffic.Conns(ctx, a.To, a.Count, a.Concurrency)
 		rep.Conns = &cr
+	case ClientLoop:
+		if a.Duration <= 0 || a.Interval <= 0 || a.AttemptTimeout <= 0 {
+			err = errors.New("loop: want a duration, an interval and an attempt timeout above 0")
+			break
+		}
+		lr := traffic.Loop(ctx, a.To, a.Duration, a.Interval, a.AttemptTimeout)
+		rep.Loop = &lr
 	default:
-		err = fmt.Errorf("unknown client %q (want ping, tcp, udp, http, transfer, conns)", kind)
+		err = fmt.Errorf("unknown client %q (want ping, tcp, udp, http, transfer, conns, loop)", kind)
 	}
 	rep.OK = err == nil
 	if err != nil {

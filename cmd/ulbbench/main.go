@@ -14,6 +14,8 @@
 //	ulbbench client tcp|udp|http|transfer|conns -to ADDR:PORT [options]
 //	ulbbench client ping -to ADDR [-count N] [-timeout D]
 //	                                  ICMP / ICMPv6 echo (raw socket, needs root)
+//	ulbbench client loop -to ADDR:PORT -for D [-interval D] [-attempt-timeout D]
+//	                                  a TCP connection every interval (failover checks)
 package main
 
 import (
@@ -41,6 +43,7 @@ const usage = `usage:
   ulbbench serve -name NAME [-tcp ADDR]... [-udp ADDR]... [-http ADDR]... [-sink ADDR]... [-ready FILE]
   ulbbench client tcp|udp|http|transfer|conns -to ADDR:PORT [-timeout D] [-path P] [-bytes N] [-count N] [-concurrency N]
   ulbbench client ping -to ADDR [-count N] [-timeout D]
+  ulbbench client loop -to ADDR:PORT -for D [-interval D] [-attempt-timeout D] [-timeout D]
   ulbbench compare [-bin DIR] [-o table|json] [-repeat N] [-target NAME]... FILE
   ulbbench loadgen send -to ADDR [-from ADDR] [-dev DEV] [-mac MAC] [-port N] [-flows N] [-for D] [-rate PPS] [-batch N]
   ulbbench loadgen count -dev DEV [-for D] [-sink-port N [-sink-drop]]
@@ -180,6 +183,9 @@ func clientCmd(ctx context.Context, args []string) int {
 	size := fs.String("bytes", "1MiB", "transfer: bytes to send (e.g. 65536, 64MiB)")
 	fs.IntVar(&a.Count, "count", 10, "conns: connections; ping: echo replies to wait for")
 	fs.IntVar(&a.Concurrency, "concurrency", 8, "conns: connections at a time")
+	fs.DurationVar(&a.Duration, "for", 10*time.Second, "loop: how long new connections start")
+	fs.DurationVar(&a.Interval, "interval", 100*time.Millisecond, "loop: time between two connections")
+	fs.DurationVar(&a.AttemptTimeout, "attempt-timeout", time.Second, "loop: bound of one connection")
 	timeout := fs.Duration("timeout", 10*time.Second, "overall timeout")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
