@@ -236,7 +236,13 @@ func signalName(s syscall.Signal) string {
 	return "KILL"
 }
 
-func round(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }
+// round keeps two or three significant digits of a duration: 1ms, 42ms, 1.65s.
+func round(d time.Duration) time.Duration {
+	if d < 100*time.Millisecond {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(10 * time.Millisecond)
+}
 
 // vrrpStates asks each node of a failover check for the state of instance c.VRRP with
 // `ulbadm -s SOCKET -o json show-router NAME`; a node that does not answer gets the
