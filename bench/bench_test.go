@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -151,7 +152,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 func needBench(t *testing.T) {
 	testenv.NeedRoot(t)
-	testenv.NeedTool(t, "ip", "ping", "go")
+	testenv.NeedTool(t, "ip", "go")
 }
 
 // upForTest parses text as a bench file in a temporary directory, brings it up, and
@@ -216,6 +217,10 @@ func TestKernelForwardingBench(t *testing.T) {
 		if !r.Pass || !strings.HasPrefix(r.String(), "PASS ") {
 			t.Errorf("%s", r)
 		}
+		// ulbbench's own echo client reports what it measured.
+		if r.Type == CheckPing && !regexp.MustCompile(`^3/[3-5] replies, rtt min/avg/max [0-9.]+/[0-9.]+/[0-9.]+ ms$`).MatchString(r.Detail) {
+			t.Errorf("ping detail %q, want replies and rtt", r.Detail)
+		}
 	}
 
 	// Failing checks report FAIL with the reason.
@@ -225,6 +230,7 @@ func TestKernelForwardingBench(t *testing.T) {
 		{Name: "udp closed", Type: CheckUDP, From: "c", To: "198.51.100.2:54", Timeout: time.Second},
 		{Name: "http status", Type: CheckHTTP, From: "c", To: "198.51.100.2:8080", ExpectStatus: 404},
 		{Name: "unrouted ping", Type: CheckPing, From: "c2", To: "2001:db8:2::2", Count: 1, Timeout: time.Second},
+		{Name: "unanswered ping", Type: CheckPing, From: "c", To: "192.0.2.99", Count: 1, Timeout: time.Second},
 		{Name: "exec exit", Type: CheckExec, From: "c", Run: []string{"false"}},
 		{Name: "exec output", Type: CheckExec, From: "c", Run: []string{"echo", "hello"}, ExpectOutput: "bye"},
 		{Name: "conns to nothing", Type: CheckConns, From: "c", To: "198.51.100.2:81", Count: 3, Timeout: 2 * time.Second},
@@ -241,6 +247,10 @@ func TestKernelForwardingBench(t *testing.T) {
 	// An expected failure passes.
 	if r := b.Check(ctx, Check{Name: "refused", Type: CheckTCP, From: "c", To: "198.51.100.2:81", Expect: "failure"}); !r.Pass {
 		t.Errorf("expected failure: %s", r)
+	}
+	r := b.Check(ctx, Check{Name: "nobody", Type: CheckPing, From: "c", To: "2001:db8:1::99", Timeout: time.Second, Expect: "failure"})
+	if want := `^PASS nobody \(failed as expected: ping 2001:db8:1::99 from c: 0/[45] replies\)$`; !regexp.MustCompile(want).MatchString(r.String()) {
+		t.Errorf("expected ping failure: %q, want %s", r, want)
 	}
 
 	out, err := b.Exec(ctx, "s", "ip", "-o", "addr", "show", "dev", "eth0")

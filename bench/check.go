@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -78,8 +77,11 @@ func (b *Bench) Check(ctx context.Context, c Check) Result {
 	timeout := c.Timeout
 	if timeout == 0 {
 		timeout = DefaultCheckTimeout
-		if c.Type == CheckTransfer {
+		switch c.Type {
+		case CheckTransfer:
 			timeout = DefaultTransferTimeout
+		case CheckFailover:
+			timeout = failoverDuration(c) + DefaultCheckTimeout
 		}
 	}
 	from := c.From
@@ -114,11 +116,11 @@ func (b *Bench) probe(ctx context.Context, c Check, from string, timeout time.Du
 		return "", fmt.Errorf("no host %q", from)
 	}
 	switch c.Type {
-	case CheckPing:
-		return b.ping(ctx, c, from, timeout)
 	case CheckExec:
 		return b.execCheck(ctx, c, from, timeout)
-	case CheckTCP, CheckUDP, CheckHTTP, CheckTransfer, CheckConns:
+	case CheckFailover:
+		return b.failover(ctx, c, from, timeout)
+	case CheckPing, CheckTCP, CheckUDP, CheckHTTP, CheckTransfer, CheckConns:
 	default:
 		return "", fmt.Errorf("unknown check type %q", c.Type)
 	}
@@ -130,6 +132,8 @@ func (b *Bench) probe(ctx context.Context, c Check, from string, timeout time.Du
 		args = append(args, "-bytes", fmt.Sprint(int64(c.Bytes)))
 	case CheckConns:
 		args = append(args, "-count", fmt.Sprint(c.Count), "-concurrency", fmt.Sprint(c.Concurrency))
+	case CheckPing:
+		args = append(args, "-count", fmt.Sprint(pingCount(c)))
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout+clientGrace)
 	defer cancel()
@@ -141,7 +145,32 @@ func (b *Bench) probe(ctx context.Context, c Check, from string, timeout time.Du
 		}
 		return "", fmt.Errorf("client printed no report: %q", out)
 	}
+	if c.Type == CheckPing {
+		return judgePing(c, from, rep)
+	}
 	return judge(c, rep)
+}
+
+// DefaultPingCount is the number of echo replies a ping check waits for by default.
+const DefaultPingCount = 3
+
+func pingCount(c Check) int {
+	if c.Count == 0 {
+		return DefaultPingCount
+	}
+	return c.Count
+}
+
+// judgePing turns a ping client's report into "3/3 replies, rtt min/avg/max ... ms", or
+// "ping ADDR from HOST: 0/5 replies; ..." when fewer than count replies came back.
+func judgePing(c Check, from string, rep ClientReport) (string, error) {
+	if rep.Ping == nil {
+		return "", fmt.Errorf("ping %s from %s: %s", c.To, from, rep.Error)
+	}
+	if !rep.OK {
+		return "", fmt.Errorf("ping %s from %s: %s", c.To, from, rep.Ping)
+	}
+	return rep.Ping.String(), nil
 }
 
 // judge compares a client report with the check's expectations.
@@ -239,39 +268,6 @@ func lastLine(out []byte) []byte {
 	return lines[len(lines)-1]
 }
 
-var pingStatsRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
-
-func (b *Bench) ping(ctx context.Context, c Check, from string, timeout time.Duration) (string, error) {
-	count := c.Count
-	if count == 0 {
-		count = 3
-	}
-	addr, err := netip.ParseAddr(c.To)
-	if err != nil {
-		return "", fmt.Errorf("ping: bad address %q", c.To)
-	}
-	family := "-4"
-	if addr.Is6() {
-		family = "-6"
-	}
-	secs := max(1, int(timeout/time.Second))
-	cctx, cancel := context.WithTimeout(ctx, timeout+clientGrace)
-	defer cancel()
-	// -w bounds the whole run; ping exits 0 once count replies came back.
-	out, err := b.Exec(cctx, from, "ping", family, "-n", "-c", fmt.Sprint(count), "-i", "0.2", "-W", "1",
-		"-w", fmt.Sprint(secs), c.To)
-	var stats string
-	if m := pingStatsRE.FindSubmatch(out); m != nil {
-		stats = fmt.Sprintf("%s/%s replies", m[2], m[1])
-	} else {
-		stats = string(lastLine(out))
-	}
-	if err != nil {
-		return "", fmt.Errorf("ping %s from %s: %s", c.To, from, stats)
-	}
-	return stats, nil
-}
-
 func (b *Bench) execCheck(ctx context.Context, c Check, from string, timeout time.Duration) (string, error) {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -301,6 +297,8 @@ type ClientReport struct {
 	HTTP     *traffic.HTTPResult     `json:"http,omitempty"`
 	Transfer *traffic.TransferResult `json:"transfer,omitempty"`
 	Conns    *traffic.ConnsResult    `json:"conns,omitempty"`
+	Ping     *traffic.PingResult     `json:"ping,omitempty"`
+	Loop     *traffic.LoopResult     `json:"loop,omitempty"`
 }
 
 // ClientArgs are the inputs of RunClient.
@@ -310,14 +308,30 @@ type ClientArgs struct {
 	Bytes       int64
 	Count       int
 	Concurrency int
+	// loop: connections every Interval for Duration, each bounded by AttemptTimeout.
+	Duration, Interval, AttemptTimeout time.Duration
 }
 
-// RunClient runs one client probe (tcp, udp, http, transfer, conns) in the current
-// network namespace and reports its outcome; ctx bounds it.
+// ClientLoop is the client kind of a failover check's loop (traffic.Loop).
+const ClientLoop = "loop"
+
+// RunClient runs one client probe (ping, tcp, udp, http, transfer, conns, loop) in the
+// current network namespace and reports its outcome; ctx bounds it. For ping, To is an
+// address and Count the replies to wait for.
 func RunClient(ctx context.Context, kind string, a ClientArgs) ClientReport {
 	var rep ClientReport
 	var err error
 	switch kind {
+	case CheckPing:
+		var addr netip.Addr
+		if addr, err = netip.ParseAddr(a.To); err != nil {
+			break
+		}
+		var p traffic.PingResult
+		p, err = traffic.Ping(ctx, addr, a.Count)
+		if err == nil || errors.Is(err, traffic.ErrTooFewReplies) {
+			rep.Ping = &p
+		}
 	case CheckTCP:
 		rep.Name, err = traffic.AskTCP(ctx, a.To)
 	case CheckUDP:
@@ -337,8 +351,15 @@ func RunClient(ctx context.Context, kind string, a ClientArgs) ClientReport {
 	case CheckConns:
 		cr := traffic.Conns(ctx, a.To, a.Count, a.Concurrency)
 		rep.Conns = &cr
+	case ClientLoop:
+		if a.Duration <= 0 || a.Interval <= 0 || a.AttemptTimeout <= 0 {
+			err = errors.New("loop: want a duration, an interval and an attempt timeout above 0")
+			break
+		}
+		lr := traffic.Loop(ctx, a.To, a.Duration, a.Interval, a.AttemptTimeout)
+		rep.Loop = &lr
 	default:
-		err = fmt.Errorf("unknown client %q (want tcp, udp, http, transfer, conns)", kind)
+		err = fmt.Errorf("unknown client %q (want ping, tcp, udp, http, transfer, conns, loop)", kind)
 	}
 	rep.OK = err == nil
 	if err != nil {

@@ -1,7 +1,7 @@
 // Package bench builds test benches in network namespaces from a TOML file (hosts, links,
 // L2 segments, kernel routes, setup commands such as nft, processes such as ulbd and the
-// built-in servers), runs scenario checks (ping, tcp, udp, http, transfer, conns, exec)
-// against them, and compares benches on the same workloads (tcp-stream, pps64, conns).
+// built-in servers), runs scenario checks (ping, tcp, udp, http, transfer, conns, exec,
+// failover) against them, and compares benches on the same workloads (tcp-stream, pps64, conns).
 package bench
 
 import (
@@ -13,9 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -135,6 +137,7 @@ const (
 	CheckTransfer = "transfer"
 	CheckConns    = "conns"
 	CheckExec     = "exec"
+	CheckFailover = "failover"
 )
 
 // Check is one scenario. Which fields apply depends on Type.
@@ -158,6 +161,22 @@ type Check struct {
 	Run          []string `toml:"run"`         // exec
 	ExpectOutput string   `toml:"expect_output"`
 	ExpectExit   int      `toml:"expect_exit"`
+
+	// failover: a client in From starts a TCP connection to To (a built-in tcp server,
+	// see Serve) every FailoverInterval for Duration; StopAfter into the loop, the bench
+	// sends Signal to process Stop. With VRRP and Nodes, Stop must be the master of
+	// instance VRRP before (asked with `ulbadm show-router` on each node's control socket,
+	// its ready.socket) and another node must be master after. The check passes when
+	// answers came before and after the signal, all from ExpectNames when set, none failed
+	// once the first connection begun after the signal was answered, and no time without
+	// an answer was longer than MaxGap (when set).
+	Stop      string        `toml:"stop"`       // the process to signal
+	Signal    string        `toml:"signal"`     // KILL (default) or TERM
+	StopAfter time.Duration `toml:"stop_after"` // default DefaultStopAfter
+	Duration  time.Duration `toml:"duration"`   // the client loop's length, default DefaultFailoverDuration
+	MaxGap    time.Duration `toml:"max_gap"`    // 0: no bound
+	VRRP      string        `toml:"vrrp"`       // the VRRP instance that fails over
+	Nodes     []string      `toml:"nodes"`      // ulbd processes (with ready.socket) of the VRRP instance
 }
 
 // ExpectFailure reports whether the check passes when its probe fails.
@@ -639,9 +658,90 @@ func (v *validator) check(line int, s *Spec, c *Check) {
 		if len(c.Run) == 0 {
 			v.at(line, "%s: exec needs run", where)
 		}
+	case CheckFailover:
+		hostPort()
+		v.failover(line, where, s, c)
 	default:
-		v.at(line, "%s: type %q: want one of ping, tcp, udp, http, transfer, conns, exec", where, c.Type)
+		v.at(line, "%s: type %q: want one of ping, tcp, udp, http, transfer, conns, exec, failover", where, c.Type)
 	}
+	if c.Type != CheckFailover && (c.Stop != "" || c.Signal != "" || c.StopAfter != 0 || c.Duration != 0 ||
+		c.MaxGap != 0 || c.VRRP != "" || len(c.Nodes) > 0) {
+		v.at(line, "%s: stop, signal, stop_after, duration, max_gap, vrrp and nodes are for failover checks", where)
+	}
+}
+
+// Defaults and bounds of failover checks.
+const (
+	DefaultFailoverDuration = 10 * time.Second
+	DefaultStopAfter        = 2 * time.Second
+	MaxFailoverDuration     = 5 * time.Minute
+)
+
+// failover validates the fields of a failover check.
+func (v *validator) failover(line int, where string, s *Spec, c *Check) {
+	process := func(name string) *Process {
+		for i := range s.Processes {
+			if s.Processes[i].Name == name {
+				return &s.Processes[i]
+			}
+		}
+		return nil
+	}
+	if c.Stop == "" {
+		v.at(line, "%s: failover needs stop (the process to signal)", where)
+	} else if process(c.Stop) == nil {
+		v.at(line, "%s: stop %q: no such process", where, c.Stop)
+	}
+	if _, ok := failoverSignals[c.Signal]; !ok {
+		v.at(line, "%s: signal %q: want KILL or TERM", where, c.Signal)
+	}
+	d := failoverDuration(*c)
+	if c.Duration < 0 || d > MaxFailoverDuration {
+		v.at(line, "%s: duration %v out of range 0..%v", where, c.Duration, MaxFailoverDuration)
+	}
+	if c.StopAfter < 0 || failoverStopAfter(*c) >= d {
+		v.at(line, "%s: stop_after %v: want 0 or more, and less than the duration %v", where, failoverStopAfter(*c), d)
+	}
+	if c.MaxGap < 0 {
+		v.at(line, "%s: negative max_gap", where)
+	}
+	if c.Timeout != 0 && c.Timeout <= d {
+		v.at(line, "%s: timeout %v must exceed the duration %v", where, c.Timeout, d)
+	}
+	if (c.VRRP == "") != (len(c.Nodes) == 0) {
+		v.at(line, "%s: vrrp and nodes go together", where)
+	}
+	for _, n := range c.Nodes {
+		switch p := process(n); {
+		case p == nil:
+			v.at(line, "%s: node %q: no such process", where, n)
+		case p.Ready.Socket == "":
+			v.at(line, "%s: node %q: its process has no ready.socket (its control socket)", where, n)
+		}
+	}
+	if len(c.Nodes) > 0 && !slices.Contains(c.Nodes, c.Stop) {
+		v.at(line, "%s: stop %q is not one of the nodes", where, c.Stop)
+	}
+	if len(c.Nodes) == 1 {
+		v.at(line, "%s: nodes: want the stopped node and at least one to take over", where)
+	}
+}
+
+// failoverSignals are the signals a failover check may send.
+var failoverSignals = map[string]syscall.Signal{"": syscall.SIGKILL, "KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM}
+
+func failoverDuration(c Check) time.Duration {
+	if c.Duration == 0 {
+		return DefaultFailoverDuration
+	}
+	return c.Duration
+}
+
+func failoverStopAfter(c Check) time.Duration {
+	if c.StopAfter == 0 {
+		return DefaultStopAfter
+	}
+	return c.StopAfter
 }
 
 func defaultCheckName(c *Check) string {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -143,6 +144,10 @@ func TestParseGood(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	base := "name = \"t\"\n[[host]]\nname = \"a\"\n[[host]]\nname = \"b\"\n"
+	// fo: two processes, one with a control socket, and a failover check at line 15.
+	fo := base + "[[process]]\nname = \"lb1\"\nhost = \"a\"\nrun = [\"ulbd\"]\nready = { socket = \"/x.sock\" }\n" +
+		"[[process]]\nname = \"lb2\"\nhost = \"b\"\nrun = [\"ulbd\"]\n" +
+		"[[check]]\ntype = \"failover\"\nfrom = \"a\"\nto = \"192.0.2.1:80\"\n"
 	cases := []struct {
 		name, text string
 		want       []string // substrings, each must appear
@@ -185,6 +190,18 @@ func TestParseErrors(t *testing.T) {
 		{"blank setup program", base + "setup = [[\" \", \"x\"]]\n", []string{"x.toml:4:", "setup command 1 is empty"}},
 		{"setup not a list of commands", base + "setup = [\"nft\"]\n", []string{"x.toml:"}},
 		{"segment empty", base + "[[segment]]\nname = \"lan\"\n", []string{"x.toml:6: segment \"lan\" has no member"}},
+		{"failover stop", fo, []string{"x.toml:15:", "failover needs stop"}},
+		{"failover stop unknown", fo + "stop = \"zz\"\n", []string{"x.toml:15:", "stop \"zz\": no such process"}},
+		{"failover signal", fo + "stop = \"lb1\"\nsignal = \"HUP\"\n", []string{"x.toml:15:", "signal \"HUP\": want KILL or TERM"}},
+		{"failover stop_after", fo + "stop = \"lb1\"\nduration = \"1s\"\n", []string{"x.toml:15:", "stop_after 2s", "less than the duration 1s"}},
+		{"failover duration", fo + "stop = \"lb1\"\nduration = \"6m\"\n", []string{"x.toml:15:", "duration 6m0s out of range"}},
+		{"failover timeout", fo + "stop = \"lb1\"\ntimeout = \"5s\"\n", []string{"x.toml:15:", "timeout 5s must exceed the duration 10s"}},
+		{"failover max_gap", fo + "stop = \"lb1\"\nmax_gap = \"-1s\"\n", []string{"x.toml:15:", "negative max_gap"}},
+		{"failover vrrp alone", fo + "stop = \"lb1\"\nvrrp = \"vip\"\n", []string{"x.toml:15:", "vrrp and nodes go together"}},
+		{"failover node socket", fo + "stop = \"lb1\"\nvrrp = \"vip\"\nnodes = [\"lb1\", \"lb2\"]\n", []string{"x.toml:15:", "node \"lb2\": its process has no ready.socket"}},
+		{"failover node unknown", fo + "stop = \"lb1\"\nvrrp = \"vip\"\nnodes = [\"lb1\", \"lb3\"]\n", []string{"x.toml:15:", "node \"lb3\": no such process"}},
+		{"failover stop not a node", fo + "stop = \"lb2\"\nvrrp = \"vip\"\nnodes = [\"lb1\"]\n", []string{"x.toml:15:", "stop \"lb2\" is not one of the nodes", "at least one to take over"}},
+		{"failover keys elsewhere", base + "[[check]]\ntype = \"tcp\"\nfrom = \"a\"\nto = \"192.0.2.1:80\"\nstop = \"x\"\n", []string{"x.toml:6:", "are for failover checks"}},
 		{"segment name clash", base + "[[segment]]\nname = \"a\"\nmember = [{ port = \"b:eth0\" }]\n", []string{"used twice"}},
 	}
 	for _, tc := range cases {
@@ -202,6 +219,23 @@ func TestParseErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The flagship bench's failover check parses as written.
+func TestParseFailover(t *testing.T) {
+	s, err := Load("../examples/ha-half-nat/bench.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(s.Checks, func(c Check) bool { return c.Type == CheckFailover })
+	if i < 0 {
+		t.Fatal("examples/ha-half-nat has no failover check")
+	}
+	c := s.Checks[i]
+	if c.Stop != "lb1" || c.Signal != "KILL" || c.VRRP != "vip" || strings.Join(c.Nodes, " ") != "lb1 lb2" ||
+		c.StopAfter != 2*time.Second || c.Duration != 8*time.Second || c.MaxGap != 4*time.Second || c.From != "client" {
+		t.Errorf("failover check = %+v", c)
 	}
 }
 

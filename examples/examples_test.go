@@ -56,7 +56,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 func upBench(t *testing.T, file string) *bench.Bench {
 	t.Helper()
 	testenv.NeedRoot(t)
-	testenv.NeedTool(t, "ip", "ping")
+	testenv.NeedTool(t, "ip")
 	spec, err := bench.Load(file)
 	if err != nil {
 		t.Fatal(err)

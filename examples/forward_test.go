@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ulb/bench"
+	"ulb/internal/testenv"
 	"ulb/router/control"
 )
 
@@ -25,6 +26,7 @@ const fwdSocket = "/run/ulb/ulbt-fwd.sock"
 // (no kernel address on them, kernel forwarding off), the client and the server keep
 // their default offloads, and ulbd's right port is held at a 1400-byte MTU.
 func TestForwarding(t *testing.T) {
+	testenv.NeedTool(t, "ping") // ping -t and -M do, beyond what the ping check does
 	b := upBench(t, "testdata/forward/bench.toml")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

@@ -12,6 +12,10 @@
 //	                                  count the frames DEV receives until -for or SIGINT
 //	ulbbench serve -name NAME [-tcp ADDR] [-udp ADDR] [-http ADDR] [-sink ADDR] [-ready FILE]
 //	ulbbench client tcp|udp|http|transfer|conns -to ADDR:PORT [options]
+//	ulbbench client ping -to ADDR [-count N] [-timeout D]
+//	                                  ICMP / ICMPv6 echo (raw socket, needs root)
+//	ulbbench client loop -to ADDR:PORT -for D [-interval D] [-attempt-timeout D]
+//	                                  a TCP connection every interval (failover checks)
 package main
 
 import (
@@ -38,6 +42,8 @@ const usage = `usage:
   ulbbench run  [-bin DIR] FILE
   ulbbench serve -name NAME [-tcp ADDR]... [-udp ADDR]... [-http ADDR]... [-sink ADDR]... [-ready FILE]
   ulbbench client tcp|udp|http|transfer|conns -to ADDR:PORT [-timeout D] [-path P] [-bytes N] [-count N] [-concurrency N]
+  ulbbench client ping -to ADDR [-count N] [-timeout D]
+  ulbbench client loop -to ADDR:PORT -for D [-interval D] [-attempt-timeout D] [-timeout D]
   ulbbench compare [-bin DIR] [-o table|json] [-repeat N] [-target NAME]... FILE
   ulbbench loadgen send -to ADDR [-from ADDR] [-dev DEV] [-mac MAC] [-port N] [-flows N] [-for D] [-rate PPS] [-batch N]
   ulbbench loadgen count -dev DEV [-for D] [-sink-port N [-sink-drop]]
@@ -172,11 +178,14 @@ func clientCmd(ctx context.Context, args []string) int {
 	kind := args[0]
 	fs := flag.NewFlagSet("client "+kind, flag.ContinueOnError)
 	var a bench.ClientArgs
-	fs.StringVar(&a.To, "to", "", "server ADDR:PORT")
+	fs.StringVar(&a.To, "to", "", "server ADDR:PORT (ping: ADDR)")
 	fs.StringVar(&a.Path, "path", "/", "http: request path")
 	size := fs.String("bytes", "1MiB", "transfer: bytes to send (e.g. 65536, 64MiB)")
-	fs.IntVar(&a.Count, "count", 10, "conns: connections")
+	fs.IntVar(&a.Count, "count", 10, "conns: connections; ping: echo replies to wait for")
 	fs.IntVar(&a.Concurrency, "concurrency", 8, "conns: connections at a time")
+	fs.DurationVar(&a.Duration, "for", 10*time.Second, "loop: how long new connections start")
+	fs.DurationVar(&a.Interval, "interval", 100*time.Millisecond, "loop: time between two connections")
+	fs.DurationVar(&a.AttemptTimeout, "attempt-timeout", time.Second, "loop: bound of one connection")
 	timeout := fs.Duration("timeout", 10*time.Second, "overall timeout")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
