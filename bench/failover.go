@@ -72,6 +72,9 @@ func (b *Bench) failover(ctx context.Context, c Check, from string, timeout time
 	var lo loopOut
 	select {
 	case <-time.After(failoverStopAfter(c)):
+	case <-cctx.Done():
+		<-loopDone
+		return "", fmt.Errorf("before the signal: %w", cctx.Err())
 	case lo = <-loopDone:
 		return "", fmt.Errorf("the client loop ended before the signal: %v: %s", lo.err, strings.TrimSpace(string(lo.out)))
 	}
