@@ -136,12 +136,16 @@ type egress struct {
 	// rewrite, or for DSR the server. It is the neighbour to resolve when nh has no
 	// gateway.
 	to netip.Addr
-	// nat is the flow's rewrite; zero for plain forwarding and DSR. For a translated ICMP
-	// error (icmpError set) it is the outer header's, and quoted the quoted packet's.
-	nat       nat.Rewrite
-	quoted    nat.Rewrite
-	icmpError bool
-	// snap, when set, counts the packet on the flow's rule and server.
+	// nat is the flow's rewrite, nil for none (plain forwarding, DSR). When quoted is
+	// set, the packet is an ICMP error about a flow: nat rewrites its outer header and
+	// quoted the packet it quotes.
+	nat, quoted *nat.Rewrite
+	// flow, when set, counts the packet on its flow's rule and server.
+	flow *flowCount
+}
+
+// flowCount is where a balanced flow's packets are counted.
+type flowCount struct {
 	snap         *balancer.Snapshot
 	rule, server uint32
 	reply        bool
@@ -171,23 +175,24 @@ func (l *loop) forward(p *pkt, e *egress) {
 			return
 		}
 	}
-	ok := true
-	switch {
-	case e.icmpError:
-		ok = nat.TranslateICMPError(p.ip, e.nat, e.quoted)
-	case !e.nat.IsZero():
-		ok = nat.Apply(p.ip, e.nat, port.Hdr(p.buf, headroom).NeedsCsum())
-	}
-	if !ok {
-		if e.snap != nil {
-			e.snap.CountDrop(e.rule, e.server)
+	if e.nat != nil {
+		var ok bool
+		if e.quoted != nil {
+			ok = nat.TranslateICMPError(p.ip, *e.nat, *e.quoted)
+		} else {
+			ok = nat.Apply(p.ip, *e.nat, port.Hdr(p.buf, headroom).NeedsCsum())
 		}
-		l.bc.drop(DropLBRewrite)
-		return
+		if !ok {
+			if c := e.flow; c != nil {
+				c.snap.CountDrop(c.rule, c.server)
+			}
+			l.bc.drop(DropLBRewrite)
+			return
+		}
 	}
 	p.decTTL()
-	if e.snap != nil {
-		e.snap.Account(e.rule, e.server, e.reply, len(p.ip))
+	if c := e.flow; c != nil {
+		c.snap.Account(c.rule, c.server, c.reply, len(p.ip))
 	}
 	switch how {
 	case sendFragments:

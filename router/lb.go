@@ -232,11 +232,13 @@ func (l *loop) reuseReply(tu conntrack.Tuple) bool {
 // direction says and sends it on: client to server (Original) or server to client
 // (Reply).
 func (l *loop) forwardFlow(snap *balancer.Snapshot, p *pkt, f *conntrack.Flow, dir conntrack.Direction) {
-	e := egress{snap: snap, rule: f.Rule, server: f.Server, reply: dir == conntrack.Reply}
+	c := flowCount{snap: snap, rule: f.Rule, server: f.Server, reply: dir == conntrack.Reply}
+	e := egress{flow: &c}
+	var rw nat.Rewrite
 	switch {
 	case dir == conntrack.Reply:
-		e.nat = nat.Rewrite{Src: f.Orig.Dst(), Dst: f.Orig.Src(), SrcPort: f.Orig.DstPort, DstPort: f.Orig.SrcPort}
-		e.to = e.nat.Dst
+		rw = nat.Rewrite{Src: f.Orig.Dst(), Dst: f.Orig.Src(), SrcPort: f.Orig.DstPort, DstPort: f.Orig.SrcPort}
+		e.nat, e.to = &rw, rw.Dst
 	case f.Topology == conntrack.DSR:
 		srv, ok := snap.ServerAddr(f.Server)
 		if !ok {
@@ -245,8 +247,8 @@ func (l *loop) forwardFlow(snap *balancer.Snapshot, p *pkt, f *conntrack.Flow, d
 		}
 		e.to = srv // the frame goes to the server unchanged
 	default:
-		e.nat = nat.Rewrite{Src: f.Reply.Dst(), Dst: f.Reply.Src(), SrcPort: f.Reply.DstPort, DstPort: f.Reply.SrcPort}
-		e.to = e.nat.Dst
+		rw = nat.Rewrite{Src: f.Reply.Dst(), Dst: f.Reply.Src(), SrcPort: f.Reply.DstPort, DstPort: f.Reply.SrcPort}
+		e.nat, e.to = &rw, rw.Dst
 	}
 	var ok bool
 	if e.nh, ok = l.flowHop(e.to); ok {
@@ -295,10 +297,11 @@ func (l *loop) icmpErrorNAT(p *pkt) bool {
 	}
 	// Towards the client the error comes from the VIP, as IPVS does it (the hop behind
 	// the balancer stays hidden); towards the server only the destination changes.
-	e := egress{to: rw.Dst, nat: nat.Rewrite{Dst: rw.Dst}, quoted: rw.Reversed(), icmpError: true}
+	outer, quoted := nat.Rewrite{Dst: rw.Dst}, rw.Reversed()
 	if dir == conntrack.Reply {
-		e.nat.Src = rw.Src
+		outer.Src = rw.Src
 	}
+	e := egress{to: rw.Dst, nat: &outer, quoted: &quoted}
 	if e.nh, ok = l.flowHop(e.to); ok {
 		l.forward(p, &e)
 	}
