@@ -46,7 +46,7 @@ var magic = [4]byte{'U', 'L', 'B', 'S'}
 type Record struct {
 	Orig, Reply conntrack.Tuple // Reply is zero for direct server return
 	State       conntrack.State
-	Topology    uint8 // a conntrack.Topology of the balancer's (HalfNAT 0, FullNAT 1, DSR 2)
+	Topology    uint8          // a conntrack.Topology of the balancer's (HalfNAT 0, FullNAT 1, DSR 2)
 	Server      netip.AddrPort // the server the flow goes to
 }
 
