@@ -125,19 +125,14 @@ func (l *loop) ipv4(buf []byte) {
 		l.local4(buf, ip)
 		return
 	}
-	l.forward(&p, &egress{nh: nh, to: dst})
+	l.forward(&p, nh, dst, nil)
 }
 
-// egress is how a forwarded packet leaves the router: the next hop its route gave, and
-// what changes in it on the way besides the TTL or hop limit.
-type egress struct {
-	nh fib.NextHop
-	// to is the address the packet travels to from here: its destination after the
-	// rewrite, or for DSR the server. It is the neighbour to resolve when nh has no
-	// gateway.
-	to netip.Addr
-	// nat is the flow's rewrite; zero for plain forwarding and DSR. For a translated ICMP
-	// error (icmpError set) it is the outer header's, and quoted the quoted packet's.
+// rewrite is what a flow changes in a packet the router forwards for it, besides the
+// TTL, and where the packet is counted.
+type rewrite struct {
+	// nat is the flow's rewrite; zero for none (DSR). For an ICMP error about a flow
+	// (icmpError set) it rewrites the outer header, and quoted the packet it quotes.
 	nat       nat.Rewrite
 	quoted    nat.Rewrite
 	icmpError bool
@@ -148,14 +143,18 @@ type egress struct {
 }
 
 // forward is the egress stage of every packet the router forwards: plain IPv4 and IPv6
-// transit, balanced flows (half-NAT, full-NAT, DSR), translated ICMP errors and the host
-// port's flows. In order: the TTL or hop-limit check (time exceeded), the MTU check
-// (fragmentation needed or packet too big, or the decision to fragment), all of them
-// about the packet as its sender sent it; then the rewrite, the decrement, and the
-// frame queued on the egress port, fragmented or cut into segments when it must be.
-// Packets the router originates do not come here (see route).
-func (l *loop) forward(p *pkt, e *egress) {
-	ep := l.r.ports[e.nh.Port]
+// transit (rw nil), balanced flows (half-NAT, full-NAT, DSR), translated ICMP errors and
+// the host port's flows. nh is the next hop the route gave, to the address the packet
+// travels to from here (its destination after the rewrite, or DSR's server), which is
+// the neighbour to resolve when nh has no gateway.
+//
+// In order: the TTL or hop-limit check (time exceeded) and the MTU check (fragmentation
+// needed or packet too big, or the decision to fragment), both about the packet as its
+// sender sent it; then the rewrite, the decrement, and the frame queued on the egress
+// port, fragmented or cut into segments when it must be. Packets the router originates
+// do not come here (see route).
+func (l *loop) forward(p *pkt, nh fib.NextHop, to netip.Addr, rw *rewrite) {
+	ep := l.r.ports[nh.Port]
 	if p.ttl() <= 1 {
 		if p.v6 {
 			l.icmpError(p.ip, header.ICMPv6TimeExceeded, header.ICMPv6HopLimitExceeded, 0)
@@ -171,32 +170,34 @@ func (l *loop) forward(p *pkt, e *egress) {
 			return
 		}
 	}
-	ok := true
-	switch {
-	case e.icmpError:
-		ok = nat.TranslateICMPError(p.ip, e.nat, e.quoted)
-	case !e.nat.IsZero():
-		ok = nat.Apply(p.ip, e.nat, port.Hdr(p.buf, headroom).NeedsCsum())
-	}
-	if !ok {
-		if e.snap != nil {
-			e.snap.CountDrop(e.rule, e.server)
+	if rw != nil {
+		ok := true
+		switch {
+		case rw.icmpError:
+			ok = nat.TranslateICMPError(p.ip, rw.nat, rw.quoted)
+		case !rw.nat.IsZero():
+			ok = nat.Apply(p.ip, rw.nat, port.Hdr(p.buf, headroom).NeedsCsum())
 		}
-		l.bc.drop(DropLBRewrite)
-		return
+		if !ok {
+			if rw.snap != nil {
+				rw.snap.CountDrop(rw.rule, rw.server)
+			}
+			l.bc.drop(DropLBRewrite)
+			return
+		}
 	}
 	p.decTTL()
-	if e.snap != nil {
-		e.snap.Account(e.rule, e.server, e.reply, len(p.ip))
+	if rw != nil && rw.snap != nil {
+		rw.snap.Account(rw.rule, rw.server, rw.reply, len(p.ip))
 	}
 	switch how {
 	case sendFragments:
-		l.fragment4(p.buf, ep, e.nh.Gateway, e.to)
+		l.fragment4(p.buf, ep, nh.Gateway, to)
 	case sendSegments:
-		l.segment4(p.buf, ep, e.nh.Gateway, e.to)
+		l.segment4(p.buf, ep, nh.Gateway, to)
 	default:
 		l.bc.forwarded++
-		l.emit(ep, e.nh.Gateway, e.to, p.buf)
+		l.emit(ep, nh.Gateway, to, p.buf)
 	}
 }
 
@@ -351,7 +352,7 @@ func (l *loop) ipv6(buf []byte) {
 		l.bc.drop(DropNoRoute)
 		return
 	}
-	l.forward(&p, &egress{nh: nh, to: dst})
+	l.forward(&p, nh, dst, nil)
 }
 
 var allNodes = netip.MustParseAddr("ff02::1")

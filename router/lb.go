@@ -232,25 +232,25 @@ func (l *loop) reuseReply(tu conntrack.Tuple) bool {
 // direction says and sends it on: client to server (Original) or server to client
 // (Reply).
 func (l *loop) forwardFlow(snap *balancer.Snapshot, p *pkt, f *conntrack.Flow, dir conntrack.Direction) {
-	e := egress{snap: snap, rule: f.Rule, server: f.Server, reply: dir == conntrack.Reply}
+	rw := rewrite{snap: snap, rule: f.Rule, server: f.Server, reply: dir == conntrack.Reply}
+	var to netip.Addr
 	switch {
 	case dir == conntrack.Reply:
-		e.nat = nat.Rewrite{Src: f.Orig.Dst(), Dst: f.Orig.Src(), SrcPort: f.Orig.DstPort, DstPort: f.Orig.SrcPort}
-		e.to = e.nat.Dst
+		rw.nat = nat.Rewrite{Src: f.Orig.Dst(), Dst: f.Orig.Src(), SrcPort: f.Orig.DstPort, DstPort: f.Orig.SrcPort}
+		to = rw.nat.Dst
 	case f.Topology == conntrack.DSR:
 		srv, ok := snap.ServerAddr(f.Server)
 		if !ok {
 			l.bc.drop(DropLBNoServer)
 			return
 		}
-		e.to = srv // the frame goes to the server unchanged
+		to = srv // the frame goes to the server unchanged
 	default:
-		e.nat = nat.Rewrite{Src: f.Reply.Dst(), Dst: f.Reply.Src(), SrcPort: f.Reply.DstPort, DstPort: f.Reply.SrcPort}
-		e.to = e.nat.Dst
+		rw.nat = nat.Rewrite{Src: f.Reply.Dst(), Dst: f.Reply.Src(), SrcPort: f.Reply.DstPort, DstPort: f.Reply.SrcPort}
+		to = rw.nat.Dst
 	}
-	var ok bool
-	if e.nh, ok = l.flowHop(e.to); ok {
-		l.forward(p, &e)
+	if nh, ok := l.flowHop(to); ok {
+		l.forward(p, nh, to, &rw)
 	}
 }
 
@@ -295,12 +295,12 @@ func (l *loop) icmpErrorNAT(p *pkt) bool {
 	}
 	// Towards the client the error comes from the VIP, as IPVS does it (the hop behind
 	// the balancer stays hidden); towards the server only the destination changes.
-	e := egress{to: rw.Dst, nat: nat.Rewrite{Dst: rw.Dst}, quoted: rw.Reversed(), icmpError: true}
+	tr := rewrite{nat: nat.Rewrite{Dst: rw.Dst}, quoted: rw.Reversed(), icmpError: true}
 	if dir == conntrack.Reply {
-		e.nat.Src = rw.Src
+		tr.nat.Src = rw.Src
 	}
-	if e.nh, ok = l.flowHop(e.to); ok {
-		l.forward(p, &e)
+	if nh, ok := l.flowHop(rw.Dst); ok {
+		l.forward(p, nh, rw.Dst, &tr)
 	}
 	return true
 }

@@ -1,7 +1,3 @@
-// Package router is ulb's forwarding engine: it reads frames from its ports in batches,
-// answers ARP and NDP through arpd, delivers what is addressed to the router itself (ICMP
-// echo), and routes everything else by longest-prefix match, decrementing TTL or hop limit,
-// generating ICMP errors and resolving next hops.
 package router
 
 import (

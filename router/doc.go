@@ -1,0 +1,43 @@
+// Package router is ulb's data plane: it reads frames from its ports in batches, answers
+// ARP and NDP through arpd, runs the balancer's flows through the connection table,
+// delivers what is addressed to the router itself, and routes everything else by
+// longest-prefix match, decrementing TTL or hop limit, generating ICMP errors and
+// resolving next hops.
+//
+// # How a frame flows
+//
+// Each port has one receive loop (Run starts them, each on its own locked OS thread).
+// A frame passes these stages, in order:
+//
+//	loop.run              reads a batch from the port (port.Port.Read), headroom in front
+//	loop.batch            hands each frame to handle, then flushes
+//	loop.handle           L2: drops own frames, frames for other MACs (VRRP's virtual
+//	                      MACs are ours while master) and VLAN tags; dispatches by EtherType
+//	  ARP                 → arpd (Neighbours.HandleARP)
+//	  loop.ipv4, ipv6     L3: header, length and checksum, sources a wire must not carry;
+//	                      NDP → arpd (HandleNDP), VRRP → vrrp (Mux.Receive); then
+//	    loop.masquerade   from the kernel behind the host port: a masquerade flow
+//	    loop.balance      TCP and UDP: the connection table (conntrack.Table.Lookup), or
+//	                      for a new flow a rule's pick (loop.newFlow); then forwardFlow
+//	    loop.icmpErrorNAT an ICMP error about a flow, translated for its other end
+//	    fib lookup        the router's own address → loop.local4, local6 (echo replies,
+//	                      answers to probes, loop.toHostPort, RSTs, port unreachable);
+//	                      no route → ICMP unreachable; else transit:
+//	  loop.forward        the one egress stage of every forwarded packet (transit,
+//	                      balanced flows, translated ICMP errors, the host port): TTL
+//	                      check (time exceeded), MTU check (loop.oversize: fragmentation
+//	                      needed, packet too big, or fragment), the flow's rewrite
+//	                      (nat.Apply, nat.TranslateICMPError), TTL decrement, then one of
+//	    loop.emit         MACs from the neighbour cache (a miss queues the frame in arpd
+//	                      while it resolves), the frame queued on the egress port
+//	    loop.fragment4    IPv4 fragments, each in a scratch buffer, each emitted
+//	    loop.segment4     a GSO frame cut into its segments (port.SegmentTCP), each
+//	                      emitted or fragmented, written at once
+//	loop.flush            writes each egress port's frames (port.Port.Write) and adds the
+//	                      batch's counters to the port's
+//
+// Packets the router originates (echo replies, ICMP errors from loop.icmpError, RSTs) go
+// out through loop.route: routed and emitted, never TTL-decremented. Outside the loops,
+// Run's timer ticks the neighbour caches and expires flows; arpd sends what it releases
+// or refuses (host unreachable) through routerPort.sendOne.
+package router
