@@ -40,4 +40,11 @@
 // out through loop.route: routed and emitted, never TTL-decremented. Outside the loops,
 // Run's timer ticks the neighbour caches and expires flows; arpd sends what it releases
 // or refuses (host unreachable) through routerPort.sendOne.
+//
+// Beside the data plane, in the packages whose domain they are, run the VRRP instances'
+// timers and tracking (vrrp.Driver), connection sync's transport (ctsync.Syncer: the
+// loops queue records with Syncer.Queue and hand it sync datagrams with Syncer.Receive)
+// and the health checks' probe client (probe.Client: the loops hand it the answers,
+// loop.localTCP, localUDP, probeError; it sends through probeWire). internal/node
+// assembles a router and these from a configuration.
 package router
