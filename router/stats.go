@@ -120,6 +120,3 @@ func (b *batchCounters) flush(c *PortCounters) {
 	}
 	*b = batchCounters{}
 }
-
-// DropNames returns the name of every drop reason, in order.
-func DropNames() []string { return dropReasonNames[:] }

@@ -121,14 +121,9 @@ func newHealthChecks(cfg *config.Config, r *router.Router, events *control.Event
 // healthSets turns the configuration into the engine's checks and targets.
 func healthSets(cfg *config.Config) (map[string]health.Check, map[string][]health.Target, error) {
 	checks := map[string]health.Check{}
-	for _, hc := range cfg.HealthChecks {
-		checks[hc.Name] = health.Check{
-			Name: hc.Name, Test: hc.Test, Interval: hc.Interval, Timeout: hc.Timeout,
-			Count: hc.Count, Rise: hc.Rise, Port: hc.Port,
-			Send: []byte(hc.Send), Expect: []byte(hc.Expect),
-			Path: hc.Path, Host: hc.Host, ExpectStatus: hc.ExpectStatus, ExpectBody: hc.ExpectBody,
-			AgentPort: hc.AgentPort, Command: hc.Command,
-		}
+	for i := range cfg.HealthChecks {
+		hc := &cfg.HealthChecks[i]
+		checks[hc.Name] = hc.Check()
 	}
 	targets := map[string][]health.Target{}
 	for _, g := range cfg.ServerGroups {
