@@ -86,18 +86,6 @@ func (c *Config) HealthCheck(name string) *HealthCheck {
 	return nil
 }
 
-// HealthCheckGroups returns the names of the server groups using the named check, in
-// file order.
-func (c *Config) HealthCheckGroups(name string) []string {
-	var out []string
-	for _, g := range c.ServerGroups {
-		if g.HealthCheck == name {
-			out = append(out, g.Name)
-		}
-	}
-	return out
-}
-
 type rawHealthCheck struct {
 	Name         value `toml:"name"`
 	Test         value `toml:"test"`

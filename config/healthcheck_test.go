@@ -20,12 +20,6 @@ func TestHealthCheckAccessors(t *testing.T) {
 	if h := cfg.HealthCheck("dns-udp"); h == nil || h.Test != health.TestUDP || cfg.HealthCheck("nope") != nil {
 		t.Errorf("HealthCheck(dns-udp) = %+v", h)
 	}
-	if got := cfg.HealthCheckGroups("web-tcp"); !reflect.DeepEqual(got, []string{"web"}) {
-		t.Errorf("HealthCheckGroups(web-tcp) = %q", got)
-	}
-	if got := cfg.HealthCheckGroups("load"); got != nil {
-		t.Errorf("HealthCheckGroups(load) = %q, want none", got)
-	}
 
 	// Check() gives the engine what the file said; the engine accepts every check.
 	udp := cfg.HealthCheck("dns-udp").Check()

@@ -343,12 +343,6 @@ func ownerOf(ports []Port, a netip.Addr) string {
 	return ""
 }
 
-// ConnectedPort returns the port whose connected network holds a (the port that answers
-// ARP / NDP for a VIP or proxy address on that network, or reaches a DSR server), or nil.
-func (c *Config) ConnectedPort(a netip.Addr) *Port {
-	return connectedPort(c.Ports, a)
-}
-
 func connectedPort(ports []Port, a netip.Addr) *Port {
 	for i := range ports {
 		for _, n := range ports[i].Connected() {

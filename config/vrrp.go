@@ -155,29 +155,6 @@ func (c *Config) VRRPInstance(name string) *VRRP {
 	return nil
 }
 
-// SyncGroup is a named set of VRRP instances that change state together.
-type SyncGroup struct {
-	Name    string
-	Members []string // instance names, in file order
-}
-
-// SyncGroups returns the sync groups the instances name, in order of first use.
-func (c *Config) SyncGroups() []SyncGroup {
-	var out []SyncGroup
-	for _, v := range c.VRRP {
-		if v.SyncGroup == "" {
-			continue
-		}
-		i := slices.IndexFunc(out, func(g SyncGroup) bool { return g.Name == v.SyncGroup })
-		if i < 0 {
-			out = append(out, SyncGroup{Name: v.SyncGroup})
-			i = len(out) - 1
-		}
-		out[i].Members = append(out[i].Members, v.Name)
-	}
-	return out
-}
-
 type rawVRRP struct {
 	Name         value `toml:"name"`
 	Port         value `toml:"port"`
