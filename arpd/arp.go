@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"ulb/router/header"
-	"ulb/router/port"
 )
 
 var ipv4Unspecified = netip.IPv4Unspecified()
@@ -163,13 +162,13 @@ func (n *Neighbours) learnLocked(now time.Time, ip netip.Addr, mac header.MAC, c
 // buildARP builds an ARP packet in an Ethernet frame from src to ethDst.
 func (n *Neighbours) buildARP(op uint16, ethDst, src header.MAC, spa netip.Addr, tha header.MAC, tpa netip.Addr) *frameBuf {
 	f := getBuf()
-	b := f.b[port.Headroom:]
+	b := f.b[header.Headroom:]
 	header.EncodeEthernet(b, ethDst, src, header.EtherTypeARP)
 	if header.BuildARP(b[header.EthernetMinimumSize:], op, src, spa, tha, tpa) == 0 {
 		putBuf(f)
 		return nil
 	}
-	f.b = f.b[:port.Headroom+header.EthernetMinimumSize+header.ARPSize]
+	f.b = f.b[:header.Headroom+header.EthernetMinimumSize+header.ARPSize]
 	return f
 }
 

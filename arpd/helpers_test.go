@@ -13,7 +13,6 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"ulb/router/header"
-	"ulb/router/port"
 )
 
 // manualClock is a clock that moves only when told to.
@@ -46,7 +45,7 @@ type capture struct {
 }
 
 func (c *capture) send(buf []byte, offset int) {
-	s := sent{frame: bytes.Clone(buf[offset:]), vnet: bytes.Clone(buf[offset-port.VnetHdrLen : offset])}
+	s := sent{frame: bytes.Clone(buf[offset:]), vnet: bytes.Clone(buf[offset-header.VnetHdrLen : offset])}
 	// Scribble over the buffer: arpd must not rely on it after the call.
 	for i := range buf[offset:] {
 		buf[offset+i] = 0xee
@@ -286,12 +285,12 @@ func (h *harness) wantState(t *testing.T, a netip.Addr, state string) {
 // dataFrame builds a frame for Enqueue in a port-sized buffer: payload tag is written
 // after the Ethernet header, and the virtio-net header carries vnetFlag.
 func dataFrame(tag byte, etherType uint16, vnetFlag byte) []byte {
-	buf := make([]byte, port.Headroom+64)
-	f := buf[port.Headroom:]
+	buf := make([]byte, header.Headroom+64)
+	f := buf[header.Headroom:]
 	header.EncodeEthernet(f, header.MAC{}, portMAC, etherType)
 	for i := 14; i < len(f); i++ {
 		f[i] = tag
 	}
-	buf[port.Headroom-port.VnetHdrLen] = vnetFlag
+	buf[header.Headroom-header.VnetHdrLen] = vnetFlag
 	return buf
 }

@@ -4,7 +4,6 @@ import (
 	"net/netip"
 
 	"ulb/router/header"
-	"ulb/router/port"
 )
 
 // ndpFrameSize is the size of the NS and NA frames arpd builds: Ethernet, IPv6, the
@@ -255,8 +254,8 @@ func (n *Neighbours) buildNS(src, target netip.Addr, mac header.MAC, unicast boo
 // left to the caller, who may still change the flags.
 func (n *Neighbours) buildNDP(mac header.MAC, src, dst netip.Addr, ethDst header.MAC, typ uint8, target netip.Addr, opt uint8) (*frameBuf, []byte) {
 	f := getBuf()
-	f.b = f.b[:port.Headroom+ndpFrameSize]
-	b := f.b[port.Headroom:]
+	f.b = f.b[:header.Headroom+ndpFrameSize]
+	b := f.b[header.Headroom:]
 	header.EncodeEthernet(b, ethDst, mac, header.EtherTypeIPv6)
 	const msgLen = header.NDPNeighborSolicitMinimumSize + header.NDPLinkLayerOptionSize
 	header.EncodeIPv6(b[header.EthernetMinimumSize:], header.IPv6Fields{

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"ulb/router/header"
-	"ulb/router/port"
 )
 
 // Neighbours is the neighbour table and ARP/NDP responder of one Ethernet port.
@@ -187,8 +186,8 @@ func (n *Neighbours) Lookup(ip netip.Addr) (header.MAC, bool) {
 // once the same way. A next hop that resolved meanwhile gets the frame sent directly.
 func (n *Neighbours) Enqueue(ip netip.Addr, buf []byte, offset int) {
 	ip = normalize(ip)
-	if offset < port.VnetHdrLen || offset > len(buf) || len(buf)-offset < header.EthernetMinimumSize ||
-		len(buf)-offset > port.MaxFrame {
+	if offset < header.VnetHdrLen || offset > len(buf) || len(buf)-offset < header.EthernetMinimumSize ||
+		len(buf)-offset > header.MaxFrame {
 		n.drop(DropShort)
 		return
 	}
@@ -261,8 +260,8 @@ func (n *Neighbours) queueLocked(e *entry, buf []byte, offset int) {
 		return
 	}
 	f := getBuf()
-	f.b = f.b[:port.Headroom+len(buf)-offset]
-	copy(f.b[port.Headroom-port.VnetHdrLen:], buf[offset-port.VnetHdrLen:])
+	f.b = f.b[:header.Headroom+len(buf)-offset]
+	copy(f.b[header.Headroom-header.VnetHdrLen:], buf[offset-header.VnetHdrLen:])
 	e.queue = append(e.queue, f)
 	n.queued++
 	n.st.queued.Add(1)
@@ -271,7 +270,7 @@ func (n *Neighbours) queueLocked(e *entry, buf []byte, offset int) {
 // releaseLocked moves e's queued frames, addressed to e.mac, to out.
 func (n *Neighbours) releaseLocked(e *entry, out *outList) {
 	for _, f := range e.queue {
-		header.Ethernet(f.b[port.Headroom:]).SetDestination(e.mac)
+		header.Ethernet(f.b[header.Headroom:]).SetDestination(e.mac)
 		out.add(f)
 		n.st.released.Add(1)
 	}
@@ -368,7 +367,7 @@ func (n *Neighbours) Tick() {
 	n.mu.Unlock()
 	n.flush(&out)
 	for _, f := range dead.frames {
-		n.unreachable(f.b, port.Headroom)
+		n.unreachable(f.b, header.Headroom)
 		putBuf(f)
 	}
 }
@@ -440,17 +439,17 @@ func (n *Neighbours) announce(as *addrSet, a netip.Addr, mac header.MAC) {
 	n.flush(&out)
 }
 
-// frameBuf is a pooled buffer of port.BufSize bytes whose b holds port.Headroom bytes
+// frameBuf is a pooled buffer of header.BufSize bytes whose b holds header.Headroom bytes
 // (the last VnetHdrLen of them a virtio-net header) and then one frame.
 type frameBuf struct{ b []byte }
 
-var bufPool = sync.Pool{New: func() any { return &frameBuf{b: make([]byte, port.BufSize)} }}
+var bufPool = sync.Pool{New: func() any { return &frameBuf{b: make([]byte, header.BufSize)} }}
 
 // getBuf returns a buffer with a zero virtio-net header and room for a full frame.
 func getBuf() *frameBuf {
 	f := bufPool.Get().(*frameBuf)
-	f.b = f.b[:port.BufSize]
-	clear(f.b[port.Headroom-port.VnetHdrLen : port.Headroom])
+	f.b = f.b[:header.BufSize]
+	clear(f.b[header.Headroom-header.VnetHdrLen : header.Headroom])
 	return f
 }
 
@@ -472,7 +471,7 @@ func (o *outList) add(f *frameBuf) {
 // flush sends the collected frames in order and returns their buffers to the pool.
 func (n *Neighbours) flush(o *outList) {
 	for i, f := range o.frames {
-		n.cfg.Send(f.b, port.Headroom)
+		n.cfg.Send(f.b, header.Headroom)
 		putBuf(f)
 		o.frames[i] = nil
 	}

@@ -9,10 +9,9 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"ulb/router/header"
-	"ulb/router/port"
 )
 
-const off = port.Headroom
+const off = header.Headroom
 
 // checkSolicit checks that s is a solicitation for target: broadcast ARP or NS to the
 // solicited-node group, or unicast to mac when mac is not zero.

@@ -6,20 +6,22 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+
+	"ulb/router/header"
 )
 
 // Headroom is the number of bytes a caller leaves in front of every frame it hands to
 // Read or Write (the offset argument must be at least Headroom). A port uses the last
 // VnetHdrLen bytes of it for the frame's offload metadata (see VnetHdr); the rest lets
 // the router prepend headers in place.
-const Headroom = 64
+const Headroom = header.Headroom
 
 // MaxFrame is the largest frame a port reads: a GSO frame of up to 64 KiB of payload
 // with its headers.
-const MaxFrame = 65535 + 14 + 4
+const MaxFrame = header.MaxFrame
 
 // BufSize is the size of a buffer that holds Headroom plus the largest frame.
-const BufSize = Headroom + MaxFrame
+const BufSize = header.BufSize
 
 // ErrClosed is returned by Read and Write after Close.
 var ErrClosed = errors.New("port closed")
@@ -67,7 +69,7 @@ type MulticastFilter interface {
 }
 
 // VnetHdrLen is the size of struct virtio_net_hdr (without num_buffers).
-const VnetHdrLen = 10
+const VnetHdrLen = header.VnetHdrLen
 
 // Flags of VnetHdr.Flags.
 const (
