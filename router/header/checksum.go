@@ -11,35 +11,42 @@ import (
 // Checksum(b2, Checksum(b1, 0)) equals Checksum(b1+b2, 0) when len(b1) is even.
 //
 // The result is 0 only when b is all zero and initial is 0. The sum is computed eight
-// bytes at a time with end-around carry.
+// bytes at a time with end-around carry, on words loaded little-endian: the
+// ones'-complement sum commutes with swapping the bytes of every word (RFC 1071,
+// section 2(B)), so the byte-swapped sum of the little-endian words is the sum of the
+// big-endian ones, and most CPUs load little-endian words without a swap.
 func Checksum(b []byte, initial uint16) uint16 {
-	acc := uint64(initial)
+	acc := uint64(bits.ReverseBytes16(initial))
 	var c uint64
-	for len(b) >= 32 {
-		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b[0:8]), c)
-		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b[8:16]), c)
-		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b[16:24]), c)
-		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b[24:32]), c)
-		b = b[32:]
+	for len(b) >= 64 {
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[0:8]), c)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[8:16]), c)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[16:24]), c)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[24:32]), c)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[32:40]), c)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[40:48]), c)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[48:56]), c)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[56:64]), c)
+		b = b[64:]
 	}
 	for len(b) >= 8 {
-		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b[0:8]), c)
+		acc, c = bits.Add64(acc, binary.LittleEndian.Uint64(b[0:8]), c)
 		b = b[8:]
 	}
 	if len(b) >= 4 {
-		acc, c = bits.Add64(acc, uint64(binary.BigEndian.Uint32(b[0:4])), c)
+		acc, c = bits.Add64(acc, uint64(binary.LittleEndian.Uint32(b[0:4])), c)
 		b = b[4:]
 	}
 	if len(b) >= 2 {
-		acc, c = bits.Add64(acc, uint64(binary.BigEndian.Uint16(b[0:2])), c)
+		acc, c = bits.Add64(acc, uint64(binary.LittleEndian.Uint16(b[0:2])), c)
 		b = b[2:]
 	}
 	if len(b) == 1 {
-		acc, c = bits.Add64(acc, uint64(b[0])<<8, c)
+		acc, c = bits.Add64(acc, uint64(b[0]), c) // the high byte of a big-endian word
 	}
 	acc, c = bits.Add64(acc, 0, c)
 	acc += c // acc was at most 2^64-1 before adding c, and c=1 implies acc is 0 now.
-	return fold64(acc)
+	return bits.ReverseBytes16(fold64(acc))
 }
 
 // fold64 reduces a 64-bit ones'-complement accumulator to 16 bits.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
+	"strconv"
 	"testing"
 )
 
@@ -261,5 +262,19 @@ func BenchmarkChecksumReference1500(b *testing.B) {
 	b.SetBytes(int64(len(buf)))
 	for b.Loop() {
 		refChecksum(buf, 0)
+	}
+}
+
+// BenchmarkChecksumSize measures Checksum on a minimal frame, a full 1500-byte packet
+// and a 64 KiB GSO frame.
+func BenchmarkChecksumSize(b *testing.B) {
+	for _, n := range []int{64, 1500, 65536} {
+		buf := randBytes(rand.New(rand.NewPCG(1, 1)), n)
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			b.SetBytes(int64(n))
+			for b.Loop() {
+				Checksum(buf, 0)
+			}
+		})
 	}
 }

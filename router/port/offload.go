@@ -3,6 +3,8 @@ package port
 import (
 	"encoding/binary"
 	"errors"
+
+	"ulb/router/header"
 )
 
 // Errors of the software offloads. They describe a frame whose virtio-net header does not
@@ -37,35 +39,6 @@ const (
 // 0xffff (RFC 768), zero meaning "no checksum".
 const checksumUDPOffset = 6
 
-// sum16 adds b to the one's complement sum acc (unfolded, as 16-bit big-endian words; an
-// odd trailing byte is padded with zero).
-func sum16(acc uint64, b []byte) uint64 {
-	for len(b) >= 8 {
-		acc += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:]))
-		b = b[8:]
-	}
-	if len(b) >= 4 {
-		acc += uint64(binary.BigEndian.Uint32(b))
-		b = b[4:]
-	}
-	if len(b) >= 2 {
-		acc += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		acc += uint64(b[0]) << 8
-	}
-	return acc
-}
-
-// fold reduces an unfolded sum to 16 bits.
-func fold(acc uint64) uint16 {
-	for acc>>16 != 0 {
-		acc = acc&0xffff + acc>>16
-	}
-	return uint16(acc)
-}
-
 // CompleteChecksum completes the layer-4 checksum of a frame whose virtio-net header says
 // NEEDS_CSUM, as a NIC would: the one's complement of the sum from csum_start to the end
 // of the frame (the field at csum_start+csum_offset already holds the pseudo-header sum) is
@@ -79,7 +52,7 @@ func CompleteChecksum(frame []byte, h VnetHdr) error {
 	if start >= len(frame) || start+off+2 > len(frame) {
 		return ErrBadVnetHdr
 	}
-	c := ^fold(sum16(0, frame[start:]))
+	c := ^header.Checksum(frame[start:], 0)
 	if c == 0 && off == checksumUDPOffset {
 		c = 0xffff
 	}
@@ -216,22 +189,25 @@ func SegmentTCP(frame []byte, h VnetHdr, out [][]byte, sizes []int) (int, error)
 		tcp[16], tcp[17] = 0, 0
 
 		tcpLen := segLen - g.l4
-		var acc uint64
+		var sum uint16
 		if g.v4 {
 			ip := seg[g.l3:g.l4]
 			binary.BigEndian.PutUint16(ip[2:], uint16(segLen-g.l3))
 			binary.BigEndian.PutUint16(ip[4:], id0+uint16(i))
 			ip[10], ip[11] = 0, 0
-			binary.BigEndian.PutUint16(ip[10:], ^fold(sum16(0, ip)))
-			acc = sum16(0, ip[12:20]) // source and destination addresses
+			binary.BigEndian.PutUint16(ip[10:], ^header.Checksum(ip, 0))
+			sum = header.Checksum(ip[12:20], 0) // source and destination addresses
 		} else {
 			ip := seg[g.l3:]
 			binary.BigEndian.PutUint16(ip[4:], uint16(segLen-g.l3-40))
-			acc = sum16(0, ip[8:40])
+			sum = header.Checksum(ip[8:40], 0)
 		}
-		acc += 6 + uint64(tcpLen)
-		acc = sum16(acc, tcp[:tcpLen])
-		binary.BigEndian.PutUint16(tcp[16:], ^fold(acc))
+		// The pseudo-header's protocol and (IPv6: 32-bit) upper-layer length.
+		sum = header.ChecksumCombine(sum, uint16(header.ProtocolTCP))
+		sum = header.ChecksumCombine(sum, uint16(tcpLen>>16))
+		sum = header.ChecksumCombine(sum, uint16(tcpLen))
+		sum = header.Checksum(tcp[:tcpLen], sum)
+		binary.BigEndian.PutUint16(tcp[16:], ^sum)
 	}
 	return g.nseg, nil
 }
