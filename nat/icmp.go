@@ -1,8 +1,6 @@
 package nat
 
 import (
-	"encoding/binary"
-
 	"ulb/router/header"
 )
 
@@ -37,8 +35,8 @@ func parseError(ip []byte) (lay layout, ok bool) {
 			return lay, false
 		}
 		end := header.IPv6MinimumSize + int(v.PayloadLength())
-		proto, off, ok := transport6(ip[:end])
-		if !ok || proto != header.ProtocolICMPv6 || end-off < header.ICMPv6MinimumSize {
+		proto, off, segmentsLeft, ok := v.UpperLayer()
+		if !ok || segmentsLeft || proto != header.ProtocolICMPv6 || end-off < header.ICMPv6MinimumSize {
 			return lay, false
 		}
 		m := ip[off:end]
@@ -88,19 +86,32 @@ func TranslateICMPError(ip []byte, outer Rewrite, inner Rewrite) bool {
 		return false
 	}
 	// The inner rewrite touches only the quoted IP header and the first 20 bytes of
-	// its transport header; both start at even offsets of the message, so their sums
-	// before and after give the change of the message's sum.
+	// its transport header; both start at even offsets of the message, so the change of
+	// their sum updates the message's checksum as the change of one word would.
 	n := min(len(in.l4), header.TCPMinimumSize)
 	before := header.ChecksumCombine(header.Checksum(in.l3, 0), header.Checksum(in.l4[:n], 0))
 	in.rewrite(inner, false)
 	after := header.ChecksumCombine(header.Checksum(in.l3, 0), header.Checksum(in.l4[:n], 0))
-	d := header.ChecksumCombine(^before, after)
 
-	addrDelta := out.setAddrs(Rewrite{Src: outer.Src, Dst: outer.Dst})
-	if !out.v4 {
-		d = header.ChecksumCombine(d, addrDelta) // the ICMPv6 pseudo-header
+	// The outer addresses; the ICMPv6 checksum covers them in its pseudo-header.
+	if out.v4 {
+		v4, icmp := header.IPv4(out.l3), header.ICMPv4(msg)
+		icmp.SetChecksum(header.ChecksumUpdate(icmp.Checksum(), before, after))
+		if outer.Src.IsValid() {
+			v4.SetSourceAddrWithChecksumUpdate(outer.Src.Unmap())
+		}
+		if outer.Dst.IsValid() {
+			v4.SetDestinationAddrWithChecksumUpdate(outer.Dst.Unmap())
+		}
+		return true
 	}
-	x := binary.BigEndian.Uint16(msg[2:])
-	binary.BigEndian.PutUint16(msg[2:], ^header.ChecksumCombine(^x, d))
+	v6, icmp := header.IPv6(out.l3), header.ICMPv6(msg)
+	icmp.SetChecksum(header.ChecksumUpdate(icmp.Checksum(), before, after))
+	if outer.Src.IsValid() {
+		icmp.UpdateChecksumPseudoHeader(v6.SetSourceAddrWithDelta(outer.Src))
+	}
+	if outer.Dst.IsValid() {
+		icmp.UpdateChecksumPseudoHeader(v6.SetDestinationAddrWithDelta(outer.Dst))
+	}
 	return true
 }

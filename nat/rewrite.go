@@ -1,7 +1,6 @@
 package nat
 
 import (
-	"encoding/binary"
 	"net/netip"
 
 	"ulb/router/header"
@@ -94,8 +93,9 @@ func parseIP(ip []byte, quoted bool) (lay layout, ok bool) {
 			return lay, false
 		}
 		var off int
-		proto, off, ok = transport6(ip[:end])
-		if !ok {
+		var segmentsLeft bool
+		proto, off, segmentsLeft, ok = v[:end].UpperLayer()
+		if !ok || segmentsLeft {
 			return lay, false
 		}
 		lay.l3 = ip[:header.IPv6MinimumSize]
@@ -141,51 +141,6 @@ func (lay *layout) setKind(proto uint8, quoted bool) bool {
 	return false
 }
 
-// transport6 walks the extension headers of the IPv6 packet b (cut at the end of its
-// payload or quote) and returns the upper-layer protocol and its offset. It refuses what
-// parseIP documents, ESP, headers running past b and chains longer than
-// header.IPv6MaxExtensionHeaders.
-func transport6(b []byte) (proto uint8, off int, ok bool) {
-	proto = b[6]
-	off = header.IPv6MinimumSize
-	for n := 0; ; n++ {
-		switch proto {
-		case header.ProtocolTCP, header.ProtocolUDP, header.ProtocolICMPv6:
-			return proto, off, true
-		case header.ProtocolHopByHop, header.ProtocolDstOpts, header.ProtocolRouting,
-			header.ProtocolFragment, header.ProtocolAH:
-		default:
-			return proto, off, false
-		}
-		if n == header.IPv6MaxExtensionHeaders || (proto == header.ProtocolHopByHop && n > 0) ||
-			off+8 > len(b) {
-			return proto, off, false
-		}
-		var l int
-		switch proto {
-		case header.ProtocolFragment:
-			if binary.BigEndian.Uint16(b[off+2:])&^7 != 0 {
-				return proto, off, false // not the first fragment
-			}
-			l = 8
-		case header.ProtocolAH:
-			l = (int(b[off+1]) + 2) * 4
-		case header.ProtocolRouting:
-			if b[off+3] != 0 {
-				return proto, off, false // segments left: the pseudo-header uses the final hop
-			}
-			l = (int(b[off+1]) + 1) * 8
-		default:
-			l = (int(b[off+1]) + 1) * 8
-		}
-		if off+l > len(b) {
-			return proto, off, false
-		}
-		proto = b[off]
-		off += l
-	}
-}
-
 // fits reports whether the rewrite can be applied to a packet of the layout's kind and
 // family.
 func (lay *layout) fits(r Rewrite) bool {
@@ -208,119 +163,107 @@ func fitsFamily(a netip.Addr, v4 bool) bool {
 	return a.Is6() && !a.Is4In6()
 }
 
-// addrOffsets returns the offsets of the source and destination addresses in the IP
-// header and their length.
-func (lay *layout) addrOffsets() (src, dst, n int) {
+// rewrite applies r to a packet whose layout was checked with fits through the header
+// views' setters: addresses with the IPv4 header checksum, ports or identifier, and the
+// transport checksum when the packet (or quote) holds it, as a checksum or, partial, as
+// the pseudo-header's sum.
+func (lay *layout) rewrite(r Rewrite, partial bool) {
 	if lay.v4 {
-		return 12, 16, 4
-	}
-	return 8, 24, 16
-}
-
-// setAddrs writes the rewrite's addresses into the IP header, updates the IPv4 header
-// checksum, and returns the change of the pseudo-header's sum as a ones'-complement
-// delta (sum(new) - sum(old)).
-func (lay *layout) setAddrs(r Rewrite) uint16 {
-	if !r.Src.IsValid() && !r.Dst.IsValid() {
-		return 0
-	}
-	if lay.v4 {
-		// Two 32-bit words: no need for a general sum.
-		var d uint16
+		ip := header.IPv4(lay.l3)
 		if r.Src.IsValid() {
-			d = delta32(lay.l3[12:16], r.Src.Unmap().As4())
+			lay.updatePseudoHeader(ip.SetSourceAddrWithChecksumUpdate(r.Src.Unmap()), partial)
 		}
 		if r.Dst.IsValid() {
-			d = header.ChecksumCombine(d, delta32(lay.l3[16:20], r.Dst.Unmap().As4()))
+			lay.updatePseudoHeader(ip.SetDestinationAddrWithChecksumUpdate(r.Dst.Unmap()), partial)
 		}
-		v := header.IPv4(lay.l3)
-		v.SetChecksum(^header.ChecksumCombine(^v.Checksum(), d))
-		return d
+	} else {
+		ip := header.IPv6(lay.l3)
+		if r.Src.IsValid() {
+			lay.updatePseudoHeader(ip.SetSourceAddrWithDelta(r.Src), partial)
+		}
+		if r.Dst.IsValid() {
+			lay.updatePseudoHeader(ip.SetDestinationAddrWithDelta(r.Dst), partial)
+		}
 	}
-	span := lay.l3[8:40]
-	before := header.Checksum(span, 0)
-	if r.Src.IsValid() {
-		a := r.Src.As16()
-		copy(span[:16], a[:])
-	}
-	if r.Dst.IsValid() {
-		a := r.Dst.As16()
-		copy(span[16:], a[:])
-	}
-	return header.ChecksumCombine(^before, header.Checksum(span, 0))
+	lay.setPorts(r, !partial && lay.csum >= 0)
 }
 
-// delta32 writes the IPv4 address a over b and returns the change of b's sum.
-func delta32(b []byte, a [4]byte) uint16 {
-	o := binary.BigEndian.Uint32(b)
-	n := binary.BigEndian.Uint32(a[:])
-	copy(b, a[:])
-	d := header.ChecksumCombine(^uint16(o>>16), ^uint16(o))
-	return header.ChecksumCombine(d, header.ChecksumCombine(uint16(n>>16), uint16(n)))
+// updatePseudoHeader updates the transport checksum field, when the packet holds it, for
+// the change d of the pseudo-header's sum. ICMPv4 has no pseudo-header.
+func (lay *layout) updatePseudoHeader(d header.SumDelta, partial bool) {
+	if lay.csum < 0 {
+		return
+	}
+	switch {
+	case lay.kind == kindTCP && partial:
+		header.TCP(lay.l4).UpdatePartialChecksumPseudoHeader(d)
+	case lay.kind == kindTCP:
+		header.TCP(lay.l4).UpdateChecksumPseudoHeader(d)
+	case lay.kind == kindUDP && partial:
+		header.UDP(lay.l4).UpdatePartialChecksumPseudoHeader(d)
+	case lay.kind == kindUDP:
+		header.UDP(lay.l4).UpdateChecksumPseudoHeader(d)
+	case lay.kind == kindEcho && !lay.v4 && partial:
+		header.ICMPv6(lay.l4).UpdatePartialChecksumPseudoHeader(d)
+	case lay.kind == kindEcho && !lay.v4:
+		header.ICMPv6(lay.l4).UpdateChecksumPseudoHeader(d)
+	}
 }
 
-// setPorts writes the rewrite's ports (or echo identifier) and returns the change of
-// the transport header's sum as a ones'-complement delta.
-func (lay *layout) setPorts(r Rewrite) uint16 {
-	l4 := lay.l4
-	if lay.kind == kindEcho {
+// setPorts writes the rewrite's ports (or echo identifier), updating the transport
+// checksum when sum says the field holds a complete checksum (a CHECKSUM_PARTIAL field
+// ignores the ports: the final sum covers them).
+func (lay *layout) setPorts(r Rewrite, sum bool) {
+	switch lay.kind {
+	case kindEcho:
 		id := r.SrcPort
 		if id == 0 {
 			id = r.DstPort
 		}
-		if id == 0 {
-			return 0
+		switch {
+		case id == 0:
+		case lay.v4 && sum:
+			header.ICMPv4(lay.l4).SetIdentWithChecksumUpdate(id)
+		case lay.v4:
+			header.ICMPv4(lay.l4).SetIdent(id)
+		case sum:
+			header.ICMPv6(lay.l4).SetIdentWithChecksumUpdate(id)
+		default:
+			header.ICMPv6(lay.l4).SetIdent(id)
 		}
-		old := binary.BigEndian.Uint16(l4[4:])
-		binary.BigEndian.PutUint16(l4[4:], id)
-		return header.ChecksumCombine(^old, id)
-	}
-	if r.SrcPort == 0 && r.DstPort == 0 {
-		return 0
-	}
-	var d uint16
-	if r.SrcPort != 0 {
-		d = header.ChecksumCombine(^binary.BigEndian.Uint16(l4[0:]), r.SrcPort)
-		binary.BigEndian.PutUint16(l4[0:], r.SrcPort)
-	}
-	if r.DstPort != 0 {
-		d = header.ChecksumCombine(d, header.ChecksumCombine(^binary.BigEndian.Uint16(l4[2:]), r.DstPort))
-		binary.BigEndian.PutUint16(l4[2:], r.DstPort)
-	}
-	return d
-}
-
-// rewrite applies r to a packet whose layout was checked with fits: addresses, ports
-// or identifier, the IPv4 header checksum and the transport checksum when the packet
-// (or quote) holds it.
-func (lay *layout) rewrite(r Rewrite, partial bool) {
-	addrDelta := lay.setAddrs(r)
-	portDelta := lay.setPorts(r)
-	if lay.csum < 0 {
-		return
-	}
-	pseudo := !(lay.kind == kindEcho && lay.v4) // ICMPv4 has no pseudo-header
-	f := lay.l4[lay.csum : lay.csum+2]
-	x := binary.BigEndian.Uint16(f)
-	if partial {
-		// The field holds the pseudo-header's sum; the ports are summed later.
-		if pseudo {
-			binary.BigEndian.PutUint16(f, header.ChecksumCombine(x, addrDelta))
+	case kindTCP:
+		t := header.TCP(lay.l4)
+		if r.SrcPort != 0 {
+			if sum {
+				t.SetSourcePortWithChecksumUpdate(r.SrcPort)
+			} else {
+				t.SetSourcePort(r.SrcPort)
+			}
 		}
-		return
+		if r.DstPort != 0 {
+			if sum {
+				t.SetDestinationPortWithChecksumUpdate(r.DstPort)
+			} else {
+				t.SetDestinationPort(r.DstPort)
+			}
+		}
+	case kindUDP:
+		u := header.UDP(lay.l4)
+		if r.SrcPort != 0 {
+			if sum {
+				u.SetSourcePortWithChecksumUpdate(r.SrcPort)
+			} else {
+				u.SetSourcePort(r.SrcPort)
+			}
+		}
+		if r.DstPort != 0 {
+			if sum {
+				u.SetDestinationPortWithChecksumUpdate(r.DstPort)
+			} else {
+				u.SetDestinationPort(r.DstPort)
+			}
+		}
 	}
-	if lay.kind == kindUDP && lay.v4 && x == 0 {
-		return // no checksum
-	}
-	d := portDelta
-	if pseudo {
-		d = header.ChecksumCombine(d, addrDelta)
-	}
-	x = ^header.ChecksumCombine(^x, d)
-	if lay.kind == kindUDP && x == 0 {
-		x = 0xffff
-	}
-	binary.BigEndian.PutUint16(f, x)
 }
 
 // Apply rewrites the IPv4 or IPv6 packet ip (starting at its IP header, cut at its
@@ -359,29 +302,30 @@ func Parse(ip []byte) (Endpoints, bool) {
 		return Endpoints{}, false
 	}
 	var e Endpoints
-	so, do, n := lay.addrOffsets()
 	if lay.v4 {
-		e.Src = netip.AddrFrom4([4]byte(lay.l3[so : so+n]))
-		e.Dst = netip.AddrFrom4([4]byte(lay.l3[do : do+n]))
+		ip := header.IPv4(lay.l3)
+		e.Src, e.Dst = ip.SourceAddr(), ip.DestinationAddr()
 	} else {
-		e.Src = netip.AddrFrom16([16]byte(lay.l3[so : so+n]))
-		e.Dst = netip.AddrFrom16([16]byte(lay.l3[do : do+n]))
+		ip := header.IPv6(lay.l3)
+		e.Src, e.Dst = ip.SourceAddr(), ip.DestinationAddr()
 	}
 	switch lay.kind {
 	case kindTCP:
 		e.Proto = header.ProtocolTCP
+		t := header.TCP(lay.l4)
+		e.SrcPort, e.DstPort = t.SourcePort(), t.DestinationPort()
 	case kindUDP:
 		e.Proto = header.ProtocolUDP
+		u := header.UDP(lay.l4)
+		e.SrcPort, e.DstPort = u.SourcePort(), u.DestinationPort()
 	case kindEcho:
+		// The identifier is at the same offset in ICMPv4 and ICMPv6.
 		e.Proto = header.ProtocolICMPv4
 		if !lay.v4 {
 			e.Proto = header.ProtocolICMPv6
 		}
-		id := binary.BigEndian.Uint16(lay.l4[4:])
+		id := header.ICMPv4(lay.l4).Ident()
 		e.SrcPort, e.DstPort = id, id
-		return e, true
 	}
-	e.SrcPort = binary.BigEndian.Uint16(lay.l4[0:])
-	e.DstPort = binary.BigEndian.Uint16(lay.l4[2:])
 	return e, true
 }

@@ -73,14 +73,20 @@ func PseudoHeaderChecksum(proto uint8, src, dst netip.Addr, length uint16) uint1
 	return ChecksumCombine(ChecksumCombine(xsum, uint16(proto)), length)
 }
 
-// addrChecksum adds the bytes of an address to initial without allocating.
+// addrChecksum adds the bytes of an address to initial without allocating. It sums
+// the address's words in registers: NAT calls it for every address it rewrites.
 func addrChecksum(a netip.Addr, initial uint16) uint16 {
+	var s uint64
 	if a.Is4() {
 		b := a.As4()
-		return Checksum(b[:], initial)
+		s = uint64(binary.BigEndian.Uint32(b[:]))
+	} else {
+		b := a.As16()
+		var c uint64
+		s, c = bits.Add64(binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:]), 0)
+		s += c // s was at most 2^64-2 after a carry: no second carry
 	}
-	b := a.As16()
-	return Checksum(b[:], initial)
+	return ChecksumCombine(initial, fold64(s))
 }
 
 // ChecksumUpdate returns the checksum field value xsum updated for one 16-bit word of
@@ -95,6 +101,35 @@ func ChecksumUpdate(xsum, old, new uint16) uint16 {
 func ChecksumUpdateAddr(xsum uint16, old, new netip.Addr) uint16 {
 	return ^ChecksumCombine(ChecksumCombine(^xsum, ^addrChecksum(old, 0)), addrChecksum(new, 0))
 }
+
+// A SumDelta is the change of a ones'-complement sum when bytes it covers are
+// rewritten: sum(new) - sum(old), in ones' complement. The address setters of the IP
+// views return the change of the address's sum, for the transport checksum whose
+// pseudo-header covers the address (see TCP.UpdateChecksumPseudoHeader).
+type SumDelta uint16
+
+// sumDelta returns the change of a sum from old to new.
+func sumDelta(old, new uint16) SumDelta { return SumDelta(ChecksumCombine(^old, new)) }
+
+// sum32 returns the ones'-complement sum of a 32-bit word.
+func sum32(w uint32) uint16 { return ChecksumCombine(uint16(w>>16), uint16(w)) }
+
+// sum128 returns the ones'-complement sum of the 16 bytes of f, an IPv6 address, as
+// Checksum does.
+func sum128(f []byte) uint16 {
+	s, c := bits.Add64(binary.LittleEndian.Uint64(f[0:8]), binary.LittleEndian.Uint64(f[8:16]), 0)
+	return bits.ReverseBytes16(fold64(s + c)) // s was at most 2^64-2 after a carry
+}
+
+// Checksum returns the checksum field value xsum updated for the change (RFC 1624,
+// eqn. 3: HC' = ~(~HC + ~m + m')).
+func (d SumDelta) Checksum(xsum uint16) uint16 { return ^ChecksumCombine(^xsum, uint16(d)) }
+
+// Partial returns the value sum of a CHECKSUM_PARTIAL checksum field updated for the
+// change. Such a field holds the uncomplemented sum of the pseudo-header only, which the
+// NIC completes with the segment's sum later: it follows the change as a plain sum
+// (P' = P + ~m + m').
+func (d SumDelta) Partial(sum uint16) uint16 { return ChecksumCombine(sum, uint16(d)) }
 
 // ChecksumUpdate32 returns the checksum field value xsum updated for an aligned 32-bit
 // word of the covered data changing from old to new.

@@ -91,11 +91,14 @@ func (b ICMPv4) Ident() uint16 { return binary.BigEndian.Uint16(b[icmpIdent:]) }
 // Sequence returns the sequence number of an echo or echo reply.
 func (b ICMPv4) Sequence() uint16 { return binary.BigEndian.Uint16(b[icmpSequence:]) }
 
+// SetIdent sets the echo identifier without touching the checksum.
+func (b ICMPv4) SetIdent(id uint16) { binary.BigEndian.PutUint16(b[icmpIdent:], id) }
+
 // SetIdentWithChecksumUpdate sets the echo identifier and updates the checksum (used
 // by NAT of echo flows).
 func (b ICMPv4) SetIdentWithChecksumUpdate(id uint16) {
 	b.SetChecksum(ChecksumUpdate(b.Checksum(), b.Ident(), id))
-	binary.BigEndian.PutUint16(b[icmpIdent:], id)
+	b.SetIdent(id)
 }
 
 // MTU returns the next-hop MTU of a fragmentation-needed message (RFC 1191).

@@ -92,10 +92,23 @@ func (b ICMPv6) Ident() uint16 { return binary.BigEndian.Uint16(b[icmpIdent:]) }
 // Sequence returns the sequence number of an echo request or reply.
 func (b ICMPv6) Sequence() uint16 { return binary.BigEndian.Uint16(b[icmpSequence:]) }
 
+// SetIdent sets the echo identifier without touching the checksum.
+func (b ICMPv6) SetIdent(id uint16) { binary.BigEndian.PutUint16(b[icmpIdent:], id) }
+
 // SetIdentWithChecksumUpdate sets the echo identifier and updates the checksum.
 func (b ICMPv6) SetIdentWithChecksumUpdate(id uint16) {
 	b.SetChecksum(ChecksumUpdate(b.Checksum(), b.Ident(), id))
-	binary.BigEndian.PutUint16(b[icmpIdent:], id)
+	b.SetIdent(id)
+}
+
+// UpdateChecksumPseudoHeader updates the checksum for a change d of the
+// pseudo-header's sum, as the IPv6 view's address setters return it.
+func (b ICMPv6) UpdateChecksumPseudoHeader(d SumDelta) { b.SetChecksum(d.Checksum(b.Checksum())) }
+
+// UpdatePartialChecksumPseudoHeader updates a CHECKSUM_PARTIAL checksum field (see
+// SumDelta.Partial) for a change d of the pseudo-header's sum.
+func (b ICMPv6) UpdatePartialChecksumPseudoHeader(d SumDelta) {
+	b.SetChecksum(d.Partial(b.Checksum()))
 }
 
 // MTU returns the MTU of a packet-too-big message.

@@ -177,18 +177,27 @@ func (b IPv4) SetDestinationAddr(a netip.Addr) {
 }
 
 // SetSourceAddrWithChecksumUpdate sets the source address and updates the IP header
-// checksum (only: a transport checksum covering the pseudo-header is the caller's, see
-// TCP.UpdateChecksumPseudoHeaderAddress). a must be IPv4.
-func (b IPv4) SetSourceAddrWithChecksumUpdate(a netip.Addr) {
-	b.SetChecksum(ChecksumUpdateAddr(b.Checksum(), b.SourceAddr(), a))
-	b.SetSourceAddr(a)
+// checksum. It returns the change of the address's sum: a transport checksum covering
+// the pseudo-header is the caller's, with TCP.UpdateChecksumPseudoHeader or its
+// siblings. a must be IPv4.
+func (b IPv4) SetSourceAddrWithChecksumUpdate(a netip.Addr) SumDelta {
+	return b.setAddrWithChecksumUpdate(ipv4Src, a)
 }
 
-// SetDestinationAddrWithChecksumUpdate sets the destination address and updates the IP
-// header checksum only. a must be IPv4.
-func (b IPv4) SetDestinationAddrWithChecksumUpdate(a netip.Addr) {
-	b.SetChecksum(ChecksumUpdateAddr(b.Checksum(), b.DestinationAddr(), a))
-	b.SetDestinationAddr(a)
+// SetDestinationAddrWithChecksumUpdate sets the destination address, updates the IP
+// header checksum and returns the change of the address's sum (see
+// SetSourceAddrWithChecksumUpdate). a must be IPv4.
+func (b IPv4) SetDestinationAddrWithChecksumUpdate(a netip.Addr) SumDelta {
+	return b.setAddrWithChecksumUpdate(ipv4Dst, a)
+}
+
+func (b IPv4) setAddrWithChecksumUpdate(off int, a netip.Addr) SumDelta {
+	a4 := a.As4()
+	f := b[off : off+4]
+	d := sumDelta(sum32(binary.BigEndian.Uint32(f)), sum32(binary.BigEndian.Uint32(a4[:])))
+	b.SetChecksum(d.Checksum(b.Checksum()))
+	copy(f, a4[:])
+	return d
 }
 
 // SetTotalLength sets the total length field without touching the checksum.

@@ -105,6 +105,28 @@ func (b IPv6) SetDestinationAddr(a netip.Addr) {
 	copy(b[ipv6Dst:ipv6Dst+16], a16[:])
 }
 
+// SetSourceAddrWithDelta sets the source address and returns the change of its sum,
+// for the checksum of the upper-layer header whose pseudo-header covers it (see
+// TCP.UpdateChecksumPseudoHeader; IPv6 itself has no header checksum). a must be IPv6.
+func (b IPv6) SetSourceAddrWithDelta(a netip.Addr) SumDelta {
+	return b.setAddrWithDelta(b[ipv6Src:ipv6Src+16], a)
+}
+
+// SetDestinationAddrWithDelta sets the destination address and returns the change of
+// its sum (see SetSourceAddrWithDelta). a must be IPv6.
+func (b IPv6) SetDestinationAddrWithDelta(a netip.Addr) SumDelta {
+	return b.setAddrWithDelta(b[ipv6Dst:ipv6Dst+16], a)
+}
+
+// setAddrWithDelta writes a over the address field f. The sums are read from the
+// packet: converting a netip.Addr to bytes costs more than summing 16 bytes.
+func (b IPv6) setAddrWithDelta(f []byte, a netip.Addr) SumDelta {
+	old := sum128(f)
+	a16 := a.As16()
+	copy(f, a16[:])
+	return sumDelta(old, sum128(f))
+}
+
 // SetPayloadLength sets the payload length field.
 func (b IPv6) SetPayloadLength(l uint16) { binary.BigEndian.PutUint16(b[ipv6PayloadLen:], l) }
 
@@ -132,17 +154,28 @@ func IsExtensionHeader(p uint8) bool {
 // protocol. ok is false when a header runs past the payload length, a hop-by-hop header
 // is not first, more than IPv6MaxExtensionHeaders headers are chained, or the packet is
 // a fragment with a non-zero offset (it holds no upper-layer header; proto and offset
-// then describe the fragment's data). Call it only on a view that passed IsValid.
+// then describe the fragment's data). Call it on a view that passed IsValid, or on one
+// cut short that holds at least the fixed header (a packet quoted in an ICMP error):
+// the walk then ends at the end of b.
 func (b IPv6) TransportProtocol() (proto uint8, offset int, ok bool) {
-	end := IPv6MinimumSize + int(b.PayloadLength())
+	proto, offset, _, ok = b.UpperLayer()
+	return proto, offset, ok
+}
+
+// UpperLayer walks the extension headers as TransportProtocol does, and also reports
+// whether the walk passed a routing header with segments left: the checksum of such a
+// packet's upper-layer header covers its final destination, not its Destination
+// Address field (RFC 8200, section 8.1).
+func (b IPv6) UpperLayer() (proto uint8, offset int, segmentsLeft, ok bool) {
+	end := min(IPv6MinimumSize+int(b.PayloadLength()), len(b))
 	proto = b[ipv6NextHeader]
 	offset = IPv6MinimumSize
 	for n := 0; IsExtensionHeader(proto); n++ {
 		if n == IPv6MaxExtensionHeaders || (proto == ProtocolHopByHop && n > 0) {
-			return proto, offset, false
+			return proto, offset, segmentsLeft, false
 		}
 		if offset+8 > end {
-			return proto, offset, false
+			return proto, offset, segmentsLeft, false
 		}
 		var l int
 		switch proto {
@@ -154,16 +187,19 @@ func (b IPv6) TransportProtocol() (proto uint8, offset int, ok bool) {
 			l = (int(b[offset+1]) + 1) * 8
 		}
 		if offset+l > end {
-			return proto, offset, false
+			return proto, offset, segmentsLeft, false
 		}
 		next := b[offset]
-		if proto == ProtocolFragment && binary.BigEndian.Uint16(b[offset+2:])&^7 != 0 {
-			return next, offset + l, false
+		switch {
+		case proto == ProtocolFragment && binary.BigEndian.Uint16(b[offset+2:])&^7 != 0:
+			return next, offset + l, segmentsLeft, false
+		case proto == ProtocolRouting && b[offset+3] != 0:
+			segmentsLeft = true
 		}
 		proto = next
 		offset += l
 	}
-	return proto, offset, true
+	return proto, offset, segmentsLeft, true
 }
 
 // IPv6Fields are the fields EncodeIPv6 writes.

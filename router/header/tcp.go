@@ -137,10 +137,21 @@ func (b TCP) SetDestinationPortWithChecksumUpdate(p uint16) {
 }
 
 // UpdateChecksumPseudoHeaderAddress updates the checksum for an address of the
-// pseudo-header changing from old to new (call it beside the IP header's address
-// setter when rewriting addresses).
+// pseudo-header changing from old to new.
 func (b TCP) UpdateChecksumPseudoHeaderAddress(old, new netip.Addr) {
 	b.SetChecksum(ChecksumUpdateAddr(b.Checksum(), old, new))
+}
+
+// UpdateChecksumPseudoHeader updates the checksum for a change d of the
+// pseudo-header's sum, as the IP views' address setters return it (call it beside
+// them when rewriting addresses).
+func (b TCP) UpdateChecksumPseudoHeader(d SumDelta) { b.SetChecksum(d.Checksum(b.Checksum())) }
+
+// UpdatePartialChecksumPseudoHeader updates a CHECKSUM_PARTIAL checksum field (see
+// SumDelta.Partial) for a change d of the pseudo-header's sum. Port changes leave such
+// a field alone: set them with SetSourcePort and SetDestinationPort.
+func (b TCP) UpdatePartialChecksumPseudoHeader(d SumDelta) {
+	b.SetChecksum(d.Partial(b.Checksum()))
 }
 
 // mssOption returns the offset in b of the MSS option's value, or -1.

@@ -98,6 +98,17 @@ func (b UDP) UpdateChecksumPseudoHeaderAddress(old, new netip.Addr) {
 	b.updateChecksum(ChecksumUpdateAddr(b.Checksum(), old, new))
 }
 
+// UpdateChecksumPseudoHeader updates the checksum for a change d of the
+// pseudo-header's sum, as the IP views' address setters return it.
+func (b UDP) UpdateChecksumPseudoHeader(d SumDelta) { b.updateChecksum(d.Checksum(b.Checksum())) }
+
+// UpdatePartialChecksumPseudoHeader updates a CHECKSUM_PARTIAL checksum field (see
+// SumDelta.Partial) for a change d of the pseudo-header's sum. The field holds a sum,
+// not a checksum: 0 has no special meaning in it.
+func (b UDP) UpdatePartialChecksumPseudoHeader(d SumDelta) {
+	b.SetChecksum(d.Partial(b.Checksum()))
+}
+
 // EncodeUDP writes a UDP header with a zero checksum into b (at least UDPMinimumSize
 // bytes); complete it with SetTransportChecksum.
 func EncodeUDP(b []byte, src, dst, length uint16) {
