@@ -107,11 +107,13 @@ func TranslateICMPError(ip []byte, outer Rewrite, inner Rewrite) bool {
 	}
 	v6, icmp := header.IPv6(out.l3), header.ICMPv6(msg)
 	icmp.SetChecksum(header.ChecksumUpdate(icmp.Checksum(), before, after))
+	var d header.SumDelta
 	if outer.Src.IsValid() {
-		icmp.UpdateChecksumPseudoHeader(v6.SetSourceAddrWithDelta(outer.Src))
+		d = v6.SetSourceAddrWithDelta(outer.Src)
 	}
 	if outer.Dst.IsValid() {
-		icmp.UpdateChecksumPseudoHeader(v6.SetDestinationAddrWithDelta(outer.Dst))
+		d = d.Add(v6.SetDestinationAddrWithDelta(outer.Dst))
 	}
+	icmp.UpdateChecksumPseudoHeader(d)
 	return true
 }

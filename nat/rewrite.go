@@ -168,22 +168,27 @@ func fitsFamily(a netip.Addr, v4 bool) bool {
 // transport checksum when the packet (or quote) holds it, as a checksum or, partial, as
 // the pseudo-header's sum.
 func (lay *layout) rewrite(r Rewrite, partial bool) {
+	// The changes of both addresses update the transport checksum once.
+	var d header.SumDelta
 	if lay.v4 {
 		ip := header.IPv4(lay.l3)
 		if r.Src.IsValid() {
-			lay.updatePseudoHeader(ip.SetSourceAddrWithChecksumUpdate(r.Src.Unmap()), partial)
+			d = ip.SetSourceAddrWithChecksumUpdate(r.Src.Unmap())
 		}
 		if r.Dst.IsValid() {
-			lay.updatePseudoHeader(ip.SetDestinationAddrWithChecksumUpdate(r.Dst.Unmap()), partial)
+			d = d.Add(ip.SetDestinationAddrWithChecksumUpdate(r.Dst.Unmap()))
 		}
 	} else {
 		ip := header.IPv6(lay.l3)
 		if r.Src.IsValid() {
-			lay.updatePseudoHeader(ip.SetSourceAddrWithDelta(r.Src), partial)
+			d = ip.SetSourceAddrWithDelta(r.Src)
 		}
 		if r.Dst.IsValid() {
-			lay.updatePseudoHeader(ip.SetDestinationAddrWithDelta(r.Dst), partial)
+			d = d.Add(ip.SetDestinationAddrWithDelta(r.Dst))
 		}
+	}
+	if r.Src.IsValid() || r.Dst.IsValid() {
+		lay.updatePseudoHeader(d, partial)
 	}
 	lay.setPorts(r, !partial && lay.csum >= 0)
 }

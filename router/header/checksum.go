@@ -121,6 +121,9 @@ func sum128(f []byte) uint16 {
 	return bits.ReverseBytes16(fold64(s + c)) // s was at most 2^64-2 after a carry
 }
 
+// Add returns the change of d followed by e, to update a checksum once for both.
+func (d SumDelta) Add(e SumDelta) SumDelta { return SumDelta(ChecksumCombine(uint16(d), uint16(e))) }
+
 // Checksum returns the checksum field value xsum updated for the change (RFC 1624,
 // eqn. 3: HC' = ~(~HC + ~m + m')).
 func (d SumDelta) Checksum(xsum uint16) uint16 { return ^ChecksumCombine(^xsum, uint16(d)) }
