@@ -1,8 +1,6 @@
 package node
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -193,27 +191,19 @@ func ruleOptions(cfg *config.Config) map[string]router.RuleOptions {
 }
 
 // registerHealth installs show-hc-result and show-healthcheck.
-func registerHealth(srv *control.Server, h *healthChecks) {
-	srv.Handle(control.VerbShowHCResult, func(_ context.Context, raw json.RawMessage) (any, error) {
-		var a control.ShowHCResultArgs
-		if err := decodeArgs(raw, &a); err != nil {
-			return nil, err
-		}
-		return h.results(a)
+func registerHealth(srv *control.Server, s Sources) {
+	handle(srv, control.VerbShowHCResult, func(a control.ShowHCResultArgs) (any, error) {
+		return hcResults(s.Health, s.Balancer, a)
 	})
-	srv.Handle(control.VerbShowHealthCheck, func(_ context.Context, raw json.RawMessage) (any, error) {
-		var a control.ShowHealthCheckArgs
-		if err := decodeArgs(raw, &a); err != nil {
-			return nil, err
-		}
-		return h.checkInfos(a.Name)
+	handle(srv, control.VerbShowHealthCheck, func(a control.ShowHealthCheckArgs) (any, error) {
+		return checkInfos(s.Health, a.Name)
 	})
 }
 
 // groupRules maps each server group to the rules that use it.
-func (h *healthChecks) groupRules() map[string][]string {
+func groupRules(b *balancer.Balancer) map[string][]string {
 	out := map[string][]string{}
-	for _, ri := range h.b.Rules() {
+	for _, ri := range b.Rules() {
 		if g := ri.Config.Group; g != "" {
 			out[g] = append(out[g], ri.Config.Name)
 		}
@@ -221,14 +211,14 @@ func (h *healthChecks) groupRules() map[string][]string {
 	return out
 }
 
-func (h *healthChecks) results(a control.ShowHCResultArgs) ([]control.HCResult, error) {
+func hcResults(h HealthSource, b *balancer.Balancer, a control.ShowHCResultArgs) ([]control.HCResult, error) {
 	if a.Rule != "" && a.Group != "" {
 		return nil, fmt.Errorf("%w: give a rule or a group, not both", errBadArgs)
 	}
-	rules := h.groupRules()
+	rules := groupRules(b)
 	group := a.Group
 	if a.Rule != "" {
-		for _, ri := range h.b.Rules() {
+		for _, ri := range b.Rules() {
 			if ri.Config.Name == a.Rule {
 				group = ri.Config.Group
 				if group == "" {
@@ -248,8 +238,12 @@ func (h *healthChecks) results(a control.ShowHCResultArgs) ([]control.HCResult, 
 			return nil, fmt.Errorf("%w: %v", errBadArgs, err)
 		}
 	}
+	var results []health.Result
+	if h != nil {
+		results = h.Results()
+	}
 	out := []control.HCResult{}
-	for _, r := range h.engine.Results() {
+	for _, r := range results {
 		if group != "" && r.Target.Group != group {
 			continue
 		}
@@ -272,15 +266,21 @@ func (h *healthChecks) results(a control.ShowHCResultArgs) ([]control.HCResult, 
 	return out, nil
 }
 
-func (h *healthChecks) checkInfos(name string) ([]control.HealthCheckInfo, error) {
+func checkInfos(h HealthSource, name string) ([]control.HealthCheckInfo, error) {
+	out := []control.HealthCheckInfo{}
+	if h == nil {
+		if name != "" {
+			return nil, fmt.Errorf("no health check %q", name)
+		}
+		return out, nil
+	}
 	groups := map[string][]string{}
-	for _, r := range h.engine.Results() {
+	for _, r := range h.Results() {
 		if gs := groups[r.Check]; len(gs) == 0 || gs[len(gs)-1] != r.Target.Group {
 			groups[r.Check] = append(groups[r.Check], r.Target.Group)
 		}
 	}
-	out := []control.HealthCheckInfo{}
-	for _, c := range h.engine.Checks() {
+	for _, c := range h.Checks() {
 		if name != "" && c.Name != name {
 			continue
 		}

@@ -12,9 +12,15 @@ import (
 	"ulb/router/port"
 )
 
-// portInfos describes the router's ports for show-port.
-func portInfos(r *router.Router) []control.PortInfo {
-	ports := r.Ports()
+// routerStatus is a running router's Status.
+type routerStatus struct {
+	r     *router.Router
+	start time.Time // when the router started
+}
+
+// Ports describes the router's ports for show-port.
+func (rs routerStatus) Ports() []control.PortInfo {
+	ports := rs.r.Ports()
 	out := make([]control.PortInfo, 0, len(ports))
 	for _, ps := range ports {
 		pi := control.PortInfo{
@@ -60,11 +66,11 @@ func portCounters(p port.Port) control.PortCounters {
 
 var kindNames = map[fib.Kind]string{fib.Connected: "connected", fib.Static: "static", fib.Local: "local"}
 
-// routeInfos lists the forwarding table for show-route.
-func routeInfos(r *router.Router) []control.RouteInfo {
-	ports := r.Ports()
+// Routes lists the forwarding table for show-route.
+func (rs routerStatus) Routes() []control.RouteInfo {
+	ports := rs.r.Ports()
 	var out []control.RouteInfo
-	for _, nh := range r.FIB().Routes() {
+	for _, nh := range rs.r.FIB().Routes() {
 		ri := control.RouteInfo{
 			Prefix: nh.Prefix.String(),
 			Port:   ports[nh.Port].Name,
@@ -78,11 +84,11 @@ func routeInfos(r *router.Router) []control.RouteInfo {
 	return out
 }
 
-// neighInfos lists the neighbour caches of all ports, or of the named one.
-func neighInfos(r *router.Router, portName string) []control.NeighInfo {
+// Neighbours lists the neighbour caches of all ports.
+func (rs routerStatus) Neighbours() []control.NeighInfo {
 	var out []control.NeighInfo
-	for _, ps := range r.Ports() {
-		if ps.Neighbours == nil || (portName != "" && ps.Name != portName) {
+	for _, ps := range rs.r.Ports() {
+		if ps.Neighbours == nil {
 			continue
 		}
 		for _, e := range ps.Neighbours.Entries() {
@@ -107,15 +113,10 @@ func neighInfos(r *router.Router, portName string) []control.NeighInfo {
 	return out
 }
 
-// hasPort reports whether the router has a port of that name.
-func hasPort(r *router.Router, name string) bool {
-	return slices.ContainsFunc(r.Ports(), func(ps router.PortStatus) bool { return ps.Name == name })
-}
-
-// stats sums the router's counters for show-stats. start is when the router started.
-func stats(r *router.Router, start time.Time) control.StatsInfo {
-	si := control.StatsInfo{Uptime: int64(time.Since(start)), Drops: map[string]uint64{}, Sync: syncInfo(r)}
-	for _, ps := range r.Ports() {
+// Stats sums the router's counters for show-stats.
+func (rs routerStatus) Stats() control.StatsInfo {
+	si := control.StatsInfo{Uptime: int64(time.Since(rs.start)), Drops: map[string]uint64{}, Sync: syncInfo(rs.r)}
+	for _, ps := range rs.r.Ports() {
 		c := ps.Counters
 		si.Ports = append(si.Ports, control.PortStats{Name: ps.Name, PortCounters: portCounters(ps.Port)})
 		si.Forwarded += c.Forwarded.Load()

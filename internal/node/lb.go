@@ -1,8 +1,8 @@
 package node
 
 import (
-	"context"
-	"encoding/json"
+	"container/heap"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -10,49 +10,35 @@ import (
 
 	"ulb/balancer"
 	"ulb/conntrack"
-	"ulb/router"
 	"ulb/router/control"
 )
 
-// registerLB installs the load balancer's verbs on the control socket.
-func registerLB(srv *control.Server, r *router.Router) {
-	b := r.Balancer()
-	handle := func(verb string, args any, fn func() (any, error)) {
-		srv.Handle(verb, func(_ context.Context, raw json.RawMessage) (any, error) {
-			if err := decodeArgs(raw, args); err != nil {
-				return nil, err
-			}
-			return fn()
-		})
-	}
-	var ruleArgs control.ShowRuleArgs
-	handle(control.VerbShowRule, &ruleArgs, func() (any, error) { return ruleInfos(b, ruleArgs.Name) })
-	var groupArgs control.ShowServerGroupArgs
-	handle(control.VerbShowServerGroup, &groupArgs, func() (any, error) { return groupInfos(b, groupArgs.Name) })
-	var serverArgs control.ShowServerArgs
-	handle(control.VerbShowServer, &serverArgs, func() (any, error) { return serverInfos(b, serverArgs.Rule) })
-	var connArgs control.ShowConnArgs
-	handle(control.VerbShowConn, &connArgs, func() (any, error) { return connList(r, connArgs) })
-	var persistArgs control.ShowPersistArgs
-	handle(control.VerbShowPersist, &persistArgs, func() (any, error) { return persistList(b, persistArgs) })
+// registerLB installs the load balancer's verbs.
+func registerLB(srv *control.Server, s Sources) {
+	b := s.Balancer
+	handle(srv, control.VerbShowRule, func(a control.ShowRuleArgs) (any, error) { return ruleInfos(b, a.Name) })
+	handle(srv, control.VerbShowServerGroup, func(a control.ShowServerGroupArgs) (any, error) { return groupInfos(b, a.Name) })
+	handle(srv, control.VerbShowServer, func(a control.ShowServerArgs) (any, error) { return serverInfos(b, a.Rule, s.Now()) })
+	handle(srv, control.VerbShowConn, func(a control.ShowConnArgs) (any, error) { return connList(b, s.Conntrack, a, s.Now()) })
+	handle(srv, control.VerbShowPersist, func(a control.ShowPersistArgs) (any, error) { return persistList(b, a, s.Now()) })
 	for verb, fn := range map[string]func(string, netip.Addr, uint16) error{
 		control.VerbEnableServer:  b.EnableServer,
 		control.VerbDisableServer: b.DisableServer,
 		control.VerbDrainServer:   b.DrainServer,
 	} {
-		var a control.ServerArgs
-		handle(verb, &a, func() (any, error) { return changeServer(b, a, fn) })
+		handle(srv, verb, func(a control.ServerArgs) (any, error) { return changeServer(b, a, fn, s.Now()) })
 	}
 	for verb, fn := range map[string]func(string) error{
 		control.VerbEnableRule:  b.EnableRule,
 		control.VerbDisableRule: b.DisableRule,
 	} {
-		var a control.RuleArgs
-		handle(verb, &a, func() (any, error) {
+		handle(srv, verb, func(a control.RuleArgs) (any, error) {
 			if a.Name == "" {
 				return nil, fmt.Errorf("%w: a rule name is needed", errBadArgs)
 			}
-			if err := fn(a.Name); err != nil {
+			if err := fn(a.Name); errors.Is(err, balancer.ErrNotFound) {
+				return nil, fmt.Errorf("no rule %q", a.Name)
+			} else if err != nil {
 				return nil, fmt.Errorf("rule %q: %w", a.Name, err)
 			}
 			infos, err := ruleInfos(b, a.Name)
@@ -135,25 +121,28 @@ func groupInfos(b *balancer.Balancer, name string) ([]control.ServerGroupInfo, e
 	return out, nil
 }
 
-func serverInfos(b *balancer.Balancer, rule string) ([]control.ServerInfo, error) {
+func serverInfos(b *balancer.Balancer, rule string, now time.Time) ([]control.ServerInfo, error) {
 	var out []control.ServerInfo
 	for _, si := range b.Servers() {
 		if rule != "" && si.Rule != rule {
 			continue
 		}
 		info := control.ServerInfo{
-			Rule:        si.Rule,
-			Group:       si.Group,
-			Address:     si.Addr.String(),
-			Port:        si.Port,
-			Weight:      si.Weight,
-			MaxConns:    si.MaxConns,
-			State:       serverStateName(si.State),
-			ConnsActive: uint64(max(si.ConnsNow, 0)),
-			ConnsTotal:  si.ConnsTotal,
+			Rule:            si.Rule,
+			Group:           si.Group,
+			Address:         si.Addr.String(),
+			Port:            si.Port,
+			Weight:          si.Weight,
+			MaxConns:        si.MaxConns,
+			State:           serverStateName(si.State),
+			Health:          si.Health,
+			Load:            si.Load,
+			EffectiveWeight: si.EffectiveWeight,
+			ConnsActive:     uint64(max(si.ConnsNow, 0)),
+			ConnsTotal:      si.ConnsTotal,
 		}
 		if si.State == balancer.Draining && !si.Since.IsZero() {
-			info.Draining = int64(time.Since(si.Since) / time.Second)
+			info.Draining = int64(now.Sub(si.Since) / time.Second)
 		}
 		out = append(out, info)
 	}
@@ -164,7 +153,7 @@ func serverInfos(b *balancer.Balancer, rule string) ([]control.ServerInfo, error
 }
 
 // changeServer applies an admin state change and returns the servers it changed.
-func changeServer(b *balancer.Balancer, a control.ServerArgs, fn func(string, netip.Addr, uint16) error) ([]control.ServerInfo, error) {
+func changeServer(b *balancer.Balancer, a control.ServerArgs, fn func(string, netip.Addr, uint16) error, now time.Time) ([]control.ServerInfo, error) {
 	if a.Rule != "" && a.Group != "" {
 		return nil, fmt.Errorf("%w: give a rule or a group, not both", errBadArgs)
 	}
@@ -173,13 +162,23 @@ func changeServer(b *balancer.Balancer, a control.ServerArgs, fn func(string, ne
 		return nil, fmt.Errorf("%w: %v", errBadArgs, err)
 	}
 	name := a.Rule
-	if a.Group != "" {
+	switch {
+	case a.Rule != "":
+		if _, err := ruleInfos(b, a.Rule); err != nil {
+			return nil, err
+		}
+	case a.Group != "":
+		if _, err := groupInfos(b, a.Group); err != nil {
+			return nil, err
+		}
 		name = a.Group
 	}
-	if err := fn(name, addr, port); err != nil {
+	if err := fn(name, addr, port); errors.Is(err, balancer.ErrNotFound) {
+		return nil, fmt.Errorf("no server %s", a.Server)
+	} else if err != nil {
 		return nil, fmt.Errorf("server %s: %w", a.Server, err)
 	}
-	all, err := serverInfos(b, "")
+	all, err := serverInfos(b, "", now)
 	if err != nil {
 		return nil, err
 	}
@@ -197,8 +196,7 @@ func changeServer(b *balancer.Balancer, a control.ServerArgs, fn func(string, ne
 	return out, nil
 }
 
-func connList(r *router.Router, a control.ShowConnArgs) (control.ConnList, error) {
-	b := r.Balancer()
+func connList(b *balancer.Balancer, table *conntrack.Table, a control.ShowConnArgs, clock time.Time) (control.ConnList, error) {
 	limit := a.Limit
 	if limit <= 0 {
 		limit = control.DefaultListLimit
@@ -220,47 +218,102 @@ func connList(r *router.Router, a control.ShowConnArgs) (control.ConnList, error
 		return control.ConnList{}, fmt.Errorf("no rule %q", a.Rule)
 	}
 	snap := b.Snapshot()
-	now := time.Now().UnixNano()
-	out := control.ConnList{Conns: []control.ConnInfo{}}
-	r.Conntrack().Range(func(f conntrack.Flow) bool {
+	now := clock.UnixNano()
+	// The first limit flows in (rule, client, VIP) order: the table's own order is its
+	// hash's, different on every start.
+	var out control.ConnList
+	var shown flowHeap
+	table.Range(func(f conntrack.Flow) bool {
 		name := rules[f.Rule]
 		if a.Rule != "" && name != a.Rule {
 			return true
 		}
-		server := netip.AddrPortFrom(f.Reply.Src(), f.Reply.SrcPort)
-		if balancer.Topology(f.Topology) == balancer.DSR {
-			addr, _ := snap.ServerAddr(f.Server)
-			server = netip.AddrPortFrom(addr, f.Orig.DstPort)
-		}
+		server := flowServer(snap, f)
 		if a.Server != "" && !control.MatchServer(refAddr, refPort, server.Addr(), server.Port()) {
 			return true
 		}
 		out.Total++
-		if len(out.Conns) >= limit {
-			return true
+		if len(shown) < limit {
+			heap.Push(&shown, f)
+		} else if flowLess(f, shown[0]) {
+			shown[0] = f
+			heap.Fix(&shown, 0)
 		}
+		return true
+	})
+	slices.SortFunc(shown, func(x, y conntrack.Flow) int {
+		if flowLess(x, y) {
+			return -1
+		}
+		return 1
+	})
+	out.Conns = make([]control.ConnInfo, 0, len(shown))
+	for _, f := range shown {
 		ci := control.ConnInfo{
-			Rule:     name,
+			Rule:     rules[f.Rule],
 			Protocol: conntrack.ProtoName(f.Orig.Proto),
 			Client:   netip.AddrPortFrom(f.Orig.Src(), f.Orig.SrcPort).String(),
 			VIP:      netip.AddrPortFrom(f.Orig.Dst(), f.Orig.DstPort).String(),
-			Server:   server.String(),
+			Server:   flowServer(snap, f).String(),
 			State:    f.State.String(),
 			Age:      (now - f.Created) / int64(time.Second),
 			Idle:     (now - f.LastSeen) / int64(time.Second),
 			Packets:  f.OrigPackets + f.ReplyPackets,
 			Bytes:    f.OrigBytes + f.ReplyBytes,
 		}
-		if balancer.Topology(f.Topology) == balancer.FullNAT {
+		if f.Topology == conntrack.FullNAT {
 			ci.Proxy = netip.AddrPortFrom(f.Reply.Dst(), f.Reply.DstPort).String()
 		}
 		out.Conns = append(out.Conns, ci)
-		return true
-	})
+	}
 	return out, nil
 }
 
-func persistList(b *balancer.Balancer, a control.ShowPersistArgs) (control.PersistList, error) {
+// flowServer is the server a flow goes to: its reply tuple's source, or for DSR (no
+// reply tuple) the rule's server at the client's destination port.
+func flowServer(snap *balancer.Snapshot, f conntrack.Flow) netip.AddrPort {
+	if f.Topology == conntrack.DSR {
+		addr, _ := snap.ServerAddr(f.Server)
+		return netip.AddrPortFrom(addr, f.Orig.DstPort)
+	}
+	return netip.AddrPortFrom(f.Reply.Src(), f.Reply.SrcPort)
+}
+
+// flowLess orders flows by rule, client address and port, VIP, port and protocol.
+func flowLess(x, y conntrack.Flow) bool {
+	if x.Rule != y.Rule {
+		return x.Rule < y.Rule
+	}
+	if c := x.Orig.Src().Compare(y.Orig.Src()); c != 0 {
+		return c < 0
+	}
+	if x.Orig.SrcPort != y.Orig.SrcPort {
+		return x.Orig.SrcPort < y.Orig.SrcPort
+	}
+	if c := x.Orig.Dst().Compare(y.Orig.Dst()); c != 0 {
+		return c < 0
+	}
+	if x.Orig.DstPort != y.Orig.DstPort {
+		return x.Orig.DstPort < y.Orig.DstPort
+	}
+	return x.Orig.Proto < y.Orig.Proto
+}
+
+// flowHeap keeps the flows show-conn shows, the last in flowLess order on top.
+type flowHeap []conntrack.Flow
+
+func (h flowHeap) Len() int           { return len(h) }
+func (h flowHeap) Less(i, j int) bool { return flowLess(h[j], h[i]) }
+func (h flowHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *flowHeap) Push(x any)        { *h = append(*h, x.(conntrack.Flow)) }
+func (h *flowHeap) Pop() any {
+	old := *h
+	f := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return f
+}
+
+func persistList(b *balancer.Balancer, a control.ShowPersistArgs, now time.Time) (control.PersistList, error) {
 	limit := a.Limit
 	if limit <= 0 {
 		limit = control.DefaultListLimit
@@ -272,7 +325,6 @@ func persistList(b *balancer.Balancer, a control.ShowPersistArgs) (control.Persi
 		}
 	}
 	out := control.PersistList{Entries: []control.PersistInfo{}}
-	now := time.Now()
 	for _, p := range b.Persist() {
 		if a.Rule != "" && p.Rule != a.Rule {
 			continue

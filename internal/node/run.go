@@ -6,8 +6,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -77,9 +75,15 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <
 		return err
 	}
 	srv := control.NewServer(cfg.ControlSocket, logger)
-	register(srv, r, start)
-	registerVRRP(srv, r, events)
-	registerHealth(srv, checks)
+	publishVRRP(r, events)
+	Register(srv, Sources{
+		Status:    routerStatus{r: r, start: start},
+		Balancer:  r.Balancer(),
+		Conntrack: r.Conntrack(),
+		VRRP:      r,
+		Health:    checks.engine,
+		Events:    events,
+	})
 	if err := srv.Listen(); err != nil {
 		for _, p := range ports {
 			p.Port.Close()
@@ -302,61 +306,4 @@ func samePorts(a, b []config.Port) bool {
 		return x.Name == y.Name && x.Device == y.Device && x.Kind == y.Kind && x.MTU == y.MTU &&
 			slices.Equal(x.Addresses, y.Addresses)
 	})
-}
-
-// register installs the control socket's verbs.
-func register(srv *control.Server, r *router.Router, start time.Time) {
-	srv.Handle(control.VerbShowPort, func(_ context.Context, raw json.RawMessage) (any, error) {
-		var args control.ShowPortArgs
-		if err := decodeArgs(raw, &args); err != nil {
-			return nil, err
-		}
-		ports := portInfos(r)
-		if args.Name == "" {
-			return ports, nil
-		}
-		for _, p := range ports {
-			if p.Name == args.Name {
-				return []control.PortInfo{p}, nil
-			}
-		}
-		return nil, fmt.Errorf("no port %q", args.Name)
-	})
-	srv.Handle(control.VerbShowRoute, func(context.Context, json.RawMessage) (any, error) {
-		return routeInfos(r), nil
-	})
-	srv.Handle(control.VerbShowNeigh, func(_ context.Context, raw json.RawMessage) (any, error) {
-		var args control.ShowNeighArgs
-		if err := decodeArgs(raw, &args); err != nil {
-			return nil, err
-		}
-		if args.Port != "" && !hasPort(r, args.Port) {
-			return nil, fmt.Errorf("no port %q", args.Port)
-		}
-		return neighInfos(r, args.Port), nil
-	})
-	srv.Handle(control.VerbShowStats, func(_ context.Context, raw json.RawMessage) (any, error) {
-		var args control.ShowStatsArgs
-		if err := decodeArgs(raw, &args); err != nil {
-			return nil, err
-		}
-		si := stats(r, start)
-		if err := lbStats(r.Balancer(), &si, args); err != nil {
-			return nil, err
-		}
-		return si, nil
-	})
-	registerLB(srv, r)
-}
-
-var errBadArgs = errors.New("bad arguments")
-
-func decodeArgs(raw json.RawMessage, v any) error {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("%w: %v", errBadArgs, err)
-	}
-	return nil
 }

@@ -1,8 +1,6 @@
 package node
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -11,9 +9,8 @@ import (
 	"ulb/vrrp"
 )
 
-// registerVRRP installs show-router and the event stream, and publishes every VRRP
-// transition on it.
-func registerVRRP(srv *control.Server, r *router.Router, events *control.Events) {
+// publishVRRP publishes every VRRP transition of r on events.
+func publishVRRP(r *router.Router, events *control.Events) {
 	r.OnVRRPEvent(func(ev router.VRRPEvent) {
 		e := control.Event{Time: ev.Time, Kind: control.EventVRRP, Name: ev.Instance,
 			From: stateName(ev.From), To: stateName(ev.To)}
@@ -24,37 +21,42 @@ func registerVRRP(srv *control.Server, r *router.Router, events *control.Events)
 				}
 				e.Priority = int(in.Priority)
 				if in.Fault {
-					e.Reason = "tracking reports a failure"
+					e.Reason = faultReason
 				}
 			}
 		}
 		events.Publish(e)
 	})
-	srv.HandleStream(control.VerbWatch, events.Watch)
-	srv.Handle(control.VerbShowRouter, func(_ context.Context, raw json.RawMessage) (any, error) {
-		var args control.ShowRouterArgs
-		if err := decodeArgs(raw, &args); err != nil {
-			return nil, err
-		}
+}
+
+// faultReason is what show-router and events say of an instance in FAULT.
+const faultReason = "tracking reports a failure"
+
+// registerVRRP installs show-router and the event stream.
+func registerVRRP(srv *control.Server, s Sources) {
+	srv.HandleStream(control.VerbWatch, s.Events.Watch)
+	handle(srv, control.VerbShowRouter, func(a control.ShowRouterArgs) (any, error) {
 		out := []control.RouterInfo{}
-		for _, in := range r.VRRPInfo() {
-			if args.Name != "" && in.Name != args.Name {
-				continue
+		if s.VRRP != nil {
+			for _, in := range s.VRRP.VRRPInfo() {
+				if a.Name != "" && in.Name != a.Name {
+					continue
+				}
+				out = append(out, routerInfo(in, s.VRRP.VRRPPort(in.Name)))
 			}
-			out = append(out, routerInfo(r, in))
 		}
-		if args.Name != "" && len(out) == 0 {
-			return nil, fmt.Errorf("no vrrp instance %q", args.Name)
+		if a.Name != "" && len(out) == 0 {
+			return nil, fmt.Errorf("no vrrp instance %q", a.Name)
 		}
 		return out, nil
 	})
 }
 
-func routerInfo(r *router.Router, in vrrp.Info) control.RouterInfo {
+func routerInfo(in vrrp.Info, port string) control.RouterInfo {
 	ri := control.RouterInfo{
 		Name:                in.Name,
 		VRID:                int(in.VRID),
-		Port:                r.VRRPPort(in.Name),
+		Port:                port,
 		Family:              control.FamilyIPv4,
 		Version:             int(in.Version),
 		Priority:            int(in.BasePriority),
@@ -80,7 +82,7 @@ func routerInfo(r *router.Router, in vrrp.Info) control.RouterInfo {
 		ri.Family = control.FamilyIPv6
 	}
 	if in.Fault {
-		ri.Fault = "tracking reports a failure"
+		ri.Fault = faultReason
 	}
 	if in.Master.IsValid() {
 		ri.Master = in.Master.String()

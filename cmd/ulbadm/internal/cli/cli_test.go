@@ -60,8 +60,8 @@ no-route      6
 ttl-exceeded  4
 
 RULE  CONNS  TOTAL  PKTS-IN  BYTES-IN  PKTS-OUT  BYTES-OUT  DROPS
-web   3      10     500      250000    400       1000000    1
-web6  3      10     500      250000    400       1000000    1
+web   2      13     500      250000    400       1000000    1
+web6  1      11     500      250000    400       1000000    1
 `},
 		{[]string{"show-stats", "1ms", "3"}, `
       RX-PPS       TX-PPS  RX-MBIT/S  TX-MBIT/S    DROPS/S
@@ -117,12 +117,22 @@ func TestJSON(t *testing.T) {
 	if code != ExitOK || len(lines) != 2 {
 		t.Fatalf("show-stats json: exit %d:\n%s", code, out)
 	}
+	var prev control.StatsInfo
 	for i, l := range lines {
 		var s control.StatsInfo
-		want, _ := fakeulbd.Stats(i+1, control.ShowStatsArgs{})
-		if err := json.Unmarshal([]byte(l), &s); err != nil || !reflect.DeepEqual(s, want) {
-			t.Errorf("line %d = %s (%v)", i, l, err)
+		if err := json.Unmarshal([]byte(l), &s); err != nil {
+			t.Fatalf("line %d = %s (%v)", i, l, err)
 		}
+		want := fakeulbd.Stats(i + 1)
+		if s.Uptime != want.Uptime || !reflect.DeepEqual(s.Ports, want.Ports) || !reflect.DeepEqual(s.Drops, want.Drops) ||
+			s.Forwarded != want.Forwarded || len(s.Rules) != 2 {
+			t.Errorf("line %d = %s, want the data plane's %+v", i, l, want)
+		}
+		// A second of the balancer's traffic between the lines.
+		if i > 0 && (s.Rules[0].PacketsIn-prev.Rules[0].PacketsIn != 500 || s.Rules[1].ConnsTotal-prev.Rules[1].ConnsTotal != 10) {
+			t.Errorf("line %d: rules %+v after %+v", i, s.Rules, prev.Rules)
+		}
+		prev = s
 	}
 }
 
@@ -157,8 +167,8 @@ func TestErrors(t *testing.T) {
 		{[]string{"show-stats", "fast"}, ExitUsage, `ulbadm: show-stats: bad interval "fast": want seconds or a duration like 500ms`, true},
 		{[]string{"show-stats", "0"}, ExitUsage, `ulbadm: show-stats: interval "0" is not positive`, true},
 		{[]string{"show-stats", "1", "-3"}, ExitUsage, `ulbadm: show-stats: bad count "-3": want a positive integer`, true},
-		{[]string{"show-port", "nope"}, ExitError, `ulbadm: show-port: no port named "nope"`, false},
-		{[]string{"show-neigh", "nope"}, ExitError, `ulbadm: show-neigh: no port named "nope"`, false},
+		{[]string{"show-port", "nope"}, ExitError, `ulbadm: show-port: no port "nope"`, false},
+		{[]string{"show-neigh", "nope"}, ExitError, `ulbadm: show-neigh: no port "nope"`, false},
 	}
 	for _, tt := range tests {
 		out, errOut, code := run(t, env, tt.args...)
@@ -205,7 +215,7 @@ func TestLBTables(t *testing.T) {
 	}{
 		{[]string{"show-rule"}, `
 NAME  STATE    PROTO  VIP              PORTS      ALGORITHM            TOPOLOGY  PERSIST   DRAIN  SERVERGROUP  SERVERS  CONNS
-web   enabled  tcp    198.51.100.100   80         weighted-roundrobin  half-nat  /24,300s  30s    web          2        3
+web   enabled  tcp    198.51.100.100   80         weighted-roundrobin  half-nat  /24,300s  30s    web          2        2
 web6  enabled  tcp    2001:db8:1::100  8000-8099  maglev               full-nat  -         -      web6         1        1
 `},
 		{[]string{"show-rule", "-f", "web6"}, `
@@ -227,7 +237,6 @@ GROUP  ADDRESS          PORT  WEIGHT  MAX-CONNS  RULES
 web    203.0.113.200    80    1       -          web
 web    203.0.113.210    80    3       1000       web
 web6   2001:db8:2::200  -     1       -          web6
-spare  203.0.113.220    -     1       -          -
 `},
 		{[]string{"show-servergroup", "web6"}, `
 GROUP  ADDRESS          PORT  WEIGHT  MAX-CONNS  RULES
@@ -235,26 +244,29 @@ web6   2001:db8:2::200  -     1       -          web6
 `},
 		{[]string{"show-server"}, `
 RULE  GROUP  SERVER            WEIGHT  MAX-CONNS  STATE    HEALTH  LOAD  CONNS  TOTAL
-web   web    203.0.113.200:80  1       -          enabled  up      -     1      10
-web   web    203.0.113.210:80  3       1000       enabled  down    -     2      20
-web6  web6   2001:db8:2::200   1/4     -          enabled  up      20    1      10
+web   web    203.0.113.200:80  1       -          enabled  up      -     2      3
+web   web    203.0.113.210:80  3       1000       enabled  down    -     0      0
+web6  web6   2001:db8:2::200   1/4     -          enabled  up      20    1      1
 `},
 		{[]string{"show-conn"}, `
 RULE  PROTO  CLIENT                 VIP                     PROXY                  SERVER                  STATE        AGE   IDLE  PACKETS  BYTES
 web   tcp    192.0.2.7:40001        198.51.100.100:80       -                      203.0.113.200:80        ESTABLISHED  12s   1s    40       9000
-web   tcp    192.0.2.8:40002        198.51.100.100:80       -                      203.0.113.210:80        TIME_WAIT    30s   20s   12       1500
-web   tcp    192.0.2.9:40003        198.51.100.100:80       -                      203.0.113.210:80        SYN_RECV     0s    0s    1        60
+web   tcp    192.0.2.8:40002        198.51.100.100:80       -                      203.0.113.200:80        TIME_WAIT    30s   20s   12       1500
 web6  tcp    [2001:db8:9::7]:50000  [2001:db8:1::100]:8042  [2001:db8:2::50]:1024  [2001:db8:2::200]:8042  ESTABLISHED  100s  5s    1000     1000000
 `},
-		{[]string{"show-conn", "-r", "web", "-s", "203.0.113.210", "1"}, `
-RULE  PROTO  CLIENT           VIP                PROXY  SERVER            STATE      AGE  IDLE  PACKETS  BYTES
-web   tcp    192.0.2.8:40002  198.51.100.100:80  -      203.0.113.210:80  TIME_WAIT  30s  20s   12       1500
+		// In rule, client and VIP order.
+		{[]string{"show-conn", "-r", "web", "-s", "203.0.113.200", "1"}, `
+RULE  PROTO  CLIENT           VIP                PROXY  SERVER            STATE        AGE  IDLE  PACKETS  BYTES
+web   tcp    192.0.2.7:40001  198.51.100.100:80  -      203.0.113.200:80  ESTABLISHED  12s  1s    40       9000
 (1 of 2 flows shown)
+`},
+		{[]string{"show-conn", "-s", "203.0.113.210"}, `
+RULE  PROTO  CLIENT  VIP  PROXY  SERVER  STATE  AGE  IDLE  PACKETS  BYTES
 `},
 		{[]string{"show-persist", "-r", "web"}, `
 RULE  CLIENT           SERVER            CONNS  EXPIRES
 web   192.0.2.0/24     203.0.113.200:80  2      -
-web   198.51.100.0/24  203.0.113.210:80  0      42s
+web   198.51.100.0/24  203.0.113.200:80  0      42s
 `},
 		{[]string{"show-persist", "1"}, `
 RULE  CLIENT        SERVER            CONNS  EXPIRES
@@ -274,23 +286,24 @@ no-route      6
 ttl-exceeded  4
 
 RULE  CONNS  TOTAL  PKTS-IN  BYTES-IN  PKTS-OUT  BYTES-OUT  DROPS
-web6  3      10     500      250000    400       1000000    1
+web6  1      11     500      250000    400       1000000    1
 
 RULE  SERVER           CONNS  TOTAL  PKTS-IN  BYTES-IN  PKTS-OUT  BYTES-OUT  DROPS
-web6  2001:db8:2::200  1      5      250      125000    200       500000     0
+web6  2001:db8:2::200  1      11     500      250000    400       1000000    0
 `},
-		// One line per interval: the rule's flows now and its rates.
+		// One line per interval: the rule's flows now and its rates (the first line's since
+		// ulbd started: the fake's 3 flows before its ticks count).
 		{[]string{"show-stats", "-r", "web", "1ms", "3"}, `
      CONNS      NEW/S       IN-PPS      OUT-PPS  IN-MBIT/S OUT-MBIT/S    DROPS/S
-         3         10          500          400       2.00       8.00          1
-         3         10          500          400       2.00       8.00          1
-         3         10          500          400       2.00       8.00          1
+         2         12          500          400       2.00       8.00          1
+         2         10          500          400       2.00       8.00          1
+         2         10          500          400       2.00       8.00          1
 `},
 		// A server's rates sum its entries in every rule that uses it.
 		{[]string{"show-stats", "-s", "203.0.113.210:80", "1ms", "2"}, `
      CONNS      NEW/S       IN-PPS      OUT-PPS  IN-MBIT/S OUT-MBIT/S    DROPS/S
-         1          5          250          200       1.00       4.00          0
-         1          5          250          200       1.00       4.00          0
+         0          1          250          200       1.00       4.00          0
+         0          1          250          200       1.00       4.00          0
 `},
 	}
 	for _, tt := range tests {
@@ -315,8 +328,8 @@ func TestServerAndRuleVerbs(t *testing.T) {
 	}
 	out, _, _ := run(t, env, "show-server", "web")
 	want := `RULE  GROUP  SERVER            WEIGHT  MAX-CONNS  STATE         HEALTH  LOAD  CONNS  TOTAL
-web   web    203.0.113.200:80  1       -          disabled      up      -     1      10
-web   web    203.0.113.210:80  3       1000       draining(5s)  down    -     2      20
+web   web    203.0.113.200:80  1       -          disabled      up      -     2      3
+web   web    203.0.113.210:80  3       1000       draining(0s)  down    -     0      0
 `
 	if out != want {
 		t.Errorf("show-server web after disable and drain:\n%s\nwant:\n%s", out, want)
@@ -361,14 +374,14 @@ func TestLBErrors(t *testing.T) {
 		{[]string{"show-conn", "-s", "x"}, ExitUsage, `ulbadm: show-conn: server "x" is not an address or address:port (like 203.0.113.200:80 or [2001:db8::200]:80)`, true},
 		{[]string{"show-persist", "-x"}, ExitUsage, "ulbadm: show-persist: flag provided but not defined: -x", true},
 		{[]string{"show-stats", "-s", "nope"}, ExitUsage, `ulbadm: show-stats: server "nope" is not an address or address:port (like 203.0.113.200:80 or [2001:db8::200]:80)`, true},
-		{[]string{"show-stats", "-r", "nope"}, ExitError, `ulbadm: show-stats: no rule named "nope"`, false},
+		{[]string{"show-stats", "-r", "nope"}, ExitError, `ulbadm: show-stats: no rule "nope"`, false},
 		{[]string{"show-stats", "-s", "192.0.2.1", "1"}, ExitError, `ulbadm: show-stats: no server 192.0.2.1`, false},
-		{[]string{"show-rule", "nope"}, ExitError, `ulbadm: show-rule: no rule named "nope"`, false},
-		{[]string{"show-server", "nope"}, ExitError, `ulbadm: show-server: no rule named "nope"`, false},
-		{[]string{"show-servergroup", "nope"}, ExitError, `ulbadm: show-servergroup: no servergroup named "nope"`, false},
-		{[]string{"enable-server", "-g", "nope", "203.0.113.200"}, ExitError, `ulbadm: enable-server: no servergroup named "nope"`, false},
+		{[]string{"show-rule", "nope"}, ExitError, `ulbadm: show-rule: no rule "nope"`, false},
+		{[]string{"show-server", "nope"}, ExitError, `ulbadm: show-server: no rule "nope"`, false},
+		{[]string{"show-servergroup", "nope"}, ExitError, `ulbadm: show-servergroup: no server group "nope" used by a rule`, false},
+		{[]string{"enable-server", "-g", "nope", "203.0.113.200"}, ExitError, `ulbadm: enable-server: no server group "nope" used by a rule`, false},
 		{[]string{"disable-server", "203.0.113.200", "192.0.2.99"}, ExitError, `ulbadm: disable-server: no server 192.0.2.99`, false},
-		{[]string{"disable-rule", "web", "nope"}, ExitError, `ulbadm: disable-rule: no rule named "nope"`, false},
+		{[]string{"disable-rule", "web", "nope"}, ExitError, `ulbadm: disable-rule: no rule "nope"`, false},
 	}
 	for _, tt := range tests {
 		out, errOut, code := run(t, env, tt.args...)

@@ -31,9 +31,6 @@ web    web    203.0.113.210:80  web-tcp  tcp   down   3      -    -     03:04:06
 RULES  GROUP  SERVER           CHECK  TEST   STATE  FAILS  RTT    LOAD  LAST      NEXT      LAST-RESULT
 web6   web6   2001:db8:2::200  load   agent  up     0      1.2ms  20    03:04:07  03:04:12  ok
 `},
-		{[]string{"show-hc-result", "-g", "spare"}, `
-RULES  GROUP  SERVER  CHECK  TEST  STATE  FAILS  RTT  LOAD  LAST  NEXT  LAST-RESULT
-`},
 		{[]string{"show-healthcheck"}, `
 NAME      TEST    INTERVAL  TIMEOUT  COUNT  RISE  PORT  GROUPS  SETTINGS
 web-tcp   tcp     5s        2s       3      2     -     web     -
@@ -62,8 +59,16 @@ func TestHealthJSON(t *testing.T) {
 	if code != ExitOK || errOut != "" || json.Unmarshal([]byte(out), &results) != nil || len(results) != 2 {
 		t.Fatalf("show-hc-result -o json: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
 	}
+	wants := []control.HCResult{
+		{Group: "web", Rules: []string{"web"}, Address: "203.0.113.200", Port: 80, Check: "web-tcp", Test: "tcp",
+			State: control.HealthUp, LastResult: "ok", RTT: 350, Successes: 12, Load: -1,
+			Last: fakeulbd.HCResults[0].Last, Next: fakeulbd.HCResults[0].Next},
+		{Group: "web", Rules: []string{"web"}, Address: "203.0.113.210", Port: 80, Check: "web-tcp", Test: "tcp",
+			State: control.HealthDown, LastResult: "fail: connection refused", Fails: 3, Load: -1,
+			Last: fakeulbd.HCResults[1].Last, Next: fakeulbd.HCResults[1].Next},
+	}
 	for i := range results {
-		want := fakeulbd.HCResults[i]
+		want := wants[i]
 		if !results[i].Last.Equal(want.Last) || !results[i].Next.Equal(want.Next) {
 			t.Errorf("result %d times %v %v, want %v %v", i, results[i].Last, results[i].Next, want.Last, want.Next)
 		}
@@ -74,7 +79,9 @@ func TestHealthJSON(t *testing.T) {
 	}
 	out, _, code = run(t, env, "-o", "json", "show-healthcheck", "web-http")
 	var checks []control.HealthCheckInfo
-	if code != ExitOK || json.Unmarshal([]byte(out), &checks) != nil || !reflect.DeepEqual(checks, fakeulbd.HealthChecks[2:3]) {
+	webHTTP := []control.HealthCheckInfo{{Name: "web-http", Test: "http", Interval: 10000, Timeout: 500, Count: 2, Rise: 4,
+		Port: 8080, Path: "/healthz", Host: "www.example.com", ExpectStatus: 200, ExpectBody: "^ok( [0-9]+)?$"}}
+	if code != ExitOK || json.Unmarshal([]byte(out), &checks) != nil || !reflect.DeepEqual(checks, webHTTP) {
 		t.Errorf("show-healthcheck -o json: exit %d:\n%s", code, out)
 	}
 	if !strings.Contains(out, `"expect_body": "^ok( [0-9]+)?$"`) || strings.Contains(out, `"send"`) {
@@ -101,10 +108,10 @@ func TestHealthErrors(t *testing.T) {
 		{[]string{"show-hc-result", "203.0.113.200", "x"}, ExitUsage, `ulbadm: show-hc-result: unexpected argument "x"`, true},
 		{[]string{"show-hc-result", "-s", "x"}, ExitUsage, "ulbadm: show-hc-result: flag provided but not defined: -s", true},
 		{[]string{"show-healthcheck", "a", "b"}, ExitUsage, `ulbadm: show-healthcheck: unexpected argument "b"`, true},
-		{[]string{"show-hc-result", "-r", "nope"}, ExitError, `ulbadm: show-hc-result: no rule named "nope"`, false},
-		{[]string{"show-hc-result", "-g", "nope"}, ExitError, `ulbadm: show-hc-result: no servergroup named "nope"`, false},
-		{[]string{"show-hc-result", "-g", "web6", "203.0.113.200"}, ExitError, `ulbadm: show-hc-result: no health check result for server 203.0.113.200`, false},
-		{[]string{"show-healthcheck", "nope"}, ExitError, `ulbadm: show-healthcheck: no healthcheck named "nope"`, false},
+		{[]string{"show-hc-result", "-r", "nope"}, ExitError, `ulbadm: show-hc-result: no rule "nope"`, false},
+		{[]string{"show-hc-result", "-g", "nope"}, ExitError, `ulbadm: show-hc-result: no server group "nope" with a health check`, false},
+		{[]string{"show-hc-result", "-g", "web6", "203.0.113.200"}, ExitError, `ulbadm: show-hc-result: no checked server 203.0.113.200`, false},
+		{[]string{"show-healthcheck", "nope"}, ExitError, `ulbadm: show-healthcheck: no health check "nope"`, false},
 	}
 	for _, tt := range tests {
 		out, errOut, code := run(t, env, tt.args...)

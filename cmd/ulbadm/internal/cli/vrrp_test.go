@@ -42,11 +42,11 @@ PREEMPT:         yes, after 30s
 ACCEPT:          yes
 VMAC:            00:00:5e:00:01:01
 MASTER:          198.51.100.10 (priority 150)
-ADDRESSES:       198.51.100.100/24
+ADDRESSES:       198.51.100.100
 SYNC-GROUP:      pair
 ADVERTS:         1200 sent, 3 received
 TRANSITIONS:     2 (1 to master), last 2025-01-02T03:04:05.000Z
-DROPS:           bad-ttl=1 vrid-mismatch=2
+DROPS:           ttl=1 vrid=2
 
 ROUTER:          gw
 VRID:            2
@@ -59,7 +59,7 @@ PREEMPT:         no
 ACCEPT:          no
 VMAC:            00:00:5e:00:01:02
 MASTER:          203.0.113.11 (priority 200)
-ADDRESSES:       203.0.113.1/24
+ADDRESSES:       203.0.113.1
 SYNC-GROUP:      pair
 ADVERTS:         0 sent, 600 received
 TRANSITIONS:     1 (0 to master), last 2025-01-02T03:04:04.000Z
@@ -69,14 +69,14 @@ ROUTER:          vip6
 VRID:            1
 PORT:            outside
 FAMILY:          IPv6, VRRPv3
-STATE:           FAULT (port outside down)
+STATE:           FAULT (tracking reports a failure)
 PRIORITY:        255 (address owner)
 ADVER-INTERVAL:  1s
 PREEMPT:         yes
 ACCEPT:          no
 VMAC:            00:00:5e:00:02:01
 MASTER:          -
-ADDRESSES:       fe80::1/64,2001:db8:1::10/64
+ADDRESSES:       fe80::1,2001:db8:1::10
 SYNC-GROUP:      -
 ADVERTS:         0 sent, 0 received
 TRANSITIONS:     0 (0 to master)
@@ -90,13 +90,19 @@ DROPS:           none
 		}
 	}
 
+	vipInfo := []control.RouterInfo{{Name: "vip", VRID: 1, Port: "outside", Family: control.FamilyIPv4, Version: 3,
+		Priority: 200, EffectivePriority: 150, AdverInterval: 1000, MasterAdverInterval: 1000, Preempt: true,
+		PreemptDelay: 30000, Accept: true, State: control.RouterMaster, VMAC: "00:00:5e:00:01:01", Master: "198.51.100.10",
+		MasterPriority: 150, Addresses: []string{"198.51.100.100"}, SyncGroup: "pair",
+		Counters: control.VRRPCounters{AdvertsSent: 1200, AdvertsReceived: 3, Drops: map[string]uint64{"vrid": 2, "ttl": 1},
+			Transitions: 2, BecameMaster: 1, LastTransition: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}}}
 	out, errOut, code := run(t, env, "-o", "json", "show-router", "vip")
 	var got []control.RouterInfo
-	if code != ExitOK || errOut != "" || json.Unmarshal([]byte(out), &got) != nil || !reflect.DeepEqual(got, fakeulbd.Routers[:1]) {
+	if code != ExitOK || errOut != "" || json.Unmarshal([]byte(out), &got) != nil || !reflect.DeepEqual(got, vipInfo) {
 		t.Errorf("-o json show-router vip: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
 	}
 	out, errOut, code = run(t, env, "show-router", "nope")
-	if code != ExitError || out != "" || errOut != "ulbadm: show-router: no router named \"nope\"\n" {
+	if code != ExitError || out != "" || errOut != "ulbadm: show-router: no vrrp instance \"nope\"\n" {
 		t.Errorf("show-router nope: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	out, errOut, code = run(t, env, "show-router", "a", "b")

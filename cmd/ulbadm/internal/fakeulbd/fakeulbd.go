@@ -1,21 +1,30 @@
-// Package fakeulbd serves canned answers on a real control socket, for ulbadm's tests.
+// Package fakeulbd runs ulbd's own control verbs (node.Register) on a real control
+// socket over canned sources, for ulbadm's tests: the balancer and the connection table
+// are real ones holding canned rules and flows, the data plane's status, the VRRP
+// instances and the health results are canned. What ulbadm is tested against is therefore
+// what ulbd answers.
 package fakeulbd
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"path/filepath"
-	"slices"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
 
+	"ulb/balancer"
+	"ulb/balancer/health"
+	"ulb/conntrack"
+	"ulb/internal/node"
 	"ulb/router/control"
+	"ulb/router/header"
+	"ulb/vrrp"
 )
 
-// Ports, Routes and Neighs are the canned answers.
+// Ports, Routes and Neighs are the data plane's canned status.
 var (
 	Ports = []control.PortInfo{
 		{Name: "outside", Device: "eth1", Kind: "afpacket", MAC: "02:00:00:00:00:01", MTU: 1500,
@@ -34,15 +43,13 @@ var (
 	}
 )
 
-// Stats returns the n-th canned stats snapshot (n from 1) for args: after n seconds of
+// Stats is the data plane's n-th show-stats snapshot (n from 1): after n seconds of
 // uptime, each port has received and sent 1000 packets of 1250 bytes per second and the
 // router dropped 10 per second: 2000 pps and 20 Mbit/s each way in all, 10 drops/s.
-// The load balancer's counters are those of RuleCounters and ServerCounters, selected
-// as control.ShowStatsArgs says.
-func Stats(n int, args control.ShowStatsArgs) (control.StatsInfo, error) {
+func Stats(n int) control.StatsInfo {
 	k := uint64(n)
 	c := control.PortCounters{RxPackets: 1000 * k, RxBytes: 1_250_000 * k, TxPackets: 1000 * k, TxBytes: 1_250_000 * k}
-	si := control.StatsInfo{
+	return control.StatsInfo{
 		Uptime:    int64(n) * int64(time.Second),
 		Ports:     []control.PortStats{{Name: "outside", PortCounters: c}, {Name: "inside", PortCounters: c}},
 		Drops:     map[string]uint64{"no-route": 6 * k, "ttl-exceeded": 4 * k},
@@ -50,241 +57,127 @@ func Stats(n int, args control.ShowStatsArgs) (control.StatsInfo, error) {
 		Local:     5 * k,
 		ICMPSent:  4 * k,
 	}
-	if args.Server != "" {
-		addr, port, err := control.ParseServerRef(args.Server)
-		if err != nil {
-			return si, err
-		}
-		for _, r := range Rules {
-			if args.Rule != "" && r.Name != args.Rule {
-				continue
-			}
-			for _, g := range Groups {
-				if g.Name != r.ServerGroup {
-					continue
-				}
-				for _, m := range g.Servers {
-					if control.MatchServer(addr, port, netip.MustParseAddr(m.Address), m.Port) {
-						si.Servers = append(si.Servers, control.ServerStats{Rule: r.Name, Group: g.Name,
-							Address: m.Address, Port: m.Port, LBCounters: ServerCounters(n)})
-					}
-				}
-			}
-		}
-		if len(si.Servers) == 0 {
-			return si, fmt.Errorf("no server %s", args.Server)
-		}
-		return si, nil
-	}
-	for _, r := range Rules {
-		if args.Rule == "" || r.Name == args.Rule {
-			si.Rules = append(si.Rules, control.RuleStats{Name: r.Name, LBCounters: RuleCounters(n)})
-		}
-	}
-	if args.Rule != "" {
-		if len(si.Rules) == 0 {
-			return si, fmt.Errorf("no rule named %q", args.Rule)
-		}
-		for _, g := range Groups {
-			if g.Name != findRule(args.Rule).ServerGroup {
-				continue
-			}
-			for _, m := range g.Servers {
-				si.Servers = append(si.Servers, control.ServerStats{Rule: args.Rule, Group: g.Name,
-					Address: m.Address, Port: m.Port, LBCounters: ServerCounters(n)})
-			}
-		}
-	}
-	return si, nil
 }
 
-// RuleCounters are every rule's counters after n seconds: 3 flows now, 10 new flows,
-// 500 packets (2 Mbit/s) in and 400 packets (8 Mbit/s) out and 1 drop per second.
-func RuleCounters(n int) control.LBCounters {
-	k := uint64(n)
-	return control.LBCounters{ConnsActive: 3, ConnsTotal: 10 * k, PacketsIn: 500 * k, BytesIn: 250_000 * k,
-		PacketsOut: 400 * k, BytesOut: 1_000_000 * k, Drops: k}
+// Now is the fake's clock: the balancer's, the connection table's and the replies'.
+var Now = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// Rules are the balancer's rules. web balances 192.0.2.0/24 clients (persistence /24,
+// 300 s) over group web; web6 is a full-NAT Maglev rule over a port range.
+var Rules = []balancer.RuleConfig{
+	{Name: "web", VIP: netip.MustParseAddr("198.51.100.100"), PortLo: 80, PortHi: 80, Proto: balancer.ProtoTCP,
+		Algorithm: balancer.WeightedRoundRobin, Topology: balancer.HalfNAT, PMask: 24, PersistTimeout: 300 * time.Second,
+		ConnDrain: 30 * time.Second, Group: "web", Enabled: true, Servers: []balancer.ServerConfig{
+			{Addr: netip.MustParseAddr("203.0.113.200"), Port: 80, Weight: 1},
+			{Addr: netip.MustParseAddr("203.0.113.210"), Port: 80, Weight: 3, MaxConns: 1000},
+		}},
+	{Name: "web6", VIP: netip.MustParseAddr("2001:db8:1::100"), PortLo: 8000, PortHi: 8099, Proto: balancer.ProtoTCP,
+		Algorithm: balancer.Maglev, Topology: balancer.FullNAT, PMask: balancer.NoPersistence,
+		ProxySource: []netip.Addr{netip.MustParseAddr("2001:db8:2::50"), netip.MustParseAddr("2001:db8:2::51")},
+		Group:       "web6", Enabled: true, Servers: []balancer.ServerConfig{{Addr: netip.MustParseAddr("2001:db8:2::200"), Weight: 1}}},
 }
 
-// ServerCounters are every server's counters within a rule after n seconds: half a
-// rule's, with 1 flow now and no drops.
-func ServerCounters(n int) control.LBCounters {
-	k := uint64(n)
-	return control.LBCounters{ConnsActive: 1, ConnsTotal: 5 * k, PacketsIn: 250 * k, BytesIn: 125_000 * k,
-		PacketsOut: 200 * k, BytesOut: 500_000 * k}
+// flow is a canned connection, counted by the balancer like one it picked.
+type flow struct {
+	rule           string
+	client, vip    netip.AddrPort
+	server         netip.AddrPort
+	proxy          netip.AddrPort // full-NAT
+	state          conntrack.State
+	age, idle      time.Duration
+	packets, bytes uint64
+	ended          time.Duration // > 0: the flow ended that long ago (only its persistence is left)
 }
 
-// Rules, Groups, Conns and Persist are the load balancer's canned answers; the rules'
-// and servers' states start as here and change with the enable and disable verbs.
+// flows are the connections: two to 203.0.113.200 and one to web6's server; a flow from
+// 198.51.100.9 to 203.0.113.200 ended 258 s ago, so its persistence entry has 42 s left.
+var flows = []flow{
+	{rule: "web", client: ap("192.0.2.7:40001"), vip: ap("198.51.100.100:80"), server: ap("203.0.113.200:80"),
+		state: conntrack.StateEstablished, age: 12 * time.Second, idle: time.Second, packets: 40, bytes: 9000},
+	{rule: "web", client: ap("192.0.2.8:40002"), vip: ap("198.51.100.100:80"), server: ap("203.0.113.200:80"),
+		state: conntrack.StateTimeWait, age: 30 * time.Second, idle: 20 * time.Second, packets: 12, bytes: 1500},
+	{rule: "web", client: ap("198.51.100.9:40003"), vip: ap("198.51.100.100:80"), server: ap("203.0.113.200:80"),
+		ended: 258 * time.Second},
+	{rule: "web6", client: ap("[2001:db8:9::7]:50000"), vip: ap("[2001:db8:1::100]:8042"), server: ap("[2001:db8:2::200]:8042"),
+		proxy: ap("[2001:db8:2::50]:1024"), state: conntrack.StateEstablished, age: 100 * time.Second, idle: 5 * time.Second,
+		packets: 1000, bytes: 1_000_000},
+}
+
+func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// HCResults and HealthChecks are the health checks' canned state: group web is checked
+// by web-tcp (203.0.113.200 up, 203.0.113.210 down), web6 by the agent check load (load
+// 20). The balancer holds the same health and load. Their times are in the local time
+// zone, so that ulbadm prints them as written here.
 var (
-	Rules = []control.RuleInfo{
-		{Name: "web", Enabled: true, VIP: "198.51.100.100", Ports: "80", Protocol: "tcp", Algorithm: "weighted-roundrobin",
-			Topology: "half-nat", PMask: 24, PersistTimeout: 300, ConnDrain: 30, ServerGroup: "web", Servers: 2, ConnsActive: 3},
-		{Name: "web6", Enabled: true, VIP: "2001:db8:1::100", Ports: "8000-8099", Protocol: "tcp", Algorithm: "maglev",
-			Topology: "full-nat", ProxySource: []string{"2001:db8:2::50", "2001:db8:2::51"}, PMask: -1,
-			ServerGroup: "web6", Servers: 1, ConnsActive: 1},
-	}
-	Groups = []control.ServerGroupInfo{
-		{Name: "web", Servers: []control.GroupMember{
-			{Address: "203.0.113.200", Port: 80, Weight: 1},
-			{Address: "203.0.113.210", Port: 80, Weight: 3, MaxConns: 1000},
-		}, Rules: []string{"web"}},
-		{Name: "web6", Servers: []control.GroupMember{{Address: "2001:db8:2::200", Weight: 1}}, Rules: []string{"web6"}},
-		{Name: "spare", Servers: []control.GroupMember{{Address: "203.0.113.220", Weight: 1}}},
-	}
-	Conns = []control.ConnInfo{
-		{Rule: "web", Protocol: "tcp", Client: "192.0.2.7:40001", VIP: "198.51.100.100:80", Server: "203.0.113.200:80",
-			State: "ESTABLISHED", Age: 12, Idle: 1, Packets: 40, Bytes: 9000},
-		{Rule: "web", Protocol: "tcp", Client: "192.0.2.8:40002", VIP: "198.51.100.100:80", Server: "203.0.113.210:80",
-			State: "TIME_WAIT", Age: 30, Idle: 20, Packets: 12, Bytes: 1500},
-		{Rule: "web", Protocol: "tcp", Client: "192.0.2.9:40003", VIP: "198.51.100.100:80", Server: "203.0.113.210:80",
-			State: "SYN_RECV", Age: 0, Idle: 0, Packets: 1, Bytes: 60},
-		{Rule: "web6", Protocol: "tcp", Client: "[2001:db8:9::7]:50000", VIP: "[2001:db8:1::100]:8042",
-			Proxy: "[2001:db8:2::50]:1024", Server: "[2001:db8:2::200]:8042", State: "ESTABLISHED", Age: 100, Idle: 5,
-			Packets: 1000, Bytes: 1_000_000},
-	}
-	Persist = []control.PersistInfo{
-		{Rule: "web", Client: "192.0.2.0/24", Server: "203.0.113.200:80", Conns: 2, Expires: 300},
-		{Rule: "web", Client: "198.51.100.0/24", Server: "203.0.113.210:80", Expires: 42},
-	}
-)
-
-// HCResults and HealthChecks are the health checks' canned answers: group web is
-// checked by web-tcp (one server up, one down), web6 by the agent check load. Their
-// times are in the local time zone, so that ulbadm prints them as written here.
-var (
-	HCResults = []control.HCResult{
-		{Group: "web", Rules: []string{"web"}, Address: "203.0.113.200", Port: 80, Check: "web-tcp", Test: "tcp",
-			State: control.HealthUp, LastResult: "ok", RTT: 350, Successes: 12, Load: -1,
+	HCResults = []health.Result{
+		{Target: target("web", "203.0.113.200", 80), Check: "web-tcp", Test: "tcp", State: health.Up, LastResult: "ok",
+			RTT: 350 * time.Microsecond, Successes: 12, Load: -1,
 			Last: time.Date(2025, 1, 2, 3, 4, 5, 0, time.Local), Next: time.Date(2025, 1, 2, 3, 4, 10, 0, time.Local)},
-		{Group: "web", Rules: []string{"web"}, Address: "203.0.113.210", Port: 80, Check: "web-tcp", Test: "tcp",
-			State: control.HealthDown, LastResult: "fail: connection refused", Fails: 3, Load: -1,
+		{Target: target("web", "203.0.113.210", 80), Check: "web-tcp", Test: "tcp", State: health.Down,
+			LastResult: "fail: connection refused", Fails: 3, Load: -1,
 			Last: time.Date(2025, 1, 2, 3, 4, 6, 0, time.Local), Next: time.Date(2025, 1, 2, 3, 4, 11, 0, time.Local)},
-		{Group: "web6", Rules: []string{"web6"}, Address: "2001:db8:2::200", Check: "load", Test: "agent",
-			State: control.HealthUp, LastResult: "ok", RTT: 1200, Successes: 2, Load: 20,
+		{Target: target("web6", "2001:db8:2::200", 0), Check: "load", Test: "agent", State: health.Up, LastResult: "ok",
+			RTT: 1200 * time.Microsecond, Successes: 2, Load: 20,
 			Last: time.Date(2025, 1, 2, 3, 4, 7, 0, time.Local), Next: time.Date(2025, 1, 2, 3, 4, 12, 0, time.Local)},
 	}
-	HealthChecks = []control.HealthCheckInfo{
-		{Name: "web-tcp", Test: "tcp", Interval: 5000, Timeout: 2000, Count: 3, Rise: 2, Groups: []string{"web"}},
-		{Name: "load", Test: "agent", Interval: 5000, Timeout: 2000, Count: 3, Rise: 2, Groups: []string{"web6"},
-			AgentPort: 7777},
-		{Name: "web-http", Test: "http", Interval: 10000, Timeout: 500, Count: 2, Rise: 4, Port: 8080,
-			Path: "/healthz", Host: "www.example.com", ExpectStatus: 200, ExpectBody: "^ok( [0-9]+)?$"},
-		{Name: "dns", Test: "udp", Interval: 1000, Timeout: 500, Count: 3, Rise: 2, Send: "ping", Expect: "pong 1"},
-		{Name: "custom", Test: "script", Interval: 60000, Timeout: 5000, Count: 1, Rise: 1,
+	HealthChecks = []health.Check{
+		{Name: "web-tcp", Test: "tcp", Interval: 5 * time.Second, Timeout: 2 * time.Second, Count: 3, Rise: 2},
+		{Name: "load", Test: "agent", Interval: 5 * time.Second, Timeout: 2 * time.Second, Count: 3, Rise: 2, AgentPort: 7777},
+		{Name: "web-http", Test: "http", Interval: 10 * time.Second, Timeout: 500 * time.Millisecond, Count: 2, Rise: 4,
+			Port: 8080, Path: "/healthz", Host: "www.example.com", ExpectStatus: 200,
+			ExpectBody: regexp.MustCompile("^ok( [0-9]+)?$")},
+		{Name: "dns", Test: "udp", Interval: time.Second, Timeout: 500 * time.Millisecond, Count: 3, Rise: 2,
+			Send: []byte("ping"), Expect: []byte("pong 1")},
+		{Name: "custom", Test: "script", Interval: time.Minute, Timeout: 5 * time.Second, Count: 1, Rise: 1,
 			Command: []string{"/usr/local/bin/check", "--quiet"}},
 	}
 )
 
-// hcResults answers show-hc-result.
-func hcResults(a control.ShowHCResultArgs) ([]control.HCResult, error) {
-	group := a.Group
-	switch {
-	case a.Rule != "" && a.Group != "":
-		return nil, fmt.Errorf("give a rule or a group, not both")
-	case a.Rule != "":
-		r := findRule(a.Rule)
-		if r == nil {
-			return nil, fmt.Errorf("no rule named %q", a.Rule)
-		}
-		group = r.ServerGroup
-	case a.Group != "" && !slices.ContainsFunc(Groups, func(g control.ServerGroupInfo) bool { return g.Name == a.Group }):
-		return nil, fmt.Errorf("no servergroup named %q", a.Group)
-	}
-	var addr netip.Addr
-	var port uint16
-	if a.Server != "" {
-		var err error
-		if addr, port, err = control.ParseServerRef(a.Server); err != nil {
-			return nil, err
-		}
-	}
-	out := []control.HCResult{}
-	for _, r := range HCResults {
-		if (group == "" || r.Group == group) &&
-			(a.Server == "" || control.MatchServer(addr, port, netip.MustParseAddr(r.Address), r.Port)) {
-			out = append(out, r)
-		}
-	}
-	if a.Server != "" && len(out) == 0 {
-		return nil, fmt.Errorf("no health check result for server %s", a.Server)
-	}
-	return out, nil
+func target(group, addr string, port uint16) health.Target {
+	return health.Target{Group: group, Addr: netip.MustParseAddr(addr), Port: port}
 }
 
-// healthOf returns a server's health and load as HCResults says.
-func healthOf(group string, m control.GroupMember) (string, int) {
-	for _, r := range HCResults {
-		if r.Group == group && r.Address == m.Address && r.Port == m.Port {
-			return r.State, r.Load
-		}
-	}
-	return control.HealthUnknown, -1
-}
-
-func findRule(name string) *control.RuleInfo {
-	for i := range Rules {
-		if Rules[i].Name == name {
-			return &Rules[i]
-		}
-	}
-	return nil
-}
-
-func filter[T any](args json.RawMessage, key func(T) string, all []T, what string) (any, error) {
-	var a struct {
-		Name string `json:"name"`
-		Port string `json:"port"`
-	}
-	if len(args) > 0 {
-		if err := json.Unmarshal(args, &a); err != nil {
-			return nil, fmt.Errorf("bad arguments: %w", err)
-		}
-	}
-	want := a.Name + a.Port
-	if want == "" {
-		return all, nil
-	}
-	var out []T
-	for _, v := range all {
-		if key(v) == want {
-			out = append(out, v)
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no %s named %q", what, want)
-	}
-	return out, nil
-}
-
-// Routers are show-router's canned answer: a master whose tracking lowered its
-// priority, a backup that learnt its master's interval, and an IPv6 owner in FAULT.
-var Routers = []control.RouterInfo{
-	{Name: "vip", VRID: 1, Port: "outside", Family: control.FamilyIPv4, Version: 3, Priority: 200, EffectivePriority: 150,
-		AdverInterval: 1000, MasterAdverInterval: 1000, Preempt: true, PreemptDelay: 30000, Accept: true,
-		State: control.RouterMaster, VMAC: "00:00:5e:00:01:01", Master: "198.51.100.10", MasterPriority: 150,
-		Addresses: []string{"198.51.100.100/24"}, SyncGroup: "pair",
-		Counters: control.VRRPCounters{AdvertsSent: 1200, AdvertsReceived: 3, Drops: map[string]uint64{"vrid-mismatch": 2, "bad-ttl": 1},
+// Routers are the VRRP instances: a master whose tracking lowered its priority, a
+// backup that learnt its master's interval, and an IPv6 owner in FAULT.
+var Routers = []vrrp.Info{
+	{Name: "vip", VRID: 1, Version: 3, BasePriority: 200, Priority: 150, Interval: time.Second,
+		MasterAdverInterval: time.Second, Preempt: true, PreemptDelay: 30 * time.Second, Accept: true,
+		State: vrrp.Master, VirtualMAC: header.MAC{0, 0, 0x5e, 0, 1, 1}, Master: netip.MustParseAddr("198.51.100.10"),
+		MasterPriority: 150, Addresses: []netip.Addr{netip.MustParseAddr("198.51.100.100")}, SyncGroup: "pair",
+		Counters: vrrp.Counters{AdvertsSent: 1200, AdvertsReceived: 3, Drops: drops(map[vrrp.DropReason]uint64{vrrp.DropVRID: 2, vrrp.DropTTL: 1}),
 			Transitions: 2, BecameMaster: 1, LastTransition: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}},
-	{Name: "gw", VRID: 2, Port: "inside", Family: control.FamilyIPv4, Version: 3, Priority: 100, EffectivePriority: 100,
-		AdverInterval: 100, MasterAdverInterval: 2000, State: control.RouterBackup, VMAC: "00:00:5e:00:01:02",
-		Master: "203.0.113.11", MasterPriority: 200, Addresses: []string{"203.0.113.1/24"}, SyncGroup: "pair",
-		Counters: control.VRRPCounters{AdvertsReceived: 600, Transitions: 1, LastTransition: time.Date(2025, 1, 2, 3, 4, 4, 0, time.UTC)}},
-	{Name: "vip6", VRID: 1, Port: "outside", Family: control.FamilyIPv6, Version: 3, Priority: 255, EffectivePriority: 255,
-		AdverInterval: 1000, MasterAdverInterval: 1000, Preempt: true, State: control.RouterFault, Fault: "port outside down",
-		VMAC: "00:00:5e:00:02:01", Addresses: []string{"fe80::1/64", "2001:db8:1::10/64"}},
+	{Name: "gw", VRID: 2, Version: 3, BasePriority: 100, Priority: 100, Interval: 100 * time.Millisecond,
+		MasterAdverInterval: 2 * time.Second, State: vrrp.Backup, VirtualMAC: header.MAC{0, 0, 0x5e, 0, 1, 2},
+		Master: netip.MustParseAddr("203.0.113.11"), MasterPriority: 200, Addresses: []netip.Addr{netip.MustParseAddr("203.0.113.1")},
+		SyncGroup: "pair",
+		Counters:  vrrp.Counters{AdvertsReceived: 600, Transitions: 1, LastTransition: time.Date(2025, 1, 2, 3, 4, 4, 0, time.UTC)}},
+	{Name: "vip6", VRID: 1, Version: 3, IPv6: true, BasePriority: 255, Priority: 255, Interval: time.Second,
+		MasterAdverInterval: time.Second, Preempt: true, State: vrrp.Fault, Fault: true, VirtualMAC: header.MAC{0, 0, 0x5e, 0, 2, 1},
+		Addresses: []netip.Addr{netip.MustParseAddr("fe80::1"), netip.MustParseAddr("2001:db8:1::10")}},
+}
+
+// vrrpPorts are the ports the instances run on.
+var vrrpPorts = map[string]string{"vip": "outside", "gw": "inside", "vip6": "outside"}
+
+func drops(m map[vrrp.DropReason]uint64) vrrp.Drops {
+	var d vrrp.Drops
+	for r, n := range m {
+		d[r] = n
+	}
+	return d
 }
 
 // Fake is a running fake ulbd.
 type Fake struct {
 	// Path is the control socket's path.
 	Path string
-	// Events is the hub the fake's watch verb streams from: a test publishes on it.
+	// Events is the hub the watch verb streams from: a test publishes on it.
 	Events *control.Events
 }
 
-// Start serves the canned answers on a socket in a fresh temporary directory until the
-// test ends, and returns the socket's path.
+// Start serves the verbs on a socket in a fresh temporary directory until the test
+// ends, and returns the socket's path.
 func Start(t testing.TB) string {
 	t.Helper()
 	return Run(t).Path
@@ -293,111 +186,38 @@ func Start(t testing.TB) string {
 // Run is Start returning the fake, so that a test can publish events.
 func Run(t testing.TB) *Fake {
 	t.Helper()
+	clock := Now
+	now := func() time.Time { return clock }
+	b := balancer.New(balancer.Config{Now: now})
+	if err := b.Set(Rules); err != nil {
+		t.Fatalf("fakeulbd: rules: %v", err)
+	}
+	table := conntrack.New(conntrack.Config{Capacity: 1024, Now: now})
+	if err := addFlows(b, table, &clock); err != nil {
+		t.Fatalf("fakeulbd: %v", err)
+	}
+	for _, r := range HCResults {
+		if r.Test == "agent" {
+			if err := b.SetLoad(r.Target.Group, r.Target.Addr, r.Target.Port, r.Load); err != nil {
+				t.Fatalf("fakeulbd: load: %v", err)
+			}
+		}
+		if err := b.SetHealth(r.Target.Group, r.Target.Addr, r.Target.Port, r.State == health.Up); err != nil {
+			t.Fatalf("fakeulbd: health: %v", err)
+		}
+	}
 	path := filepath.Join(t.TempDir(), "ulbd.sock")
 	s := control.NewServer(path, nil)
 	events := control.NewEvents(nil)
-	s.HandleStream(control.VerbWatch, events.Watch)
-	s.Handle(control.VerbShowRouter, func(_ context.Context, args json.RawMessage) (any, error) {
-		return filter(args, func(r control.RouterInfo) string { return r.Name }, Routers, "router")
+	node.Register(s, node.Sources{
+		Status:    &status{b: b},
+		Balancer:  b,
+		Conntrack: table,
+		VRRP:      vrrpSource{},
+		Health:    healthSource{},
+		Events:    events,
+		Now:       now,
 	})
-	s.Handle(control.VerbShowPort, func(_ context.Context, args json.RawMessage) (any, error) {
-		return filter(args, func(p control.PortInfo) string { return p.Name }, Ports, "port")
-	})
-	s.Handle(control.VerbShowRoute, func(context.Context, json.RawMessage) (any, error) { return Routes, nil })
-	s.Handle(control.VerbShowNeigh, func(_ context.Context, args json.RawMessage) (any, error) {
-		return filter(args, func(n control.NeighInfo) string { return n.Port }, Neighs, "port")
-	})
-	var mu sync.Mutex
-	calls := 0
-	s.Handle(control.VerbShowStats, func(_ context.Context, raw json.RawMessage) (any, error) {
-		var a control.ShowStatsArgs
-		if err := decode(raw, &a); err != nil {
-			return nil, err
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		calls++
-		return Stats(calls, a)
-	})
-	s.Handle(control.VerbShowHCResult, func(_ context.Context, raw json.RawMessage) (any, error) {
-		var a control.ShowHCResultArgs
-		if err := decode(raw, &a); err != nil {
-			return nil, err
-		}
-		return hcResults(a)
-	})
-	s.Handle(control.VerbShowHealthCheck, func(_ context.Context, args json.RawMessage) (any, error) {
-		return filter(args, func(c control.HealthCheckInfo) string { return c.Name }, HealthChecks, "healthcheck")
-	})
-	lb := newBalancer()
-	s.Handle(control.VerbShowRule, func(_ context.Context, raw json.RawMessage) (any, error) {
-		var a control.ShowRuleArgs
-		if err := decode(raw, &a); err != nil {
-			return nil, err
-		}
-		return lb.rules(a.Name)
-	})
-	s.Handle(control.VerbShowServerGroup, func(_ context.Context, args json.RawMessage) (any, error) {
-		return filter(args, func(g control.ServerGroupInfo) string { return g.Name }, Groups, "servergroup")
-	})
-	s.Handle(control.VerbShowServer, func(_ context.Context, raw json.RawMessage) (any, error) {
-		var a control.ShowServerArgs
-		if err := decode(raw, &a); err != nil {
-			return nil, err
-		}
-		return lb.servers(a.Rule)
-	})
-	s.Handle(control.VerbShowConn, func(_ context.Context, raw json.RawMessage) (any, error) {
-		var a control.ShowConnArgs
-		if err := decode(raw, &a); err != nil {
-			return nil, err
-		}
-		out := control.ConnList{Conns: []control.ConnInfo{}}
-		for _, c := range Conns {
-			if (a.Rule == "" || c.Rule == a.Rule) && (a.Server == "" || matchEndpoint(a.Server, c.Server)) {
-				out.Total++
-				if len(out.Conns) < listLimit(a.Limit) {
-					out.Conns = append(out.Conns, c)
-				}
-			}
-		}
-		return out, nil
-	})
-	s.Handle(control.VerbShowPersist, func(_ context.Context, raw json.RawMessage) (any, error) {
-		var a control.ShowPersistArgs
-		if err := decode(raw, &a); err != nil {
-			return nil, err
-		}
-		out := control.PersistList{Entries: []control.PersistInfo{}}
-		for _, e := range Persist {
-			if a.Rule == "" || e.Rule == a.Rule {
-				out.Total++
-				if len(out.Entries) < listLimit(a.Limit) {
-					out.Entries = append(out.Entries, e)
-				}
-			}
-		}
-		return out, nil
-	})
-	for verb, state := range map[string]string{control.VerbEnableServer: control.ServerEnabled,
-		control.VerbDisableServer: control.ServerDisabled, control.VerbDrainServer: control.ServerDraining} {
-		s.Handle(verb, func(_ context.Context, raw json.RawMessage) (any, error) {
-			var a control.ServerArgs
-			if err := decode(raw, &a); err != nil {
-				return nil, err
-			}
-			return lb.setServer(a, state)
-		})
-	}
-	for verb, on := range map[string]bool{control.VerbEnableRule: true, control.VerbDisableRule: false} {
-		s.Handle(verb, func(_ context.Context, raw json.RawMessage) (any, error) {
-			var a control.RuleArgs
-			if err := decode(raw, &a); err != nil {
-				return nil, err
-			}
-			return lb.setRule(a.Name, on)
-		})
-	}
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -413,6 +233,115 @@ func Run(t testing.TB) *Fake {
 	return &Fake{Path: path, Events: events}
 }
 
+// addFlows counts the canned flows on the balancer as the router does (Adopt when a flow
+// starts, FlowEnded when it ends) and puts the live ones in the table. clock is the
+// balancer's: an ended flow ends at its time.
+func addFlows(b *balancer.Balancer, table *conntrack.Table, clock *time.Time) error {
+	snap := b.Snapshot()
+	for _, f := range flows {
+		rule, _ := snap.RuleByName(f.rule)
+		if f.ended > 0 {
+			*clock = Now.Add(-f.ended)
+		}
+		pick, ok := rule.Adopt(f.client.Addr(), f.vip.Port(), f.server.Addr(), f.server.Port())
+		if !ok {
+			return fmt.Errorf("rule %s has no server %s", f.rule, f.server)
+		}
+		if f.ended > 0 {
+			b.FlowEnded(rule.ID(), pick.Server, f.client.Addr())
+			*clock = Now
+			continue
+		}
+		reply := conntrack.MakeTuple(f.server.Addr(), f.client.Addr(), f.server.Port(), f.client.Port(), conntrack.ProtoTCP)
+		topo := conntrack.HalfNAT
+		if f.proxy.IsValid() {
+			reply = conntrack.MakeTuple(f.server.Addr(), f.proxy.Addr(), f.server.Port(), f.proxy.Port(), conntrack.ProtoTCP)
+			topo = conntrack.FullNAT
+		}
+		err := table.Insert(conntrack.Flow{
+			Orig:         conntrack.MakeTuple(f.client.Addr(), f.vip.Addr(), f.client.Port(), f.vip.Port(), conntrack.ProtoTCP),
+			Reply:        reply,
+			Rule:         rule.ID(),
+			Server:       pick.Server,
+			Topology:     topo,
+			State:        f.state,
+			Created:      Now.Add(-f.age).UnixNano(),
+			LastSeen:     Now.Add(-f.idle).UnixNano(),
+			OrigPackets:  f.packets / 2,
+			OrigBytes:    f.bytes / 2,
+			ReplyPackets: f.packets - f.packets/2,
+			ReplyBytes:   f.bytes - f.bytes/2,
+		})
+		if err != nil {
+			return fmt.Errorf("flow %s: %w", f.client, err)
+		}
+	}
+	return nil
+}
+
+// status is the data plane's canned status. Every show-stats is a second of traffic:
+// Stats(n) for the n-th, and on the balancer, for each rule, 10 new flows that end at once
+// (from 203.0.113.99 or 2001:db8:9::99; one on each server, the rest on the first, so
+// show-persist lists 203.0.113.0/24 after a show-stats), 500 packets of 500 bytes in
+// (2 Mbit/s), 400 of 2500 bytes out (8 Mbit/s), both spread evenly over the rule's
+// servers, and a drop.
+type status struct {
+	b     *balancer.Balancer
+	mu    sync.Mutex
+	calls int
+}
+
+func (*status) Ports() []control.PortInfo       { return Ports }
+func (*status) Routes() []control.RouteInfo     { return Routes }
+func (*status) Neighbours() []control.NeighInfo { return Neighs }
+
+func (s *status) Stats() control.StatsInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	snap := s.b.Snapshot()
+	for _, rc := range Rules {
+		rule, _ := snap.RuleByName(rc.Name)
+		n := len(rc.Servers)
+		client := netip.MustParseAddr("203.0.113.99")
+		if rc.VIP.Is6() {
+			client = netip.MustParseAddr("2001:db8:9::99")
+		}
+		for i, sc := range rc.Servers {
+			port := sc.Port
+			if port == 0 {
+				port = rc.PortLo
+			}
+			pick, _ := rule.Adopt(client, rc.PortLo, sc.Addr, port)
+			s.b.FlowEnded(rule.ID(), pick.Server, client)
+			if i == 0 {
+				for range 10 - n {
+					rule.Adopt(client, rc.PortLo, sc.Addr, port)
+					s.b.FlowEnded(rule.ID(), pick.Server, client)
+				}
+			}
+			for range 500 / n {
+				snap.Account(rule.ID(), pick.Server, false, 500)
+			}
+			for range 400 / n {
+				snap.Account(rule.ID(), pick.Server, true, 2500)
+			}
+		}
+		snap.CountDrop(rule.ID(), 0)
+	}
+	return Stats(s.calls)
+}
+
+type vrrpSource struct{}
+
+func (vrrpSource) VRRPInfo() []vrrp.Info           { return Routers }
+func (vrrpSource) VRRPPort(instance string) string { return vrrpPorts[instance] }
+
+type healthSource struct{}
+
+func (healthSource) Results() []health.Result { return HCResults }
+func (healthSource) Checks() []health.Check   { return HealthChecks }
+
 // WaitWatchers waits until n watch streams are open, failing the test after 5 seconds.
 func (f *Fake) WaitWatchers(t testing.TB, n int) {
 	t.Helper()
@@ -423,155 +352,4 @@ func (f *Fake) WaitWatchers(t testing.TB, n int) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-func decode(raw json.RawMessage, v any) error {
-	if len(raw) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("bad arguments: %w", err)
-	}
-	return nil
-}
-
-func listLimit(n int) int {
-	if n <= 0 {
-		return control.DefaultListLimit
-	}
-	return min(n, control.MaxListLimit)
-}
-
-// matchEndpoint reports whether the "ip:port" endpoint is the server ref names.
-func matchEndpoint(ref, ep string) bool {
-	addr, port, err := control.ParseServerRef(ref)
-	if err != nil {
-		return false
-	}
-	ap, err := netip.ParseAddrPort(ep)
-	return err == nil && control.MatchServer(addr, port, ap.Addr(), ap.Port())
-}
-
-// balancer holds the states that enable and disable verbs change, per Start.
-type balancer struct {
-	mu      sync.Mutex
-	enabled map[string]bool   // rule → enabled
-	state   map[string]string // group/address/port → server state
-}
-
-func newBalancer() *balancer {
-	b := &balancer{enabled: make(map[string]bool), state: make(map[string]string)}
-	for _, r := range Rules {
-		b.enabled[r.Name] = r.Enabled
-	}
-	return b
-}
-
-func serverKey(group string, m control.GroupMember) string {
-	return fmt.Sprintf("%s/%s/%d", group, m.Address, m.Port)
-}
-
-func (b *balancer) rules(name string) ([]control.RuleInfo, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []control.RuleInfo
-	for _, r := range Rules {
-		if name == "" || r.Name == name {
-			r.Enabled = b.enabled[r.Name]
-			out = append(out, r)
-		}
-	}
-	if len(out) == 0 && name != "" {
-		return nil, fmt.Errorf("no rule named %q", name)
-	}
-	return out, nil
-}
-
-// servers lists each rule's servers (of one rule when rule is not empty).
-func (b *balancer) servers(rule string) ([]control.ServerInfo, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if rule != "" && findRule(rule) == nil {
-		return nil, fmt.Errorf("no rule named %q", rule)
-	}
-	return b.list(func(r control.RuleInfo, _ string, _ control.GroupMember) bool { return rule == "" || r.Name == rule }), nil
-}
-
-func (b *balancer) list(keep func(control.RuleInfo, string, control.GroupMember) bool) []control.ServerInfo {
-	out := []control.ServerInfo{}
-	for _, r := range Rules {
-		for _, g := range Groups {
-			if g.Name != r.ServerGroup {
-				continue
-			}
-			for i, m := range g.Servers {
-				if !keep(r, g.Name, m) {
-					continue
-				}
-				st := b.state[serverKey(g.Name, m)]
-				if st == "" {
-					st = control.ServerEnabled
-				}
-				si := control.ServerInfo{Rule: r.Name, Group: g.Name, Address: m.Address, Port: m.Port, Weight: m.Weight,
-					MaxConns: m.MaxConns, State: st, ConnsActive: uint64(i + 1), ConnsTotal: uint64(10 * (i + 1))}
-				si.Health, si.Load = healthOf(g.Name, m)
-				si.EffectiveWeight = m.Weight
-				if si.Load >= 0 {
-					si.EffectiveWeight = m.Weight * (100 - si.Load) / 20 // in proportion, as the balancer keeps it
-				}
-				if st == control.ServerDraining {
-					si.Draining = 5
-				}
-				out = append(out, si)
-			}
-		}
-	}
-	return out
-}
-
-func (b *balancer) setServer(a control.ServerArgs, state string) ([]control.ServerInfo, error) {
-	addr, port, err := control.ParseServerRef(a.Server)
-	if err != nil {
-		return nil, err
-	}
-	if a.Rule != "" && findRule(a.Rule) == nil {
-		return nil, fmt.Errorf("no rule named %q", a.Rule)
-	}
-	if a.Group != "" && !slices.ContainsFunc(Groups, func(g control.ServerGroupInfo) bool { return g.Name == a.Group }) {
-		return nil, fmt.Errorf("no servergroup named %q", a.Group)
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	hit := false
-	for _, g := range Groups {
-		if a.Group != "" && g.Name != a.Group || a.Rule != "" && g.Name != findRule(a.Rule).ServerGroup {
-			continue
-		}
-		for _, m := range g.Servers {
-			if control.MatchServer(addr, port, netip.MustParseAddr(m.Address), m.Port) {
-				b.state[serverKey(g.Name, m)] = state
-				hit = true
-			}
-		}
-	}
-	if !hit {
-		return nil, fmt.Errorf("no server %s", a.Server)
-	}
-	return b.list(func(r control.RuleInfo, g string, m control.GroupMember) bool {
-		return (a.Group == "" || g == a.Group) && (a.Rule == "" || r.Name == a.Rule) &&
-			control.MatchServer(addr, port, netip.MustParseAddr(m.Address), m.Port)
-	}), nil
-}
-
-func (b *balancer) setRule(name string, on bool) (control.RuleInfo, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	r := findRule(name)
-	if r == nil {
-		return control.RuleInfo{}, fmt.Errorf("no rule named %q", name)
-	}
-	b.enabled[name] = on
-	out := *r
-	out.Enabled = on
-	return out, nil
 }
