@@ -6,11 +6,6 @@ import (
 	"ulb/router/header"
 )
 
-// ndpFrameSize is the size of the NS and NA frames arpd builds: Ethernet, IPv6, the
-// 24-byte message and one link-layer address option.
-const ndpFrameSize = header.EthernetMinimumSize + header.IPv6MinimumSize +
-	header.NDPNeighborSolicitMinimumSize + header.NDPLinkLayerOptionSize
-
 // HandleNDP processes one received Ethernet frame carrying an IPv6 neighbour
 // solicitation or advertisement (RFC 4861 §7.1 validation, §7.2.3 and §7.2.5
 // processing). It answers solicitations for our addresses with a solicited NA, answers
@@ -226,50 +221,40 @@ func (n *Neighbours) sendNA(mac header.MAC, target, dst netip.Addr, ethDst heade
 // buildNA builds a neighbour advertisement from mac/src to ethDst/dst for target, with
 // R=1 (a router), O=1, S as given and a target link-layer option holding mac.
 func (n *Neighbours) buildNA(mac header.MAC, src, dst netip.Addr, ethDst header.MAC, target netip.Addr, solicited bool) *frameBuf {
-	f, msg := n.buildNDP(mac, src, dst, ethDst, header.ICMPv6NeighborAdvert, target, header.NDPOptionTargetLinkLayerAddress)
-	na := header.NDPNeighborAdvert(msg)
-	na.SetRouterFlag(true)
-	na.SetOverrideFlag(true)
-	na.SetSolicitedFlag(solicited)
-	header.SetTransportChecksum(header.ProtocolICMPv6, src, dst, msg)
+	flags := header.NDPNARouterFlag | header.NDPNAOverrideFlag
+	if solicited {
+		flags |= header.NDPNASolicitedFlag
+	}
+	f := getBuf()
+	b := f.b[header.Headroom:]
+	header.EncodeEthernet(b, ethDst, mac, header.EtherTypeIPv6)
+	l := header.BuildNDPNeighborAdvert(b[header.EthernetMinimumSize:], src, dst, target, flags, mac)
+	if l == 0 {
+		putBuf(f)
+		return nil
+	}
+	f.b = f.b[:header.Headroom+header.EthernetMinimumSize+l]
 	n.st.naOut.Add(1)
 	return f
 }
 
-// buildNS builds a neighbour solicitation from src for target: to its solicited-node
-// group, or to target at mac when unicast.
+// buildNS builds a neighbour solicitation from src for target, with a source
+// link-layer option holding the port's MAC: to its solicited-node group, or to target
+// at mac when unicast.
 func (n *Neighbours) buildNS(src, target netip.Addr, mac header.MAC, unicast bool) *frameBuf {
 	dst, ethDst := header.SolicitedNodeAddr(target), header.SolicitedNodeMAC(target)
 	if unicast {
 		dst, ethDst = target, mac
 	}
-	f, msg := n.buildNDP(n.cfg.MAC, src, dst, ethDst, header.ICMPv6NeighborSolicit, target, header.NDPOptionSourceLinkLayerAddress)
-	header.SetTransportChecksum(header.ProtocolICMPv6, src, dst, msg)
+	f := getBuf()
+	b := f.b[header.Headroom:]
+	header.EncodeEthernet(b, ethDst, n.cfg.MAC, header.EtherTypeIPv6)
+	l := header.BuildNDPNeighborSolicit(b[header.EthernetMinimumSize:], src, dst, target, n.cfg.MAC)
+	if l == 0 {
+		putBuf(f)
+		return nil
+	}
+	f.b = f.b[:header.Headroom+header.EthernetMinimumSize+l]
 	n.st.nsOut.Add(1)
 	return f
-}
-
-// buildNDP writes the Ethernet and IPv6 headers, an NS or NA of type typ for target
-// with zero flags and one link-layer option of type opt carrying mac. The checksum is
-// left to the caller, who may still change the flags.
-func (n *Neighbours) buildNDP(mac header.MAC, src, dst netip.Addr, ethDst header.MAC, typ uint8, target netip.Addr, opt uint8) (*frameBuf, []byte) {
-	f := getBuf()
-	f.b = f.b[:header.Headroom+ndpFrameSize]
-	b := f.b[header.Headroom:]
-	header.EncodeEthernet(b, ethDst, mac, header.EtherTypeIPv6)
-	const msgLen = header.NDPNeighborSolicitMinimumSize + header.NDPLinkLayerOptionSize
-	header.EncodeIPv6(b[header.EthernetMinimumSize:], header.IPv6Fields{
-		PayloadLength: msgLen,
-		NextHeader:    header.ProtocolICMPv6,
-		HopLimit:      header.NDPHopLimit,
-		Src:           src,
-		Dst:           dst,
-	})
-	msg := b[header.EthernetMinimumSize+header.IPv6MinimumSize:]
-	clear(msg)
-	msg[0] = typ
-	t := target.As16()
-	copy(msg[8:24], t[:])
-	header.PutNDPLinkLayerOption(msg[header.NDPNeighborSolicitMinimumSize:], opt, mac)
-	return f, msg
 }
