@@ -2,11 +2,9 @@ package router
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"net"
 	"net/netip"
-	"sync"
 	"testing"
 
 	"github.com/google/gopacket"
@@ -121,25 +119,7 @@ func newLBBench(t *testing.T) *testBench {
 	t.Helper()
 	rl, hl := porttest.NewPair(macRouterL, macHostL, 1500)
 	rr, hr := porttest.NewPair(macRouterR, macHostR, 1400)
-	r := newLBRouter(t, rl, rr)
-	tb := &testBench{r: r, left: newPeer(hl, macHostL), right: newPeer(hr, macHostR)}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go tb.left.run(&wg)
-	go tb.right.run(&wg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		hl.Close()
-		hr.Close()
-		wg.Wait()
-	})
-	return tb
+	return startBench(t, newLBRouter(t, rl, rr), newPeer(hl, macHostL), newPeer(hr, macHostR))
 }
 
 // TCP flags of tcpFrame.

@@ -257,7 +257,13 @@ func newTestBench(t *testing.T) *testBench {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb := &testBench{r: r, left: newPeer(hl, macHostL, hostL4, hostL6), right: newPeer(hr, macHostR, hostR4, hostR6)}
+	return startBench(t, r, newPeer(hl, macHostL, hostL4, hostL6), newPeer(hr, macHostR, hostR4, hostR6))
+}
+
+// startBench runs r and the peers on its two links until the test ends.
+func startBench(t *testing.T, r *Router, left, right *peer) *testBench {
+	t.Helper()
+	tb := &testBench{r: r, left: left, right: right}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go tb.left.run(&wg)
@@ -270,8 +276,8 @@ func newTestBench(t *testing.T) *testBench {
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
-		hl.Close()
-		hr.Close()
+		left.p.Close()
+		right.p.Close()
 		wg.Wait()
 	})
 	return tb
