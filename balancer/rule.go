@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"ulb/conntrack"
 )
 
 // IP protocol numbers a rule can balance.
@@ -15,32 +17,21 @@ const (
 	ProtoUDP uint8 = 17
 )
 
-// Topology says how the router forwards a balanced flow; the balancer only stores it.
-type Topology uint8
+// Topology says how the router forwards a balanced flow: the connection table's
+// topologies, of which a rule has one of HalfNAT, FullNAT and DSR.
+type Topology = conntrack.Topology
 
 // Topologies.
 const (
 	// HalfNAT rewrites the destination to the server and keeps the client's address;
 	// the server's replies come back through the router and are rewritten to the VIP.
-	HalfNAT Topology = iota
+	HalfNAT = conntrack.HalfNAT
 	// FullNAT also rewrites the source to a proxy_source address and port.
-	FullNAT
+	FullNAT = conntrack.FullNAT
 	// DSR (direct server return) changes only the destination MAC; the server owns the
 	// VIP and answers the client directly.
-	DSR
+	DSR = conntrack.DSR
 )
-
-func (t Topology) String() string {
-	switch t {
-	case HalfNAT:
-		return "half-nat"
-	case FullNAT:
-		return "full-nat"
-	case DSR:
-		return "dsr"
-	}
-	return fmt.Sprintf("topology(%d)", uint8(t))
-}
 
 // ParseTopology returns the Topology named s ("half-nat", "full-nat", "dsr"); "" is HalfNAT.
 func ParseTopology(s string) (Topology, error) {

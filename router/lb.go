@@ -159,7 +159,7 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 		}
 		return conntrack.Flow{}, false
 	}
-	f := conntrack.Flow{Orig: key, Rule: rule.ID(), Server: pick.Server, Topology: flowTopology(rule.Topology())}
+	f := conntrack.Flow{Orig: key, Rule: rule.ID(), Server: pick.Server, Topology: rule.Topology()}
 	var proxy netip.Addr
 	var pport uint16
 	switch rule.Topology() {

@@ -602,16 +602,6 @@ func TestBalancedICMPErrorsAllocateNothing(t *testing.T) {
 	}
 }
 
-func TestFlowTopology(t *testing.T) {
-	for b, c := range map[balancer.Topology]conntrack.Topology{
-		balancer.HalfNAT: conntrack.HalfNAT, balancer.FullNAT: conntrack.FullNAT, balancer.DSR: conntrack.DSR,
-	} {
-		if got := flowTopology(b); got != c || got.String() != b.String() || uint8(got) != uint8(b) {
-			t.Errorf("flowTopology(%v) = %v (%d), want %v (%d)", b, got, got, c, b)
-		}
-	}
-}
-
 // BenchmarkBalancedEstablished forwards a client's packet of an established flow.
 func BenchmarkBalancedEstablished(b *testing.B) {
 	for _, c := range lbCases {

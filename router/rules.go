@@ -157,14 +157,3 @@ func (r *Router) Balancer() *balancer.Balancer { return r.lb }
 
 // Conntrack is the router's connection table, for the control plane's listings.
 func (r *Router) Conntrack() *conntrack.Table { return r.ct }
-
-// flowTopology is the connection table's topology of a rule's flows.
-func flowTopology(t balancer.Topology) conntrack.Topology {
-	switch t {
-	case balancer.FullNAT:
-		return conntrack.FullNAT
-	case balancer.DSR:
-		return conntrack.DSR
-	}
-	return conntrack.HalfNAT
-}

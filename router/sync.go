@@ -152,7 +152,7 @@ func (r *Router) syncAdopt(rec ctsync.Record) ctsync.Outcome {
 		return ctsync.Refreshed
 	}
 	rule, ok := snap.Match(rec.Orig.Proto, rec.Orig.Dst(), rec.Orig.DstPort)
-	if !ok || flowTopology(rule.Topology()) != conntrack.Topology(rec.Topology) {
+	if !ok || rule.Topology() != conntrack.Topology(rec.Topology) {
 		return ctsync.Unknown
 	}
 	pick, ok := rule.Adopt(rec.Orig.Src(), rec.Orig.DstPort, rec.Server.Addr(), rec.Server.Port())

@@ -69,7 +69,7 @@ func ruleInfos(b *balancer.Balancer, name string) ([]control.RuleInfo, error) {
 			Ports:       portRange(c.PortLo, c.PortHi),
 			Protocol:    protoName(c.Proto),
 			Algorithm:   c.Algorithm,
-			Topology:    topologyName(balancer.Topology(c.Topology)),
+			Topology:    c.Topology.String(),
 			PMask:       c.PMask,
 			ConnDrain:   int64(c.ConnDrain / time.Second),
 			ServerGroup: c.Group,
@@ -415,16 +415,6 @@ func protoName(p uint8) string {
 		return "udp"
 	}
 	return "tcp"
-}
-
-func topologyName(t balancer.Topology) string {
-	switch t {
-	case balancer.FullNAT:
-		return "full-nat"
-	case balancer.DSR:
-		return "dsr"
-	}
-	return "half-nat"
 }
 
 func serverStateName(s balancer.ServerState) string {
