@@ -146,9 +146,12 @@ func judgeFailover(c Check, f failoverRun) (string, error) {
 	var lateFails int
 	var lateErr string
 	if firstBack >= 0 {
-		// Attempts are in the order they began.
+		// The service is back when the first answer arrives: an attempt begun before that
+		// may still fail (its SYN went out during the outage and the retransmission came
+		// too late); one begun after it must not.
+		back := f.attempts[firstBack].End
 		for _, a := range f.attempts[firstBack+1:] {
-			if a.Err != "" {
+			if a.Err != "" && a.Start >= back {
 				if lateFails++; lateErr == "" {
 					lateErr = a.Err
 				}

@@ -54,6 +54,11 @@ func TestJudgeFailover(t *testing.T) {
 		{"no new master", nil, func(f *failoverRun) { f.newMaster = "" }, "no other node became master of vip"},
 		{"late failure", nil, func(f *failoverRun) { f.attempts[60].Name, f.attempts[60].Err = "", "refused" },
 			"1 connections failed after the service was back (first: refused)"},
+		{"late failure after a slow first answer", nil, func(f *failoverRun) {
+			f.attempts[35].End = f.attempts[38].Start + int64(50*time.Millisecond) // a SYN retransmitted
+			f.attempts[37].Name, f.attempts[37].Err = "", "i/o timeout"            // begun before the answer came
+			f.attempts[39].Name, f.attempts[39].Err = "", "refused"                // begun after it
+		}, "1 connections failed after the service was back (first: refused)"},
 		{"unexpected name", nil, func(f *failoverRun) { f.attempts[70].Name = "s9" }, `answered by unexpected "s9"`},
 		{"never back", nil, func(f *failoverRun) {
 			for i := 20; i < 80; i++ {
