@@ -87,8 +87,40 @@ func (t *Table) evict(home int) bool {
 	return false
 }
 
-// evictIn removes the least valuable flow of shard ai: not ESTABLISHED, longest idle among the
-// next evictWindow slots of the eviction hand (further if none there).
+// Eviction classes, from the first evicted to the last: flows whose answers were never
+// seen (a TCP handshake not completed, a UDP or ICMP flow without a reply: what a SYN or
+// spoofed-source flood leaves), TCP flows closing, UDP and ICMP flows with replies. An
+// ESTABLISHED TCP flow is never evicted: Insert refuses a flow (ErrFull) before that.
+const (
+	EvictUnassured = iota
+	EvictClosing
+	EvictIdle
+	numEvictClasses
+	noEvict = numEvictClasses
+)
+
+// EvictClassNames names the eviction classes (show-stats).
+var EvictClassNames = [numEvictClasses]string{EvictUnassured: "unassured", EvictClosing: "closing", EvictIdle: "idle"}
+
+// evictClass is the class of a slot holding a flow in state st.
+func evictClass(st State, sl *slot) int {
+	switch st {
+	case StateEstablished:
+		return noEvict
+	case StateNone, StateSynSent, StateSynRecv:
+		return EvictUnassured
+	case StateUDP, StateICMP:
+		if sl.replyPackets.Load() == 0 {
+			return EvictUnassured
+		}
+		return EvictIdle
+	}
+	return EvictClosing
+}
+
+// evictIn removes the least valuable flow of shard ai: of the lowest eviction class, the
+// longest idle among the next evictWindow slots of the eviction hand (further if none
+// there).
 func (t *Table) evictIn(ai int) bool {
 	a := &t.shards[ai]
 	gen := a.evictGen.Load()
@@ -97,9 +129,9 @@ func (t *Table) evictIn(ai int) bool {
 	}
 	a.mu.Lock()
 	hi := a.hi
-	best, found := uint32(0), false
+	best, bestClass := uint32(0), noEvict
 	var bestSeen int64
-	for scanned := uint32(0); scanned < hi && (!found || scanned < evictWindow); scanned++ {
+	for scanned := uint32(0); scanned < hi && (bestClass == noEvict || scanned < evictWindow); scanned++ {
 		if a.evict >= hi {
 			a.evict = 0
 		}
@@ -107,14 +139,18 @@ func (t *Table) evictIn(ai int) bool {
 		a.evict++
 		sl := t.slotAt(ai, idx)
 		w := sl.word.Load()
-		if w&wordUsed == 0 || w&wordDying != 0 || State(w&wordStateMask) == StateEstablished {
+		if w&wordUsed == 0 || w&wordDying != 0 {
 			continue
 		}
-		if ls := sl.lastSeen.Load(); !found || ls < bestSeen {
-			best, bestSeen, found = idx, ls, true
+		c := evictClass(State(w&wordStateMask), sl)
+		if c == noEvict {
+			continue
+		}
+		if ls := sl.lastSeen.Load(); c < bestClass || (c == bestClass && ls < bestSeen) {
+			best, bestClass, bestSeen = idx, c, ls
 		}
 	}
-	if !found {
+	if bestClass == noEvict {
 		a.noEvict.Store(gen + 1)
 		a.mu.Unlock()
 		return false
@@ -129,7 +165,7 @@ func (t *Table) evictIn(ai int) bool {
 	f := sl.load(w)
 	a.mu.Unlock()
 	t.unlink(ai, best, &f)
-	t.evicted.Add(1)
+	t.evicted[bestClass].Add(1)
 	t.expireCallback(f)
 	return true
 }

@@ -138,7 +138,7 @@ type Table struct {
 	inserted atomic.Uint64
 	exists   atomic.Uint64
 	refused  atomic.Uint64
-	evicted  atomic.Uint64
+	evicted  [numEvictClasses]atomic.Uint64
 	deleted  atomic.Uint64
 	expired  [NumStates]atomic.Uint64
 
@@ -391,10 +391,10 @@ func (t *Table) Get(tu Tuple) (f Flow, dir Direction, ok bool) {
 // Insert adds a flow and indexes its Orig tuple and, unless it is zero, its Reply tuple.
 // Created and LastSeen default to now; UDP and ICMP flows get StateUDP / StateICMP; a TCP
 // flow keeps the State given (use Flow.Account with the first packet, or leave StateNone and
-// call Lookup with it). At capacity the least valuable flow is evicted first: a flow not
-// ESTABLISHED, the longest idle among up to 256 scanned in the home shard (the whole shard if
-// none there, then the other shards); when every flow is established Insert fails with
-// ErrFull. ErrExists: one of the tuples is already tracked. ErrInvalid: a zero Orig, a Reply
+// call Lookup with it). At capacity the least valuable flow is evicted first: of the lowest
+// eviction class (EvictUnassured, then EvictClosing, then EvictIdle; never an ESTABLISHED TCP
+// flow), the longest idle among up to 256 scanned in the home shard (the whole shard if none
+// there, then the other shards); when every flow is established Insert fails with ErrFull. ErrExists: one of the tuples is already tracked. ErrInvalid: a zero Orig, a Reply
 // equal to Orig or of another protocol, a TCP flow with a non-TCP state.
 func (t *Table) Insert(f Flow) error {
 	if f.Orig.IsZero() || f.Orig == f.Reply || (!f.Reply.IsZero() && f.Reply.Proto != f.Orig.Proto) {
@@ -599,8 +599,10 @@ type Stats struct {
 	Exists        uint64 // inserts refused with ErrExists
 	Refused       uint64 // inserts refused with ErrFull
 	Evicted       uint64 // flows evicted to make room
-	Deleted       uint64 // flows removed by Delete and DeleteIf
-	Expired       uint64 // flows timed out, all states
+	// EvictedBy counts them by eviction class (EvictUnassured, EvictClosing, EvictIdle).
+	EvictedBy [numEvictClasses]uint64
+	Deleted   uint64 // flows removed by Delete and DeleteIf
+	Expired   uint64 // flows timed out, all states
 	// ExpiredIn counts timed-out flows by the state they timed out in.
 	ExpiredIn [NumStates]uint64
 	// States counts the flows now in each state.
@@ -616,8 +618,11 @@ func (t *Table) Stats() Stats {
 		Inserted: t.inserted.Load(),
 		Exists:   t.exists.Load(),
 		Refused:  t.refused.Load(),
-		Evicted:  t.evicted.Load(),
 		Deleted:  t.deleted.Load(),
+	}
+	for i := range t.evicted {
+		st.EvictedBy[i] = t.evicted[i].Load()
+		st.Evicted += st.EvictedBy[i]
 	}
 	for i := range t.expired {
 		st.ExpiredIn[i] = t.expired[i].Load()

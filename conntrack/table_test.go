@@ -3,6 +3,7 @@ package conntrack
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -409,6 +410,52 @@ func TestEvictionOrder(t *testing.T) {
 	st := tb.Stats()
 	if st.Evicted != 2 || st.Refused != 1 || st.Len != 4 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A full table gives up a half-open flow before a closing one, a closing one before a
+// UDP flow with replies, however idle they are, and never an established one.
+func TestEvictionClasses(t *testing.T) {
+	tb, clk, exp := newTable(t, Config{Capacity: 5, Shards: 1})
+	tcp := func(port uint16, flags ...uint8) Flow {
+		f := halfNAT(port, ProtoTCP)
+		for i, fl := range flags {
+			d := Original
+			if i%2 == 1 {
+				d = Reply
+			}
+			f.Account(d, fl, 0)
+		}
+		return f
+	}
+	answered := halfNAT(4, ProtoUDP)
+	answered.Account(Reply, 0, 100)
+	const syn, ack, fin = header.TCPFlagSYN, header.TCPFlagACK, header.TCPFlagFIN
+	// Oldest first: the UDP flow with replies, the closing one, the established one, an
+	// unanswered UDP flow, the half-open TCP flow.
+	for _, f := range []Flow{answered, tcp(2, syn, syn|ack, ack, fin), tcp(3, syn, syn|ack, ack), halfNAT(5, ProtoUDP), tcp(1, syn)} {
+		if err := tb.Insert(f); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Second)
+	}
+	var order []uint16
+	for p := uint16(10); p < 14; p++ {
+		if err := tb.Insert(tcp(p, syn, syn|ack, ack)); err != nil {
+			t.Fatalf("insert %d: %v", p, err)
+		}
+		order = append(order, exp.flows[exp.len()-1].Orig.SrcPort)
+	}
+	// The unassured two (the older first), then the closing one, then the answered UDP one.
+	if want := []uint16{5, 1, 2, 4}; !slices.Equal(order, want) {
+		t.Errorf("evicted ports %v, want %v", order, want)
+	}
+	if err := tb.Insert(tcp(20, syn)); !errors.Is(err, ErrFull) {
+		t.Errorf("a table of established flows: %v, want ErrFull", err)
+	}
+	st := tb.Stats()
+	if st.EvictedBy != [numEvictClasses]uint64{EvictUnassured: 2, EvictClosing: 1, EvictIdle: 1} || st.Evicted != 4 || st.Refused != 1 {
+		t.Errorf("stats: evicted %d by class %v, refused %d", st.Evicted, st.EvictedBy, st.Refused)
 	}
 }
 

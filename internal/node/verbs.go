@@ -94,6 +94,9 @@ func Register(srv *control.Server, s Sources) {
 	})
 	handle(srv, control.VerbShowStats, func(a control.ShowStatsArgs) (any, error) {
 		si := s.Status.Stats()
+		if s.Conntrack != nil {
+			si.Conntrack = conntrackInfo(s.Conntrack.Stats())
+		}
 		if err := lbStats(s.Balancer, &si, a); err != nil {
 			return nil, err
 		}
@@ -135,4 +138,14 @@ func decodeArgs(raw json.RawMessage, v any) error {
 		return fmt.Errorf("%w: %v", errBadArgs, err)
 	}
 	return nil
+}
+
+// conntrackInfo describes the connection table for show-stats.
+func conntrackInfo(st conntrack.Stats) *control.ConntrackInfo {
+	ci := &control.ConntrackInfo{Flows: st.Len, Capacity: st.Capacity, Inserted: st.Inserted, Expired: st.Expired,
+		Refused: st.Refused, Evicted: map[string]uint64{}}
+	for class, n := range st.EvictedBy {
+		ci.Evicted[conntrack.EvictClassNames[class]] = n
+	}
+	return ci
 }

@@ -128,6 +128,21 @@ type StatsInfo struct {
 	Servers []ServerStats `json:"servers,omitempty"`
 	// Sync are connection sync's counters, when it is on.
 	Sync *SyncInfo `json:"sync,omitempty"`
+	// Conntrack describes the connection table.
+	Conntrack *ConntrackInfo `json:"conntrack,omitempty"`
+}
+
+// ConntrackInfo describes the connection table: occupancy, and what a full table did.
+type ConntrackInfo struct {
+	Flows    int    `json:"flows"`
+	Capacity int    `json:"capacity"`
+	Inserted uint64 `json:"inserted"`
+	Expired  uint64 `json:"expired"`
+	// Evicted counts the flows evicted to make room, by class: "unassured" (no answer
+	// seen), "closing" (TCP closing), "idle" (UDP or ICMP with answers).
+	Evicted map[string]uint64 `json:"evicted"`
+	// Refused counts the flows not entered because every flow was established.
+	Refused uint64 `json:"refused"`
 }
 
 // SyncInfo describes connection sync with peer nodes.

@@ -59,6 +59,9 @@ DROP-REASON   PACKETS
 no-route      6
 ttl-exceeded  4
 
+FLOWS  CAPACITY  INSERTED  EXPIRED  EVICTED-UNASSURED  EVICTED-CLOSING  EVICTED-IDLE  REFUSED
+3      1024      3         0        0                  0                0             0
+
 RULE  CONNS  TOTAL  PKTS-IN  BYTES-IN  PKTS-OUT  BYTES-OUT  DROPS
 web   2      13     500      250000    400       1000000    1
 web6  1      11     500      250000    400       1000000    1
@@ -284,6 +287,9 @@ FORWARDED  LOCAL  ICMP-SENT  DROPS
 DROP-REASON   PACKETS
 no-route      6
 ttl-exceeded  4
+
+FLOWS  CAPACITY  INSERTED  EXPIRED  EVICTED-UNASSURED  EVICTED-CLOSING  EVICTED-IDLE  REFUSED
+3      1024      3         0        0                  0                0             0
 
 RULE  CONNS  TOTAL  PKTS-IN  BYTES-IN  PKTS-OUT  BYTES-OUT  DROPS
 web6  1      11     500      250000    400       1000000    1

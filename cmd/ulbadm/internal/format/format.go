@@ -112,6 +112,15 @@ func Stats(w io.Writer, s *control.StatsInfo) error {
 			return err
 		}
 	}
+	if c := s.Conntrack; c != nil {
+		fmt.Fprintln(w)
+		err := table(w, "FLOWS\tCAPACITY\tINSERTED\tEXPIRED\tEVICTED-UNASSURED\tEVICTED-CLOSING\tEVICTED-IDLE\tREFUSED",
+			[][]string{{strconv.Itoa(c.Flows), strconv.Itoa(c.Capacity), u(c.Inserted), u(c.Expired), u(c.Evicted["unassured"]),
+				u(c.Evicted["closing"]), u(c.Evicted["idle"]), u(c.Refused)}})
+		if err != nil {
+			return err
+		}
+	}
 	return lbStats(w, s)
 }
 
