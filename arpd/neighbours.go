@@ -200,6 +200,16 @@ func (n *Neighbours) Enqueue(ip netip.Addr, buf []byte, offset int) {
 		n.drop(DropBadNextHop)
 		return
 	}
+	// A next hop that failed recently refuses the frame under the read lock: a flood of
+	// frames towards addresses that do not answer (replies to spoofed sources) costs a
+	// map lookup and a counter each, not the table's exclusive lock.
+	n.mu.RLock()
+	if e := n.entries[ip]; e != nil && e.State() == StateFailed {
+		n.mu.RUnlock()
+		n.unreachable(buf, offset)
+		return
+	}
+	n.mu.RUnlock()
 	var out outList
 	n.mu.Lock()
 	now := n.cfg.Now()

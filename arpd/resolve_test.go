@@ -420,3 +420,24 @@ func BenchmarkLookup(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkEnqueueFailed refuses frames towards a next hop that failed to resolve (what
+// a flood of replies to spoofed sources makes), from every CPU at once.
+func BenchmarkEnqueueFailed(b *testing.B) {
+	h := newHarness(b, func(c *Config) { c.OnUnreachable = func([]byte, int) {} })
+	frame := dataFrame(1, header.EtherTypeIPv4, 0)
+	h.n.Enqueue(peer4, frame, off)
+	for range DefaultMaxProbes {
+		h.clk.Advance(DefaultRetransTimer)
+		h.n.Tick()
+	}
+	if e, _ := h.entryOf(peer4); e.State != "FAILED" {
+		b.Fatalf("state %q", e.State)
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		buf := dataFrame(1, header.EtherTypeIPv4, 0)
+		for pb.Next() {
+			h.n.Enqueue(peer4, buf, off)
+		}
+	})
+}
