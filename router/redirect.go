@@ -50,7 +50,7 @@ func (l *loop) directedBroadcast(p *pkt, nh fib.NextHop) {
 		// RFC 2644 (BCP 34): forwarding directed broadcasts is off unless configured.
 		// RFC 1812 §5.3.5.2 allows an ICMP unreachable here; the drop is silent, so
 		// that a sweep of broadcast addresses learns nothing.
-		l.bc.drop(DropDirectedBroadcast)
+		l.bc.drop(DropDirectedBcast)
 	default:
 		// Allowed: forwarded onto the target network, where arpd resolves the
 		// directed broadcast address to the link-layer broadcast (RFC 1812 §5.3.5.2).

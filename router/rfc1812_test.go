@@ -194,7 +194,7 @@ func TestDirectedBroadcast(t *testing.T) {
 				t.Errorf("directed broadcast: %d frames left, %d right; want none", len(out[0]), len(out[1]))
 			}
 		}
-		if got := f.drops(DropDirectedBroadcast); got != 2 {
+		if got := f.drops(DropDirectedBcast); got != 2 {
 			t.Errorf("directed-broadcast drops %d, want 2", got)
 		}
 	})
@@ -221,8 +221,8 @@ func TestDirectedBroadcast(t *testing.T) {
 		frame := withDstMAC(udp4TTL(hostR4, bcastL, 64), macRouterR)
 		copy(buf[headroom:], frame)
 		rl.handle(buf[:headroom+len(frame)])
-		if len(rl.out[0]) != 0 || rl.bc.drops[DropDirectedBroadcast] != 1 {
-			t.Errorf("to the left network: %d frames, %d drops", len(rl.out[0]), rl.bc.drops[DropDirectedBroadcast])
+		if len(rl.out[0]) != 0 || rl.bc.drops[DropDirectedBcast] != 1 {
+			t.Errorf("to the left network: %d frames, %d drops", len(rl.out[0]), rl.bc.drops[DropDirectedBcast])
 		}
 	})
 	t.Run("never back onto the arrival network, echo not answered", func(t *testing.T) {

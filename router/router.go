@@ -131,13 +131,14 @@ type routerPort struct {
 	addrs  []netip.Prefix // own addresses, with the IPv6 link-local on Ethernet ports
 	src4   netip.Addr     // source of ICMPv4 errors sent from this port
 	src6   netip.Addr     // source of ICMPv6 errors sent from this port
-	ll6    netip.Addr     // the port's link-local address: source of its redirects
-	bcast4 []netip.Addr   // directed broadcast addresses of its IPv4 networks
+	neigh  *arpd.Neighbours
+	vrrp   *vrrp.Mux // the port's VRRP instances; nil without any
+
+	ll6    netip.Addr   // the port's link-local address: source of its redirects
+	bcast4 []netip.Addr // directed broadcast addresses of its IPv4 networks
 	// directedBroadcast and redirects are PortConfig's.
 	directedBroadcast bool
 	redirects         bool
-	neigh             *arpd.Neighbours
-	vrrp              *vrrp.Mux // the port's VRRP instances; nil without any
 
 	vmacMu sync.Mutex
 	vmacs  atomic.Pointer[[]header.MAC] // virtual MACs the port is master for
