@@ -66,7 +66,7 @@ type Port struct {
 	// host (RFC 1812 §5.2.7.2) and ICMPv6 redirects (RFC 4861 §8.2) to the port's hosts
 	// whose packets leave by the port they came in by, the packets still being
 	// forwarded. Turn it off where VRRP routers share a link's load in a symmetric
-	// topology (RFC 9568 §8.1.2). Afpacket ports only.
+	// topology (RFC 9568 §8.1.1, §8.2.1). Afpacket ports only.
 	Redirects bool
 }
 

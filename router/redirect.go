@@ -118,7 +118,7 @@ func (l *loop) redirect4(p *pkt, nh fib.NextHop) {
 	// The source is the address the host uses as its gateway, which a host checks
 	// (RFC 1122 §3.2.2.2): the port's address on the host's subnet, or, for a frame
 	// sent to the virtual MAC of a VRRP instance this router is master for, that
-	// virtual router's address (RFC 9568 §8.1.2, RFC 5798 §8.1.2: the destination
+	// virtual router's address (RFC 9568 §8.1.1, as RFC 5798 §8.1.1: the destination
 	// MAC tells which virtual router the host used).
 	src := sub.Addr()
 	if d := header.Ethernet(p.buf[headroom:]).Destination(); d != l.in.mac {
@@ -182,7 +182,7 @@ func (l *loop) redirect6(p *pkt, nh fib.NextHop) {
 	// RFC 4861 §8.1, §8.2: the source is the router's link-local address on the link;
 	// for a frame sent to the virtual MAC of a VRRP instance this router is master for,
 	// that virtual router's link-local address, which the host uses as its router
-	// (RFC 9568 §8.1.2). An instance without a link-local address sends none.
+	// (RFC 9568 §8.2.1). An instance without a link-local address sends none.
 	src := l.in.ll6
 	if d := header.Ethernet(p.buf[headroom:]).Destination(); d != l.in.mac {
 		n := l.vrrpNodeFor(d)

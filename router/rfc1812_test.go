@@ -447,7 +447,7 @@ func TestRedirectRateLimit(t *testing.T) {
 }
 
 // TestRedirectVRRP: a frame sent to the virtual MAC of an instance the router is master
-// for earns a redirect from that virtual router's address (RFC 9568 §8.1.2).
+// for earns a redirect from that virtual router's address (RFC 9568 §8.1.1, §8.2.1).
 func TestRedirectVRRP(t *testing.T) {
 	f := newRFCFixture(t, func(c *Config) {
 		c.Ports[0].Redirects = true
