@@ -49,9 +49,9 @@ func TestLoadFull(t *testing.T) {
 		Ports: []Port{
 			{Name: "outside", Device: "eth1", Kind: KindAFPacket,
 				Addresses: []netip.Prefix{p("198.51.100.10/24"), p("2001:db8:1::10/64")},
-				RcvBuf:    4194304, SndBuf: 1048576, Batch: 64},
+				RcvBuf:    4194304, SndBuf: 1048576, Batch: 64, Redirects: true},
 			{Name: "inside", Device: "eth2", Kind: KindAFPacket,
-				Addresses: []netip.Prefix{p("203.0.113.10/24"), p("203.0.113.11/24")}, MTU: 9000, KernelRX: true},
+				Addresses: []netip.Prefix{p("203.0.113.10/24"), p("203.0.113.11/24")}, MTU: 9000, KernelRX: true, Redirects: true},
 			{Name: "mgmt", Device: "ulb0", Kind: KindTUN,
 				Addresses: []netip.Prefix{p("192.0.2.1/30")}, MTU: DefaultTUNMTU},
 		},

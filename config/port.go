@@ -56,6 +56,18 @@ type Port struct {
 	// (an eBPF program on tcx), so that the kernel neither spends CPU on them nor answers
 	// for addresses it should not hold.
 	KernelRX bool
+	// DirectedBroadcast (directed_broadcast, default false) forwards the directed
+	// broadcasts of the port's IPv4 networks that arrive on other ports, as link-layer
+	// broadcasts (RFC 1812 §5.3.5.2). Off, as RFC 2644 (BCP 34) asks by default, they
+	// are dropped without an ICMP error and counted as "directed-broadcast". Afpacket
+	// ports only.
+	DirectedBroadcast bool
+	// Redirects (redirects, default true on afpacket ports) sends ICMP redirects for
+	// host (RFC 1812 §5.2.7.2) and ICMPv6 redirects (RFC 4861 §8.2) to the port's hosts
+	// whose packets leave by the port they came in by, the packets still being
+	// forwarded. Turn it off where VRRP routers share a link's load in a symmetric
+	// topology (RFC 9568 §8.1.1, §8.2.1). Afpacket ports only.
+	Redirects bool
 }
 
 // Connected returns the networks the port's addresses are on, without duplicates.
@@ -84,6 +96,9 @@ type rawPort struct {
 	SndBuf   value `toml:"sndbuf"`
 	Batch    value `toml:"batch"`
 	KernelRX value `toml:"kernel_rx"`
+
+	DirectedBroadcast value `toml:"directed_broadcast"`
+	Redirects         value `toml:"redirects"`
 }
 
 // portAddr remembers where an address was configured, for overlap messages.
@@ -212,6 +227,23 @@ func (d *decoder) ports(p toml.Primitive) []Port {
 				is.at(path+".kernel_rx", "%s: kernel_rx applies only to kind afpacket", label)
 			}
 			pt.KernelRX = b
+		}
+		pt.Redirects = pt.Kind == KindAFPacket
+		for _, o := range []struct {
+			v   value
+			key string
+			dst *bool
+		}{
+			{r.DirectedBroadcast, "directed_broadcast", &pt.DirectedBroadcast},
+			{r.Redirects, "redirects", &pt.Redirects},
+		} {
+			kp := path + "." + o.key
+			if b, ok := is.boolean(o.v, kp, label+": "+o.key); ok {
+				if pt.Kind != KindAFPacket {
+					is.at(kp, "%s: %s applies only to kind afpacket (a tun port has no link-layer broadcast or neighbours)", label, o.key)
+				}
+				*o.dst = b
+			}
 		}
 		ports = append(ports, pt)
 	}

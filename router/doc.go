@@ -12,7 +12,9 @@
 //	loop.run              reads a batch from the port (port.Port.Read), headroom in front
 //	loop.batch            hands each frame to handle, then flushes
 //	loop.handle           L2: drops own frames, frames for other MACs (VRRP's virtual
-//	                      MACs are ours while master) and VLAN tags; dispatches by EtherType
+//	                      MACs are ours while master) and VLAN tags; notes a link-layer
+//	                      broadcast or multicast (l2mcast: never forwarded, no ICMP
+//	                      error about it); dispatches by EtherType
 //	  ARP                 → arpd (Neighbours.HandleARP)
 //	  loop.ipv4, ipv6     L3: header, length and checksum, sources a wire must not carry;
 //	                      NDP → arpd (HandleNDP), VRRP → vrrp (Mux.Receive); then
@@ -22,7 +24,12 @@
 //	    loop.icmpErrorNAT an ICMP error about a flow, translated for its other end
 //	    fib lookup        the router's own address → loop.local4, local6 (echo replies,
 //	                      answers to probes, loop.toHostPort, RSTs, port unreachable);
-//	                      no route → ICMP unreachable; else transit:
+//	                      a directed broadcast of an attached network →
+//	                      loop.directedBroadcast (dropped unless its port forwards them);
+//	                      a link-layer broadcast or multicast → dropped; no route →
+//	                      ICMP unreachable; else transit, which, leaving by the port
+//	                      it came in by, first earns its sender a redirect
+//	                      (loop.redirect4, redirect6; redirect.go):
 //	  loop.forward        the one egress stage of every forwarded packet (transit,
 //	                      balanced flows, translated ICMP errors, the host port): TTL
 //	                      check (time exceeded), MTU check (loop.oversize: fragmentation

@@ -21,6 +21,10 @@ func (l *loop) handle(buf []byte) {
 		return
 	}
 	in := l.in
+	// RFC 1812 §5.3.4: remember whether the frame came as a link-layer broadcast or
+	// multicast; such a packet is never forwarded (see ipv4, ipv6) and earns no ICMP
+	// error (icmpError).
+	l.l2mcast = !in.layer3 && eth.Destination().IsMulticast()
 	if !in.layer3 {
 		if eth.Source() == in.mac {
 			l.bc.drop(DropOwnFrame)
@@ -90,7 +94,13 @@ func (l *loop) ipv4(buf []byte) {
 		l.bc.drop(DropMulticast)
 		return
 	}
-	if dst == limitedBroadcast || dst.As4()[0] == 0 || dst.IsLoopback() {
+	if dst == limitedBroadcast {
+		// RFC 1812 §5.3.5.1: a limited broadcast is never forwarded, and no service of
+		// the router takes one (an echo request is not answered, RFC 1122 §3.2.2.6).
+		l.bc.drop(DropBroadcast)
+		return
+	}
+	if dst.As4()[0] == 0 || dst.IsLoopback() {
 		l.bc.drop(DropLocalUnhandled)
 		return
 	}
@@ -103,7 +113,9 @@ func (l *loop) ipv4(buf []byte) {
 		}
 		return
 	}
-	if l.r.tracking.Load() {
+	// Balancing and translating forward a packet: not one that came as a link-layer
+	// broadcast or multicast (RFC 1812 §5.3.4).
+	if l.r.tracking.Load() && !l.l2mcast {
 		switch proto := ip.Protocol(); proto {
 		case header.ProtocolTCP, header.ProtocolUDP:
 			if t, ok := readL4(proto, ip.Payload()); ok && l.balance(&p, t) {
@@ -117,6 +129,10 @@ func (l *loop) ipv4(buf []byte) {
 	}
 	nh, ok := l.r.fib.Load().Lookup(dst)
 	if !ok {
+		if l.l2mcast {
+			l.bc.drop(DropLinkBroadcast) // RFC 1812 §5.3.4, no ICMP error (§4.3.2.7)
+			return
+		}
 		l.icmp4Error(ip, header.ICMPv4DstUnreachable, header.ICMPv4NetUnreachable, 0)
 		l.bc.drop(DropNoRoute)
 		return
@@ -124,6 +140,20 @@ func (l *loop) ipv4(buf []byte) {
 	if nh.Kind == fib.Local {
 		l.local4(buf, ip)
 		return
+	}
+	if nh.Kind == fib.Connected && l.r.ports[nh.Port].isBroadcast4(dst) {
+		l.directedBroadcast(&p, nh)
+		return
+	}
+	if l.l2mcast {
+		// RFC 1812 §5.3.4: a router MUST NOT forward a packet it received as a
+		// link-layer broadcast or multicast unless it routes its IP multicast group,
+		// and ulb routes none; nor would it send it back onto its link.
+		l.bc.drop(DropLinkBroadcast)
+		return
+	}
+	if nh.Port == l.in.idx && l.in.redirects {
+		l.redirect4(&p, nh)
 	}
 	l.forward(&p, nh, dst, nil)
 }
@@ -321,7 +351,7 @@ func (l *loop) ipv6(buf []byte) {
 			return
 		}
 	}
-	if l.r.tracking.Load() {
+	if l.r.tracking.Load() && !l.l2mcast { // RFC 1812 §5.3.4, as for IPv4
 		switch proto {
 		case header.ProtocolTCP, header.ProtocolUDP:
 			if t, ok := readL4(proto, ip[off:]); ok && l.balance(&p, t) {
@@ -338,6 +368,12 @@ func (l *loop) ipv6(buf []byte) {
 		l.local6(buf, ip, off, proto)
 		return
 	}
+	if l.l2mcast {
+		// A unicast packet in a link-layer multicast frame is not forwarded: RFC 1812
+		// §5.3.4's rule, which RFC 4443 §2.4 (e.4) echoes for ICMPv6 errors.
+		l.bc.drop(DropLinkBroadcast)
+		return
+	}
 	if dst.IsLinkLocalUnicast() || dst.IsLoopback() {
 		l.bc.drop(DropLinkLocal)
 		return
@@ -351,6 +387,9 @@ func (l *loop) ipv6(buf []byte) {
 		l.icmp6Error(ip, header.ICMPv6DstUnreachable, header.ICMPv6NoRoute, 0)
 		l.bc.drop(DropNoRoute)
 		return
+	}
+	if nh.Port == l.in.idx && l.in.redirects {
+		l.redirect6(&p, nh)
 	}
 	l.forward(&p, nh, dst, nil)
 }

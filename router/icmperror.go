@@ -19,6 +19,11 @@ func (l *loop) icmp6Error(ip header.IPv6, typ, code uint8, mtu uint32) {
 }
 
 func (l *loop) icmpError(orig []byte, typ, code uint8, rest uint32) {
+	if l.l2mcast {
+		// RFC 1812 §4.3.2.7, RFC 4443 §2.4 (e.4, e.5): no ICMP error about a packet
+		// received as a link-layer broadcast or multicast.
+		return
+	}
 	src, dst, ok := errorAddrs(l.in, orig, typ, code)
 	if !ok {
 		return

@@ -19,6 +19,8 @@ type loop struct {
 	nused   int        // scratch buffers used in this batch
 	out     [][][]byte // per egress port index
 	bc      batchCounters
+	// l2mcast says the frame being handled came as a link-layer broadcast or multicast.
+	l2mcast bool
 	gso     gsoBuffers // for GSO frames cut into segments in software (rare)
 }
 

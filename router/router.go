@@ -36,6 +36,13 @@ type PortConfig struct {
 	// Host marks the host port (a TUN to the kernel of the router's namespace): its
 	// address is HostPortRouter and what the kernel sends through it is masqueraded.
 	Host bool
+	// DirectedBroadcast forwards directed broadcasts to the port's IPv4 networks that
+	// arrive on other ports, as link-layer broadcasts; off, they are dropped (RFC 2644,
+	// RFC 1812 §5.3.5.2).
+	DirectedBroadcast bool
+	// Redirects sends ICMP redirects (RFC 1812 §5.2.7.2, RFC 4861 §8.2) to the port's
+	// hosts whose packets leave by the port they came in by. Ethernet ports only.
+	Redirects bool
 }
 
 // Route is a static route. Port pins the egress port by name; otherwise the gateway's
@@ -56,6 +63,9 @@ type Config struct {
 	// ICMPRate and ICMPBurst limit generated ICMP errors per second (defaults 1000 and 50,
 	// as Linux's icmp_msgs_per_sec and icmp_msgs_burst).
 	ICMPRate, ICMPBurst int
+	// RedirectRate and RedirectBurst limit ICMP redirects per second, apart from the
+	// errors so that a busy hairpin does not use their budget (defaults 100 and 10).
+	RedirectRate, RedirectBurst int
 	// TickInterval is how often neighbour timers run (default 100ms).
 	TickInterval time.Duration
 	// Rules are the load-balancing rules (none: a plain router).
@@ -77,6 +87,8 @@ type Router struct {
 	ports []*routerPort
 	fib   atomic.Pointer[fib.Table]
 	icmp  *tokenBucket
+	// redirects limits ICMP redirects.
+	redirects *tokenBucket
 	// maxFrame is the largest frame any port sends (MTU + Ethernet header).
 	maxFrame int
 	byName   map[string]int
@@ -122,6 +134,12 @@ type routerPort struct {
 	neigh  *arpd.Neighbours
 	vrrp   *vrrp.Mux // the port's VRRP instances; nil without any
 
+	ll6    netip.Addr   // the port's link-local address: source of its redirects
+	bcast4 []netip.Addr // directed broadcast addresses of its IPv4 networks
+	// directedBroadcast and redirects are PortConfig's.
+	directedBroadcast bool
+	redirects         bool
+
 	vmacMu sync.Mutex
 	vmacs  atomic.Pointer[[]header.MAC] // virtual MACs the port is master for
 
@@ -149,6 +167,12 @@ func New(cfg Config) (*Router, error) {
 	if cfg.ICMPBurst == 0 {
 		cfg.ICMPBurst = 50
 	}
+	if cfg.RedirectRate == 0 {
+		cfg.RedirectRate = 100
+	}
+	if cfg.RedirectBurst == 0 {
+		cfg.RedirectBurst = 10
+	}
 	if cfg.TickInterval == 0 {
 		cfg.TickInterval = 100 * time.Millisecond
 	}
@@ -160,6 +184,8 @@ func New(cfg Config) (*Router, error) {
 		now:  cfg.Now,
 		tick: cfg.TickInterval,
 		icmp: newTokenBucket(cfg.ICMPRate, cfg.ICMPBurst),
+
+		redirects: newTokenBucket(cfg.RedirectRate, cfg.RedirectBurst),
 	}
 	byName := map[string]int{}
 	for i, pc := range cfg.Ports {
@@ -175,6 +201,9 @@ func New(cfg Config) (*Router, error) {
 			layer3: pc.Port.Layer3(),
 			host:   pc.Host,
 			addrs:  append([]netip.Prefix(nil), pc.Addresses...),
+
+			directedBroadcast: pc.DirectedBroadcast,
+			redirects:         pc.Redirects && !pc.Port.Layer3(),
 		}
 		if pc.Host {
 			rp.addrs = []netip.Prefix{HostPortRouter, HostPortRouter6}
@@ -190,6 +219,12 @@ func New(cfg Config) (*Router, error) {
 			rp.addrs = append(rp.addrs, netip.PrefixFrom(header.LinkLocalFromMAC(rp.mac), 64))
 		}
 		for _, a := range rp.addrs {
+			if a.Addr().Is4() && a.Bits() < 31 {
+				rp.bcast4 = append(rp.bcast4, broadcast4(a))
+			}
+			if a.Addr().IsLinkLocalUnicast() && !rp.ll6.IsValid() {
+				rp.ll6 = a.Addr()
+			}
 			switch {
 			case a.Addr().Is4() && !rp.src4.IsValid():
 				rp.src4 = a.Addr()

@@ -33,6 +33,9 @@ const (
 	DropLBTableFull                      // the connection table is full of established flows
 	DropLBRewrite                        // a packet of a flow that could not be rewritten
 	DropLBTupleInUse                     // a new flow's server side (half-NAT: client address and port to the server) belongs to an open flow
+	DropLinkBroadcast                    // unicast IP received in a link-layer broadcast or multicast frame, not for the router (RFC 1812 §5.3.4)
+	DropBroadcast                        // an IP broadcast for the arrival network (limited or directed): never forwarded, no service takes it
+	DropDirectedBcast                    // a directed broadcast to another attached network whose port does not forward them (RFC 2644)
 	numDropReasons
 )
 
@@ -63,6 +66,9 @@ var dropReasonNames = [numDropReasons]string{
 	DropLBTableFull:    "lb-table-full",
 	DropLBRewrite:      "lb-rewrite",
 	DropLBTupleInUse:   "lb-tuple-in-use",
+	DropLinkBroadcast:  "link-broadcast",
+	DropBroadcast:      "broadcast",
+	DropDirectedBcast:  "directed-broadcast",
 }
 
 func (d DropReason) String() string {

@@ -115,7 +115,9 @@ func (l *loop) localTCP(buf []byte, ip []byte, src, dst netip.Addr, t header.TCP
 // tcpReset answers the TCP segment t from src to dst with a RST from dst, within the
 // ICMP rate limit.
 func (l *loop) tcpReset(src, dst netip.Addr, t header.TCP, payload int) {
-	if t.Flags()&header.TCPFlagRST != 0 || src.IsMulticast() || !l.r.icmp.allow(l.r.now()) {
+	// Nor to a segment that came as a link-layer broadcast or multicast (RFC 1122
+	// §4.2.3.10 asks as much of broadcast and multicast SYNs).
+	if t.Flags()&header.TCPFlagRST != 0 || src.IsMulticast() || l.l2mcast || !l.r.icmp.allow(l.r.now()) {
 		return
 	}
 	b := l.newScratch()

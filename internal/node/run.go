@@ -165,6 +165,9 @@ func openPorts(cfg *config.Config, logger *slog.Logger) ([]router.PortConfig, er
 			Port:      p,
 			Addresses: pc.Addresses,
 			MTU:       pc.MTU,
+
+			DirectedBroadcast: pc.DirectedBroadcast,
+			Redirects:         pc.Redirects,
 		})
 	}
 	return out, nil
@@ -304,6 +307,7 @@ func conntrackConfig(c config.Conntrack) conntrack.Config {
 func samePorts(a, b []config.Port) bool {
 	return slices.EqualFunc(a, b, func(x, y config.Port) bool {
 		return x.Name == y.Name && x.Device == y.Device && x.Kind == y.Kind && x.MTU == y.MTU &&
-			slices.Equal(x.Addresses, y.Addresses)
+			slices.Equal(x.Addresses, y.Addresses) &&
+			x.DirectedBroadcast == y.DirectedBroadcast && x.Redirects == y.Redirects
 	})
 }
