@@ -469,12 +469,6 @@ func FuzzHandleOptions(f *testing.F) {
 	l, _ := loopFixture(f, false)
 	l.r.ports[0].neigh.AddStatic(hostL4, header.MAC(macHostL)) // errors and replies go out too
 	buf := make([]byte, port.BufSize)
-	sent := 0
-	f.Cleanup(func() {
-		if sent == 0 {
-			f.Error("nothing was ever sent")
-		}
-	})
 	f.Fuzz(func(t *testing.T, opts []byte, local bool) {
 		if len(opts) > 40 {
 			return
@@ -490,7 +484,6 @@ func FuzzHandleOptions(f *testing.F) {
 		l.handle(buf[:headroom+n])
 		for i := range l.out {
 			for _, b := range l.out[i] {
-				sent++
 				if ip := header.IPv4(b[headroom+14:]); !ip.IsValid() || !ip.IsChecksumValid() {
 					t.Fatalf("sent a bad IPv4 header: % x", b[headroom+14:])
 				}
