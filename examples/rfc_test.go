@@ -125,7 +125,7 @@ type rfcCtx struct {
 
 // TestRFCConformance sends crafted packets through and to a real ulbd: IPv4 options
 // processed in transit and checked everywhere (RFC 791 §3.1, RFC 1812 §4.3.3.5,
-// §5.3.13), source routes dropped (RFC 7126 §4.3.3, §4.4.3), routing headers with
+// §5.3.13), source routes dropped (RFC 7126 §4.3, §4.4), routing headers with
 // segments left for the router refused (RFC 8200 §4.4, RFC 5095 §3), unknown protocols
 // answered (RFC 1122 §3.2.2.1, RFC 4443 §3.4), a link-local source that would leave its
 // link answered on that link (RFC 4443 §3.1), class E sources dropped (RFC 1812 §5.3.7).

@@ -17,15 +17,17 @@ import (
 // and Timestamp are processed in transit (RFC 791 section 3.1, RFC 1812 sections
 // 5.3.13.5 and 5.3.13.6) with the egress port's address, and in the echo replies the
 // router sends (RFC 1122 section 3.2.2.6, RFC 1812 section 4.3.3.6); options the router
-// does not know pass unchanged (RFC 1812 section 4.2.2.1).
+// does not know pass unchanged (RFC 1812 section 5.3.13.1).
 //
 // Source routes. A packet with a Loose or Strict Source Route option is dropped and
 // counted as source-route, whether its route is finished or not and whether it is
-// addressed to the router or passes through: the default RFC 7126 sections 4.3.3 and
-// 4.4.3 (BCP 186) recommend for both options, which supersedes RFC 1812 section
+// addressed to the router or passes through: the default RFC 7126 sections 4.3 and
+// 4.4 (BCP 186) recommend for both options, which supersedes RFC 1812 section
 // 5.3.13.4's support of source routing. The drop is silent, as BCP 186 asks nothing
-// more: an unfinished route addressed to the router is never answered as if the router
-// were its destination (RFC 1812 section 5.2.4.1 forbids it) nor followed.
+// more (and an error would make the router a reflector): a packet whose route is not
+// finished is never answered as if the router were its destination, since the router
+// is then only a hop of the route (RFC 1812 sections 4.2.2.1 and 5.3.13.4), nor is the
+// route followed.
 //
 // IPv6 routing headers. The router implements no routing type: a packet addressed to
 // it whose routing header has Segments Left above 0 gets Parameter Problem, code 0,
@@ -45,7 +47,7 @@ func (l *loop) options4(ip header.IPv4) bool {
 		return false
 	}
 	if set.SourceRoute != 0 {
-		// RFC 7126 sections 4.3.3 and 4.4.3: dropped by default.
+		// RFC 7126 sections 4.3 and 4.4: dropped by default.
 		l.bc.drop(DropSourceRoute)
 		return false
 	}

@@ -34,7 +34,7 @@ const (
 	DropLBRewrite                        // a packet of a flow that could not be rewritten
 	DropLBTupleInUse                     // a new flow's server side (half-NAT: client address and port to the server) belongs to an open flow
 	DropIPv4Options                      // a malformed IPv4 option (parameter problem sent)
-	DropSourceRoute                      // an IPv4 loose or strict source route (RFC 7126 §4.3.3, §4.4.3: dropped by default)
+	DropSourceRoute                      // an IPv4 loose or strict source route (RFC 7126 §4.3, §4.4: dropped by default)
 	DropIPv6Routing                      // a routing header with segments left, addressed to the router (parameter problem sent)
 	numDropReasons
 )

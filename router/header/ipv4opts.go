@@ -55,7 +55,7 @@ type IPv4OptionSet struct {
 // start of the header of the offending octet (the length octet of a length that does
 // not fit, the pointer, the flags), which is what an ICMP Parameter Problem points at
 // (RFC 1812 section 4.3.3.5); bad is 0 when the options are valid. Options it does not
-// know are left alone (RFC 1812 section 4.2.2.1).
+// know are left alone (RFC 1812 section 5.3.13.1).
 func (b IPv4) CheckOptions() (set IPv4OptionSet, bad int) {
 	hl := b.HeaderLength()
 	for i := IPv4MinimumSize; i < hl; {
