@@ -29,9 +29,9 @@ const (
 	optTSFlags = 3
 
 	// Timestamp flags (RFC 791 section 3.1).
-	IPv4TimestampOnly      uint8 = 0 // timestamps only
-	IPv4TimestampAndAddr   uint8 = 1 // each timestamp preceded by the address of its module
-	IPv4TimestampPrespecAd uint8 = 3 // addresses prespecified: only those modules stamp
+	IPv4TimestampOnly         uint8 = 0 // timestamps only
+	IPv4TimestampAndAddr      uint8 = 1 // each timestamp preceded by the address of its module
+	IPv4TimestampPrespecified uint8 = 3 // addresses prespecified: only those modules stamp
 
 	ipv4TSOverflowMax = 15
 )
@@ -103,7 +103,7 @@ func (b IPv4) CheckOptions() (set IPv4OptionSet, bad int) {
 			switch fl & 0xf {
 			case IPv4TimestampOnly:
 				slot = 4
-			case IPv4TimestampAndAddr, IPv4TimestampPrespecAd:
+			case IPv4TimestampAndAddr, IPv4TimestampPrespecified:
 			default:
 				return set, i + optTSFlags
 			}
@@ -111,7 +111,7 @@ func (b IPv4) CheckOptions() (set IPv4OptionSet, bad int) {
 				return set, i + optPointer
 			}
 			// RFC 791: an overflow count that overflows makes the datagram in error.
-			if p > l && fl&0xf != IPv4TimestampPrespecAd && fl>>4 == ipv4TSOverflowMax {
+			if p > l && fl&0xf != IPv4TimestampPrespecified && fl>>4 == ipv4TSOverflowMax {
 				return set, i + optTSFlags
 			}
 			if set.Timestamp != 0 {
@@ -150,7 +150,7 @@ func (b IPv4) RecordRouteWithChecksumUpdate(off int, a netip.Addr) bool {
 func (b IPv4) TimestampPrespecified(off int) (netip.Addr, bool) {
 	o := b[off:]
 	p := int(o[optPointer])
-	if o[optTSFlags]&0xf != IPv4TimestampPrespecAd || p > int(o[optLen]) {
+	if o[optTSFlags]&0xf != IPv4TimestampPrespecified || p > int(o[optLen]) {
 		return netip.Addr{}, false
 	}
 	return netip.AddrFrom4([4]byte(o[p-1 : p+3])), true
@@ -169,7 +169,7 @@ func (b IPv4) TimestampWithChecksumUpdate(off int, a netip.Addr, ts uint32) bool
 	a4 := a.As4()
 	switch {
 	case p > l:
-		if fl&0xf == IPv4TimestampPrespecAd || fl>>4 == ipv4TSOverflowMax {
+		if fl&0xf == IPv4TimestampPrespecified || fl>>4 == ipv4TSOverflowMax {
 			return false
 		}
 		o[optTSFlags] = fl + 0x10

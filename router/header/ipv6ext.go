@@ -18,7 +18,6 @@ type IPv6Chain struct {
 const (
 	ICMPv6ErroneousHeader        uint8 = 0
 	ICMPv6UnrecognizedNextHeader uint8 = 1
-	ICMPv6UnrecognizedOption     uint8 = 2
 )
 
 // Routing header fields (RFC 8200 section 4.4): next header, header extension length,
