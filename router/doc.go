@@ -17,24 +17,28 @@
 //	                      error about it); dispatches by EtherType
 //	  ARP                 → arpd (Neighbours.HandleARP)
 //	  loop.ipv4, ipv6     L3: header, length and checksum, sources a wire must not carry;
-//	                      NDP → arpd (HandleNDP), VRRP → vrrp (Mux.Receive); then
+//	                      NDP → arpd (HandleNDP), VRRP → vrrp (Mux.Receive); IPv4
+//	                      options checked (loop.options4: parameter problem, source
+//	                      routes dropped), an IPv6 routing header with segments left
+//	                      for the router answered (loop.routingHeader6); then
 //	    loop.masquerade   from the kernel behind the host port: a masquerade flow
 //	    loop.balance      TCP and UDP: the connection table (conntrack.Table.Lookup), or
 //	                      for a new flow a rule's pick (loop.newFlow); then forwardFlow
 //	    loop.icmpErrorNAT an ICMP error about a flow, translated for its other end
 //	    fib lookup        the router's own address → loop.local4, local6 (echo replies,
-//	                      answers to probes, loop.toHostPort, RSTs, port unreachable);
-//	                      a directed broadcast of an attached network →
-//	                      loop.directedBroadcast (dropped unless its port forwards them);
-//	                      a link-layer broadcast or multicast → dropped; no route →
-//	                      ICMP unreachable; else transit, which, leaving by the port
-//	                      it came in by, first earns its sender a redirect
+//	                      answers to probes, loop.toHostPort, RSTs, port unreachable,
+//	                      loop.unknownProtocol); a directed broadcast of an attached
+//	                      network → loop.directedBroadcast (dropped unless its port
+//	                      forwards them); a link-layer broadcast or multicast → dropped;
+//	                      no route → ICMP unreachable; else transit, which, leaving by
+//	                      the port it came in by, first earns its sender a redirect
 //	                      (loop.redirect4, redirect6; redirect.go):
 //	  loop.forward        the one egress stage of every forwarded packet (transit,
 //	                      balanced flows, translated ICMP errors, the host port): TTL
 //	                      check (time exceeded), MTU check (loop.oversize: fragmentation
 //	                      needed, packet too big, or fragment), the flow's rewrite
-//	                      (nat.Apply, nat.TranslateICMPError), TTL decrement, then one of
+//	                      (nat.Apply, nat.TranslateICMPError), IPv4 Record Route and
+//	                      Timestamp (loop.transitOptions4), TTL decrement, then one of
 //	    loop.emit         MACs from the neighbour cache (a miss queues the frame in arpd
 //	                      while it resolves), the frame queued on the egress port
 //	    loop.fragment4    IPv4 fragments, each in a scratch buffer, each emitted
@@ -44,7 +48,8 @@
 //	                      batch's counters to the port's
 //
 // Packets the router originates (echo replies, ICMP errors from loop.icmpError, RSTs) go
-// out through loop.route: routed and emitted, never TTL-decremented. Outside the loops,
+// out through loop.route: routed and emitted (to an IPv6 link-local address: out of
+// the arrival port), never TTL-decremented. Outside the loops,
 // Run's timer ticks the neighbour caches and expires flows; arpd sends what it releases
 // or refuses (host unreachable) through routerPort.sendOne.
 //

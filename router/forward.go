@@ -59,7 +59,9 @@ const ethLen = 14
 var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 
 // badSource4 reports IPv4 source addresses a router must not accept from a wire
-// (RFC 1812 §5.3.7): unspecified, loopback, multicast, limited broadcast, class E.
+// (RFC 1812 §5.3.7): unspecified (0/8), loopback (127/8), multicast (224/4), class E
+// (240/4, which a router SHOULD NOT forward) and limited broadcast. They are dropped,
+// forwarded or not, and counted as ipv4-source.
 func badSource4(a netip.Addr) bool {
 	b := a.As4()
 	return b[0] == 0 || b[0] == 127 || b[0] >= 224
@@ -102,6 +104,9 @@ func (l *loop) ipv4(buf []byte) {
 	}
 	if dst.As4()[0] == 0 || dst.IsLoopback() {
 		l.bc.drop(DropLocalUnhandled)
+		return
+	}
+	if ip.HeaderLength() > header.IPv4MinimumSize && !l.options4(ip) {
 		return
 	}
 	p := pkt{buf: buf, ip: ip, src: src, dst: dst}
@@ -216,6 +221,9 @@ func (l *loop) forward(p *pkt, nh fib.NextHop, to netip.Addr, rw *rewrite) {
 			return
 		}
 	}
+	if !p.v6 && header.IPv4(p.ip).HeaderLength() > header.IPv4MinimumSize {
+		l.transitOptions4(header.IPv4(p.ip), ep)
+	}
 	p.decTTL()
 	if rw != nil && rw.snap != nil {
 		rw.snap.Account(rw.rule, rw.server, rw.reply, len(p.ip))
@@ -287,6 +295,12 @@ func (l *loop) emit(ep *routerPort, gw, dst netip.Addr, buf []byte) {
 
 // route sends a packet the router originates (echo reply, ICMP error, fragment) to dst.
 func (l *loop) route(buf []byte, dst netip.Addr) {
+	if dst.Is6() && dst.IsLinkLocalUnicast() {
+		// A link-local address is reachable only on its link (RFC 4291 §2.5.6): what the
+		// router sends to one answers a packet that arrived here, and goes back here.
+		l.emit(l.in, netip.Addr{}, dst, buf)
+		return
+	}
 	nh, ok := l.r.fib.Load().Lookup(dst)
 	if !ok || nh.Kind == fib.Local {
 		l.bc.drop(DropNoRoute)
@@ -305,7 +319,7 @@ func (l *loop) ipv6(buf []byte) {
 	tot := header.IPv6MinimumSize + int(ip.PayloadLength())
 	ip = ip[:tot]
 	buf = buf[:headroom+ethLen+tot]
-	proto, off, ok := ip.TransportProtocol()
+	proto, off, segmentsLeft, ok := ip.UpperLayer()
 	if !ok {
 		l.bc.drop(DropIPv6Header)
 		return
@@ -324,6 +338,9 @@ func (l *loop) ipv6(buf []byte) {
 	src, dst := ip.SourceAddr(), ip.DestinationAddr()
 	if src.IsMulticast() || src.IsUnspecified() || src.IsLoopback() {
 		l.bc.drop(DropIPv6Source)
+		return
+	}
+	if segmentsLeft && l.routingHeader6(ip, dst) {
 		return
 	}
 	if dst.IsMulticast() {
@@ -379,6 +396,8 @@ func (l *loop) ipv6(buf []byte) {
 		return
 	}
 	if src.IsLinkLocalUnicast() {
+		// RFC 4443 §3.1: beyond scope of source address, sent back on the arrival link
+		// (see route) from the router's link-local address there (see errorAddrs).
 		l.icmp6Error(ip, header.ICMPv6DstUnreachable, header.ICMPv6BeyondScope, 0)
 		l.bc.drop(DropLinkLocal)
 		return

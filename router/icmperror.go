@@ -53,7 +53,13 @@ func errorAddrs(p *routerPort, orig []byte, typ, code uint8) (src, dst netip.Add
 	if !ip.IsValid() {
 		return src, dst, false
 	}
-	return p.src6, ip.SourceAddr(), p.src6.IsValid() && header.ShouldSendICMPv6Error(ip, typ, code)
+	src, dst = p.src6, ip.SourceAddr()
+	if dst.IsLinkLocalUnicast() && !p.layer3 {
+		// To a link-local address, from the router's own on that link: the source a
+		// node picks for that destination (RFC 4443 §2.2, RFC 6724 §5 rule 2).
+		src = header.LinkLocalFromMAC(p.mac)
+	}
+	return src, dst, src.IsValid() && header.ShouldSendICMPv6Error(ip, typ, code)
 }
 
 // writeICMPError builds in buf, at headroom, the Ethernet frame (MACs left to emit) of an

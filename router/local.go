@@ -43,6 +43,11 @@ func (l *loop) local4(buf []byte, ip header.IPv4) {
 			l.bc.drop(DropLocalUnhandled)
 			return
 		}
+		if ip.HeaderLength() > header.IPv4MinimumSize {
+			// RFC 1122 §3.2.2.6, RFC 1812 §4.3.3.6: the reply carries the request's
+			// Record Route and Timestamp options, updated with this hop.
+			l.stampOptions4(ip, ip.SourceAddr())
+		}
 		l.route(buf, src)
 	case header.ProtocolUDP:
 		completeChecksum(buf)
@@ -58,7 +63,7 @@ func (l *loop) local4(buf []byte, ip header.IPv4) {
 		}
 		l.bc.drop(DropLocalUnhandled)
 	default:
-		l.bc.drop(DropLocalUnhandled)
+		l.unknownProtocol(ip, ip.Protocol())
 	}
 }
 
@@ -124,6 +129,6 @@ func (l *loop) local6(buf []byte, ip header.IPv6, off int, proto uint8) {
 		}
 		l.bc.drop(DropLocalUnhandled)
 	default:
-		l.bc.drop(DropLocalUnhandled)
+		l.unknownProtocol(ip, proto)
 	}
 }

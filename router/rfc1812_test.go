@@ -121,7 +121,7 @@ func withDstMAC(frame []byte, mac net.HardwareAddr) []byte {
 
 func udp4TTL(src, dst netip.Addr, ttl uint8) []byte { return udp4(src, dst, ttl, 0, []byte("payload")) }
 
-func echo4(src, dst netip.Addr, dstMAC net.HardwareAddr) []byte {
+func echoFrame4(src, dst netip.Addr, dstMAC net.HardwareAddr) []byte {
 	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
 	return serialize(eth(macHostL, dstMAC, layers.EthernetTypeIPv4), ip,
 		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: 3, Seq: 1}, gopacket.Payload("ping"))
@@ -168,7 +168,7 @@ func TestLinkBroadcastNotForwarded(t *testing.T) {
 	// To the router itself it is delivered: an echo request in a broadcast frame to
 	// the router's own address is answered, unicast (RFC 1122 §3.2.2.6 lets the router
 	// choose; the reply is not a broadcast).
-	out := f.pass(echo4(hostL4, routerL4, bcastMAC))
+	out := f.pass(echoFrame4(hostL4, routerL4, bcastMAC))
 	if len(out[0]) != 1 || !isICMPv4(layers.ICMPv4TypeEchoReply, 0)(out[0][0]) {
 		t.Fatalf("echo to the router in a broadcast frame: %v", out[0])
 	}
@@ -189,7 +189,7 @@ func TestDirectedBroadcast(t *testing.T) {
 	bcastL := netip.MustParseAddr("192.0.2.255")
 	t.Run("off by default", func(t *testing.T) {
 		f := newRFCFixture(t, nil)
-		for _, frame := range [][]byte{udp4TTL(hostL4, bcastR, 64), echo4(hostL4, bcastR, macRouterL)} {
+		for _, frame := range [][]byte{udp4TTL(hostL4, bcastR, 64), echoFrame4(hostL4, bcastR, macRouterL)} {
 			if out := f.pass(frame); len(out[0])+len(out[1]) != 0 {
 				t.Errorf("directed broadcast: %d frames left, %d right; want none", len(out[0]), len(out[1]))
 			}
@@ -232,11 +232,11 @@ func TestDirectedBroadcast(t *testing.T) {
 		})
 		frames := [][]byte{
 			withDstMAC(udp4TTL(hostL4, bcastL, 64), bcastMAC),
-			withDstMAC(echo4(hostL4, bcastL, bcastMAC), bcastMAC),
-			echo4(hostL4, bcastL, macRouterL),
+			withDstMAC(echoFrame4(hostL4, bcastL, bcastMAC), bcastMAC),
+			echoFrame4(hostL4, bcastL, macRouterL),
 			withDstMAC(udp4TTL(hostL4, limitedBroadcast, 64), bcastMAC),
-			echo4(hostL4, limitedBroadcast, bcastMAC),
-			echo4(hostL4, limitedBroadcast, macRouterL),
+			echoFrame4(hostL4, limitedBroadcast, bcastMAC),
+			echoFrame4(hostL4, limitedBroadcast, macRouterL),
 		}
 		for i, frame := range frames {
 			if out := f.pass(frame); len(out[0])+len(out[1]) != 0 {
@@ -307,7 +307,7 @@ func TestRedirectIPv4(t *testing.T) {
 		forward int // frames expected out of the left port
 	}{
 		{"source not on the link", udp4TTL(offlink4, hairpin4, 64), 1},
-		{"source route option", lsrr, 1},
+		{"source route option", lsrr, 0}, // dropped before routing (RFC 7126 §4.3, options.go)
 		{"TTL runs out: time exceeded only", udp4TTL(hostL4, hairpin4, 1), 1},
 		{"ICMP error: no redirect about it", icmpTooBigV4(hostL4, hairpin4), 1},
 	} {
@@ -481,9 +481,9 @@ func TestRedirectVRRP(t *testing.T) {
 	expectRedirect4(t, f.pass(frame)[0][0], routerL4, hairpin4, gwL4, frame)
 }
 
-// TestForwardWithOptionsAllocatesNothing: the checks on the forwarding path of the
+// TestForwardWithPortOptionsAllocatesNothing: the checks on the forwarding path of the
 // options cost no allocation.
-func TestForwardWithOptionsAllocatesNothing(t *testing.T) {
+func TestForwardWithPortOptionsAllocatesNothing(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
 		f := newRFCFixture(t, func(c *Config) {
 			for i := range c.Ports {

@@ -14,7 +14,7 @@ const (
 	DropEtherType                        // neither ARP, IPv4 nor IPv6
 	DropIPv4Header                       // bad version, header length or total length
 	DropIPv4Checksum                     // bad IPv4 header checksum
-	DropIPv4Source                       // source address that must never be seen on a wire
+	DropIPv4Source                       // source address that must never be seen on a wire: 0/8, 127/8, multicast, class E 240/4, 255.255.255.255 (RFC 1812 §5.3.7)
 	DropIPv6Header                       // bad version or payload length, broken extension headers
 	DropIPv6Source                       // multicast or unspecified source forwarded
 	DropTTLExceeded                      // TTL or hop limit ran out (time-exceeded sent when allowed)
@@ -36,6 +36,9 @@ const (
 	DropLinkBroadcast                    // unicast IP received in a link-layer broadcast or multicast frame, not for the router (RFC 1812 §5.3.4)
 	DropBroadcast                        // an IP broadcast for the arrival network (limited or directed): never forwarded, no service takes it
 	DropDirectedBcast                    // a directed broadcast to another attached network whose port does not forward them (RFC 2644)
+	DropIPv4Options                      // a malformed IPv4 option (parameter problem sent)
+	DropSourceRoute                      // an IPv4 loose or strict source route (RFC 7126 §4.3, §4.4: dropped by default)
+	DropIPv6Routing                      // a routing header with segments left, addressed to the router (parameter problem sent)
 	numDropReasons
 )
 
@@ -69,6 +72,9 @@ var dropReasonNames = [numDropReasons]string{
 	DropLinkBroadcast:  "link-broadcast",
 	DropBroadcast:      "broadcast",
 	DropDirectedBcast:  "directed-broadcast",
+	DropIPv4Options:    "ipv4-options",
+	DropSourceRoute:    "source-route",
+	DropIPv6Routing:    "ipv6-routing-header",
 }
 
 func (d DropReason) String() string {
