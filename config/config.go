@@ -54,6 +54,8 @@ type Config struct {
 	VRRP []VRRP
 	// Sync is connection sync with peer nodes ([sync]); Sync.Enabled is false without it.
 	Sync Sync
+	// Dataplane gives the port loops' threads priority and CPUs ([dataplane]).
+	Dataplane Dataplane
 	// HostPort asks for the host port (a TUN to the kernel of ulbd's namespace, for a
 	// management login to the router's addresses) even without HTTP health checks,
 	// which always have one.
@@ -84,6 +86,7 @@ type rawFile struct {
 	Conntrack     toml.Primitive `toml:"conntrack"`
 	VRRP          toml.Primitive `toml:"vrrp"`
 	Sync          toml.Primitive `toml:"sync"`
+	Dataplane     toml.Primitive `toml:"dataplane"`
 }
 
 // Load reads and parses the file at path.
@@ -122,6 +125,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	cfg.Conntrack = d.conntrack(raw.Conntrack)
 	cfg.VRRP = d.vrrps(raw.VRRP, cfg.Ports, cfg.Routes, groups, gpos)
 	cfg.Sync = d.sync(raw.Sync, cfg.Ports, cfg.VRRP)
+	cfg.Dataplane = d.dataplane(raw.Dataplane)
 	d.unknownKeys()
 
 	if err := is.err(); err != nil {

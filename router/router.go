@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +78,11 @@ type Config struct {
 	ProxyPortLo, ProxyPortHi uint16
 	// VRRP are the virtual router instances.
 	VRRP []VRRPConfig
+	// ThreadNice and ThreadCPUs tune the port loops' OS threads: their niceness (0:
+	// unchanged) and their CPUs, the i-th port's loop on ThreadCPUs[i % len(ThreadCPUs)]
+	// (none: not pinned).
+	ThreadNice int
+	ThreadCPUs []int
 }
 
 // Router is the forwarding engine. Create it with New, start it with Run.
@@ -111,6 +117,9 @@ type Router struct {
 	syncPeers []netip.Addr
 	syncVRRP  string
 	vrrp      vrrpState
+
+	threadNice int
+	threadCPUs []int
 
 	// cfgMu serializes the control plane's changes of routes and rules.
 	cfgMu     sync.Mutex
@@ -186,6 +195,9 @@ func New(cfg Config) (*Router, error) {
 		icmp: newTokenBucket(cfg.ICMPRate, cfg.ICMPBurst),
 
 		redirects: newTokenBucket(cfg.RedirectRate, cfg.RedirectBurst),
+
+		threadNice: cfg.ThreadNice,
+		threadCPUs: slices.Clone(cfg.ThreadCPUs),
 	}
 	byName := map[string]int{}
 	for i, pc := range cfg.Ports {
@@ -375,12 +387,23 @@ func (r *Router) Run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, len(r.ports))
-	for _, rp := range r.ports {
+	for i, rp := range r.ports {
+		cpu := -1
+		if len(r.threadCPUs) > 0 {
+			cpu = r.threadCPUs[i%len(r.threadCPUs)]
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
+			restore, err := tuneThread(r.threadNice, cpu)
+			defer restore()
+			if err != nil {
+				errc <- fmt.Errorf("port %s: %w", rp.cfg.Name, err)
+				cancel()
+				return
+			}
 			if err := r.newLoop(rp).run(ctx); err != nil && ctx.Err() == nil {
 				errc <- fmt.Errorf("port %s: %w", rp.cfg.Name, err)
 				cancel()

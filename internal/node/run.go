@@ -47,6 +47,9 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <
 		Rules:     rules(cfg),
 		Conntrack: conntrackConfig(cfg.Conntrack),
 		VRRP:      vrrpConfigs(cfg),
+
+		ThreadNice: cfg.Dataplane.Nice,
+		ThreadCPUs: cfg.Dataplane.CPUs,
 	})
 	if err != nil {
 		for _, p := range ports {
@@ -195,6 +198,9 @@ func applyReloads(ctx context.Context, logger *slog.Logger, r *router.Router, ch
 			}
 			if !reflect.DeepEqual(running.Sync, c.Sync) {
 				logger.Warn("reload: [sync] changed; it takes effect only after a restart")
+			}
+			if !reflect.DeepEqual(running.Dataplane, c.Dataplane) {
+				logger.Warn("reload: [dataplane] changed; it takes effect only after a restart")
 			}
 			if err := r.SetRoutes(routes(c)); err != nil {
 				logger.Error("reload refused", "err", err)
