@@ -20,6 +20,10 @@ type loop struct {
 	out     [][][]byte // per egress port index
 	bc      batchCounters
 	gso     gsoBuffers // for GSO frames cut into segments in software (rare)
+	// reasm holds a packet reassembled from fragments for the router (made on first
+	// use); reasmBusy says a frame queued in this batch points into it.
+	reasm     []byte
+	reasmBusy bool
 }
 
 const headroom = port.Headroom
@@ -82,6 +86,7 @@ func (l *loop) flush() {
 		l.flushPort(ep)
 	}
 	l.nused = 0
+	l.reasmBusy = false
 	l.bc.flush(&l.in.counters)
 }
 

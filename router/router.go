@@ -20,6 +20,7 @@ import (
 	"ulb/router/fib"
 	"ulb/router/header"
 	"ulb/router/port"
+	"ulb/router/reassembly"
 	"ulb/vrrp"
 )
 
@@ -100,6 +101,12 @@ type Router struct {
 	syncVRRP  string
 	vrrp      vrrpState
 
+	// Fragments: the flows of balanced datagrams' fragments, the reassembly of those
+	// addressed to the router, the identification of the IPv6 fragments it sends.
+	frags  *fragFlows
+	reasm  *reassembly.Reassembler
+	fragID atomic.Uint32
+
 	// cfgMu serializes the control plane's changes of routes and rules.
 	cfgMu     sync.Mutex
 	routes    []Route
@@ -156,11 +163,14 @@ func New(cfg Config) (*Router, error) {
 		return nil, fmt.Errorf("%w: no ports", ErrConfig)
 	}
 	r := &Router{
-		log:  cfg.Logger,
-		now:  cfg.Now,
-		tick: cfg.TickInterval,
-		icmp: newTokenBucket(cfg.ICMPRate, cfg.ICMPBurst),
+		log:   cfg.Logger,
+		now:   cfg.Now,
+		tick:  cfg.TickInterval,
+		icmp:  newTokenBucket(cfg.ICMPRate, cfg.ICMPBurst),
+		frags: newFragFlows(),
+		reasm: reassembly.New(reassembly.Config{}),
 	}
+	r.fragID.Store(uint32(cfg.Now().UnixNano()))
 	byName := map[string]int{}
 	for i, pc := range cfg.Ports {
 		if _, dup := byName[pc.Name]; dup {
@@ -382,6 +392,7 @@ loop:
 					rp.neigh.Tick()
 				}
 			}
+			r.reasm.Expire(r.now(), r.reassemblyTimedOut)
 			if r.tracking.Load() {
 				r.ct.Expire()
 				r.lb.Expire()

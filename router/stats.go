@@ -33,6 +33,7 @@ const (
 	DropLBTableFull                      // the connection table is full of established flows
 	DropLBRewrite                        // a packet of a flow that could not be rewritten
 	DropLBTupleInUse                     // a new flow's server side (half-NAT: client address and port to the server) belongs to an open flow
+	DropReassembly                       // a fragment for the router refused by reassembly (overlap, length, limits; see ReassemblyStats)
 	numDropReasons
 )
 
@@ -63,6 +64,7 @@ var dropReasonNames = [numDropReasons]string{
 	DropLBTableFull:    "lb-table-full",
 	DropLBRewrite:      "lb-rewrite",
 	DropLBTupleInUse:   "lb-tuple-in-use",
+	DropReassembly:     "reassembly",
 }
 
 func (d DropReason) String() string {
