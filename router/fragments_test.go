@@ -505,6 +505,18 @@ func TestFragmentsThroughHalfNAT(t *testing.T) {
 	}
 	left, right := newPeer(hl, macHostL), newPeer(hr, macHostR)
 	runBench(t, r, left, right, hl, hr)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("reassembly %+v", r.ReassemblyStats())
+			for _, rp := range r.ports {
+				for d := range numDropReasons {
+					if n := rp.counters.Drops[d].Load(); n != 0 {
+						t.Logf("port %s: %s: %d", rp.cfg.Name, d, n)
+					}
+				}
+			}
+		}
+	})
 	for i, c := range []struct {
 		name    string
 		v6      bool
@@ -522,26 +534,6 @@ func TestFragmentsThroughHalfNAT(t *testing.T) {
 		for _, j := range order {
 			left.sendRaw(framed(macHostL, macRouterL, frags[j]))
 		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("reasm %+v", r.ReassemblyStats())
-				t.Logf("rr %+v rl %+v hr %+v hl %+v", rr.Stats(), rl.Stats(), hr.Stats(), hl.Stats())
-				for _, rp := range r.ports {
-					t.Logf("%s rx %d fwd %d local %d", rp.cfg.Name, rp.counters.RxFrames.Load(), rp.counters.Forwarded.Load(), rp.counters.Local.Load())
-				}
-				for len(right.rx) > 0 {
-					f := <-right.rx
-					t.Logf("right got %v", gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default))
-				}
-				for _, rp := range r.ports {
-					for d := range numDropReasons {
-						if n := rp.counters.Drops[d].Load(); n != 0 {
-							t.Logf("port %s: %s: %d", rp.cfg.Name, d, n)
-						}
-					}
-				}
-			}
-		})
 		whole, got := collect(t, right, client.Addr(), server.Addr(), 1500)
 		if len(got) != len(frags) {
 			t.Fatalf("%s: %d fragments at the server, %d sent", c.name, len(got), len(frags))

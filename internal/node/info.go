@@ -115,6 +115,11 @@ func hasPort(r *router.Router, name string) bool {
 // stats sums the router's counters for show-stats. start is when the router started.
 func stats(r *router.Router, start time.Time) control.StatsInfo {
 	si := control.StatsInfo{Uptime: int64(time.Since(start)), Drops: map[string]uint64{}, Sync: syncInfo(r)}
+	if rs := r.ReassemblyStats(); rs.Fragments != 0 || rs.Timeouts != 0 {
+		si.Reassembly = &control.ReassemblyInfo{Fragments: rs.Fragments, Reassembled: rs.Reassembled,
+			Timeouts: rs.Timeouts, Overlaps: rs.Overlaps, Duplicates: rs.Duplicates, Discarded: rs.Discarded,
+			OverLimit: rs.OverLimit, Malformed: rs.Malformed, Evicted: rs.Evicted, InProgress: rs.InProgress, Bytes: rs.Bytes}
+	}
 	for _, ps := range r.Ports() {
 		c := ps.Counters
 		si.Ports = append(si.Ports, control.PortStats{Name: ps.Name, PortCounters: portCounters(ps.Port)})

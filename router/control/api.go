@@ -128,6 +128,24 @@ type StatsInfo struct {
 	Servers []ServerStats `json:"servers,omitempty"`
 	// Sync are connection sync's counters, when it is on.
 	Sync *SyncInfo `json:"sync,omitempty"`
+	// Reassembly counts the fragments addressed to the router and what became of them.
+	Reassembly *ReassemblyInfo `json:"reassembly,omitempty"`
+}
+
+// ReassemblyInfo are the counters of the reassembly of fragments addressed to the router
+// (router/reassembly.Stats).
+type ReassemblyInfo struct {
+	Fragments   uint64 `json:"fragments"`
+	Reassembled uint64 `json:"reassembled"`
+	Timeouts    uint64 `json:"timeouts"`
+	Overlaps    uint64 `json:"overlaps"`
+	Duplicates  uint64 `json:"duplicates"`
+	Discarded   uint64 `json:"discarded"`
+	OverLimit   uint64 `json:"over_limit"`
+	Malformed   uint64 `json:"malformed"`
+	Evicted     uint64 `json:"evicted"`
+	InProgress  int    `json:"in_progress"`
+	Bytes       int    `json:"bytes"`
 }
 
 // SyncInfo describes connection sync with peer nodes.
