@@ -475,20 +475,29 @@ func runBench(t *testing.T, r *Router, left, right *peer, hl, hr *porttest.Port)
 	})
 }
 
-// TestFragmentsThroughHalfNAT: a fragmented UDP datagram from a client to a half-NAT VIP
-// arrives at the server reassemblable, addressed to it, its checksum right; the server's
-// fragmented answer reaches the client from the VIP. Both families, fragments in order
-// and out of order (the first one first: the others follow its flow).
-func TestFragmentsThroughHalfNAT(t *testing.T) {
+// TestFragmentsThroughBalancer: a fragmented UDP datagram from a client to a VIP
+// arrives at the server reassemblable, addressed as the rule's topology says (half-NAT:
+// to the server, from the client; full-NAT: from a proxy source; DSR: unchanged), its
+// checksum right; the server's fragmented answer reaches the client from the VIP
+// (half-NAT, full-NAT). Both families, fragments in order and out of order (the first
+// one first: the others follow its flow).
+func TestFragmentsThroughBalancer(t *testing.T) {
 	rl, hl := porttest.NewPair(macRouterL, macHostL, 1500)
 	rr, hr := porttest.NewPair(macRouterR, macHostR, 1500)
-	const vport, sport = 5353, 53
+	const sport = 53
+	vport := func(c lbCase) uint16 { return 5300 + uint16(c.topo) }
 	var rules []balancer.RuleConfig
-	for _, v6 := range []bool{false, true} {
-		rules = append(rules, balancer.RuleConfig{Name: pick(v6, "udp4", "udp6"), VIP: pick(v6, vip4, vip6),
-			PortLo: vport, PortHi: vport, Proto: balancer.ProtoUDP, Algorithm: balancer.RoundRobin,
-			PMask: balancer.NoPersistence, Topology: balancer.HalfNAT, Enabled: true,
-			Servers: []balancer.ServerConfig{{Addr: pick(v6, hostR4, hostR6), Port: sport, Weight: 1}}})
+	for _, c := range lbCases {
+		rc := balancer.RuleConfig{Name: c.name, VIP: c.vip(), PortLo: vport(c), PortHi: vport(c), Proto: balancer.ProtoUDP,
+			Algorithm: balancer.RoundRobin, PMask: balancer.NoPersistence, Topology: c.topo, Enabled: true,
+			Servers: []balancer.ServerConfig{{Addr: c.server(), Port: sport, Weight: 1}}}
+		switch c.topo {
+		case balancer.FullNAT:
+			rc.ProxySource = []netip.Addr{c.proxy()}
+		case balancer.DSR:
+			rc.Servers[0].Port = 0
+		}
+		rules = append(rules, rc)
 	}
 	r, err := New(Config{Rules: rules, Ports: []PortConfig{
 		{Name: "left", Port: rl, Addresses: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("2001:db8:1::1/64")}},
@@ -517,39 +526,58 @@ func TestFragmentsThroughHalfNAT(t *testing.T) {
 			}
 		}
 	})
-	for i, c := range []struct {
-		name    string
-		v6      bool
-		shuffle bool
-	}{{"ipv4", false, false}, {"ipv6", true, false}, {"ipv4-shuffled", false, true}, {"ipv6-shuffled", true, true}} {
-		client := netip.AddrPortFrom(pick(c.v6, hostL4, hostL6), uint16(41000+i))
-		vip := netip.AddrPortFrom(pick(c.v6, vip4, vip6), vport)
-		server := netip.AddrPortFrom(pick(c.v6, hostR4, hostR6), sport)
-		payload := pattern(4000 + i)
-		frags := fragmentIP(udpPacket(client, vip, payload), pick(c.v6, 1480, 1448), uint32(500+i))
-		order := []int{0, 1, 2}
-		if c.shuffle {
-			order = []int{0, 2, 1}
+	i := 0
+	for _, c := range lbCases {
+		for _, shuffle := range []bool{false, true} {
+			i++
+			name := c.name
+			if shuffle {
+				name += "/shuffled"
+			}
+			client := netip.AddrPortFrom(c.client(), uint16(41000+i))
+			vip := netip.AddrPortFrom(c.vip(), vport(c))
+			payload := pattern(4000 + i)
+			frags := fragmentIP(udpPacket(client, vip, payload), pick(c.v6, 1480, 1448), uint32(500+i))
+			order := []int{0, 1, 2}
+			if shuffle {
+				order = []int{0, 2, 1}
+			}
+			for _, j := range order {
+				left.sendRaw(framed(macHostL, macRouterL, frags[j]))
+			}
+			// What the server sees.
+			from, to := client, netip.AddrPortFrom(c.server(), sport)
+			switch c.topo {
+			case balancer.FullNAT:
+				from = netip.AddrPortFrom(c.proxy(), 0) // the proxy port is the pool's
+			case balancer.DSR:
+				to = vip
+			}
+			whole, got := collect(t, right, from.Addr(), to.Addr(), 1500)
+			if len(got) != len(frags) {
+				t.Fatalf("%s: %d fragments at the server, %d sent", name, len(got), len(frags))
+			}
+			if c.topo == balancer.FullNAT {
+				p := gopacket.NewPacket(whole, pick(c.v6, layers.LayerTypeIPv4, layers.LayerTypeIPv6), gopacket.Default)
+				if u, ok := p.Layer(layers.LayerTypeUDP).(*layers.UDP); ok {
+					from = netip.AddrPortFrom(from.Addr(), uint16(u.SrcPort))
+				}
+			}
+			checkUDP(t, name+" at the server", whole, from, to, payload)
+			if c.topo == balancer.DSR {
+				continue // the server answers the client directly
+			}
+			// The server answers with a fragmented datagram.
+			answer := pattern(3100 + i)
+			frags = fragmentIP(udpPacket(to, from, answer), 1232, uint32(900+i))
+			// The first fragment first (it opens the way), the others reversed.
+			right.sendRaw(framed(macHostR, macRouterR, frags[0]))
+			for j := len(frags) - 1; j > 0; j-- {
+				right.sendRaw(framed(macHostR, macRouterR, frags[j]))
+			}
+			whole, _ = collect(t, left, vip.Addr(), client.Addr(), 1500)
+			checkUDP(t, name+" at the client", whole, vip, client, answer)
 		}
-		for _, j := range order {
-			left.sendRaw(framed(macHostL, macRouterL, frags[j]))
-		}
-		whole, got := collect(t, right, client.Addr(), server.Addr(), 1500)
-		if len(got) != len(frags) {
-			t.Fatalf("%s: %d fragments at the server, %d sent", c.name, len(got), len(frags))
-		}
-		checkUDP(t, c.name+" at the server", whole, client, server, payload)
-
-		// The server answers with a fragmented datagram.
-		answer := pattern(3100 + i)
-		frags = fragmentIP(udpPacket(server, client, answer), 1232, uint32(900+i))
-		// The first fragment first (it opens the way), the others reversed.
-		right.sendRaw(framed(macHostR, macRouterR, frags[0]))
-		for j := len(frags) - 1; j > 0; j-- {
-			right.sendRaw(framed(macHostR, macRouterR, frags[j]))
-		}
-		whole, _ = collect(t, left, vip.Addr(), client.Addr(), 1500)
-		checkUDP(t, c.name+" at the client", whole, vip, client, answer)
 	}
 	if st := r.ReassemblyStats(); st.Fragments != 0 {
 		t.Errorf("balanced fragments went to reassembly: %+v", st)
