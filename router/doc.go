@@ -25,7 +25,9 @@
 //	                      rewrite recorded (loop.recordFragment, a bounded table keyed by
 //	                      source, destination, protocol and identification); the others
 //	                      follow the record, their addresses alone rewritten
-//	                      (nat.ApplyAddrs); without a record, routed as usual
+//	                      (nat.ApplyAddrs); without a record, routed as usual (to a
+//	                      VIP: held by the reassembly until the first fragment comes,
+//	                      then sent after it, loop.releaseEarly)
 //	    loop.icmpErrorNAT an ICMP error about a flow, translated for its other end
 //	    fib lookup        the router's own address → loop.local4, local6 (fragments
 //	                      first to loop.reassemble4, reassemble6: router/reassembly; echo
@@ -59,9 +61,10 @@
 // Fragments of balanced flows are not reassembled on the balancer: the first fragment
 // carries the ports and picks the flow, the others follow it through fragments.go's
 // table for reassembly.DefaultTimeout; a non-first fragment that overtakes its first one
-// finds no record and is routed as if no flow existed (to a VIP: delivered to the router,
-// whose reassembly drops it at the timeout). Fragments addressed to the router itself are
-// reassembled within router/reassembly's bounds, and the whole packet is delivered.
+// finds no record: to a VIP it waits in the reassembly and follows its first one when
+// that comes (loop.releaseEarly); towards a client it is routed unchanged. Fragments
+// addressed to the router itself are reassembled within router/reassembly's bounds, and
+// the whole packet is delivered.
 //
 // Beside the data plane, in the packages whose domain they are, run the VRRP instances'
 // timers and tracking (vrrp.Driver), connection sync's transport (ctsync.Syncer: the

@@ -10,10 +10,13 @@ package router
 // incremental update stays right) and recorded in fragFlows under (source, destination,
 // protocol, identification). The other fragments carry no ports: they follow the record,
 // their IP addresses rewritten alone (nat.ApplyAddrs). A non-first fragment that arrives
-// before its first one finds no record and is routed as if no flow existed (for a VIP:
-// delivered to the router, whose reassembly drops it when it times out). The choice over
-// reassembling on the balancer: no buffering on the forwarding path, no re-fragmenting of
-// IPv6 (which a router may not do), and the fragments keep their sizes.
+// before its first one finds no record and is routed as if no flow existed: to a VIP
+// (the router's own address) it waits in the reassembly, and when the first fragment
+// opens the flow, releaseEarly takes it out and sends it after it; to a client (a reply
+// overtaking its first fragment, rare on the servers' side) it goes on unchanged and the
+// client cannot reassemble the datagram. The choice over reassembling every datagram on
+// the balancer: no buffering on the forwarding path in the common case, no
+// re-fragmenting of IPv6 (which a router may not do), and the fragments keep their sizes.
 
 import (
 	"net/netip"
@@ -122,7 +125,23 @@ func (l *loop) balanceFragment(p *pkt, l4b []byte) bool {
 	}
 	if p.fragFirst {
 		t, ok := readL4Fragment(p.fragProto, l4b)
-		return ok && l.balance(p, t)
+		if !ok {
+			return false
+		}
+		// The headers as they came, to rebuild the fragments that overtook this one.
+		var saved [ethLen + maxEarlyHeader]byte
+		hl := firstHeaderLen(p)
+		keep := hl > 0 && hl <= maxEarlyHeader
+		if keep {
+			copy(saved[:], p.buf[headroom:headroom+ethLen+hl])
+		}
+		if !l.balance(p, t) {
+			return false
+		}
+		if keep {
+			l.releaseEarly(p, saved[:ethLen+hl])
+		}
+		return true
 	}
 	f, ok := l.r.frags.get(makeFragKey(p), l.r.now())
 	if !ok {
@@ -134,6 +153,100 @@ func (l *loop) balanceFragment(p *pkt, l4b []byte) bool {
 		l.forward(p, nh, f.to, &rw)
 	}
 	return true
+}
+
+// maxEarlyHeader bounds the headers of a first fragment kept to rebuild the fragments
+// that overtook it (an IPv4 header with options, an IPv6 one with a few extension
+// headers and the fragment header).
+const maxEarlyHeader = 128
+
+// firstHeaderLen is the length of the first fragment p's headers in front of its
+// fragmentable part: the IPv4 header, or the IPv6 headers through the fragment header.
+func firstHeaderLen(p *pkt) int {
+	if !p.v6 {
+		return header.IPv4(p.ip).HeaderLength()
+	}
+	at, _, ok := header.IPv6(p.ip).FragmentHeader()
+	if !ok {
+		return 0
+	}
+	return at + header.IPv6FragmentSize
+}
+
+// releaseEarly forwards the fragments of p's datagram that arrived before p, its first
+// fragment, once p opened the flow: as they came to the router's own address (the VIP),
+// they wait in the reassembly (reassemble4, reassemble6), are taken out of it, rebuilt
+// from saved (p's Ethernet and IP headers as they came: non-first fragments carry the
+// same, RFC 791 section 3.2 but for the options not copied, RFC 8200 section 4.5) and
+// follow the flow's record as the others do.
+func (l *loop) releaseEarly(p *pkt, saved []byte) {
+	f, ok := l.r.frags.get(makeFragKey(p), l.r.now())
+	if !ok {
+		return // the first fragment was refused: the others time out in the reassembly
+	}
+	var k reassembly.Key
+	if p.v6 {
+		k = reassembly.KeyIPv6(p.src, p.dst, p.fragID)
+	} else {
+		k = reassembly.KeyIPv4(p.src, p.dst, uint16(p.fragID), p.fragProto)
+	}
+	l.early = l.early[:0]
+	l.r.reasm.Take(k, func(off int, more bool, data []byte) {
+		if b := l.rebuildFragment(p, saved, off, more, data); b != nil {
+			l.early = append(l.early, b)
+		}
+	})
+	if len(l.early) == 0 {
+		return
+	}
+	nh, ok := l.flowHop(f.to)
+	for _, b := range l.early {
+		if !ok {
+			l.bc.drop(DropNoRoute)
+			continue
+		}
+		q := pkt{buf: b, ip: b[headroom+ethLen:], v6: p.v6, src: p.src, dst: p.dst,
+			frag: true, fragProto: p.fragProto, fragID: p.fragID}
+		rw := rewrite{nat: nat.Rewrite{Src: f.src, Dst: f.dst}, addrsOnly: true,
+			snap: l.r.lb.Snapshot(), rule: f.rule, server: f.server, reply: f.reply}
+		l.forward(&q, nh, f.to, &rw)
+	}
+	clear(l.early)
+	l.early = l.early[:0]
+}
+
+// rebuildFragment writes, in a scratch buffer, the fragment at offset off of the
+// datagram whose first fragment's headers are saved; nil (counted) when there is no
+// buffer or room.
+func (l *loop) rebuildFragment(p *pkt, saved []byte, off int, more bool, data []byte) []byte {
+	b := l.newScratch()
+	if b == nil || headroom+len(saved)+len(data) > len(b) {
+		l.bc.drop(DropFragment)
+		return nil
+	}
+	fr := b[headroom:]
+	if p.v6 {
+		n := copy(fr, saved)
+		n += copy(fr[n:], data)
+		ip := header.IPv6(fr[ethLen:n])
+		at := len(saved) - ethLen - header.IPv6FragmentSize
+		header.EncodeIPv6Fragment(ip[at:], ip[at], off, more, p.fragID)
+		ip.SetPayloadLength(uint16(len(ip) - header.IPv6MinimumSize))
+		return b[:headroom+n]
+	}
+	// RFC 791 section 3.2: a fragment other than the first carries the options whose
+	// copied flag is set.
+	n := copy(fr, saved[:ethLen+header.IPv4MinimumSize])
+	n += copiedOptions(fr[n:], saved[ethLen+header.IPv4MinimumSize:])
+	hl := n - ethLen
+	n += copy(fr[n:], data)
+	ip := header.IPv4(fr[ethLen:n])
+	ip[0] = 0x40 | byte(hl/4)
+	ip.SetTotalLength(uint16(len(ip)))
+	setFragment(ip, more, off)
+	ip.SetChecksum(0)
+	ip.SetChecksum(ip.CalculateChecksum())
+	return b[:headroom+n]
 }
 
 // recordFragment notes what the first fragment p of a balanced datagram does, for its

@@ -24,6 +24,7 @@ type loop struct {
 	// use); reasmBusy says a frame queued in this batch points into it.
 	reasm     []byte
 	reasmBusy bool
+	early     [][]byte // fragments rebuilt by releaseEarly
 }
 
 const headroom = port.Headroom

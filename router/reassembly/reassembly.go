@@ -564,10 +564,44 @@ func (r *Reassembler) unlink(dg *datagram) {
 	dg.older, dg.newer = nil, nil
 }
 
-// Src returns the datagram's source address (for tests and logs).
-func (k Key) Src() netip.Addr {
-	if k.v6 {
-		return netip.AddrFrom16(k.src)
+// KeyIPv4 is the key of the IPv4 datagram with these fields (RFC 791 section 3.2).
+func KeyIPv4(src, dst netip.Addr, id uint16, proto uint8) Key {
+	k := Key{id: uint32(id), proto: proto}
+	s, d := src.As4(), dst.As4()
+	copy(k.src[:], s[:])
+	copy(k.dst[:], d[:])
+	return k
+}
+
+// KeyIPv6 is the key of the IPv6 datagram with these fields (RFC 8200 section 4.5).
+func KeyIPv6(src, dst netip.Addr, id uint32) Key {
+	return Key{src: src.As16(), dst: dst.As16(), id: id, v6: true}
+}
+
+// Take removes the datagram k if it is in progress and hands the fragments it holds,
+// other than an offset-zero one, to fn in offset order: the offset in bytes, whether
+// more data follows (false only for the datagram's last fragment), and the data, valid
+// during the call. fn runs with the Reassembler locked and must not call it. Take
+// returns how many fragments it handed. The router uses it for fragments that overtook
+// the first fragment of a datagram it does not reassemble but forwards on a balanced
+// flow's behalf.
+func (r *Reassembler) Take(k Key, fn func(off int, more bool, data []byte)) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	dg := r.m[k]
+	if dg == nil {
+		return 0
 	}
-	return netip.AddrFrom4([4]byte(k.src[:4]))
+	n := 0
+	if !dg.dead {
+		for _, s := range dg.spans {
+			if s.off == 0 {
+				continue
+			}
+			fn(s.off, dg.total < 0 || s.end < dg.total, dg.data[s.off:s.end])
+			n++
+		}
+	}
+	r.remove(dg)
+	return n
 }

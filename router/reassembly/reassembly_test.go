@@ -440,3 +440,48 @@ func TestFlood(t *testing.T) {
 		t.Fatalf("after expiry: %+v", st)
 	}
 }
+
+// TestTake: the fragments held for a datagram are handed back in offset order with
+// their M flags, and the datagram is gone; the offset-zero one is not handed.
+func TestTake(t *testing.T) {
+	data := payload(4000, 2)
+	r := New(Config{})
+	out := make([]byte, MaxDatagram)
+	for _, c := range [][2]int{{2960, 4000}, {0, 1480}, {1480, 2960}} {
+		if c[0] == 0 {
+			// Another datagram's first fragment, and this one's via another ID.
+			r.AddIPv4(t0, frag4(2, data, 0, 1480), 0, out)
+			continue
+		}
+		r.AddIPv4(t0, frag4(1, data, c[0], c[1]), 0, out)
+	}
+	type piece struct {
+		off  int
+		more bool
+		data []byte
+	}
+	var got []piece
+	n := r.Take(KeyIPv4(src4, dst4, 1, header.ProtocolUDP), func(off int, more bool, d []byte) {
+		got = append(got, piece{off, more, append([]byte(nil), d...)})
+	})
+	if n != 2 || len(got) != 2 || got[0].off != 1480 || !got[0].more || got[1].off != 2960 || got[1].more ||
+		!bytes.Equal(got[0].data, data[1480:2960]) || !bytes.Equal(got[1].data, data[2960:]) {
+		t.Fatalf("took %d: %+v", n, got)
+	}
+	if st := r.Stats(); st.InProgress != 1 {
+		t.Fatalf("stats after take %+v", st)
+	}
+	if n := r.Take(KeyIPv4(src4, dst4, 1, header.ProtocolUDP), func(int, bool, []byte) {}); n != 0 {
+		t.Fatalf("took %d again", n)
+	}
+	if n := r.Take(KeyIPv4(src4, dst4, 2, header.ProtocolUDP), func(int, bool, []byte) { t.Fatal("handed a first fragment") }); n != 0 {
+		t.Fatalf("took %d of a datagram holding only its first fragment", n)
+	}
+	// IPv6, without the last fragment: M set on everything.
+	r.AddIPv6(t0, frag6(3, data, 1232, 2464), 0, out)
+	var more []bool
+	r.Take(KeyIPv6(src6, dst6, 3), func(_ int, m bool, _ []byte) { more = append(more, m) })
+	if len(more) != 1 || !more[0] {
+		t.Fatalf("IPv6 take: %v", more)
+	}
+}
