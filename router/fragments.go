@@ -304,6 +304,10 @@ func (l *loop) reassemble6(buf []byte, ip header.IPv6) ([]byte, header.IPv6) {
 		// pointing at the Payload Length (a length not a multiple of 8 with M set) or at
 		// the Fragment Offset (a reassembled payload over 65535 bytes).
 		l.icmp6Error(ip, header.ICMPv6ParamProblem, 0, res.Pointer)
+	case reassembly.IncompleteChain:
+		// RFC 8200 section 4.5 (RFC 7112): parameter problem, code 3 (incomplete
+		// header chain), pointer 0.
+		l.icmp6Error(ip, header.ICMPv6ParamProblem, 3, 0)
 	}
 	// Overlaps (RFC 5722) and the rest: silently discarded, counted.
 	l.bc.drop(DropReassembly)

@@ -361,8 +361,8 @@ func TestAtomicFragmentEcho(t *testing.T) {
 	}
 }
 
-// TestReassemblyErrors: the ICMPv6 parameter problems of RFC 8200 section 4.5, silence
-// on overlaps (RFC 5722), each counted.
+// TestReassemblyErrors: the ICMPv6 parameter problems of RFC 8200 section 4.5 (codes 0
+// and 3), silence on overlaps (RFC 5722), each counted.
 func TestReassemblyErrors(t *testing.T) {
 	tb := newTestBench(t)
 	frags := fragmentIP(echoPacket(hostL6, routerL6, 1, 1400), 720, 5)
@@ -382,6 +382,16 @@ func TestReassemblyErrors(t *testing.T) {
 	if ptr := binary.BigEndian.Uint32(p.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6).Contents[4:8]); ptr != 42 {
 		t.Errorf("pointer %d, want 42 (fragment offset)", ptr)
 	}
+	// A first fragment cut inside its TCP header: parameter problem, code 3 (RFC 8200
+	// section 4.5, RFC 7112).
+	cut := make([]byte, 48+16)
+	header.EncodeIPv6(cut, header.IPv6Fields{PayloadLength: 24, NextHeader: header.ProtocolFragment, HopLimit: 64, Src: hostL6, Dst: routerL6})
+	header.EncodeIPv6Fragment(cut[40:], header.ProtocolTCP, 0, true, 77)
+	tb.left.sendRaw(framed(macHostL, macRouterL, cut))
+	p = tb.left.expect(t, "parameter problem, incomplete chain", isICMPv6(layers.ICMPv6TypeParameterProblem, 3))
+	if ptr := binary.BigEndian.Uint32(p.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6).Contents[4:8]); ptr != 0 {
+		t.Errorf("pointer %d, want 0", ptr)
+	}
 	// Overlap: the first fragment, then one starting inside it: no reply, ever.
 	ov := fragmentIP(echoPacket(hostL6, routerL6, 2, 1400), 720, 6)
 	shifted := bytes.Clone(ov[1])
@@ -389,13 +399,16 @@ func TestReassemblyErrors(t *testing.T) {
 	tb.left.sendRaw(framed(macHostL, macRouterL, ov[0]))
 	tb.left.sendRaw(framed(macHostL, macRouterL, shifted))
 	tb.left.sendRaw(framed(macHostL, macRouterL, ov[1]))
-	tb.left.expectNone(t, "reply to overlapping fragments", func(p gopacket.Packet) bool { return p.Layer(layers.LayerTypeICMPv6) != nil })
+	tb.left.expectNone(t, "reply to overlapping fragments", func(p gopacket.Packet) bool {
+		ic, ok := p.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+		return ok && (ic.TypeCode.Type() < 128 || ic.TypeCode.Type() == layers.ICMPv6TypeEchoReply)
+	})
 	st := tb.r.ReassemblyStats()
-	if st.Overlaps != 1 || st.Discarded != 1 || st.OverLimit != 2 {
+	if st.Overlaps != 1 || st.Discarded != 1 || st.OverLimit != 2 || st.Malformed != 1 {
 		t.Errorf("reassembly stats %+v", st)
 	}
-	if n := tb.r.ports[0].counters.Drops[DropReassembly].Load(); n != 4 {
-		t.Errorf("%d reassembly drops, want 4", n)
+	if n := tb.r.ports[0].counters.Drops[DropReassembly].Load(); n != 5 {
+		t.Errorf("%d reassembly drops, want 5", n)
 	}
 }
 

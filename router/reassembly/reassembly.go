@@ -74,10 +74,14 @@ const (
 	Malformed               // inconsistent with the datagram's end, empty, or not a fragment
 	TooMany                 // the datagram has MaxFragments fragments already: discarded
 	NoRoom                  // the caller's buffer cannot hold the datagram: discarded
+	// IncompleteChain: an IPv6 first fragment without the whole header chain through
+	// the upper-layer header (RFC 8200 section 4.5, RFC 7112): dropped, the caller sends
+	// a parameter problem, code 3.
+	IncompleteChain
 )
 
 var statusNames = [...]string{"held", "done", "duplicate", "overlap", "discarded", "too-big",
-	"bad-length", "malformed", "too-many", "no-room"}
+	"bad-length", "malformed", "too-many", "no-room", "incomplete-chain"}
 
 func (s Status) String() string {
 	if int(s) < len(statusNames) {
@@ -258,6 +262,11 @@ func (r *Reassembler) AddIPv6(now time.Time, ip header.IPv6, tag int, dst []byte
 		r.mu.Unlock()
 		return Result{Status: TooBig, Pointer: uint32(at + 2)}
 	}
+	if off == 0 && !headerChainIn(fh.NextHeader(), data) {
+		// RFC 8200 section 4.5: the first fragment must hold every header through the
+		// upper-layer one; else parameter problem, code 3, pointer 0.
+		return r.refuse(IncompleteChain)
+	}
 	k := Key{id: fh.ID(), v6: true}
 	k.src = ip.SourceAddr().As16()
 	k.dst = ip.DestinationAddr().As16()
@@ -266,6 +275,42 @@ func (r *Reassembler) AddIPv6(now time.Time, ip header.IPv6, tag int, dst []byte
 		hdr = ip[:at+header.IPv6FragmentSize]
 	}
 	return r.add(now, k, tag, hdr, at, prev, off, fh.More(), data, dst)
+}
+
+// headerChainIn reports whether data, the fragmentable part of a first fragment whose
+// first header is next, holds the extension headers and the upper-layer header (TCP's
+// 20 bytes and options, UDP's 8, ICMPv6's 4; others need none).
+func headerChainIn(next uint8, data []byte) bool {
+	at := 0
+	for n := 0; header.IsExtensionHeader(next); n++ {
+		if n == header.IPv6MaxExtensionHeaders || next == header.ProtocolHopByHop || at+8 > len(data) {
+			return false
+		}
+		var l int
+		switch next {
+		case header.ProtocolFragment:
+			l = 8
+		case header.ProtocolAH:
+			l = (int(data[at+1]) + 2) * 4
+		default:
+			l = (int(data[at+1]) + 1) * 8
+		}
+		next = data[at]
+		at += l
+	}
+	need := 0
+	switch next {
+	case header.ProtocolTCP:
+		need = 20
+		if at+13 <= len(data) {
+			need = max(need, int(data[at+12]>>4)*4)
+		}
+	case header.ProtocolUDP:
+		need = 8
+	case header.ProtocolICMPv6:
+		need = 4
+	}
+	return at+need <= len(data)
 }
 
 func (r *Reassembler) refuse(s Status) Result {

@@ -485,3 +485,33 @@ func TestTake(t *testing.T) {
 		t.Fatalf("IPv6 take: %v", more)
 	}
 }
+
+// TestIncompleteChain: an IPv6 first fragment that stops inside its upper-layer header
+// or an extension header is refused (RFC 8200 section 4.5, RFC 7112).
+func TestIncompleteChain(t *testing.T) {
+	out := make([]byte, MaxDatagram)
+	data := payload(64, 0)
+	for _, c := range []struct {
+		name  string
+		next  uint8
+		first []byte
+		want  Status
+	}{
+		{"udp-whole", header.ProtocolUDP, data[:8], Held},
+		{"udp-cut", header.ProtocolUDP, data[:0], BadLength},
+		{"tcp-cut", header.ProtocolTCP, data[:16], IncompleteChain},
+		{"tcp-options-cut", header.ProtocolTCP, append([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xf0}, make([]byte, 19)...), IncompleteChain},
+		{"dstopts-cut", header.ProtocolDstOpts, append([]byte{header.ProtocolUDP, 1}, make([]byte, 14)...), IncompleteChain},
+		{"dstopts-then-udp", header.ProtocolDstOpts, append([]byte{header.ProtocolUDP, 0}, make([]byte, 14)...), Held},
+		{"icmpv6", header.ProtocolICMPv6, data[:8], Held},
+	} {
+		r := New(Config{})
+		b := make([]byte, 48+len(c.first))
+		header.EncodeIPv6(b, header.IPv6Fields{PayloadLength: uint16(len(b) - 40), NextHeader: header.ProtocolFragment, Src: src6, Dst: dst6})
+		header.EncodeIPv6Fragment(b[40:], c.next, 0, true, 1)
+		copy(b[48:], c.first)
+		if res := r.AddIPv6(t0, b, 0, out); res.Status != c.want {
+			t.Errorf("%s: %v, want %v", c.name, res.Status, c.want)
+		}
+	}
+}
