@@ -17,6 +17,9 @@ package router
 // client cannot reassemble the datagram. The choice over reassembling every datagram on
 // the balancer: no buffering on the forwarding path in the common case, no
 // re-fragmenting of IPv6 (which a router may not do), and the fragments keep their sizes.
+// Full-NAT keeps the client's identification: two clients behind one proxy source that
+// pick the same identification at once for the same server can make that server's
+// reassembly mix their fragments, as with any NAT that does not reassemble.
 
 import (
 	"net/netip"

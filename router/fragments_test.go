@@ -16,6 +16,7 @@ import (
 
 	"ulb/balancer"
 	"ulb/router/header"
+	"ulb/router/port"
 	"ulb/router/port/porttest"
 )
 
@@ -590,5 +591,30 @@ func TestFragmentsThroughBalancer(t *testing.T) {
 	// it with their first one: none is left, none was reassembled.
 	if st := r.ReassemblyStats(); st.Fragments != uint64(2*len(lbCases)) || st.InProgress != 0 || st.Reassembled != 0 {
 		t.Errorf("reassembly stats %+v", st)
+	}
+}
+
+// TestTransitFragmentsAllocateNothing: forwarding fragments in transit, first and
+// others, costs no allocation, as any forwarded packet.
+func TestTransitFragmentsAllocateNothing(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		l, _ := loopFixture(t, v6)
+		src, dst := pick(v6, hostL4, hostL6), pick(v6, hostR4, hostR6)
+		frags := fragmentIP(udpPacket(netip.AddrPortFrom(src, 1), netip.AddrPortFrom(dst, 2), pattern(2000)), 1232, 3)
+		buf := make([]byte, port.BufSize)
+		for i, fr := range frags {
+			frame := framed(macHostL, macRouterL, fr)
+			allocs := testing.AllocsPerRun(1000, func() {
+				copy(buf[headroom:], frame)
+				l.handle(buf[:headroom+len(frame)])
+				if len(l.out[1]) != 1 {
+					t.Fatalf("v6=%v: fragment %d not forwarded", v6, i)
+				}
+				l.out[1] = l.out[1][:0]
+			})
+			if allocs != 0 {
+				t.Errorf("v6=%v: fragment %d: %v allocations", v6, i, allocs)
+			}
+		}
 	}
 }
