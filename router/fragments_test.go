@@ -235,7 +235,7 @@ func checkUDP(t *testing.T, what string, ip []byte, src, dst netip.AddrPort, pay
 // TestIPv6FragmentsInTransit: the fragments of an IPv6 datagram, the first and the
 // others, are forwarded unchanged but for the hop limit (RFC 8200 sections 4 and 4.5);
 // IPv4 ones likewise; a fragment larger than the egress link gets packet too big (IPv6)
-// as any packet.
+// as any packet, or is fragmented again (IPv4).
 func TestIPv6FragmentsInTransit(t *testing.T) {
 	tb := newTestBench(t)
 	payload := pattern(3000)
@@ -274,6 +274,17 @@ func TestIPv6FragmentsInTransit(t *testing.T) {
 		}
 		checkUDP(t, c.name, whole, netip.AddrPortFrom(c.src, 4000), netip.AddrPortFrom(c.dst, 5000), payload)
 	}
+	// IPv4 fragments larger than the right link (MTU 1400) are fragmented again (RFC 791
+	// section 3.2: offsets and MF kept), and the datagram still reassembles.
+	orig := udpPacket(netip.AddrPortFrom(hostL4, 4001), netip.AddrPortFrom(hostR4, 5001), payload)
+	for _, f := range fragmentIP(orig, 1480, 0x4321) {
+		tb.left.sendRaw(framed(macHostL, macRouterL, f))
+	}
+	whole, got := collect(t, tb.right, hostL4, hostR4, 1400)
+	if len(got) <= 3 {
+		t.Errorf("%d IPv4 fragments on the 1400-byte link, want more than the 3 sent", len(got))
+	}
+	checkUDP(t, "ipv4 refragmented", whole, netip.AddrPortFrom(hostL4, 4001), netip.AddrPortFrom(hostR4, 5001), payload)
 	// A non-first IPv6 fragment too big for the right link (MTU 1400): packet too big.
 	big := fragmentIP(udpPacket(netip.AddrPortFrom(hostL6, 4000), netip.AddrPortFrom(hostR6, 5000), pattern(2900)), 1448, 9)
 	tb.left.sendRaw(framed(macHostL, macRouterL, big[1]))
