@@ -17,6 +17,8 @@
 //	                      error about it); dispatches by EtherType
 //	  ARP                 → arpd (Neighbours.HandleARP)
 //	  loop.ipv4, ipv6     L3: header, length and checksum, sources a wire must not carry;
+//	                      IPv6 fragments found (header.IPv6.FragmentHeader), the others
+//	                      than the first kept, as a router forwards them;
 //	                      NDP → arpd (HandleNDP), VRRP → vrrp (Mux.Receive); IPv4
 //	                      options checked (loop.options4: parameter problem, source
 //	                      routes dropped), an IPv6 routing header with segments left
@@ -24,15 +26,23 @@
 //	    loop.masquerade   from the kernel behind the host port: a masquerade flow
 //	    loop.balance      TCP and UDP: the connection table (conntrack.Table.Lookup), or
 //	                      for a new flow a rule's pick (loop.newFlow); then forwardFlow
+//	    loop.balanceFragment a fragment: the first one balanced as above and its flow's
+//	                      rewrite recorded (loop.recordFragment, a bounded table keyed by
+//	                      source, destination, protocol and identification); the others
+//	                      follow the record, their addresses alone rewritten
+//	                      (nat.ApplyAddrs); without a record, routed as usual (to a
+//	                      VIP: held by the reassembly until the first fragment comes,
+//	                      then sent after it, loop.releaseEarly)
 //	    loop.icmpErrorNAT an ICMP error about a flow, translated for its other end
-//	    fib lookup        the router's own address → loop.local4, local6 (echo replies,
-//	                      answers to probes, loop.toHostPort, RSTs, port unreachable,
-//	                      loop.unknownProtocol); a directed broadcast of an attached
-//	                      network → loop.directedBroadcast (dropped unless its port
-//	                      forwards them); a link-layer broadcast or multicast → dropped;
-//	                      no route → ICMP unreachable; else transit, which, leaving by
-//	                      the port it came in by, first earns its sender a redirect
-//	                      (loop.redirect4, redirect6; redirect.go):
+//	    fib lookup        the router's own address → loop.local4, local6 (fragments
+//	                      first to loop.reassemble4, reassemble6: router/reassembly; echo
+//	                      replies, answers to probes, loop.toHostPort, RSTs, port
+//	                      unreachable, loop.unknownProtocol); a directed broadcast of an
+//	                      attached network → loop.directedBroadcast (dropped unless its
+//	                      port forwards them); a link-layer broadcast or multicast →
+//	                      dropped; no route → ICMP unreachable; else transit, which,
+//	                      leaving by the port it came in by, first earns its sender a
+//	                      redirect (loop.redirect4, redirect6; redirect.go):
 //	  loop.forward        the one egress stage of every forwarded packet (transit,
 //	                      balanced flows, translated ICMP errors, the host port): TTL
 //	                      check (time exceeded), MTU check (loop.oversize: fragmentation
@@ -49,9 +59,24 @@
 //
 // Packets the router originates (echo replies, ICMP errors from loop.icmpError, RSTs) go
 // out through loop.route: routed and emitted (to an IPv6 link-local address: out of
-// the arrival port), never TTL-decremented. Outside the loops,
-// Run's timer ticks the neighbour caches and expires flows; arpd sends what it releases
-// or refuses (host unreachable) through routerPort.sendOne.
+// the arrival port), never TTL-decremented, fragmented (loop.fragment4, fragment6) when
+// larger than the link (a reply to a reassembled request). Outside the loops, Run's
+// timer ticks the neighbour caches, expires flows and the reassembly's datagrams
+// (Router.reassemblyTimedOut: time exceeded, code 1); arpd sends what it releases or
+// refuses (host unreachable) through routerPort.sendOne.
+//
+// # Fragments
+//
+// Transit fragments of both families are forwarded as they are (hop limit or TTL
+// decremented, too big as any packet: IPv4 ones fragmented again, IPv6 ones refused
+// with packet too big); only the destination reassembles (RFC 8200 section 4.5).
+// Fragments of balanced flows are not reassembled on the balancer: the first fragment
+// carries the ports and picks the flow, the others follow it through fragments.go's
+// table for reassembly.DefaultTimeout; a non-first fragment that overtakes its first one
+// finds no record: to a VIP it waits in the reassembly and follows its first one when
+// that comes (loop.releaseEarly); towards a client it is routed unchanged. Fragments
+// addressed to the router itself are reassembled within router/reassembly's bounds, and
+// the whole packet is delivered.
 //
 // Beside the data plane, in the packages whose domain they are, run the VRRP instances'
 // timers and tracking (vrrp.Driver), connection sync's transport (ctsync.Syncer: the

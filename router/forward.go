@@ -121,12 +121,18 @@ func (l *loop) ipv4(buf []byte) {
 	// Balancing and translating forward a packet: not one that came as a link-layer
 	// broadcast or multicast (RFC 1812 §5.3.4).
 	if l.r.tracking.Load() && !l.l2mcast {
-		switch proto := ip.Protocol(); proto {
-		case header.ProtocolTCP, header.ProtocolUDP:
+		switch proto := ip.Protocol(); {
+		case ip.IsFragment():
+			// RFC 791 section 3.2: fragments of a balanced flow follow its first one.
+			p.frag, p.fragFirst, p.fragProto, p.fragID = true, ip.FragmentOffset() == 0, proto, uint32(ip.ID())
+			if l.balanceFragment(&p, ip.Payload()) {
+				return
+			}
+		case proto == header.ProtocolTCP, proto == header.ProtocolUDP:
 			if t, ok := readL4(proto, ip.Payload()); ok && l.balance(&p, t) {
 				return
 			}
-		case header.ProtocolICMPv4:
+		case proto == header.ProtocolICMPv4:
 			if icmp := header.ICMPv4(ip.Payload()); icmp.IsValid() && icmp.IsError() && l.icmpErrorNAT(&p) {
 				return
 			}
@@ -171,6 +177,9 @@ type rewrite struct {
 	nat       nat.Rewrite
 	quoted    nat.Rewrite
 	icmpError bool
+	// addrsOnly: a fragment other than the first of a flow's datagram, which gets its
+	// addresses rewritten alone (nat.ApplyAddrs).
+	addrsOnly bool
 	// snap, when set, counts the packet on the flow's rule and server.
 	snap         *balancer.Snapshot
 	rule, server uint32
@@ -208,6 +217,8 @@ func (l *loop) forward(p *pkt, nh fib.NextHop, to netip.Addr, rw *rewrite) {
 	if rw != nil {
 		ok := true
 		switch {
+		case rw.addrsOnly:
+			ok = nat.ApplyAddrs(p.ip, rw.nat)
 		case rw.icmpError:
 			ok = nat.TranslateICMPError(p.ip, rw.nat, rw.quoted)
 		case !rw.nat.IsZero():
@@ -306,7 +317,18 @@ func (l *loop) route(buf []byte, dst netip.Addr) {
 		l.bc.drop(DropNoRoute)
 		return
 	}
-	l.emit(l.r.ports[nh.Port], nh.Gateway, dst, buf)
+	ep := l.r.ports[nh.Port]
+	if len(buf)-headroom-ethLen > ep.mtu {
+		// A reply to a reassembled request can be larger than the link: the router, its
+		// source, fragments it (RFC 791 section 3.2, RFC 8200 section 4.5).
+		if dst.Is4() {
+			l.fragment4(buf, ep, nh.Gateway, dst)
+		} else {
+			l.fragment6(buf, ep, nh.Gateway, dst)
+		}
+		return
+	}
+	l.emit(ep, nh.Gateway, dst, buf)
 }
 
 func (l *loop) ipv6(buf []byte) {
@@ -320,11 +342,24 @@ func (l *loop) ipv6(buf []byte) {
 	ip = ip[:tot]
 	buf = buf[:headroom+ethLen+tot]
 	proto, off, segmentsLeft, ok := ip.UpperLayer()
+	var frag header.IPv6Fragment
+	if !ok || off != header.IPv6MinimumSize {
+		// Extension headers: a fragment header among them? The walk refuses a fragment
+		// other than the first, as it holds no upper-layer header; a router forwards it
+		// all the same (RFC 8200 sections 4 and 4.5).
+		if at, _, isFrag := ip.FragmentHeader(); isFrag {
+			if f := header.IPv6Fragment(ip[at:]); !f.IsAtomic() {
+				// An atomic fragment (offset 0, M clear) is a whole packet (RFC 6946).
+				frag = f
+				ok = ok || f.Offset() != 0
+			}
+		}
+	}
 	if !ok {
 		l.bc.drop(DropIPv6Header)
 		return
 	}
-	if proto == header.ProtocolICMPv6 && len(ip) > off {
+	if proto == header.ProtocolICMPv6 && len(ip) > off && frag == nil {
 		switch ip[off] {
 		case header.ICMPv6RouterSolicit, header.ICMPv6RouterAdvert, header.ICMPv6NeighborSolicit,
 			header.ICMPv6NeighborAdvert, header.ICMPv6Redirect:
@@ -344,20 +379,23 @@ func (l *loop) ipv6(buf []byte) {
 		return
 	}
 	if dst.IsMulticast() {
-		if dst == vrrp.GroupIPv6 && proto == header.ProtocolVRRP && l.in.vrrp != nil {
+		if dst == vrrp.GroupIPv6 && proto == header.ProtocolVRRP && l.in.vrrp != nil && frag == nil {
 			l.bc.local++
 			l.in.vrrp.Receive(l.r.now(), src, dst, ip.HopLimit(), ip[off:])
 			l.r.wakeVRRP()
 			return
 		}
 		if dst == allNodes && proto == header.ProtocolICMPv6 {
-			l.local6(buf, ip, off, proto)
+			l.local6(buf, ip, off, proto, frag != nil)
 			return
 		}
 		l.bc.drop(DropMulticast)
 		return
 	}
 	p := pkt{buf: buf, ip: ip, v6: true, src: src, dst: dst}
+	if frag != nil {
+		p.frag, p.fragFirst, p.fragProto, p.fragID = true, frag.Offset() == 0, frag.NextHeader(), frag.ID()
+	}
 	if l.hostPortSource(src) {
 		if proto == header.ProtocolTCP || proto == header.ProtocolUDP {
 			if t, ok := readL4(proto, ip[off:]); ok && off == header.IPv6MinimumSize {
@@ -369,12 +407,17 @@ func (l *loop) ipv6(buf []byte) {
 		}
 	}
 	if l.r.tracking.Load() && !l.l2mcast { // RFC 1812 §5.3.4, as for IPv4
-		switch proto {
-		case header.ProtocolTCP, header.ProtocolUDP:
+		switch {
+		case p.frag:
+			// RFC 8200 section 4.5: fragments of a balanced flow follow its first one.
+			if l.balanceFragment(&p, ip[off:]) {
+				return
+			}
+		case proto == header.ProtocolTCP, proto == header.ProtocolUDP:
 			if t, ok := readL4(proto, ip[off:]); ok && l.balance(&p, t) {
 				return
 			}
-		case header.ProtocolICMPv6:
+		case proto == header.ProtocolICMPv6:
 			if icmp := header.ICMPv6(ip[off:]); icmp.IsValid() && icmp.IsError() && l.icmpErrorNAT(&p) {
 				return
 			}
@@ -382,7 +425,7 @@ func (l *loop) ipv6(buf []byte) {
 	}
 	nh, ok := l.r.fib.Load().Lookup(dst)
 	if ok && nh.Kind == fib.Local {
-		l.local6(buf, ip, off, proto)
+		l.local6(buf, ip, off, proto, p.frag)
 		return
 	}
 	if l.l2mcast {

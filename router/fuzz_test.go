@@ -1,6 +1,7 @@
 package router
 
 import (
+	"net/netip"
 	"testing"
 
 	"ulb/router/port"
@@ -21,6 +22,15 @@ func FuzzHandle(f *testing.F) {
 	buf := make([]byte, port.BufSize)
 	f.Add(udp4(hostL4, hostR4, 64, 0, make([]byte, 2000)), []byte{1, 1, 54, 0, 200, 5, 34, 0, 16, 0})
 	f.Add(udp4(hostL4, routerL4, 64, 0, []byte("local")), []byte{1, 0, 0, 0, 0, 0, 34, 0, 6, 0})
+	// Fragments: to the router (reassembly) and in transit, both families, first and
+	// other fragments.
+	for _, ip := range [][]byte{echoPacket(hostL4, routerL4, 1, 600), echoPacket(hostL6, routerL6, 1, 1400),
+		udpPacket(netip.AddrPortFrom(hostL6, 1), netip.AddrPortFrom(hostR6, 2), make([]byte, 3000)),
+		udpPacket(netip.AddrPortFrom(hostL4, 1), netip.AddrPortFrom(hostR4, 2), make([]byte, 3000))} {
+		for _, fr := range fragmentIP(ip, 1232, 7) {
+			f.Add(framed(macHostL, macRouterL, fr), []byte{})
+		}
+	}
 	f.Fuzz(func(t *testing.T, frame, vnet []byte) {
 		if len(frame) > port.MaxFrame {
 			return

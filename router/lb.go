@@ -51,6 +51,11 @@ type pkt struct {
 	ip       []byte
 	v6       bool
 	src, dst netip.Addr
+	// A fragment (not an IPv6 atomic one): its identification, the protocol of the
+	// datagram (IPv6: the fragment header's Next Header), and whether it is the first.
+	frag, fragFirst bool
+	fragProto       uint8
+	fragID          uint32
 }
 
 func (p *pkt) ttl() uint8 {
@@ -73,11 +78,14 @@ func (p *pkt) decTTL() {
 // the caller then routes or delivers it as usual.
 func (l *loop) balance(p *pkt, t l4) bool {
 	if p.v6 {
-		if _, off, ok := header.IPv6(p.ip).TransportProtocol(); !ok || off != header.IPv6MinimumSize {
-			// Extension headers in front of the transport: not balanced.
+		ip := header.IPv6(p.ip)
+		if _, off, ok := ip.TransportProtocol(); !ok || (off != header.IPv6MinimumSize &&
+			(off != header.IPv6MinimumSize+header.IPv6FragmentSize || ip.NextHeader() != header.ProtocolFragment)) {
+			// Extension headers in front of the transport, other than a lone fragment
+			// header (a first or an atomic fragment): not balanced.
 			return false
 		}
-	} else if header.IPv4(p.ip).IsFragment() {
+	} else if header.IPv4(p.ip).IsFragment() && !p.fragFirst {
 		return false
 	}
 	key := conntrack.MakeTuple(p.src, p.dst, t.sport, t.dport, t.proto)
@@ -250,6 +258,9 @@ func (l *loop) forwardFlow(snap *balancer.Snapshot, p *pkt, f *conntrack.Flow, d
 		to = rw.nat.Dst
 	}
 	if nh, ok := l.flowHop(to); ok {
+		if p.fragFirst {
+			l.recordFragment(p, &rw, to)
+		}
 		l.forward(p, nh, to, &rw)
 	}
 }
@@ -311,7 +322,8 @@ func (l *loop) refuse(p *pkt, t l4) {
 	if t.proto == header.ProtocolTCP {
 		var seg header.TCP
 		if p.v6 {
-			seg = header.TCP(p.ip[header.IPv6MinimumSize:])
+			_, off, _ := header.IPv6(p.ip).TransportProtocol()
+			seg = header.TCP(p.ip[off:])
 		} else {
 			seg = header.TCP(header.IPv4(p.ip).Payload())
 		}

@@ -20,7 +20,13 @@ func completeChecksum(buf []byte) {
 // local4 delivers an IPv4 packet addressed to one of the router's addresses.
 func (l *loop) local4(buf []byte, ip header.IPv4) {
 	l.bc.local++
-	if ip.MoreFragments() || ip.FragmentOffset() != 0 || port.Hdr(buf, headroom).IsGSO() {
+	if ip.IsFragment() {
+		// RFC 791 section 3.2, RFC 1122 section 3.3.2: the destination reassembles.
+		if buf, ip = l.reassemble4(buf, ip); buf == nil {
+			return
+		}
+	}
+	if port.Hdr(buf, headroom).IsGSO() {
 		l.bc.drop(DropLocalUnhandled)
 		return
 	}
@@ -67,9 +73,21 @@ func (l *loop) local4(buf []byte, ip header.IPv4) {
 	}
 }
 
-// local6 delivers an IPv6 packet addressed to the router (or to all nodes).
-func (l *loop) local6(buf []byte, ip header.IPv6, off int, proto uint8) {
+// local6 delivers an IPv6 packet addressed to the router (or to all nodes); frag says
+// it is a fragment (not an atomic one), handed to reassembly first.
+func (l *loop) local6(buf []byte, ip header.IPv6, off int, proto uint8, frag bool) {
 	l.bc.local++
+	if frag {
+		// RFC 8200 section 4.5: the destination reassembles.
+		if buf, ip = l.reassemble6(buf, ip); buf == nil {
+			return
+		}
+		var ok bool
+		if proto, off, ok = ip.TransportProtocol(); !ok {
+			l.bc.drop(DropIPv6Header)
+			return
+		}
+	}
 	if port.Hdr(buf, headroom).IsGSO() {
 		l.bc.drop(DropLocalUnhandled)
 		return

@@ -22,6 +22,11 @@ type loop struct {
 	// l2mcast says the frame being handled came as a link-layer broadcast or multicast.
 	l2mcast bool
 	gso     gsoBuffers // for GSO frames cut into segments in software (rare)
+	// reasm holds a packet reassembled from fragments for the router (made on first
+	// use); reasmBusy says a frame queued in this batch points into it.
+	reasm     []byte
+	reasmBusy bool
+	early     [][]byte // fragments rebuilt by releaseEarly
 }
 
 const headroom = port.Headroom
@@ -84,6 +89,7 @@ func (l *loop) flush() {
 		l.flushPort(ep)
 	}
 	l.nused = 0
+	l.reasmBusy = false
 	l.bc.flush(&l.in.counters)
 }
 

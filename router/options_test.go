@@ -398,12 +398,13 @@ func TestProtocolUnreachable(t *testing.T) {
 			t.Errorf("%s: quote % x", tc.name, icmp.Payload())
 		}
 	}
-	// No next header, a first fragment (not reassembled) and VRRP: dropped silently.
+	// No next header and VRRP: dropped silently; a first fragment waits in the
+	// reassembly for the rest (the datagram, not the fragment, is judged).
 	tb.left.sendRaw(raw6(header.ProtocolNoNext, nil))
 	tb.left.sendRaw(raw6(header.ProtocolFragment, []byte{47, 0, 0, 1, 0, 0, 0, 1}))
 	tb.left.sendRaw(raw6(header.ProtocolVRRP, nil))
 	tb.left.expectNone(t, "parameter problem for no next header, a fragment or VRRP", isPP1)
-	waitDrops(t, tb, DropLocalUnhandled, 8)
+	waitDrops(t, tb, DropLocalUnhandled, 7)
 	// The protocols the router handles still get answers.
 	tb.left.sendRaw(udp4(hostL4, routerL4, 64, 0, []byte("closed")))
 	tb.left.expect(t, "port unreachable", isICMPv4(layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodePort))

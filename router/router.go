@@ -21,6 +21,7 @@ import (
 	"ulb/router/fib"
 	"ulb/router/header"
 	"ulb/router/port"
+	"ulb/router/reassembly"
 	"ulb/vrrp"
 )
 
@@ -121,6 +122,12 @@ type Router struct {
 	threadNice int
 	threadCPUs []int
 
+	// Fragments: the flows of balanced datagrams' fragments, the reassembly of those
+	// addressed to the router, the identification of the IPv6 fragments it sends.
+	frags  *fragFlows
+	reasm  *reassembly.Reassembler
+	fragID atomic.Uint32
+
 	// cfgMu serializes the control plane's changes of routes and rules.
 	cfgMu     sync.Mutex
 	routes    []Route
@@ -189,16 +196,19 @@ func New(cfg Config) (*Router, error) {
 		return nil, fmt.Errorf("%w: no ports", ErrConfig)
 	}
 	r := &Router{
-		log:  cfg.Logger,
-		now:  cfg.Now,
-		tick: cfg.TickInterval,
-		icmp: newTokenBucket(cfg.ICMPRate, cfg.ICMPBurst),
+		log:   cfg.Logger,
+		now:   cfg.Now,
+		tick:  cfg.TickInterval,
+		icmp:  newTokenBucket(cfg.ICMPRate, cfg.ICMPBurst),
+		frags: newFragFlows(),
+		reasm: reassembly.New(reassembly.Config{}),
 
 		redirects: newTokenBucket(cfg.RedirectRate, cfg.RedirectBurst),
 
 		threadNice: cfg.ThreadNice,
 		threadCPUs: slices.Clone(cfg.ThreadCPUs),
 	}
+	r.fragID.Store(uint32(cfg.Now().UnixNano()))
 	byName := map[string]int{}
 	for i, pc := range cfg.Ports {
 		if _, dup := byName[pc.Name]; dup {
@@ -440,6 +450,7 @@ loop:
 					rp.neigh.Tick()
 				}
 			}
+			r.reasm.Expire(r.now(), r.reassemblyTimedOut)
 			if r.tracking.Load() {
 				r.ct.Expire()
 				r.lb.Expire()

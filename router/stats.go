@@ -39,6 +39,7 @@ const (
 	DropIPv4Options                      // a malformed IPv4 option (parameter problem sent)
 	DropSourceRoute                      // an IPv4 loose or strict source route (RFC 7126 §4.3, §4.4: dropped by default)
 	DropIPv6Routing                      // a routing header with segments left, addressed to the router (parameter problem sent)
+	DropReassembly                       // a fragment for the router refused by reassembly (overlap, length, limits; see ReassemblyStats)
 	numDropReasons
 )
 
@@ -75,6 +76,7 @@ var dropReasonNames = [numDropReasons]string{
 	DropIPv4Options:    "ipv4-options",
 	DropSourceRoute:    "source-route",
 	DropIPv6Routing:    "ipv6-routing-header",
+	DropReassembly:     "reassembly",
 }
 
 func (d DropReason) String() string {

@@ -116,6 +116,11 @@ func (rs routerStatus) Neighbours() []control.NeighInfo {
 // Stats sums the router's counters for show-stats.
 func (rs routerStatus) Stats() control.StatsInfo {
 	si := control.StatsInfo{Uptime: int64(time.Since(rs.start)), Drops: map[string]uint64{}, Sync: syncInfo(rs.r)}
+	if ra := rs.r.ReassemblyStats(); ra.Fragments != 0 || ra.Timeouts != 0 {
+		si.Reassembly = &control.ReassemblyInfo{Fragments: ra.Fragments, Reassembled: ra.Reassembled,
+			Timeouts: ra.Timeouts, Overlaps: ra.Overlaps, Duplicates: ra.Duplicates, Discarded: ra.Discarded,
+			OverLimit: ra.OverLimit, Malformed: ra.Malformed, Evicted: ra.Evicted, InProgress: ra.InProgress, Bytes: ra.Bytes}
+	}
 	for _, ps := range rs.r.Ports() {
 		c := ps.Counters
 		si.Ports = append(si.Ports, control.PortStats{Name: ps.Name, PortCounters: portCounters(ps.Port)})

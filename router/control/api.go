@@ -130,6 +130,8 @@ type StatsInfo struct {
 	Sync *SyncInfo `json:"sync,omitempty"`
 	// Conntrack describes the connection table.
 	Conntrack *ConntrackInfo `json:"conntrack,omitempty"`
+	// Reassembly counts the fragments addressed to the router and what became of them.
+	Reassembly *ReassemblyInfo `json:"reassembly,omitempty"`
 }
 
 // ConntrackInfo describes the connection table: occupancy, and what a full table did.
@@ -143,6 +145,22 @@ type ConntrackInfo struct {
 	Evicted map[string]uint64 `json:"evicted"`
 	// Refused counts the flows not entered because every flow was established.
 	Refused uint64 `json:"refused"`
+}
+
+// ReassemblyInfo are the counters of the reassembly of fragments addressed to the router
+// (router/reassembly.Stats).
+type ReassemblyInfo struct {
+	Fragments   uint64 `json:"fragments"`
+	Reassembled uint64 `json:"reassembled"`
+	Timeouts    uint64 `json:"timeouts"`
+	Overlaps    uint64 `json:"overlaps"`
+	Duplicates  uint64 `json:"duplicates"`
+	Discarded   uint64 `json:"discarded"`
+	OverLimit   uint64 `json:"over_limit"`
+	Malformed   uint64 `json:"malformed"`
+	Evicted     uint64 `json:"evicted"`
+	InProgress  int    `json:"in_progress"`
+	Bytes       int    `json:"bytes"`
 }
 
 // SyncInfo describes connection sync with peer nodes.

@@ -121,6 +121,15 @@ func Stats(w io.Writer, s *control.StatsInfo) error {
 			return err
 		}
 	}
+	if ra := s.Reassembly; ra != nil {
+		fmt.Fprintln(w)
+		err := table(w, "FRAGMENTS\tREASSEMBLED\tTIMEOUTS\tOVERLAPS\tDUPLICATES\tOVER-LIMIT\tEVICTED\tIN-PROGRESS",
+			[][]string{{u(ra.Fragments), u(ra.Reassembled), u(ra.Timeouts), u(ra.Overlaps), u(ra.Duplicates),
+				u(ra.OverLimit + ra.Malformed + ra.Discarded), u(ra.Evicted), strconv.Itoa(ra.InProgress)}})
+		if err != nil {
+			return err
+		}
+	}
 	return lbStats(w, s)
 }
 
