@@ -55,27 +55,14 @@ func EncodeIPv6Fragment(b []byte, next uint8, offset int, more bool, id uint32) 
 // header before it). ok is false when the packet has no fragment header, or the chain in
 // front of it is broken (see UpperLayer); call it on a view that passed IsValid.
 func (b IPv6) FragmentHeader() (at, prev int, ok bool) {
-	end := min(IPv6MinimumSize+int(b.PayloadLength()), len(b))
-	proto := b[ipv6NextHeader]
-	prev, at = ipv6NextHeader, IPv6MinimumSize
-	for n := 0; IsExtensionHeader(proto); n++ {
-		if n == IPv6MaxExtensionHeaders || (proto == ProtocolHopByHop && n > 0) || at+8 > end {
-			return 0, 0, false
+	w := b.walk()
+	for IsExtensionHeader(w.proto) && w.check() {
+		if w.proto == ProtocolFragment {
+			return w.off, w.field, true
 		}
-		if proto == ProtocolFragment {
-			return at, prev, true
+		if !w.next() {
+			break
 		}
-		var l int
-		if proto == ProtocolAH {
-			l = (int(b[at+1]) + 2) * 4
-		} else {
-			l = (int(b[at+1]) + 1) * 8
-		}
-		if at+l > end {
-			return 0, 0, false
-		}
-		proto = b[at]
-		prev, at = at, at+l
 	}
 	return 0, 0, false
 }

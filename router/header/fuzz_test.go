@@ -144,8 +144,20 @@ func FuzzIPv6ExtHeaders(f *testing.F) {
 		if off < 40 || off > end {
 			t.Fatalf("offset %d outside [40, %d]", off, end)
 		}
+		// The three readers of the chain agree: a packet with a fragment header has one
+		// where FragmentHeader says, naming it from the field it reports.
+		at, prev, isFrag := v.FragmentHeader()
+		if isFrag && (b[prev] != ProtocolFragment || at < 40 || at+8 > end) {
+			t.Fatalf("fragment header at %d named by %d (%d)", at, prev, b[prev])
+		}
 		if !ok {
+			if !isFrag && off+8 <= end && proto == ProtocolFragment {
+				t.Fatalf("UpperLayer stopped at a fragment header at %d that FragmentHeader misses", off)
+			}
 			return
+		}
+		if c := v.Chain(); c.Fragment != isFrag || b[c.NextHeaderField] != proto {
+			t.Fatalf("Chain %+v, FragmentHeader %v, upper layer %d", c, isFrag, proto)
 		}
 		if IsExtensionHeader(proto) {
 			t.Fatalf("walk ended on extension header %d", proto)

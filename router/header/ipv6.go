@@ -167,39 +167,65 @@ func (b IPv6) TransportProtocol() (proto uint8, offset int, ok bool) {
 // packet's upper-layer header covers its final destination, not its Destination
 // Address field (RFC 8200, section 8.1).
 func (b IPv6) UpperLayer() (proto uint8, offset int, segmentsLeft, ok bool) {
-	end := min(IPv6MinimumSize+int(b.PayloadLength()), len(b))
-	proto = b[ipv6NextHeader]
-	offset = IPv6MinimumSize
-	for n := 0; IsExtensionHeader(proto); n++ {
-		if n == IPv6MaxExtensionHeaders || (proto == ProtocolHopByHop && n > 0) {
-			return proto, offset, segmentsLeft, false
+	w := b.walk()
+	for IsExtensionHeader(w.proto) {
+		at, typ := w.off, w.proto
+		if !w.next() {
+			return w.proto, w.off, segmentsLeft, false
 		}
-		if offset+8 > end {
-			return proto, offset, segmentsLeft, false
-		}
-		var l int
-		switch proto {
-		case ProtocolFragment:
-			l = 8
-		case ProtocolAH:
-			l = (int(b[offset+1]) + 2) * 4
-		default:
-			l = (int(b[offset+1]) + 1) * 8
-		}
-		if offset+l > end {
-			return proto, offset, segmentsLeft, false
-		}
-		next := b[offset]
 		switch {
-		case proto == ProtocolFragment && binary.BigEndian.Uint16(b[offset+2:])&^7 != 0:
-			return next, offset + l, segmentsLeft, false
-		case proto == ProtocolRouting && b[offset+3] != 0:
+		case typ == ProtocolFragment && binary.BigEndian.Uint16(b[at+2:])&^7 != 0:
+			return w.proto, w.off, segmentsLeft, false
+		case typ == ProtocolRouting && b[at+3] != 0:
 			segmentsLeft = true
 		}
-		proto = next
-		offset += l
 	}
-	return proto, offset, segmentsLeft, true
+	return w.proto, w.off, segmentsLeft, true
+}
+
+// ipv6Walk steps through an IPv6 packet's extension headers, one a step: the one walk
+// that UpperLayer, Chain and FragmentHeader read the chain with.
+type ipv6Walk struct {
+	b     IPv6
+	end   int   // the end of the payload, or of b when it is cut short
+	proto uint8 // the type of the header at off
+	off   int
+	field int // the offset of the Next Header field that names proto
+	n     int // extension headers stepped over
+}
+
+func (b IPv6) walk() ipv6Walk {
+	return ipv6Walk{b: b, end: min(IPv6MinimumSize+int(b.PayloadLength()), len(b)), proto: b[ipv6NextHeader],
+		off: IPv6MinimumSize, field: ipv6NextHeader}
+}
+
+// check reports whether the extension header at off may be read: not past the chain's
+// limit, hop-by-hop only first, its first 8 bytes within the payload.
+func (w *ipv6Walk) check() bool {
+	return w.n < IPv6MaxExtensionHeaders && (w.proto != ProtocolHopByHop || w.n == 0) && w.off+8 <= w.end
+}
+
+// next steps over the extension header at off. It reports false, leaving the walk where
+// it is, when that header fails check or runs past the payload.
+func (w *ipv6Walk) next() bool {
+	if !w.check() {
+		return false
+	}
+	var l int
+	switch w.proto {
+	case ProtocolFragment:
+		l = 8
+	case ProtocolAH:
+		l = (int(w.b[w.off+1]) + 2) * 4
+	default:
+		l = (int(w.b[w.off+1]) + 1) * 8
+	}
+	if w.off+l > w.end {
+		return false
+	}
+	w.field, w.proto, w.off = w.off, w.b[w.off], w.off+l
+	w.n++
+	return true
 }
 
 // IPv6Fields are the fields EncodeIPv6 writes.

@@ -35,28 +35,19 @@ func RoutingTypeField(off int) int { return off + ipv6RoutingType }
 // same way, and describes the chain.
 func (b IPv6) Chain() IPv6Chain {
 	c := IPv6Chain{NextHeaderField: ipv6NextHeader}
-	end := min(IPv6MinimumSize+int(b.PayloadLength()), len(b))
-	proto, offset := b[ipv6NextHeader], IPv6MinimumSize
-	for n := 0; IsExtensionHeader(proto) && n < IPv6MaxExtensionHeaders && offset+8 <= end; n++ {
-		var l int
-		switch proto {
-		case ProtocolFragment:
-			l = 8
-			c.Fragment = true
-		case ProtocolAH:
-			l = (int(b[offset+1]) + 2) * 4
-		default:
-			l = (int(b[offset+1]) + 1) * 8
-		}
-		if offset+l > end {
+	w := b.walk()
+	for IsExtensionHeader(w.proto) {
+		at, typ := w.off, w.proto
+		if !w.next() {
 			break
 		}
-		if proto == ProtocolRouting && c.Routing == 0 && b[offset+ipv6RoutingSegmentsLeft] != 0 {
-			c.Routing = offset
+		if typ == ProtocolFragment {
+			c.Fragment = true
 		}
-		c.NextHeaderField = offset
-		proto = b[offset]
-		offset += l
+		if typ == ProtocolRouting && c.Routing == 0 && b[at+ipv6RoutingSegmentsLeft] != 0 {
+			c.Routing = at
+		}
+		c.NextHeaderField = at
 	}
 	return c
 }
