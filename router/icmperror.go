@@ -28,13 +28,8 @@ func (l *loop) icmpError(orig []byte, typ, code uint8, rest uint32) {
 	if !ok {
 		return
 	}
-	if !l.r.icmp.allow(l.r.now()) {
-		l.bc.icmpLimit++
-		return
-	}
-	b := l.newScratch()
+	b := l.icmpScratch(l.r.icmp)
 	if b == nil {
-		l.bc.icmpLimit++
 		return
 	}
 	l.bc.icmpErrors++
@@ -75,4 +70,18 @@ func writeICMPError(buf []byte, src, dst netip.Addr, orig []byte, typ, code uint
 		header.Ethernet(buf[headroom:]).SetEtherType(header.EtherTypeIPv6)
 	}
 	return buf[:headroom+ethLen+n]
+}
+
+// icmpScratch returns a scratch buffer for an ICMP message that lim lets through, or nil,
+// counted as rate-limited, when lim refuses it or no buffer is left.
+func (l *loop) icmpScratch(lim *tokenBucket) []byte {
+	if !lim.allow(l.r.now()) {
+		l.bc.icmpLimit++
+		return nil
+	}
+	b := l.newScratch()
+	if b == nil {
+		l.bc.icmpLimit++
+	}
+	return b
 }

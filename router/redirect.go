@@ -140,13 +140,8 @@ func (l *loop) redirect4(p *pkt, nh fib.NextHop) {
 			return
 		}
 	}
-	if !l.r.redirects.allow(l.r.now()) {
-		l.bc.icmpLimit++
-		return
-	}
-	b := l.newScratch()
+	b := l.icmpScratch(l.r.redirects)
 	if b == nil {
-		l.bc.icmpLimit++
 		return
 	}
 	l.bc.icmpErrors++
@@ -200,13 +195,8 @@ func (l *loop) redirect6(p *pkt, nh fib.NextHop) {
 	if !src.IsValid() {
 		return
 	}
-	if !l.r.redirects.allow(l.r.now()) {
-		l.bc.icmpLimit++
-		return
-	}
-	b := l.newScratch()
+	b := l.icmpScratch(l.r.redirects)
 	if b == nil {
-		l.bc.icmpLimit++
 		return
 	}
 	// The target's link-layer address when the cache knows it (RFC 4861 §8.2).
