@@ -56,6 +56,8 @@ type Config struct {
 	Sync Sync
 	// Dataplane gives the port loops' threads priority and CPUs ([dataplane]).
 	Dataplane Dataplane
+	// Defence protects the balancer against floods of new flows ([defence]).
+	Defence Defence
 	// HostPort asks for the host port (a TUN to the kernel of ulbd's namespace, for a
 	// management login to the router's addresses) even without HTTP health checks,
 	// which always have one.
@@ -87,6 +89,7 @@ type rawFile struct {
 	VRRP          toml.Primitive `toml:"vrrp"`
 	Sync          toml.Primitive `toml:"sync"`
 	Dataplane     toml.Primitive `toml:"dataplane"`
+	Defence       toml.Primitive `toml:"defence"`
 }
 
 // Load reads and parses the file at path.
@@ -126,6 +129,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	cfg.VRRP = d.vrrps(raw.VRRP, cfg.Ports, cfg.Routes, groups, gpos)
 	cfg.Sync = d.sync(raw.Sync, cfg.Ports, cfg.VRRP)
 	cfg.Dataplane = d.dataplane(raw.Dataplane)
+	cfg.Defence = d.defence(raw.Defence)
 	d.unknownKeys()
 
 	if err := is.err(); err != nil {

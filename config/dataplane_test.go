@@ -44,3 +44,30 @@ func TestDataplaneErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestDefence(t *testing.T) {
+	cfg, err := Parse("df.toml", []byte(dataplanePort+"\n[defence]\nsource_rate = 200\nsource_burst = 50\nsource_prefix4 = 32\nsource_prefix6 = 56\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Defence{SourceRate: 200, SourceBurst: 50, SourcePrefix4: 32, SourcePrefix6: 56}); cfg.Defence != want {
+		t.Errorf("defence %+v, want %+v", cfg.Defence, want)
+	}
+	for _, tc := range []struct{ body, want string }{
+		{"source_rate = -1", "df.toml:8: defence source_rate -1 out of range 0..10000000"},
+		{"source_rate = 1\nsource_burst = 0", "df.toml:9: defence source_burst 0 out of range 1..10000000"},
+		{"source_rate = 1\nsource_prefix4 = 33", "df.toml:9: defence source_prefix4 33 out of range 1..32"},
+		{"source_rate = 1\nsource_prefix6 = 0", "df.toml:9: defence source_prefix6 0 out of range 1..128"},
+		{`source_rate = "fast"`, `df.toml:8: defence source_rate must be an integer, not string "fast"`},
+		{"syn_flood = true", `df.toml:8: unknown key "syn_flood" in [defence]`},
+	} {
+		_, err := Parse("df.toml", []byte(dataplanePort+"\n[defence]\n"+tc.body+"\n"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.body, err, tc.want)
+		}
+	}
+	cfg, err = Parse("df.toml", []byte(dataplanePort+"\n[defence]\nsource_burst = 5\n"))
+	if err != nil || len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0].Msg, "no limit applies") {
+		t.Errorf("burst without rate: %v, warnings %v", err, cfg.Warnings)
+	}
+}

@@ -6,11 +6,13 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
 	"ulb/balancer"
+	"ulb/balancer/srclimit"
 	"ulb/conntrack"
 	"ulb/router/header"
 	"ulb/router/port"
@@ -653,5 +655,47 @@ func BenchmarkBalancedNewFlow(b *testing.B) {
 				l.out[1] = l.out[1][:0]
 			}
 		})
+	}
+}
+
+// TestSourceLimit: a client prefix past its new-flow allowance has its SYNs shed and
+// counted, its established flow goes on, and another prefix still opens flows.
+func TestSourceLimit(t *testing.T) {
+	f := newLBFixture(t, nil)
+	at := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	lim, err := srclimit.New(srclimit.Config{Rate: 1, Burst: 3, Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.r.srcLimit = lim
+	c := lbCases[0] // half-NAT, IPv4
+	vip := netip.AddrPortFrom(c.vip(), c.vport())
+	syn := func(client netip.AddrPort) []byte {
+		return f.pass(f.left, 1, tcpFrame(macHostL, macRouterL, client, vip, 64, flagSYN, 1000, nil))
+	}
+	passed := 0
+	for i := range 10 {
+		if syn(netip.AddrPortFrom(hostL4, uint16(41000+i))) != nil {
+			passed++
+		}
+	}
+	if passed != 3 || f.left.bc.drops[DropLBSourceLimit] != 7 {
+		t.Errorf("%d SYNs of 10 passed, %d shed; want 3 and 7", passed, f.left.bc.drops[DropLBSourceLimit])
+	}
+	// The first flow is established: its packets are not new flows.
+	ack := tcpFrame(macHostL, macRouterL, netip.AddrPortFrom(hostL4, 41000), vip, 64, flagACK, 1001, []byte("data"))
+	if f.pass(f.left, 1, ack) == nil {
+		t.Error("a packet of an existing flow was shed")
+	}
+	// Another prefix (here: the other family) is not limited by this one's flood.
+	c6 := lbCases[1]
+	if f.pass(f.left, 1, tcpFrame(macHostL, macRouterL, netip.AddrPortFrom(hostL6, 41000),
+		netip.AddrPortFrom(c6.vip(), c6.vport()), 64, flagSYN, 1000, nil)) == nil {
+		t.Error("another prefix's SYN was shed")
+	}
+	// A second later the prefix has one more.
+	at = at.Add(time.Second)
+	if syn(netip.AddrPortFrom(hostL4, 42000)) == nil || syn(netip.AddrPortFrom(hostL4, 42001)) != nil {
+		t.Error("after a second: want one more SYN through, then none")
 	}
 }

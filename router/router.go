@@ -15,6 +15,7 @@ import (
 	"ulb/arpd"
 	"ulb/balancer"
 	"ulb/balancer/health/probe"
+	"ulb/balancer/srclimit"
 	"ulb/conntrack"
 	"ulb/conntrack/ctsync"
 	"ulb/nat"
@@ -84,6 +85,9 @@ type Config struct {
 	// (none: not pinned).
 	ThreadNice int
 	ThreadCPUs []int
+	// SourceLimit limits the new flows each client prefix opens through the rules
+	// (Rate 0: no limit).
+	SourceLimit srclimit.Config
 }
 
 // Router is the forwarding engine. Create it with New, start it with Run.
@@ -121,6 +125,7 @@ type Router struct {
 
 	threadNice int
 	threadCPUs []int
+	srcLimit   *srclimit.Limiter // nil: new flows are not limited per source
 
 	// Fragments: the flows of balanced datagrams' fragments, the reassembly of those
 	// addressed to the router, the identification of the IPv6 fragments it sends.
@@ -209,6 +214,13 @@ func New(cfg Config) (*Router, error) {
 		threadCPUs: slices.Clone(cfg.ThreadCPUs),
 	}
 	r.fragID.Store(uint32(cfg.Now().UnixNano()))
+	if cfg.SourceLimit.Rate != 0 {
+		lim, err := srclimit.New(cfg.SourceLimit)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		r.srcLimit = lim
+	}
 	byName := map[string]int{}
 	for i, pc := range cfg.Ports {
 		if _, dup := byName[pc.Name]; dup {

@@ -40,6 +40,7 @@ const (
 	DropSourceRoute                      // an IPv4 loose or strict source route (RFC 7126 §4.3, §4.4: dropped by default)
 	DropIPv6Routing                      // a routing header with segments left, addressed to the router (parameter problem sent)
 	DropReassembly                       // a fragment for the router refused by reassembly (overlap, length, limits; see ReassemblyStats)
+	DropLBSourceLimit                    // a new flow over its client prefix's limit (Config.SourceLimit)
 	numDropReasons
 )
 
@@ -77,6 +78,7 @@ var dropReasonNames = [numDropReasons]string{
 	DropSourceRoute:    "source-route",
 	DropIPv6Routing:    "ipv6-routing-header",
 	DropReassembly:     "reassembly",
+	DropLBSourceLimit:  "lb-source-limit",
 }
 
 func (d DropReason) String() string {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"ulb/balancer"
+	"ulb/balancer/srclimit"
 	"ulb/config"
 	"ulb/conntrack"
 	"ulb/router"
@@ -50,6 +51,8 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <
 
 		ThreadNice: cfg.Dataplane.Nice,
 		ThreadCPUs: cfg.Dataplane.CPUs,
+
+		SourceLimit: sourceLimit(cfg.Defence),
 	})
 	if err != nil {
 		for _, p := range ports {
@@ -199,6 +202,9 @@ func applyReloads(ctx context.Context, logger *slog.Logger, r *router.Router, ch
 			if !reflect.DeepEqual(running.Sync, c.Sync) {
 				logger.Warn("reload: [sync] changed; it takes effect only after a restart")
 			}
+			if !reflect.DeepEqual(running.Defence, c.Defence) {
+				logger.Warn("reload: [defence] changed; it takes effect only after a restart")
+			}
 			if !reflect.DeepEqual(running.Dataplane, c.Dataplane) {
 				logger.Warn("reload: [dataplane] changed; it takes effect only after a restart")
 			}
@@ -296,6 +302,11 @@ func vrrpConfigs(cfg *config.Config) []router.VRRPConfig {
 		out = append(out, rc)
 	}
 	return out
+}
+
+// sourceLimit is the router's per-source new-flow limit of [defence] (Rate 0: none).
+func sourceLimit(d config.Defence) srclimit.Config {
+	return srclimit.Config{Rate: float64(d.SourceRate), Burst: d.SourceBurst, Bits4: d.SourcePrefix4, Bits6: d.SourcePrefix6}
 }
 
 func conntrackConfig(c config.Conntrack) conntrack.Config {
