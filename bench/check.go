@@ -299,6 +299,8 @@ type ClientReport struct {
 	Conns    *traffic.ConnsResult    `json:"conns,omitempty"`
 	Ping     *traffic.PingResult     `json:"ping,omitempty"`
 	Loop     *traffic.LoopResult     `json:"loop,omitempty"`
+	// KeepAlive is the keep-alive load's outcome (ClientKeepAlive).
+	KeepAlive *traffic.KeepAliveResult `json:"keepalive,omitempty"`
 }
 
 // ClientArgs are the inputs of RunClient.
@@ -315,7 +317,12 @@ type ClientArgs struct {
 // ClientLoop is the client kind of a failover check's loop (traffic.Loop).
 const ClientLoop = "loop"
 
-// RunClient runs one client probe (ping, tcp, udp, http, transfer, conns, loop) in the
+// ClientKeepAlive is the client kind of a syn-flood workload's keep-alive load
+// (traffic.KeepAlive: Concurrency connections for Duration, requests bounded by
+// AttemptTimeout).
+const ClientKeepAlive = "keepalive"
+
+// RunClient runs one client probe (ping, tcp, udp, http, transfer, conns, loop, keepalive) in the
 // current network namespace and reports its outcome; ctx bounds it. For ping, To is an
 // address and Count the replies to wait for.
 func RunClient(ctx context.Context, kind string, a ClientArgs) ClientReport {
@@ -358,8 +365,13 @@ func RunClient(ctx context.Context, kind string, a ClientArgs) ClientReport {
 		}
 		lr := traffic.Loop(ctx, a.To, a.Duration, a.Interval, a.AttemptTimeout)
 		rep.Loop = &lr
+	case ClientKeepAlive:
+		var ka traffic.KeepAliveResult
+		if ka, err = traffic.KeepAlive(ctx, a.To, a.Concurrency, a.Duration, a.AttemptTimeout); err == nil {
+			rep.KeepAlive = &ka
+		}
 	default:
-		err = fmt.Errorf("unknown client %q (want ping, tcp, udp, http, transfer, conns, loop)", kind)
+		err = fmt.Errorf("unknown client %q (want ping, tcp, udp, http, transfer, conns, loop, keepalive)", kind)
 	}
 	rep.OK = err == nil
 	if err != nil {

@@ -16,6 +16,9 @@ const (
 	WorkloadTCPStream = "tcp-stream" // one TCP stream, iperf3 (or the transfer check)
 	WorkloadPPS64     = "pps64"      // 64-byte frames, bench/loadgen
 	WorkloadConns     = "conns"      // short TCP connections, the bench's conns client
+	// WorkloadSYNFlood is a SYN flood with a keep-alive load and a connection probe
+	// during it, each run first quiet then under the flood (flood.go).
+	WorkloadSYNFlood = "syn-flood"
 )
 
 // How a pps64 server disposes of the counted frames (Workload.Sink).
@@ -95,8 +98,28 @@ type Workload struct {
 	Count       int `toml:"count"`       // conns: connections per repetition (default DefaultConnsCount)
 	Concurrency int `toml:"concurrency"` // conns: connections open at a time (default DefaultConcurrency)
 
+	// syn-flood (flood.go): the SYNs go from From to To (ADDRESS:PORT, a VIP) from random
+	// addresses of SourcePrefix (inside the documentation prefixes) at Rate per second
+	// (0: flat out) for Duration.
+	SourcePrefix string `toml:"source_prefix"`
+	// KeepAliveTo is the HTTP ADDRESS:PORT of the keep-alive load, over KeepAliveConns
+	// connections (default DefaultKeepAliveConns).
+	KeepAliveTo    string `toml:"keepalive_to"`
+	KeepAliveConns int    `toml:"keepalive_conns"`
+	// ProbeTo (default To) gets a new connection every ProbeInterval, each bounded by
+	// ProbeTimeout, during the flood and RecoveryWindow after it.
+	ProbeTo        string        `toml:"probe_to"`
+	ProbeInterval  time.Duration `toml:"probe_interval"`
+	ProbeTimeout   time.Duration `toml:"probe_timeout"`
+	RecoveryWindow time.Duration `toml:"recovery_window"`
+	// Goals (syn-flood) bound any of the workload's figures by name, ">= X" or "<= X",
+	// e.g. { "probe success %" = ">= 99" }; checked like GoalMin.
+	Goals map[string]string `toml:"goals"`
+	goals []figureGoal      // Goals, parsed
+
 	// Goals, checked for every target but the baseline on the workload's main figure
-	// (tcp-stream: received Gbit/s; pps64: delivered Mpps; conns: connections per second):
+	// (tcp-stream: received Gbit/s; pps64: delivered Mpps; conns: connections per second;
+	// syn-flood: the keep-alive throughput under the flood as a fraction of the quiet one):
 	// at least GoalRatio times the
 	// baseline's, and at least GoalMin.
 	GoalRatio float64 `toml:"goal_ratio"`
@@ -216,6 +239,13 @@ func (v *validator) compare(c *CompareSpec) {
 
 func (v *validator) workload(line int, w *Workload) {
 	where := fmt.Sprintf("workload %q", w.Name)
+	if w.Type == WorkloadSYNFlood {
+		v.synFlood(line, where, w)
+		return
+	}
+	if w.hasFloodKeys() {
+		v.at(line, "%s: source_prefix, keepalive_to, keepalive_conns, probe_to, probe_interval, probe_timeout, recovery_window and goals are %s keys", where, WorkloadSYNFlood)
+	}
 	if w.Type == WorkloadConns {
 		v.conns(line, where, w)
 		return
@@ -294,7 +324,7 @@ func (v *validator) workload(line int, w *Workload) {
 			v.at(line, "%s: port, fallback_sink and fallback_bytes are tcp-stream keys", where)
 		}
 	default:
-		v.at(line, "%s: type %q: want %s, %s or %s", where, w.Type, WorkloadTCPStream, WorkloadPPS64, WorkloadConns)
+		v.at(line, "%s: type %q: want %s, %s, %s or %s", where, w.Type, WorkloadTCPStream, WorkloadPPS64, WorkloadConns, WorkloadSYNFlood)
 	}
 }
 

@@ -115,6 +115,19 @@ func (r *CompareReport) finish(specs []Workload) {
 				}
 			}
 			judged := slices.ContainsFunc(r.Targets, func(t string) bool { return t != r.Baseline })
+			if i := slices.IndexFunc(spec.goals, func(g figureGoal) bool { return g.Figure == m.Name }); i >= 0 && judged {
+				// A goal of the workload's goals table bounds this figure.
+				g := spec.goals[i]
+				m.Goal = g.String()
+				m.GoalMet = map[string]bool{}
+				for _, t := range r.Targets {
+					if t != r.Baseline {
+						v, ok := m.Median[t]
+						m.GoalMet[t] = ok && g.met(v)
+					}
+				}
+				continue
+			}
 			if !m.Main || !judged || (spec.GoalRatio == 0 && spec.GoalMin == 0) {
 				continue
 			}

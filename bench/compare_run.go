@@ -189,6 +189,9 @@ func (r *workloadRun) start(ctx context.Context) error {
 	if r.w.Type == WorkloadConns {
 		return r.warmUp(ctx)
 	}
+	if r.w.Type == WorkloadSYNFlood {
+		return r.floodStart(ctx)
+	}
 	if r.w.Type != WorkloadTCPStream {
 		return nil
 	}
@@ -272,9 +275,15 @@ func (r *workloadRun) stop() {
 
 // once runs one repetition, records its figures, and returns a progress line.
 func (r *workloadRun) once(ctx context.Context) (string, error) {
-	cctx, cancel := context.WithTimeout(ctx, r.w.Duration+workloadGrace)
+	bound := r.w.Duration + workloadGrace
+	if r.w.Type == WorkloadSYNFlood {
+		bound = floodBound(r.w)
+	}
+	cctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	switch {
+	case r.w.Type == WorkloadSYNFlood:
+		return r.floodOnce(cctx)
 	case r.w.Type == WorkloadPPS64:
 		return r.pps(cctx)
 	case r.w.Type == WorkloadConns:

@@ -1,6 +1,7 @@
 // Package loadgen measures a forwarding path in 64-byte frames: Send blasts UDP/IPv4
 // frames through an AF_PACKET socket in sendmmsg batches, for a fixed time, at full speed
-// or at a given rate; Count reports how many frames a receiving interface got.
+// or at a given rate; Count reports how many frames a receiving interface got; Flood sends
+// TCP SYNs from random addresses of a documentation prefix and random ports (syn.go).
 package loadgen
 
 import (

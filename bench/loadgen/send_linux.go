@@ -220,7 +220,11 @@ func (cfg *SendConfig) fill() error {
 // resolve completes cfg from the kernel's route and neighbour tables and returns the
 // frames' specification.
 func resolve(ctx context.Context, cfg *SendConfig) (FrameSpec, error) {
-	out, err := exec.CommandContext(ctx, "ip", "-j", "-4", "route", "get", cfg.Dst.String()).Output()
+	family := "-4"
+	if !cfg.Dst.Is4() {
+		family = "-6" // a flood's destination may be IPv6
+	}
+	out, err := exec.CommandContext(ctx, "ip", "-j", family, "route", "get", cfg.Dst.String()).Output()
 	if err != nil {
 		return FrameSpec{}, fmt.Errorf("%w: ip route get %v: %v%s", ErrResolve, cfg.Dst, err, stderrOf(err))
 	}
@@ -232,8 +236,8 @@ func resolve(ctx context.Context, cfg *SendConfig) (FrameSpec, error) {
 		cfg.Device = rt.Dev
 	}
 	if !cfg.Src.IsValid() {
-		if !rt.Src.Is4() {
-			return FrameSpec{}, fmt.Errorf("%w: the route to %v has no IPv4 source; give one", ErrResolve, cfg.Dst)
+		if !rt.Src.IsValid() || rt.Src.Is4() != cfg.Dst.Is4() {
+			return FrameSpec{}, fmt.Errorf("%w: the route to %v has no source of its family; give one", ErrResolve, cfg.Dst)
 		}
 		cfg.Src = rt.Src
 	}
@@ -289,7 +293,7 @@ func neighbour(ctx context.Context, cfg *SendConfig, nh netip.Addr) (header.MAC,
 // trigger sends one UDP datagram to the destination through the kernel, which resolves
 // the next hop on the way.
 func trigger(cfg *SendConfig) error {
-	c, err := net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(cfg.Src, 0)),
+	c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(cfg.Src, 0)),
 		net.UDPAddrFromAddrPort(netip.AddrPortFrom(cfg.Dst, cfg.DstPort)))
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrResolve, err)

@@ -10,12 +10,17 @@
 //	                                  send 64-byte UDP frames (run in the sender's namespace)
 //	ulbbench loadgen count -dev DEV [-for D] [-sink-port N [-sink-drop]]
 //	                                  count the frames DEV receives until -for or SIGINT
+//	ulbbench loadgen flood -to ADDR:PORT -sources PREFIX [-for D] [-rate PPS] [...]
+//	                                  send TCP SYNs from random addresses of PREFIX (a
+//	                                  documentation prefix) and random ports
 //	ulbbench serve -name NAME [-tcp ADDR] [-udp ADDR] [-http ADDR] [-sink ADDR] [-ready FILE]
 //	ulbbench client tcp|udp|http|transfer|conns -to ADDR:PORT [options]
 //	ulbbench client ping -to ADDR [-count N] [-timeout D]
 //	                                  ICMP / ICMPv6 echo (raw socket, needs root)
 //	ulbbench client loop -to ADDR:PORT -for D [-interval D] [-attempt-timeout D]
 //	                                  a TCP connection every interval (failover checks)
+//	ulbbench client keepalive -to ADDR:PORT -for D [-concurrency N] [-attempt-timeout D]
+//	                                  HTTP GETs back to back over N keep-alive connections
 package main
 
 import (
@@ -44,9 +49,11 @@ const usage = `usage:
   ulbbench client tcp|udp|http|transfer|conns -to ADDR:PORT [-timeout D] [-path P] [-bytes N] [-count N] [-concurrency N]
   ulbbench client ping -to ADDR [-count N] [-timeout D]
   ulbbench client loop -to ADDR:PORT -for D [-interval D] [-attempt-timeout D] [-timeout D]
+  ulbbench client keepalive -to ADDR:PORT -for D [-concurrency N] [-attempt-timeout D] [-timeout D]
   ulbbench compare [-bin DIR] [-o table|json] [-repeat N] [-target NAME]... FILE
   ulbbench loadgen send -to ADDR [-from ADDR] [-dev DEV] [-mac MAC] [-port N] [-flows N] [-for D] [-rate PPS] [-batch N]
   ulbbench loadgen count -dev DEV [-for D] [-sink-port N [-sink-drop]]
+  ulbbench loadgen flood -to ADDR:PORT -sources PREFIX [-dev DEV] [-mac MAC] [-for D] [-rate PPS] [-batch N]
 `
 
 func main() {
@@ -182,10 +189,10 @@ func clientCmd(ctx context.Context, args []string) int {
 	fs.StringVar(&a.Path, "path", "/", "http: request path")
 	size := fs.String("bytes", "1MiB", "transfer: bytes to send (e.g. 65536, 64MiB)")
 	fs.IntVar(&a.Count, "count", 10, "conns: connections; ping: echo replies to wait for")
-	fs.IntVar(&a.Concurrency, "concurrency", 8, "conns: connections at a time")
-	fs.DurationVar(&a.Duration, "for", 10*time.Second, "loop: how long new connections start")
+	fs.IntVar(&a.Concurrency, "concurrency", 8, "conns: connections at a time; keepalive: connections")
+	fs.DurationVar(&a.Duration, "for", 10*time.Second, "loop: how long new connections start; keepalive: how long requests go")
 	fs.DurationVar(&a.Interval, "interval", 100*time.Millisecond, "loop: time between two connections")
-	fs.DurationVar(&a.AttemptTimeout, "attempt-timeout", time.Second, "loop: bound of one connection")
+	fs.DurationVar(&a.AttemptTimeout, "attempt-timeout", time.Second, "loop: bound of one connection; keepalive: of one request")
 	timeout := fs.Duration("timeout", 10*time.Second, "overall timeout")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
@@ -260,13 +267,16 @@ func compareCmd(ctx context.Context, args []string) int {
 }
 
 func loadgenCmd(ctx context.Context, args []string) int {
-	if len(args) < 1 || (args[0] != "send" && args[0] != "count") {
+	if len(args) < 1 || (args[0] != "send" && args[0] != "count" && args[0] != "flood") {
 		fmt.Fprint(os.Stderr, usage)
 		return 2
 	}
 	fs := flag.NewFlagSet("loadgen "+args[0], flag.ContinueOnError)
-	dur := fs.Duration("for", 5*time.Second, "send: sending time; count: the longest count")
+	dur := fs.Duration("for", 5*time.Second, "send, flood: sending time; count: the longest count")
 	enc := json.NewEncoder(os.Stdout)
+	if args[0] == "flood" {
+		return floodCmd(ctx, fs, dur, args[1:])
+	}
 	if args[0] == "count" {
 		cfg := loadgen.CountConfig{}
 		fs.StringVar(&cfg.Device, "dev", "eth0", "interface whose rx_packets is counted")
@@ -315,5 +325,35 @@ func loadgenCmd(ctx context.Context, args []string) int {
 		return 1
 	}
 	enc.Encode(rep)
+	return 0
+}
+
+func floodCmd(ctx context.Context, fs *flag.FlagSet, dur *time.Duration, args []string) int {
+	var cfg loadgen.FloodConfig
+	to := fs.String("to", "", "destination ADDRESS:PORT of the SYNs (e.g. a VIP)")
+	sources := fs.String("sources", "", "source prefix, inside 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24 or 2001:db8::/32")
+	fs.StringVar(&cfg.Device, "dev", "", "egress interface (default the route's)")
+	fs.StringVar(&cfg.DstMAC, "mac", "", "destination MAC (default the next hop's, from the neighbour table)")
+	fs.IntVar(&cfg.Rate, "rate", 0, "SYNs per second (0: flat out)")
+	fs.IntVar(&cfg.Batch, "batch", loadgen.DefaultBatch, "frames per sendmmsg")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var err error
+	if cfg.Dst, err = netip.ParseAddrPort(*to); err != nil {
+		fmt.Fprintln(os.Stderr, "ulbbench loadgen flood: want -to ADDRESS:PORT")
+		return 2
+	}
+	if cfg.Sources, err = netip.ParsePrefix(*sources); err != nil {
+		fmt.Fprintln(os.Stderr, "ulbbench loadgen flood: want -sources PREFIX:", err)
+		return 2
+	}
+	cfg.Duration = *dur
+	rep, err := loadgen.Flood(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ulbbench loadgen flood:", err)
+		return 1
+	}
+	json.NewEncoder(os.Stdout).Encode(rep)
 	return 0
 }
