@@ -62,7 +62,7 @@ func (t *Table) expireShard(ai int, now int64, timeouts *[NumStates]int64) int {
 				continue
 			}
 			a.states[st].Add(-1)
-			flows = append(flows, sl.load(w))
+			flows = append(flows, t.withAdjust(sl.load(w), w))
 			idxs = append(idxs, idx)
 		}
 		a.mu.Unlock()
@@ -162,7 +162,7 @@ func (t *Table) evictIn(ai int) bool {
 		return false
 	}
 	a.states[st].Add(-1)
-	f := sl.load(w)
+	f := t.withAdjust(sl.load(w), w)
 	a.mu.Unlock()
 	t.unlink(ai, best, &f)
 	t.evicted[bestClass].Add(1)
@@ -184,7 +184,7 @@ func (t *Table) Range(fn func(Flow) bool) {
 			for idx := start; idx < min(start+rangeBatch, hi); idx++ {
 				sl := t.slotAt(ai, idx)
 				if w := sl.word.Load(); w&wordUsed != 0 && w&wordDying == 0 {
-					buf = append(buf, sl.load(w))
+					buf = append(buf, t.withAdjust(sl.load(w), w))
 				}
 			}
 			a.mu.Unlock()
@@ -230,7 +230,7 @@ func (t *Table) deleteExact(f *Flow) bool {
 		return false
 	}
 	a.states[st].Add(-1)
-	g := sl.load(w)
+	g := t.withAdjust(sl.load(w), w)
 	a.mu.Unlock()
 	t.unlink(ai, t.refIdx(ref), &g)
 	t.deleted.Add(1)

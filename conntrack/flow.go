@@ -20,7 +20,35 @@ type Flow struct {
 	Created, LastSeen int64
 	// Packets and bytes per direction.
 	OrigPackets, OrigBytes, ReplyPackets, ReplyBytes uint64
+	// Adjust is how a SYN-proxied flow's server side differs from what its client saw.
+	Adjust Adjust
 }
+
+// Adjust is the translation of a SYN-proxied TCP flow between the server's view and the
+// client's (the router answered the client's handshake itself with a SYN cookie, then
+// opened the connection to the server): nat.SeqAdjust's fields, kept in the table.
+type Adjust struct {
+	Flags AdjustFlags
+	// Seq is the client's view of the server's sequence numbers minus the server's own;
+	// TS the same for TSvals (with AdjustTimestamps).
+	Seq, TS uint32
+	// WScale is the server's window scale shift minus the one the client was told.
+	WScale int8
+}
+
+// AdjustFlags say what an Adjust holds.
+type AdjustFlags uint8
+
+const (
+	// AdjustPending: the router has opened the connection to the server and waits for
+	// its SYN-ACK; Seq holds the cookie (the client's view of the server's initial
+	// sequence number) and TS the TSval the client echoes.
+	AdjustPending AdjustFlags = 1 << iota
+	// AdjustOn: the server's handshake is done and Seq, TS and WScale translate.
+	AdjustOn
+	// AdjustTimestamps: the connection carries TCP timestamps.
+	AdjustTimestamps
+)
 
 // Topology is how the router forwards a flow's packets. The values of the balancer's
 // topologies (HalfNAT, FullNAT, DSR) are part of ctsync's wire format and never change.

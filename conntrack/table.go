@@ -72,6 +72,8 @@ const (
 	wordUsed         = 1 << 8
 	wordDying        = 1 << 9
 	wordTopologyShft = 10
+	wordTopologyMask = 0x7f
+	wordAdjusted     = 1 << 17 // the flow has an Adjust, in Table.adjusts
 	wordGenShift     = 18
 	wordGenOne       = 1 << wordGenShift
 )
@@ -139,6 +141,7 @@ type Table struct {
 	exists   atomic.Uint64
 	refused  atomic.Uint64
 	evicted  [numEvictClasses]atomic.Uint64
+	adjusts  adjustMap // the SYN-proxied flows' Adjusts
 	deleted  atomic.Uint64
 	expired  [NumStates]atomic.Uint64
 
@@ -286,7 +289,7 @@ func (sl *slot) load(w uint32) Flow {
 		Reply:        sl.reply,
 		Rule:         sl.rule,
 		Server:       sl.server,
-		Topology:     Topology(uint8(w >> wordTopologyShft)),
+		Topology:     Topology(w >> wordTopologyShft & wordTopologyMask),
 		State:        State(w & wordStateMask),
 		Created:      sl.created,
 		LastSeen:     sl.lastSeen.Load(),
@@ -365,7 +368,7 @@ func (t *Table) Lookup(tu Tuple, tcpFlags uint8, bytes int) (f Flow, dir Directi
 		sl.origBytes.Add(uint64(bytes))
 	}
 	s.hits++
-	f = sl.load(nw)
+	f = t.withAdjust(sl.load(nw), nw)
 	s.mu.Unlock()
 	return f, dir, true
 }
@@ -381,11 +384,47 @@ func (t *Table) Get(tu Tuple) (f Flow, dir Direction, ok bool) {
 	sl, ref := t.find(s, &tu, h)
 	if sl != nil {
 		if w := sl.word.Load(); w&wordDying == 0 {
-			f, dir, ok = sl.load(w), refDir(ref), true
+			f, dir, ok = t.withAdjust(sl.load(w), w), refDir(ref), true
 		}
 	}
 	s.mu.Unlock()
 	return f, dir, ok
+}
+
+// SetAdjust replaces the Adjust of the flow one of whose tuples is tu (a SYN-proxied
+// flow) and reports whether the flow is tracked. Adjusts live apart from the slots, in a
+// map of their own: only SYN-proxied flows pay for them.
+func (t *Table) SetAdjust(tu Tuple, a Adjust) bool {
+	h := t.seed.hash(&tu)
+	s := &t.shards[t.shardOf(h)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sl, _ := t.find(s, &tu, h)
+	if sl == nil {
+		return false
+	}
+	orig := sl.orig
+	// Into the map first, then the flag: a flow being removed (dying) takes its entry
+	// away itself once it saw the flag, or here when the flag could not be set.
+	t.adjusts.store(t.seed.hash(&orig), orig, a)
+	for {
+		w := sl.word.Load()
+		if w&wordDying != 0 {
+			t.adjusts.delete(t.seed.hash(&orig), orig)
+			return false
+		}
+		if w&wordAdjusted != 0 || sl.word.CompareAndSwap(w, w|wordAdjusted) {
+			return true
+		}
+	}
+}
+
+// withAdjust fills in f's Adjust when its word w says it has one.
+func (t *Table) withAdjust(f Flow, w uint32) Flow {
+	if w&wordAdjusted != 0 {
+		f.Adjust = t.adjusts.load(t.seed.hash(&f.Orig), f.Orig)
+	}
+	return f
 }
 
 // Insert adds a flow and indexes its Orig tuple and, unless it is zero, its Reply tuple.
@@ -453,6 +492,10 @@ func (t *Table) Insert(f Flow) error {
 	sl.replyBytes.Store(f.ReplyBytes)
 	w := (sl.word.Load()&^(wordGenOne-1) + wordGenOne) | uint32(f.Topology)<<wordTopologyShft |
 		wordUsed | uint32(f.State)
+	if f.Adjust.Flags != 0 {
+		t.adjusts.store(ho, f.Orig, f.Adjust)
+		w |= wordAdjusted
+	}
 	sl.word.Store(w)
 	t.indexAdd(a, ho, t.makeRef(ai, idx, Original))
 	if bi == ai {
@@ -534,6 +577,9 @@ func (t *Table) freeSlot(a *shard, ai int, idx uint32) {
 func (t *Table) unlink(ai int, idx uint32, f *Flow) {
 	a := &t.shards[ai]
 	ho := t.seed.hash(&f.Orig)
+	if f.Adjust.Flags != 0 {
+		t.adjusts.delete(ho, f.Orig)
+	}
 	bi := -1
 	var hr uint64
 	if !f.Reply.IsZero() {
@@ -578,7 +624,7 @@ func (t *Table) Delete(tu Tuple) bool {
 	}
 	home := t.refHome(ref)
 	t.shards[home].states[st].Add(-1)
-	f := sl.load(w)
+	f := t.withAdjust(sl.load(w), w)
 	s.mu.Unlock()
 	t.unlink(home, t.refIdx(ref), &f)
 	t.deleted.Add(1)
