@@ -34,6 +34,10 @@ type Adjust struct {
 	Seq, TS uint32
 	// WScale is the server's window scale shift minus the one the client was told.
 	WScale int8
+	// While AdjustPending: the window and TSval of the client's ACK, which the router's
+	// ACK to the server carries.
+	Window   uint16
+	TSClient uint32
 }
 
 // AdjustFlags say what an Adjust holds.
@@ -48,6 +52,8 @@ const (
 	AdjustOn
 	// AdjustTimestamps: the connection carries TCP timestamps.
 	AdjustTimestamps
+	// AdjustWScale: the client was told the router's window scale (it offered its own).
+	AdjustWScale
 )
 
 // Topology is how the router forwards a flow's packets. The values of the balancer's

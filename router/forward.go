@@ -184,6 +184,8 @@ type rewrite struct {
 	snap         *balancer.Snapshot
 	rule, server uint32
 	reply        bool
+	// adjust translates a SYN-proxied flow's TCP segments (Seq 0 and no flags: none).
+	adjust nat.SeqAdjust
 }
 
 // forward is the egress stage of every packet the router forwards: plain IPv4 and IPv6
@@ -223,6 +225,9 @@ func (l *loop) forward(p *pkt, nh fib.NextHop, to netip.Addr, rw *rewrite) {
 			ok = nat.TranslateICMPError(p.ip, rw.nat, rw.quoted)
 		case !rw.nat.IsZero():
 			ok = nat.Apply(p.ip, rw.nat, port.Hdr(p.buf, headroom).NeedsCsum())
+		}
+		if ok && rw.adjust != (nat.SeqAdjust{}) {
+			ok = l.adjustSegment(p, rw)
 		}
 		if !ok {
 			if rw.snap != nil {

@@ -99,6 +99,9 @@ func (l *loop) balance(p *pkt, t l4) bool {
 		if !ok {
 			return false
 		}
+		if l.r.cookies != nil && t.proto == header.ProtocolTCP && rule.Topology() != balancer.DSR && l.synCookie(snap, rule, p, t, key) {
+			return true
+		}
 		if t.proto == header.ProtocolTCP && t.flags&(header.TCPFlagSYN|header.TCPFlagACK|header.TCPFlagRST) != header.TCPFlagSYN {
 			// Only a SYN opens a flow. Anything else for the VIP without one belongs to a
 			// connection the table no longer has (its server went down, ulbd restarted):
@@ -115,12 +118,16 @@ func (l *loop) balance(p *pkt, t l4) bool {
 			l.bc.drop(DropLBSourceLimit)
 			return true
 		}
-		if f, ok = l.newFlow(snap, rule, p, t, key); !ok {
+		if f, ok = l.newFlow(snap, rule, p, t, key, conntrack.Adjust{}); !ok {
 			return true
 		}
 		dir = conntrack.Original
 		l.syncFlow(snap, &f)
 	} else {
+		if f.Adjust.Flags&conntrack.AdjustPending != 0 {
+			l.proxyPending(snap, p, t, &f, dir)
+			return true
+		}
 		l.syncAfter(snap, &f, t.flags)
 	}
 	l.forwardFlow(snap, p, &f, dir)
@@ -143,7 +150,7 @@ func (l *loop) reuse(key conntrack.Tuple) {
 
 // newFlow picks a server for the first packet of a flow and enters the flow in the
 // connection table.
-func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l4, key conntrack.Tuple) (conntrack.Flow, bool) {
+func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l4, key conntrack.Tuple, adj conntrack.Adjust) (conntrack.Flow, bool) {
 	pick, ok := rule.Pick(p.src, t.sport, t.dport)
 	if !ok {
 		sorry := l.r.ruleOptions(rule.Name()).SorryServer
@@ -158,7 +165,7 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 			pick.Port = t.dport
 		}
 		f := conntrack.Flow{Orig: key, Rule: rule.ID(), Server: sorryServer, Topology: conntrack.HalfNAT,
-			Reply: conntrack.MakeTuple(pick.Addr, p.src, pick.Port, t.sport, t.proto)}
+			Reply: conntrack.MakeTuple(pick.Addr, p.src, pick.Port, t.sport, t.proto), Adjust: adj}
 		f.Account(conntrack.Original, t.flags, len(p.ip))
 		err := l.r.ct.Insert(f)
 		if errors.Is(err, conntrack.ErrExists) && l.reuseReply(f.Reply) {
@@ -174,7 +181,7 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 		}
 		return conntrack.Flow{}, false
 	}
-	f := conntrack.Flow{Orig: key, Rule: rule.ID(), Server: pick.Server, Topology: rule.Topology()}
+	f := conntrack.Flow{Orig: key, Rule: rule.ID(), Server: pick.Server, Topology: rule.Topology(), Adjust: adj}
 	var proxy netip.Addr
 	var pport uint16
 	switch rule.Topology() {
@@ -248,6 +255,9 @@ func (l *loop) reuseReply(tu conntrack.Tuple) bool {
 // (Reply).
 func (l *loop) forwardFlow(snap *balancer.Snapshot, p *pkt, f *conntrack.Flow, dir conntrack.Direction) {
 	rw := rewrite{snap: snap, rule: f.Rule, server: f.Server, reply: dir == conntrack.Reply}
+	if f.Adjust.Flags&conntrack.AdjustOn != 0 {
+		rw.adjust = seqAdjust(f.Adjust)
+	}
 	var to netip.Addr
 	switch {
 	case dir == conntrack.Reply:

@@ -16,6 +16,7 @@ import (
 	"ulb/balancer"
 	"ulb/balancer/health/probe"
 	"ulb/balancer/srclimit"
+	"ulb/balancer/synproxy"
 	"ulb/conntrack"
 	"ulb/conntrack/ctsync"
 	"ulb/nat"
@@ -88,6 +89,8 @@ type Config struct {
 	// SourceLimit limits the new flows each client prefix opens through the rules
 	// (Rate 0: no limit).
 	SourceLimit srclimit.Config
+	// SYNProxy answers SYNs to the VIPs with SYN cookies (synproxy.go).
+	SYNProxy SYNProxyConfig
 }
 
 // Router is the forwarding engine. Create it with New, start it with Run.
@@ -126,6 +129,10 @@ type Router struct {
 	threadNice int
 	threadCPUs []int
 	srcLimit   *srclimit.Limiter // nil: new flows are not limited per source
+	// The SYN proxy: cookies nil when it is off.
+	cookies     *synproxy.Cookies
+	proxyWScale int
+	proxyCount  proxyCounters
 
 	// Fragments: the flows of balanced datagrams' fragments, the reassembly of those
 	// addressed to the router, the identification of the IPv6 fragments it sends.
@@ -214,6 +221,17 @@ func New(cfg Config) (*Router, error) {
 		threadCPUs: slices.Clone(cfg.ThreadCPUs),
 	}
 	r.fragID.Store(uint32(cfg.Now().UnixNano()))
+	if sp := cfg.SYNProxy; sp.Enabled {
+		if sp.WScale < 0 || sp.WScale > synproxy.MaxWScale {
+			return nil, fmt.Errorf("%w: SYN proxy window scale %d is not 0-%d", ErrConfig, sp.WScale, synproxy.MaxWScale)
+		}
+		if sp.Secret == ([16]byte{}) {
+			r.cookies = synproxy.NewRandom(cfg.Now)
+		} else {
+			r.cookies = synproxy.New(sp.Secret, cfg.Now)
+		}
+		r.proxyWScale = sp.WScale
+	}
 	if cfg.SourceLimit.Rate != 0 {
 		lim, err := srclimit.New(cfg.SourceLimit)
 		if err != nil {

@@ -41,6 +41,7 @@ const (
 	DropIPv6Routing                      // a routing header with segments left, addressed to the router (parameter problem sent)
 	DropReassembly                       // a fragment for the router refused by reassembly (overlap, length, limits; see ReassemblyStats)
 	DropLBSourceLimit                    // a new flow over its client prefix's limit (Config.SourceLimit)
+	DropLBProxyPending                   // a segment of a SYN-proxied flow while the server's handshake is not done
 	numDropReasons
 )
 
@@ -79,6 +80,7 @@ var dropReasonNames = [numDropReasons]string{
 	DropIPv6Routing:    "ipv6-routing-header",
 	DropReassembly:     "reassembly",
 	DropLBSourceLimit:  "lb-source-limit",
+	DropLBProxyPending: "lb-proxy-pending",
 }
 
 func (d DropReason) String() string {

@@ -2,6 +2,7 @@ package synproxy
 
 import (
 	"encoding/binary"
+	"net/netip"
 
 	"ulb/router/header"
 )
@@ -26,6 +27,34 @@ const MaxSYNACK = header.IPv6MinimumSize + header.TCPMinimumSize + 20
 // window scaling and timestamps only when the client did and the cookie keeps them (the
 // SYN had timestamps).
 func BuildSYNACK(b []byte, f Flow, isn uint32, o Options, cookie, tsval uint32, s SYNACK) int {
+	seg := Segment{Src: f.VIP, Dst: f.Client, Seq: cookie, Ack: isn + 1, Flags: header.TCPFlagSYN | header.TCPFlagACK,
+		Window: s.Window, MSS: s.MSS, WScale: -1}
+	if o.Timestamps {
+		seg.SACK, seg.Timestamps, seg.TSval, seg.TSecr = o.SACK, true, tsval, o.TSval
+		if o.WScaleOK && s.WScale >= 0 {
+			seg.WScale = s.WScale
+		}
+	}
+	return BuildSegment(b, seg)
+}
+
+// Segment is a TCP segment without payload the proxy sends: a SYN-ACK to the client, the
+// SYN and the ACK of the server's handshake, the client's window update.
+type Segment struct {
+	Src, Dst netip.AddrPort
+	Seq, Ack uint32
+	Flags    uint8
+	Window   uint16
+	// Options: MSS (0: none), window scale (negative: none), SACK-permitted, timestamps.
+	MSS          uint16
+	WScale       int
+	SACK         bool
+	Timestamps   bool
+	TSval, TSecr uint32
+}
+
+// BuildSegment writes the IP packet of s into b (MaxSYNACK bytes) and returns its length.
+func BuildSegment(b []byte, s Segment) int {
 	var opts [20]byte
 	n := 0
 	if s.MSS != 0 {
@@ -33,29 +62,31 @@ func BuildSYNACK(b []byte, f Flow, isn uint32, o Options, cookie, tsval uint32, 
 		binary.BigEndian.PutUint16(opts[2:], s.MSS)
 		n = 4
 	}
-	if o.Timestamps {
-		if o.SACK {
+	if s.Timestamps {
+		if s.SACK {
 			opts[n], opts[n+1] = optSACKPermitted, 2
-			n += 2
 		} else {
 			opts[n], opts[n+1] = 1, 1 // NOPs to keep TSval aligned
-			n += 2
 		}
+		n += 2
 		opts[n], opts[n+1] = optTimestamps, 10
-		binary.BigEndian.PutUint32(opts[n+2:], tsval)
-		binary.BigEndian.PutUint32(opts[n+6:], o.TSval)
+		binary.BigEndian.PutUint32(opts[n+2:], s.TSval)
+		binary.BigEndian.PutUint32(opts[n+6:], s.TSecr)
 		n += 10
-		if o.WScaleOK && s.WScale >= 0 {
-			opts[n], opts[n+1], opts[n+2], opts[n+3] = 1, optWScale, 3, byte(min(s.WScale, MaxWScale))
-			n += 4
-		}
+	} else if s.SACK {
+		opts[n], opts[n+1], opts[n+2], opts[n+3] = 1, 1, optSACKPermitted, 2
+		n += 4
+	}
+	if s.WScale >= 0 {
+		opts[n], opts[n+1], opts[n+2], opts[n+3] = 1, optWScale, 3, byte(min(s.WScale, MaxWScale))
+		n += 4
 	}
 	for n%4 != 0 {
 		opts[n] = 0 // end of options
 		n++
 	}
 	tl := header.TCPMinimumSize + n
-	src, dst := f.VIP.Addr(), f.Client.Addr()
+	src, dst := s.Src.Addr(), s.Dst.Addr()
 	var hl int
 	if src.Is4() {
 		hl = header.IPv4MinimumSize
@@ -67,8 +98,8 @@ func BuildSYNACK(b []byte, f Flow, isn uint32, o Options, cookie, tsval uint32, 
 			HopLimit: header.DefaultTTL, Src: src, Dst: dst})
 	}
 	t := b[hl : hl+tl]
-	header.EncodeTCP(t, header.TCPFields{SrcPort: f.VIP.Port(), DstPort: f.Client.Port(), Seq: cookie, Ack: isn + 1,
-		DataOffset: uint8(tl), Flags: header.TCPFlagSYN | header.TCPFlagACK, Window: s.Window})
+	header.EncodeTCP(t, header.TCPFields{SrcPort: s.Src.Port(), DstPort: s.Dst.Port(), Seq: s.Seq, Ack: s.Ack,
+		DataOffset: uint8(tl), Flags: s.Flags, Window: s.Window})
 	copy(t[header.TCPMinimumSize:], opts[:n])
 	header.SetTransportChecksum(header.ProtocolTCP, src, dst, t)
 	return hl + tl
