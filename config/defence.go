@@ -4,9 +4,16 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// Limits of the [defence] keys.
+// Limits and defaults of the [defence] keys.
 const (
-	MaxSourceRate = 10_000_000
+	MaxSourceRate      = 10_000_000
+	DefaultCookieScale = 7 // Linux's window scale for its default buffers
+)
+
+// SYN cookie modes ([defence] syn_cookies).
+const (
+	SYNCookiesOff    = "off"
+	SYNCookiesAlways = "always"
 )
 
 // Defence is the balancer's protection against floods of new flows ([defence]).
@@ -16,27 +23,41 @@ const (
 //	source_burst = 400      # how many at once (default: source_rate)
 //	source_prefix4 = 24     # the prefix lengths that group clients (defaults 24 and 64)
 //	source_prefix6 = 64
+//	syn_cookies = "always"  # off (default) | always: SYNs to half-NAT and full-NAT VIPs
+//	                        # answered by ulbd with SYN cookies (the SYN proxy)
+//	syn_cookie_wscale = 7   # the window scale ulbd announces to clients (0-14)
 //
 // A client prefix over its limit has its new flows (SYNs, first datagrams) dropped
 // silently and counted (drop reason lb-source-limit); its established flows and other
 // prefixes' new ones go on. Prefixes are counted in a fixed table of 65536 buckets (512
 // KiB), whatever the number of sources; prefixes that share a bucket share its allowance.
+//
+// With syn_cookies = "always" no SYN to a half-NAT or full-NAT rule costs state: ulbd
+// answers it with a SYN cookie (MSS, and with TCP timestamps window scale and SACK, are
+// kept), and opens the connection to the server only for an ACK with a valid cookie,
+// translating sequence numbers, timestamps and windows for the flow's life. DSR rules
+// are not proxied (the server's answers never pass ulbd). A server whose window scale is
+// not syn_cookie_wscale gets its windows shifted to the client's view, rounded down.
 type Defence struct {
-	SourceRate    int
-	SourceBurst   int
-	SourcePrefix4 int
-	SourcePrefix6 int
+	SYNCookies      string
+	SYNCookieWScale int
+	SourceRate      int
+	SourceBurst     int
+	SourcePrefix4   int
+	SourcePrefix6   int
 }
 
 type rawDefence struct {
-	SourceRate    value `toml:"source_rate"`
-	SourceBurst   value `toml:"source_burst"`
-	SourcePrefix4 value `toml:"source_prefix4"`
-	SourcePrefix6 value `toml:"source_prefix6"`
+	SYNCookies      value `toml:"syn_cookies"`
+	SYNCookieWScale value `toml:"syn_cookie_wscale"`
+	SourceRate      value `toml:"source_rate"`
+	SourceBurst     value `toml:"source_burst"`
+	SourcePrefix4   value `toml:"source_prefix4"`
+	SourcePrefix6   value `toml:"source_prefix6"`
 }
 
 func (d *decoder) defence(p toml.Primitive) Defence {
-	var df Defence
+	df := Defence{SYNCookies: SYNCookiesOff, SYNCookieWScale: DefaultCookieScale}
 	if !d.md.IsDefined("defence") {
 		return df
 	}
@@ -57,6 +78,7 @@ func (d *decoder) defence(p toml.Primitive) Defence {
 		{raw.SourceBurst, "source_burst", 1, MaxSourceRate, &df.SourceBurst},
 		{raw.SourcePrefix4, "source_prefix4", 1, 32, &df.SourcePrefix4},
 		{raw.SourcePrefix6, "source_prefix6", 1, 128, &df.SourcePrefix6},
+		{raw.SYNCookieWScale, "syn_cookie_wscale", 0, 14, &df.SYNCookieWScale},
 	} {
 		path := "defence." + k.key
 		if n, ok := is.integer(k.v, path, "defence "+k.key); ok {
@@ -65,6 +87,14 @@ func (d *decoder) defence(p toml.Primitive) Defence {
 			} else {
 				*k.dst = int(n)
 			}
+		}
+	}
+	if m, ok := is.str(raw.SYNCookies, "defence.syn_cookies", "defence syn_cookies"); ok {
+		switch m {
+		case SYNCookiesOff, SYNCookiesAlways:
+			df.SYNCookies = m
+		default:
+			is.at("defence.syn_cookies", "defence syn_cookies %q: want %q or %q", m, SYNCookiesOff, SYNCookiesAlways)
 		}
 	}
 	if df.SourceRate == 0 && (raw.SourceBurst.set || raw.SourcePrefix4.set || raw.SourcePrefix6.set) {

@@ -121,6 +121,10 @@ func (rs routerStatus) Stats() control.StatsInfo {
 			Timeouts: ra.Timeouts, Overlaps: ra.Overlaps, Duplicates: ra.Duplicates, Discarded: ra.Discarded,
 			OverLimit: ra.OverLimit, Malformed: ra.Malformed, Evicted: ra.Evicted, InProgress: ra.InProgress, Bytes: ra.Bytes}
 	}
+	if sp, on := rs.r.SYNProxyStats(); on {
+		si.SYNProxy = &control.SYNProxyInfo{CookiesSent: sp.CookiesSent, CookiesValid: sp.CookiesValid,
+			CookiesInvalid: sp.CookiesInvalid, Established: sp.Established, ServerRefused: sp.ServerRefused}
+	}
 	for _, ps := range rs.r.Ports() {
 		c := ps.Counters
 		si.Ports = append(si.Ports, control.PortStats{Name: ps.Name, PortCounters: portCounters(ps.Port)})

@@ -53,6 +53,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <
 		ThreadCPUs: cfg.Dataplane.CPUs,
 
 		SourceLimit: sourceLimit(cfg.Defence),
+		SYNProxy:    router.SYNProxyConfig{Enabled: cfg.Defence.SYNCookies == config.SYNCookiesAlways, WScale: cfg.Defence.SYNCookieWScale},
 	})
 	if err != nil {
 		for _, p := range ports {

@@ -132,6 +132,17 @@ type StatsInfo struct {
 	Conntrack *ConntrackInfo `json:"conntrack,omitempty"`
 	// Reassembly counts the fragments addressed to the router and what became of them.
 	Reassembly *ReassemblyInfo `json:"reassembly,omitempty"`
+	// SYNProxy counts the SYN proxy's cookies, when it is on ([defence] syn_cookies).
+	SYNProxy *SYNProxyInfo `json:"syn_proxy,omitempty"`
+}
+
+// SYNProxyInfo are the SYN proxy's counters.
+type SYNProxyInfo struct {
+	CookiesSent    uint64 `json:"cookies_sent"`    // SYN-ACKs with a cookie
+	CookiesValid   uint64 `json:"cookies_valid"`   // ACKs whose cookie made a flow
+	CookiesInvalid uint64 `json:"cookies_invalid"` // ACKs to a VIP with neither a flow nor a valid cookie
+	Established    uint64 `json:"established"`     // server handshakes completed
+	ServerRefused  uint64 `json:"server_refused"`  // server handshakes refused (RST)
 }
 
 // ConntrackInfo describes the connection table: occupancy, and what a full table did.

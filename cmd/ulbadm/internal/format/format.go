@@ -112,6 +112,14 @@ func Stats(w io.Writer, s *control.StatsInfo) error {
 			return err
 		}
 	}
+	if sp := s.SYNProxy; sp != nil {
+		fmt.Fprintln(w)
+		err := table(w, "SYN-COOKIES-SENT\tVALID\tINVALID\tSERVER-HANDSHAKES\tSERVER-REFUSED",
+			[][]string{{u(sp.CookiesSent), u(sp.CookiesValid), u(sp.CookiesInvalid), u(sp.Established), u(sp.ServerRefused)}})
+		if err != nil {
+			return err
+		}
+	}
 	if c := s.Conntrack; c != nil {
 		fmt.Fprintln(w)
 		err := table(w, "FLOWS\tCAPACITY\tINSERTED\tEXPIRED\tEVICTED-UNASSURED\tEVICTED-CLOSING\tEVICTED-IDLE\tREFUSED",
