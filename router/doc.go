@@ -25,7 +25,11 @@
 //	                      for the router answered (loop.routingHeader6); then
 //	    loop.masquerade   from the kernel behind the host port: a masquerade flow
 //	    loop.balance      TCP and UDP: the connection table (conntrack.Table.Lookup), or
-//	                      for a new flow a rule's pick (loop.newFlow); then forwardFlow
+//	                      for a new flow a rule's pick (loop.newFlow) within its client
+//	                      prefix's limit (balancer/srclimit); with the SYN proxy on, a
+//	                      SYN to a VIP answered with a cookie and an ACK's cookie checked
+//	                      (loop.synCookie), the server's handshake finished
+//	                      (loop.proxyPending); then forwardFlow
 //	    loop.balanceFragment a fragment: the first one balanced as above and its flow's
 //	                      rewrite recorded (loop.recordFragment, a bounded table keyed by
 //	                      source, destination, protocol and identification); the others
@@ -47,7 +51,8 @@
 //	                      balanced flows, translated ICMP errors, the host port): TTL
 //	                      check (time exceeded), MTU check (loop.oversize: fragmentation
 //	                      needed, packet too big, or fragment), the flow's rewrite
-//	                      (nat.Apply, nat.TranslateICMPError), IPv4 Record Route and
+//	                      (nat.Apply, nat.TranslateICMPError; a SYN-proxied flow's
+//	                      sequence translation, loop.adjustSegment), IPv4 Record Route and
 //	                      Timestamp (loop.transitOptions4), TTL decrement, then one of
 //	    loop.emit         MACs from the neighbour cache (a miss queues the frame in arpd
 //	                      while it resolves), the frame queued on the egress port
