@@ -50,7 +50,7 @@ func TestDefence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Defence{SYNCookies: SYNCookiesOff, SYNCookieWScale: 7, SourceRate: 200, SourceBurst: 50, SourcePrefix4: 32,
+	if want := (Defence{SYNCookies: SYNCookiesOff, SYNCookieThreshold: 10000, SYNCookieWScale: 7, SourceRate: 200, SourceBurst: 50, SourcePrefix4: 32,
 		SourcePrefix6: 56}); cfg.Defence != want {
 		t.Errorf("defence %+v, want %+v", cfg.Defence, want)
 	}
@@ -61,7 +61,8 @@ func TestDefence(t *testing.T) {
 		{"source_rate = 1\nsource_prefix6 = 0", "df.toml:9: defence source_prefix6 0 out of range 1..128"},
 		{`source_rate = "fast"`, `df.toml:8: defence source_rate must be an integer, not string "fast"`},
 		{"syn_flood = true", `df.toml:8: unknown key "syn_flood" in [defence]`},
-		{`syn_cookies = "auto"`, `df.toml:8: defence syn_cookies "auto": want "off" or "always"`},
+		{`syn_cookies = "sometimes"`, `df.toml:8: defence syn_cookies "sometimes": want "off", "auto" or "always"`},
+		{"syn_cookie_threshold = 0", "df.toml:8: defence syn_cookie_threshold 0 out of range 1..10000000"},
 		{"syn_cookie_wscale = 15", "df.toml:8: defence syn_cookie_wscale 15 out of range 0..14"},
 	} {
 		_, err := Parse("df.toml", []byte(dataplanePort+"\n[defence]\n"+tc.body+"\n"))
@@ -69,8 +70,8 @@ func TestDefence(t *testing.T) {
 			t.Errorf("%s: %v, want %q", tc.body, err, tc.want)
 		}
 	}
-	cfg, err = Parse("df.toml", []byte(dataplanePort+"\n[defence]\nsyn_cookies = \"always\"\nsyn_cookie_wscale = 9\n"))
-	if err != nil || cfg.Defence.SYNCookies != SYNCookiesAlways || cfg.Defence.SYNCookieWScale != 9 {
+	cfg, err = Parse("df.toml", []byte(dataplanePort+"\n[defence]\nsyn_cookies = \"auto\"\nsyn_cookie_wscale = 9\nsyn_cookie_threshold = 500\n"))
+	if err != nil || cfg.Defence.SYNCookies != SYNCookiesAuto || cfg.Defence.SYNCookieWScale != 9 || cfg.Defence.SYNCookieThreshold != 500 {
 		t.Errorf("syn_cookies: %+v, %v", cfg.Defence, err)
 	}
 	cfg, err = Parse("df.toml", []byte(dataplanePort+"\n[defence]\nsource_burst = 5\n"))

@@ -6,13 +6,15 @@ import (
 
 // Limits and defaults of the [defence] keys.
 const (
-	MaxSourceRate      = 10_000_000
-	DefaultCookieScale = 7 // Linux's window scale for its default buffers
+	MaxSourceRate          = 10_000_000
+	DefaultCookieScale     = 7      // Linux's window scale for its default buffers
+	DefaultCookieThreshold = 10_000 // SYNs per second that turn "auto" cookies on
 )
 
 // SYN cookie modes ([defence] syn_cookies).
 const (
 	SYNCookiesOff    = "off"
+	SYNCookiesAuto   = "auto"
 	SYNCookiesAlways = "always"
 )
 
@@ -23,8 +25,10 @@ const (
 //	source_burst = 400      # how many at once (default: source_rate)
 //	source_prefix4 = 24     # the prefix lengths that group clients (defaults 24 and 64)
 //	source_prefix6 = 64
-//	syn_cookies = "always"  # off (default) | always: SYNs to half-NAT and full-NAT VIPs
-//	                        # answered by ulbd with SYN cookies (the SYN proxy)
+//	syn_cookies = "auto"    # off (default) | auto | always: SYNs to half-NAT and full-NAT
+//	                        # VIPs answered by ulbd with SYN cookies (the SYN proxy)
+//	syn_cookie_threshold = 10000  # auto: on at this many SYNs/s to them, off after 10 s
+//	                        # below half of it
 //	syn_cookie_wscale = 7   # the window scale ulbd announces to clients (0-14)
 //
 // A client prefix over its limit has its new flows (SYNs, first datagrams) dropped
@@ -39,17 +43,19 @@ const (
 // are not proxied (the server's answers never pass ulbd). A server whose window scale is
 // not syn_cookie_wscale gets its windows shifted to the client's view, rounded down.
 type Defence struct {
-	SYNCookies      string
-	SYNCookieWScale int
-	SourceRate      int
-	SourceBurst     int
-	SourcePrefix4   int
-	SourcePrefix6   int
+	SYNCookies         string
+	SYNCookieThreshold int
+	SYNCookieWScale    int
+	SourceRate         int
+	SourceBurst        int
+	SourcePrefix4      int
+	SourcePrefix6      int
 }
 
 type rawDefence struct {
 	SYNCookies      value `toml:"syn_cookies"`
 	SYNCookieWScale value `toml:"syn_cookie_wscale"`
+	SYNCookieThresh value `toml:"syn_cookie_threshold"`
 	SourceRate      value `toml:"source_rate"`
 	SourceBurst     value `toml:"source_burst"`
 	SourcePrefix4   value `toml:"source_prefix4"`
@@ -57,7 +63,7 @@ type rawDefence struct {
 }
 
 func (d *decoder) defence(p toml.Primitive) Defence {
-	df := Defence{SYNCookies: SYNCookiesOff, SYNCookieWScale: DefaultCookieScale}
+	df := Defence{SYNCookies: SYNCookiesOff, SYNCookieThreshold: DefaultCookieThreshold, SYNCookieWScale: DefaultCookieScale}
 	if !d.md.IsDefined("defence") {
 		return df
 	}
@@ -79,6 +85,7 @@ func (d *decoder) defence(p toml.Primitive) Defence {
 		{raw.SourcePrefix4, "source_prefix4", 1, 32, &df.SourcePrefix4},
 		{raw.SourcePrefix6, "source_prefix6", 1, 128, &df.SourcePrefix6},
 		{raw.SYNCookieWScale, "syn_cookie_wscale", 0, 14, &df.SYNCookieWScale},
+		{raw.SYNCookieThresh, "syn_cookie_threshold", 1, MaxSourceRate, &df.SYNCookieThreshold},
 	} {
 		path := "defence." + k.key
 		if n, ok := is.integer(k.v, path, "defence "+k.key); ok {
@@ -91,10 +98,10 @@ func (d *decoder) defence(p toml.Primitive) Defence {
 	}
 	if m, ok := is.str(raw.SYNCookies, "defence.syn_cookies", "defence syn_cookies"); ok {
 		switch m {
-		case SYNCookiesOff, SYNCookiesAlways:
+		case SYNCookiesOff, SYNCookiesAuto, SYNCookiesAlways:
 			df.SYNCookies = m
 		default:
-			is.at("defence.syn_cookies", "defence syn_cookies %q: want %q or %q", m, SYNCookiesOff, SYNCookiesAlways)
+			is.at("defence.syn_cookies", "defence syn_cookies %q: want %q, %q or %q", m, SYNCookiesOff, SYNCookiesAuto, SYNCookiesAlways)
 		}
 	}
 	if df.SourceRate == 0 && (raw.SourceBurst.set || raw.SourcePrefix4.set || raw.SourcePrefix6.set) {

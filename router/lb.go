@@ -99,7 +99,8 @@ func (l *loop) balance(p *pkt, t l4) bool {
 		if !ok {
 			return false
 		}
-		if l.r.cookies != nil && t.proto == header.ProtocolTCP && rule.Topology() != balancer.DSR && l.synCookie(snap, rule, p, t, key) {
+		if l.r.cookies != nil && t.proto == header.ProtocolTCP && rule.Topology() != balancer.DSR &&
+			l.r.cookiesFor(t.flags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN) && l.synCookie(snap, rule, p, t, key) {
 			return true
 		}
 		if t.proto == header.ProtocolTCP && t.flags&(header.TCPFlagSYN|header.TCPFlagACK|header.TCPFlagRST) != header.TCPFlagSYN {

@@ -133,6 +133,7 @@ type Router struct {
 	cookies     *synproxy.Cookies
 	proxyWScale int
 	proxyCount  proxyCounters
+	proxy       proxyState
 
 	// Fragments: the flows of balanced datagrams' fragments, the reassembly of those
 	// addressed to the router, the identification of the IPv6 fragments it sends.
@@ -231,6 +232,12 @@ func New(cfg Config) (*Router, error) {
 			r.cookies = synproxy.New(sp.Secret, cfg.Now)
 		}
 		r.proxyWScale = sp.WScale
+		if sp.Auto {
+			if sp.Threshold < 1 {
+				return nil, fmt.Errorf("%w: SYN proxy threshold %d is not positive", ErrConfig, sp.Threshold)
+			}
+			r.proxy.auto, r.proxy.threshold = true, uint64(sp.Threshold)
+		}
 	}
 	if cfg.SourceLimit.Rate != 0 {
 		lim, err := srclimit.New(cfg.SourceLimit)
@@ -481,6 +488,9 @@ loop:
 				}
 			}
 			r.reasm.Expire(r.now(), r.reassemblyTimedOut)
+			if r.cookies != nil {
+				r.proxyTick(r.now())
+			}
 			if r.tracking.Load() {
 				r.ct.Expire()
 				r.lb.Expire()

@@ -3,6 +3,7 @@ package router
 import (
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"ulb/balancer"
 	"ulb/balancer/synproxy"
@@ -29,8 +30,13 @@ import (
 
 // SYNProxyConfig turns the SYN proxy on.
 type SYNProxyConfig struct {
-	// Enabled answers every SYN to a half-NAT or full-NAT TCP rule with a cookie.
-	Enabled bool
+	// Enabled answers every SYN to a half-NAT or full-NAT TCP rule with a cookie; with
+	// Auto, only while the SYNs to them come faster than Threshold per second (on at
+	// once, off after 10 seconds below half of it), as the kernel resorts to cookies
+	// when its SYN queue overflows.
+	Enabled   bool
+	Auto      bool
+	Threshold int
 	// WScale is the window scale shift (0-14) the router announces to clients that
 	// offer window scaling (config's default: DefaultProxyWScale). Servers with the same
 	// shift need no window translation; others get their windows shifted, which rounds
@@ -56,6 +62,11 @@ func proxyMSS(v6 bool) uint16 {
 
 // SYNProxyStats count the SYN proxy's work.
 type SYNProxyStats struct {
+	// Active says the cookies answer SYNs now (always, or Auto's switch); Activations
+	// counts Auto's switching on.
+	Auto           bool
+	Active         bool
+	Activations    uint64
 	CookiesSent    uint64 // SYN-ACKs with a cookie
 	CookiesValid   uint64 // ACKs whose cookie made a flow
 	CookiesInvalid uint64 // ACKs to a VIP without a flow or a valid cookie
@@ -65,6 +76,75 @@ type SYNProxyStats struct {
 
 type proxyCounters struct {
 	sent, valid, invalid, established, refused atomic.Uint64
+	activations                                atomic.Uint64
+}
+
+// proxyState is the SYN proxy's automatic switch (SYNProxyConfig.Auto).
+type proxyState struct {
+	auto      bool
+	threshold uint64
+	on        atomic.Bool
+	lastOn    atomic.Int64  // Unix ns when it was last on: its cookies' ACKs are checked for 2 periods more
+	syns      atomic.Uint64 // SYNs to proxied rules
+	// Guarded by the Run loop alone.
+	lastCount uint64
+	lastAt    time.Time
+	calmSince time.Time // when the rate fell below half the threshold, zero while above
+}
+
+// proxyCalm is how long SYNs must stay below half the threshold before Auto turns the
+// cookies off.
+const proxyCalm = 10 * time.Second
+
+// proxyTick measures the SYN rate once a second and switches the cookies (Auto).
+func (r *Router) proxyTick(now time.Time) {
+	ps := &r.proxy
+	if !ps.auto {
+		return
+	}
+	if ps.lastAt.IsZero() {
+		ps.lastAt, ps.lastCount = now, ps.syns.Load()
+		return
+	}
+	el := now.Sub(ps.lastAt)
+	if el < time.Second {
+		return
+	}
+	n := ps.syns.Load()
+	rate := uint64(float64(n-ps.lastCount) / el.Seconds())
+	ps.lastAt, ps.lastCount = now, n
+	switch on := ps.on.Load(); {
+	case rate >= ps.threshold && !on:
+		ps.on.Store(true)
+		ps.calmSince = time.Time{}
+		r.proxyCount.activations.Add(1)
+		r.log.Warn("SYN cookies on", "syns_per_second", rate, "threshold", ps.threshold)
+	case on && rate < ps.threshold/2:
+		if ps.calmSince.IsZero() {
+			ps.calmSince = now
+		} else if now.Sub(ps.calmSince) >= proxyCalm {
+			ps.on.Store(false)
+			r.log.Info("SYN cookies off", "syns_per_second", rate)
+		}
+	case on:
+		ps.calmSince = time.Time{}
+	}
+	if ps.on.Load() {
+		ps.lastOn.Store(now.UnixNano())
+	}
+}
+
+// cookiesFor says whether a segment to a proxied rule goes to the SYN proxy: SYNs while
+// it is on, other segments while its cookies may still come back.
+func (r *Router) cookiesFor(syn bool) bool {
+	ps := &r.proxy
+	if syn {
+		ps.syns.Add(1)
+	}
+	if !ps.auto || ps.on.Load() {
+		return true
+	}
+	return !syn && r.now().UnixNano()-ps.lastOn.Load() < int64(2*synproxy.Period)
 }
 
 // SYNProxyStats returns the SYN proxy's counters, and false when it is off.
@@ -73,7 +153,8 @@ func (r *Router) SYNProxyStats() (SYNProxyStats, bool) {
 		return SYNProxyStats{}, false
 	}
 	c := &r.proxyCount
-	return SYNProxyStats{CookiesSent: c.sent.Load(), CookiesValid: c.valid.Load(), CookiesInvalid: c.invalid.Load(),
+	return SYNProxyStats{Auto: r.proxy.auto, Active: !r.proxy.auto || r.proxy.on.Load(), Activations: c.activations.Load(),
+		CookiesSent: c.sent.Load(), CookiesValid: c.valid.Load(), CookiesInvalid: c.invalid.Load(),
 		Established: c.established.Load(), ServerRefused: c.refused.Load()}, true
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -232,4 +233,65 @@ func fixTCPChecksum(t *testing.T, frame []byte) {
 	tcp := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
 	tcp.SetNetworkLayerForChecksum(ip)
 	copy(frame, serialize(p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet), ip, tcp, gopacket.Payload(tcp.Payload)))
+}
+
+// With Auto the cookies answer SYNs only while they come faster than the threshold, and
+// the ACKs of cookies sent then are still taken after it calms down.
+func TestSYNProxyAuto(t *testing.T) {
+	c := lbCases[0]
+	f := newLBFixture(t, nil)
+	at := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	f.r.now = func() time.Time { return at }
+	f.r.cookies = synproxy.New([16]byte{7}, f.r.now)
+	f.r.proxy.auto, f.r.proxy.threshold = true, 5
+	vip := netip.AddrPortFrom(c.vip(), c.vport())
+	port := uint16(20000)
+	syn := func() [2][]byte {
+		port++
+		return f.passAll(f.left, proxySeg(macHostL, macRouterL, netip.AddrPortFrom(c.client(), port), vip, 1000, 0, true, false,
+			64240, []layers.TCPOption{optMSS(1460)}, nil))
+	}
+	tick := func(d time.Duration) { at = at.Add(d); f.r.proxyTick(at) }
+	tick(0)
+	for range 3 {
+		if out := syn(); out[1] == nil || out[0] != nil {
+			t.Fatal("quiet: a SYN was not forwarded to the server")
+		}
+	}
+	tick(time.Second)
+	if st, _ := f.r.SYNProxyStats(); st.Active {
+		t.Fatal("on at 3 SYNs/s, threshold 5")
+	}
+	for range 10 {
+		syn()
+	}
+	tick(time.Second)
+	st, _ := f.r.SYNProxyStats()
+	if !st.Active || st.Activations != 1 {
+		t.Fatalf("after 10 SYNs/s: %+v", st)
+	}
+	out := syn()
+	if out[0] == nil || out[1] != nil {
+		t.Fatal("on: the SYN was not answered with a cookie")
+	}
+	sa := decodeSeg(t, "SYN-ACK", out[0])
+	client := netip.AddrPortFrom(c.client(), port)
+	// Calm: off after proxyCalm below half the threshold.
+	for range 10 {
+		tick(time.Second)
+	}
+	if st, _ := f.r.SYNProxyStats(); !st.Active {
+		t.Fatal("off before 10 calm seconds")
+	}
+	tick(time.Second)
+	if st, _ := f.r.SYNProxyStats(); st.Active {
+		t.Fatal("still on after 11 calm seconds")
+	}
+	// The cookie handed out while on still opens its flow.
+	if out := f.passAll(f.left, proxySeg(macHostL, macRouterL, client, vip, 1001, sa.tcp.Seq+1, false, true, 502, nil, nil)); out[1] == nil {
+		t.Error("the ACK of a cookie sent while on made no flow once off")
+	}
+	if out := syn(); out[1] == nil || out[0] != nil {
+		t.Error("off: a SYN was not forwarded to the server")
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"ulb/config"
 	"ulb/router"
 	"ulb/router/control"
 	"ulb/router/fib"
@@ -122,7 +123,12 @@ func (rs routerStatus) Stats() control.StatsInfo {
 			OverLimit: ra.OverLimit, Malformed: ra.Malformed, Evicted: ra.Evicted, InProgress: ra.InProgress, Bytes: ra.Bytes}
 	}
 	if sp, on := rs.r.SYNProxyStats(); on {
-		si.SYNProxy = &control.SYNProxyInfo{CookiesSent: sp.CookiesSent, CookiesValid: sp.CookiesValid,
+		mode := config.SYNCookiesAlways
+		if sp.Auto {
+			mode = config.SYNCookiesAuto
+		}
+		si.SYNProxy = &control.SYNProxyInfo{Mode: mode, Active: sp.Active, Activations: sp.Activations,
+			CookiesSent: sp.CookiesSent, CookiesValid: sp.CookiesValid,
 			CookiesInvalid: sp.CookiesInvalid, Established: sp.Established, ServerRefused: sp.ServerRefused}
 	}
 	for _, ps := range rs.r.Ports() {

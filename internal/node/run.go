@@ -53,7 +53,9 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <
 		ThreadCPUs: cfg.Dataplane.CPUs,
 
 		SourceLimit: sourceLimit(cfg.Defence),
-		SYNProxy:    router.SYNProxyConfig{Enabled: cfg.Defence.SYNCookies == config.SYNCookiesAlways, WScale: cfg.Defence.SYNCookieWScale},
+		SYNProxy: router.SYNProxyConfig{Enabled: cfg.Defence.SYNCookies != config.SYNCookiesOff,
+			Auto: cfg.Defence.SYNCookies == config.SYNCookiesAuto, Threshold: cfg.Defence.SYNCookieThreshold,
+			WScale: cfg.Defence.SYNCookieWScale},
 	})
 	if err != nil {
 		for _, p := range ports {

@@ -138,6 +138,11 @@ type StatsInfo struct {
 
 // SYNProxyInfo are the SYN proxy's counters.
 type SYNProxyInfo struct {
+	// Mode is "always" or "auto"; Active says the cookies answer SYNs now, Activations
+	// counts auto's switching on.
+	Mode           string `json:"mode"`
+	Active         bool   `json:"active"`
+	Activations    uint64 `json:"activations"`
 	CookiesSent    uint64 `json:"cookies_sent"`    // SYN-ACKs with a cookie
 	CookiesValid   uint64 `json:"cookies_valid"`   // ACKs whose cookie made a flow
 	CookiesInvalid uint64 `json:"cookies_invalid"` // ACKs to a VIP with neither a flow nor a valid cookie

@@ -114,8 +114,13 @@ func Stats(w io.Writer, s *control.StatsInfo) error {
 	}
 	if sp := s.SYNProxy; sp != nil {
 		fmt.Fprintln(w)
-		err := table(w, "SYN-COOKIES-SENT\tVALID\tINVALID\tSERVER-HANDSHAKES\tSERVER-REFUSED",
-			[][]string{{u(sp.CookiesSent), u(sp.CookiesValid), u(sp.CookiesInvalid), u(sp.Established), u(sp.ServerRefused)}})
+		state := "off"
+		if sp.Active {
+			state = "on"
+		}
+		err := table(w, "SYN-COOKIES\tSTATE\tACTIVATIONS\tSENT\tVALID\tINVALID\tSERVER-HANDSHAKES\tSERVER-REFUSED",
+			[][]string{{sp.Mode, state, u(sp.Activations), u(sp.CookiesSent), u(sp.CookiesValid), u(sp.CookiesInvalid),
+				u(sp.Established), u(sp.ServerRefused)}})
 		if err != nil {
 			return err
 		}
