@@ -269,7 +269,7 @@ func (n *Neighbours) queueLocked(e *entry, buf []byte, offset int) {
 		n.st.queueDrops.Add(1)
 		return
 	}
-	f := getBuf()
+	f := getBufFor(len(buf) - offset)
 	f.b = f.b[:header.Headroom+len(buf)-offset]
 	copy(f.b[header.Headroom-header.VnetHdrLen:], buf[offset-header.VnetHdrLen:])
 	e.queue = append(e.queue, f)
@@ -449,23 +449,47 @@ func (n *Neighbours) announce(as *addrSet, a netip.Addr, mac header.MAC) {
 	n.flush(&out)
 }
 
-// frameBuf is a pooled buffer of header.BufSize bytes whose b holds header.Headroom bytes
-// (the last VnetHdrLen of them a virtio-net header) and then one frame.
+// frameBuf is a pooled buffer whose b holds header.Headroom bytes (the last VnetHdrLen
+// of them a virtio-net header) and then one frame: smallBuf bytes for the frames arpd
+// builds and the ordinary frames it queues, header.BufSize for a large (GSO) one.
 type frameBuf struct{ b []byte }
 
-var bufPool = sync.Pool{New: func() any { return &frameBuf{b: make([]byte, header.BufSize)} }}
+// smallBuf holds the headroom and a frame of up to 2 KiB: a queued frame costs that,
+// not the 64 KiB of a GSO frame, so that the queues of unresolved next hops (MaxQueued
+// frames a port) stay small under a flood of replies to addresses that do not answer.
+const smallBuf = header.Headroom + 2048
 
-// getBuf returns a buffer with a zero virtio-net header and room for a full frame.
-func getBuf() *frameBuf {
-	f := bufPool.Get().(*frameBuf)
-	f.b = f.b[:header.BufSize]
+var (
+	smallPool = sync.Pool{New: func() any { return &frameBuf{b: make([]byte, smallBuf)} }}
+	bigPool   = sync.Pool{New: func() any { return &frameBuf{b: make([]byte, header.BufSize)} }}
+)
+
+// getBuf returns a buffer with a zero virtio-net header and room for a frame of up to
+// smallBuf-Headroom bytes.
+func getBuf() *frameBuf { return getBufFor(smallBuf - header.Headroom) }
+
+// getBufFor returns a buffer with a zero virtio-net header and room for a frame of n
+// bytes (up to header.MaxFrame).
+func getBufFor(n int) *frameBuf {
+	pool := &smallPool
+	size := smallBuf
+	if header.Headroom+n > smallBuf {
+		pool, size = &bigPool, header.BufSize
+	}
+	f := pool.Get().(*frameBuf)
+	f.b = f.b[:size]
 	clear(f.b[header.Headroom-header.VnetHdrLen : header.Headroom])
 	return f
 }
 
 func putBuf(f *frameBuf) {
-	if f != nil {
-		bufPool.Put(f)
+	if f == nil {
+		return
+	}
+	if cap(f.b) >= header.BufSize {
+		bigPool.Put(f)
+	} else {
+		smallPool.Put(f)
 	}
 }
 
