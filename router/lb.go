@@ -112,6 +112,9 @@ func (l *loop) balance(p *pkt, t l4) bool {
 			l.refuse(p, t)
 			return true
 		}
+		if !l.newFlowWork() {
+			return true
+		}
 		if lim := l.r.srcLimit; lim != nil && !lim.Allow(p.src) {
 			// The client's prefix has opened its share of new flows: shed silently (a
 			// real client retransmits its SYN), before any other work for it.

@@ -699,3 +699,32 @@ func TestSourceLimit(t *testing.T) {
 		t.Error("after a second: want one more SYN through, then none")
 	}
 }
+
+// TestNewFlowBudget: a batch makes at most its budget of new flows; the rest are shed and
+// counted, an established flow's packets are not, and the next batch has a new budget.
+func TestNewFlowBudget(t *testing.T) {
+	f := newLBFixture(t, nil)
+	f.r.newFlowBudget = 3
+	c := lbCases[0]
+	vip := netip.AddrPortFrom(c.vip(), c.vport())
+	syn := func(port uint16) []byte {
+		return f.pass(f.left, 1, tcpFrame(macHostL, macRouterL, netip.AddrPortFrom(hostL4, port), vip, 64, flagSYN, 1000, nil))
+	}
+	passed := 0
+	for i := range 10 {
+		if syn(uint16(43000+i)) != nil {
+			passed++
+		}
+	}
+	if passed != 3 || f.left.bc.drops[DropLBNewFlowBudget] != 7 {
+		t.Errorf("%d of 10 SYNs made flows, %d shed; want 3 and 7", passed, f.left.bc.drops[DropLBNewFlowBudget])
+	}
+	ack := tcpFrame(macHostL, macRouterL, netip.AddrPortFrom(hostL4, 43000), vip, 64, flagACK, 1001, []byte("x"))
+	if f.pass(f.left, 1, ack) == nil {
+		t.Error("an established flow's packet was shed")
+	}
+	f.left.newFlows = 0 // the next batch
+	if syn(44000) == nil {
+		t.Error("the next batch has no budget")
+	}
+}

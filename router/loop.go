@@ -27,6 +27,9 @@ type loop struct {
 	reasm     []byte
 	reasmBusy bool
 	early     [][]byte // fragments rebuilt by releaseEarly
+	// newFlows counts this batch's new-flow work (flows made, cookies answered) against
+	// Config.NewFlowBudget.
+	newFlows int
 }
 
 const headroom = port.Headroom
@@ -75,6 +78,7 @@ func (l *loop) run(ctx context.Context) error {
 
 // batch handles n received frames and writes what they produced.
 func (l *loop) batch(n int) {
+	l.newFlows = 0
 	for i := 0; i < n; i++ {
 		l.bc.rxFrames++
 		l.bc.rxBytes += uint64(l.sizes[i])
@@ -118,4 +122,18 @@ func (l *loop) newScratch() []byte {
 	l.nused++
 	port.Hdr(b, headroom).Clear()
 	return b
+}
+
+// newFlowWork takes one unit of the batch's new-flow budget; false, counted, when the
+// batch has spent it: the frame is shed before any work for it, so that a flood of new
+// flows cannot take a batch's time from the frames of established ones.
+func (l *loop) newFlowWork() bool {
+	if b := l.r.newFlowBudget; b > 0 {
+		if l.newFlows >= b {
+			l.bc.drop(DropLBNewFlowBudget)
+			return false
+		}
+		l.newFlows++
+	}
+	return true
 }

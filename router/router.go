@@ -91,6 +91,9 @@ type Config struct {
 	SourceLimit srclimit.Config
 	// SYNProxy answers SYNs to the VIPs with SYN cookies (synproxy.go).
 	SYNProxy SYNProxyConfig
+	// NewFlowBudget bounds the new flows (and SYN cookies) one batch of a port's frames
+	// may make; past it the batch's other new flows are shed, counted (0: no bound).
+	NewFlowBudget int
 }
 
 // Router is the forwarding engine. Create it with New, start it with Run.
@@ -134,6 +137,8 @@ type Router struct {
 	proxyWScale int
 	proxyCount  proxyCounters
 	proxy       proxyState
+	// newFlowBudget is Config.NewFlowBudget.
+	newFlowBudget int
 
 	// Fragments: the flows of balanced datagrams' fragments, the reassembly of those
 	// addressed to the router, the identification of the IPv6 fragments it sends.
@@ -220,6 +225,8 @@ func New(cfg Config) (*Router, error) {
 
 		threadNice: cfg.ThreadNice,
 		threadCPUs: slices.Clone(cfg.ThreadCPUs),
+
+		newFlowBudget: max(cfg.NewFlowBudget, 0),
 	}
 	r.fragID.Store(uint32(cfg.Now().UnixNano()))
 	if sp := cfg.SYNProxy; sp.Enabled {

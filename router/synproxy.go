@@ -178,6 +178,9 @@ func (l *loop) synCookie(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t
 		if l.l2mcast {
 			return true // RFC 1122 §4.2.3.10: not to a broadcast or multicast SYN
 		}
+		if !l.newFlowWork() {
+			return true
+		}
 		o := synproxy.ParseSYN(seg, p.v6)
 		cookie, tsval := l.r.cookies.Make(f, seg.Seq(), o)
 		if b := l.newScratch(); b != nil {
@@ -196,6 +199,9 @@ func (l *loop) synCookie(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t
 	if !ok {
 		l.r.proxyCount.invalid.Add(1)
 		return false
+	}
+	if !l.newFlowWork() {
+		return true
 	}
 	if lim := l.r.srcLimit; lim != nil && !lim.Allow(p.src) {
 		snap.CountDrop(rule.ID(), 0)

@@ -56,6 +56,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <
 		SYNProxy: router.SYNProxyConfig{Enabled: cfg.Defence.SYNCookies != config.SYNCookiesOff,
 			Auto: cfg.Defence.SYNCookies == config.SYNCookiesAuto, Threshold: cfg.Defence.SYNCookieThreshold,
 			WScale: cfg.Defence.SYNCookieWScale},
+		NewFlowBudget: cfg.Defence.NewFlowBudget,
 	})
 	if err != nil {
 		for _, p := range ports {
