@@ -92,3 +92,47 @@ func TestSYNFloodWithCookies(t *testing.T) {
 		t.Errorf("%d flows entered during the flood", ct.Inserted-before.Conntrack.Inserted)
 	}
 }
+
+// TestFullTableUnderFlood: without SYN cookies a flood fills a 2000-flow table with
+// half-open flows; new connections still get in (the half-open ones are evicted first)
+// and a transfer that runs through it all completes intact (established flows are never
+// evicted).
+func TestFullTableUnderFlood(t *testing.T) {
+	const socket = "/run/ulb/ulbt-full.sock"
+	b := upBench(t, "testdata/tablefull/bench.toml")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	flood := make(chan error, 1)
+	go func() {
+		out, err := b.Exec(ctx, "client", "ulbbench", "loadgen", "flood", "-to", "198.51.100.100:80",
+			"-sources", "192.0.2.0/24", "-rate", "10000", "-for", "8s")
+		if err != nil {
+			err = fmt.Errorf("%v: %s", err, out)
+		}
+		flood <- err
+	}()
+	time.Sleep(time.Second) // the table is full by now
+	for _, c := range []bench.Check{
+		{Type: bench.CheckTransfer, From: "client", To: "198.51.100.100:9000", Bytes: 64 << 20, Timeout: 2 * time.Minute},
+		{Type: bench.CheckConns, From: "client", To: "198.51.100.100:80", Count: 100, ExpectNames: []string{"s1", "s2"}},
+	} {
+		r := b.Check(ctx, c)
+		t.Log(r)
+		if !r.Pass {
+			t.Errorf("during the flood: %s", r)
+		}
+	}
+	if err := <-flood; err != nil {
+		t.Fatalf("flood: %v", err)
+	}
+	var s control.StatsInfo
+	ulbadm(t, socket, &s, "show-stats")
+	ct := s.Conntrack
+	if ct == nil {
+		t.Fatal("show-stats has no conntrack")
+	}
+	t.Logf("table: %d of %d flows, evicted %v, refused %d", ct.Flows, ct.Capacity, ct.Evicted, ct.Refused)
+	if ct.Evicted["unassured"] < 10_000 || ct.Evicted["idle"] != 0 || ct.Refused != 0 || ct.Flows > ct.Capacity {
+		t.Errorf("table %+v: want the flood's half-open flows evicted, nothing refused", ct)
+	}
+}
