@@ -53,29 +53,9 @@ func TestSYNFloodWithCookies(t *testing.T) {
 	defer cancel()
 	var before control.StatsInfo
 	ulbadm(t, synSocket, &before, "show-stats")
-	flood := make(chan error, 1)
-	go func() {
-		out, err := b.Exec(ctx, "client", "ulbbench", "loadgen", "flood", "-to", "198.51.100.100:80",
-			"-sources", "192.0.2.0/24", "-rate", "20000", "-for", "8s")
-		if err != nil {
-			err = fmt.Errorf("%v: %s", err, out)
-		}
-		flood <- err
-	}()
-	time.Sleep(time.Second) // the flood is under way
-	for _, c := range []bench.Check{
-		{Type: bench.CheckTransfer, From: "client", To: "198.51.100.100:9000", Bytes: 64 << 20, Timeout: 2 * time.Minute},
-		{Type: bench.CheckConns, From: "client", To: "198.51.100.100:80", Count: 100, ExpectNames: []string{"s1", "s2"}},
-	} {
-		r := b.Check(ctx, c)
-		t.Log(r)
-		if !r.Pass {
-			t.Errorf("during the flood: %s", r)
-		}
-	}
-	if err := <-flood; err != nil {
-		t.Fatalf("flood: %v", err)
-	}
+	duringFlood(t, ctx, b, 20000, 8*time.Second,
+		bench.Check{Type: bench.CheckTransfer, From: "client", To: "198.51.100.100:9000", Bytes: 64 << 20, Timeout: 2 * time.Minute},
+		bench.Check{Type: bench.CheckConns, From: "client", To: "198.51.100.100:80", Count: 100, ExpectNames: []string{"s1", "s2"}})
 	var s control.StatsInfo
 	ulbadm(t, synSocket, &s, "show-stats")
 	sp, ct := s.SYNProxy, s.Conntrack
@@ -102,29 +82,10 @@ func TestFullTableUnderFlood(t *testing.T) {
 	b := upBench(t, "testdata/tablefull/bench.toml")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	flood := make(chan error, 1)
-	go func() {
-		out, err := b.Exec(ctx, "client", "ulbbench", "loadgen", "flood", "-to", "198.51.100.100:80",
-			"-sources", "192.0.2.0/24", "-rate", "10000", "-for", "8s")
-		if err != nil {
-			err = fmt.Errorf("%v: %s", err, out)
-		}
-		flood <- err
-	}()
-	time.Sleep(time.Second) // the table is full by now
-	for _, c := range []bench.Check{
-		{Type: bench.CheckTransfer, From: "client", To: "198.51.100.100:9000", Bytes: 64 << 20, Timeout: 2 * time.Minute},
-		{Type: bench.CheckConns, From: "client", To: "198.51.100.100:80", Count: 100, ExpectNames: []string{"s1", "s2"}},
-	} {
-		r := b.Check(ctx, c)
-		t.Log(r)
-		if !r.Pass {
-			t.Errorf("during the flood: %s", r)
-		}
-	}
-	if err := <-flood; err != nil {
-		t.Fatalf("flood: %v", err)
-	}
+	// The table is full a second into the flood, when the checks start.
+	duringFlood(t, ctx, b, 10000, 8*time.Second,
+		bench.Check{Type: bench.CheckTransfer, From: "client", To: "198.51.100.100:9000", Bytes: 64 << 20, Timeout: 2 * time.Minute},
+		bench.Check{Type: bench.CheckConns, From: "client", To: "198.51.100.100:80", Count: 100, ExpectNames: []string{"s1", "s2"}})
 	var s control.StatsInfo
 	ulbadm(t, socket, &s, "show-stats")
 	ct := s.Conntrack
@@ -134,5 +95,31 @@ func TestFullTableUnderFlood(t *testing.T) {
 	t.Logf("table: %d of %d flows, evicted %v, refused %d", ct.Flows, ct.Capacity, ct.Evicted, ct.Refused)
 	if ct.Evicted["unassured"] < 10_000 || ct.Evicted["idle"] != 0 || ct.Refused != 0 || ct.Flows > ct.Capacity {
 		t.Errorf("table %+v: want the flood's half-open flows evicted, nothing refused", ct)
+	}
+}
+
+// duringFlood floods 198.51.100.100:80 from the client with rate SYNs/s from spoofed
+// sources of 192.0.2.0/24 for d, runs checks a second into it, and waits for its end.
+func duringFlood(t *testing.T, ctx context.Context, b *bench.Bench, rate int, d time.Duration, checks ...bench.Check) {
+	t.Helper()
+	flood := make(chan error, 1)
+	go func() {
+		out, err := b.Exec(ctx, "client", "ulbbench", "loadgen", "flood", "-to", "198.51.100.100:80",
+			"-sources", "192.0.2.0/24", "-rate", fmt.Sprint(rate), "-for", d.String())
+		if err != nil {
+			err = fmt.Errorf("%v: %s", err, out)
+		}
+		flood <- err
+	}()
+	time.Sleep(time.Second) // the flood is under way
+	for _, c := range checks {
+		r := b.Check(ctx, c)
+		t.Log(r)
+		if !r.Pass {
+			t.Errorf("during the flood: %s", r)
+		}
+	}
+	if err := <-flood; err != nil {
+		t.Fatalf("flood: %v", err)
 	}
 }
