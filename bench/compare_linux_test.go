@@ -69,45 +69,7 @@ concurrency = 4
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/ulbbench: %v\n%s", err, out)
 	}
-	var progress bytes.Buffer
-	opts := CompareOptions{
-		Options:   Options{BinDir: bin, StateRoot: filepath.Join(dir, "state"), Out: &progress},
-		Repeat:    1,
-		BenchName: func(string, string) string { return name },
-	}
-	spec, err := Load(kernel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := spec.Rename(name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := Down(spec, opts.Options); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	rep, err := RunCompare(ctx, c, opts)
-	t.Logf("progress:\n%s", progress.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var table bytes.Buffer
-	if err := rep.WriteTable(&table); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("table:\n%s", table.String())
-	if rep.Failed() {
-		t.Fatalf("a repetition failed: %+v", rep.Workloads)
-	}
-	for _, ns := range spec.Namespaces() {
-		if netns.Exists(ns) {
-			t.Errorf("namespace %s still exists after the comparison", ns)
-		}
-	}
+	rep, out := runTestCompare(t, c, kernel, name, bin, dir, 1, 90*time.Second, "")
 	want := map[string][]string{
 		"tcp-stream": {"Gbit/s received", "Gbit/s sent"},
 		"pps64":      {"Mpps delivered", "Mpps offered"},
@@ -134,7 +96,6 @@ concurrency = 4
 	if len(want) > 0 {
 		t.Errorf("workloads missing from the report: %v", want)
 	}
-	out := table.String()
 	for _, s := range []string{"WORKLOAD", "tcp-stream", "Gbit/s received", "pps64", "Mpps delivered", "iperf3 -c 198.51.100.2",
 		"conns/s", "ulbbench client conns -to 198.51.100.2:80 -count 200 -concurrency 4 from client"} {
 		if !strings.Contains(out, s) {
@@ -150,22 +111,61 @@ concurrency = 4
 	c.Workloads = c.Workloads[:1]
 	c.Workloads[0].FallbackSink = "198.51.100.2:9000"
 	c.Workloads[0].FallbackBytes = 16 << 20
-	opts.Iperf3 = "ulbt-no-such-iperf3"
-	rep, err = RunCompare(ctx, c, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	table.Reset()
-	rep.WriteTable(&table)
-	t.Logf("fallback table:\n%s", table.String())
-	if rep.Failed() {
-		t.Fatalf("fallback failed: %+v", rep.Workloads)
-	}
+	rep, out = runTestCompare(t, c, kernel, name, bin, dir, 1, 90*time.Second, "ulbt-no-such-iperf3")
 	m := rep.Workloads[0].Metrics
 	if len(m) != 1 || m[0].Name != "Gbit/s received" || !(m[0].Median["kernel"] > 0) {
 		t.Errorf("fallback figures %+v", m)
 	}
-	if !strings.Contains(table.String(), "ulbt-no-such-iperf3 not found: measured with the bench's transfer check (16 MiB to 198.51.100.2:9000)") {
+	if !strings.Contains(out, "ulbt-no-such-iperf3 not found: measured with the bench's transfer check (16 MiB to 198.51.100.2:9000)") {
 		t.Error("the table does not say iperf3 was missing")
 	}
+}
+
+// runTestCompare runs the comparison c on benchFile's bench renamed to name, with the
+// programs built into bin and state under dir (and iperf3 as the iperf3 program, when
+// given), logs its progress and table, fails the test on an error or a failed
+// repetition, checks that no namespace is left, and returns the report and its table.
+func runTestCompare(t *testing.T, c *CompareSpec, benchFile, name, bin, dir string, repeat int, timeout time.Duration,
+	iperf3 string) (*CompareReport, string) {
+	t.Helper()
+	var progress bytes.Buffer
+	opts := CompareOptions{
+		Options:   Options{BinDir: bin, StateRoot: filepath.Join(dir, "state"), Out: &progress},
+		Repeat:    repeat,
+		BenchName: func(string, string) string { return name },
+		Iperf3:    iperf3,
+	}
+	spec, err := Load(benchFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spec.Rename(name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := Down(spec, opts.Options); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	rep, err := RunCompare(ctx, c, opts)
+	t.Logf("progress:\n%s", progress.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("table:\n%s", table.String())
+	if rep.Failed() {
+		t.Fatalf("a repetition failed: %+v", rep.Workloads)
+	}
+	for _, ns := range spec.Namespaces() {
+		if netns.Exists(ns) {
+			t.Errorf("namespace %s still exists after the comparison", ns)
+		}
+	}
+	return rep, table.String()
 }

@@ -1,8 +1,6 @@
 package bench
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"ulb/bench/netns"
 	"ulb/internal/testenv"
 )
 
@@ -76,43 +73,7 @@ recovery_window = "2s"
 			t.Fatalf("go build ./cmd/%s: %v\n%s", prog, err, out)
 		}
 	}
-	var progress bytes.Buffer
-	opts := CompareOptions{
-		Options:   Options{BinDir: bin, StateRoot: filepath.Join(dir, "state"), Out: &progress},
-		BenchName: func(string, string) string { return benchName },
-	}
-	spec, err := Load(filepath.Join(dir, "bench.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := spec.Rename(benchName); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := Down(spec, opts.Options); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	rep, err := RunCompare(ctx, c, opts)
-	t.Logf("progress:\n%s", progress.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var table bytes.Buffer
-	if err := rep.WriteTable(&table); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("table:\n%s", table.String())
-	if rep.Failed() {
-		t.Fatalf("the repetition failed: %v", rep.Workloads[0].Errors)
-	}
-	for _, ns := range spec.Namespaces() {
-		if netns.Exists(ns) {
-			t.Errorf("namespace %s still exists after the comparison", ns)
-		}
-	}
+	rep, table := runTestCompare(t, c, filepath.Join(dir, "bench.toml"), benchName, bin, dir, 0, 2*time.Minute, "")
 	w := rep.Workloads[0]
 	fig := func(name string) (float64, bool) {
 		for _, m := range w.Metrics {
@@ -145,7 +106,7 @@ recovery_window = "2s"
 	if d := w.Router["ulbd"]; d == nil || d.Forwarded == 0 {
 		t.Errorf("no router counters over the flood: %+v", d)
 	}
-	if !strings.Contains(table.String(), "ulbbench loadgen flood from client: TCP SYNs to 198.51.100.100:80 from random addresses of 192.0.2.0/25") {
+	if !strings.Contains(table, "ulbbench loadgen flood from client: TCP SYNs to 198.51.100.100:80 from random addresses of 192.0.2.0/25") {
 		t.Error("the table does not say how the flood was made")
 	}
 }
