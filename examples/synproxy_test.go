@@ -123,3 +123,50 @@ func duringFlood(t *testing.T, ctx context.Context, b *bench.Bench, rate int, d 
 		t.Fatalf("flood: %v", err)
 	}
 }
+
+// TestSYNCookiesAuto: with syn_cookies = "auto" quiet connections get no cookie; a flood
+// past the threshold turns the cookies on within about a second, while a transfer and
+// new connections go on; once it is over they turn off again.
+func TestSYNCookiesAuto(t *testing.T) {
+	const socket = "/run/ulb/ulbt-sa.sock"
+	b := upBench(t, "testdata/synauto/bench.toml")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if r := b.Check(ctx, bench.Check{Type: bench.CheckConns, From: "client", To: "198.51.100.100:80", Count: 50,
+		ExpectNames: []string{"s1", "s2"}}); !r.Pass {
+		t.Fatalf("quiet: %s", r)
+	}
+	var s control.StatsInfo
+	ulbadm(t, socket, &s, "show-stats")
+	if sp := s.SYNProxy; sp == nil || sp.Mode != "auto" || sp.Active || sp.CookiesSent != 0 {
+		t.Fatalf("quiet: syn_proxy %+v, want auto, off, no cookie", sp)
+	}
+	inserted := s.Conntrack.Inserted
+	duringFlood(t, ctx, b, 20000, 6*time.Second,
+		bench.Check{Type: bench.CheckTransfer, From: "client", To: "198.51.100.100:9000", Bytes: 32 << 20, Timeout: 2 * time.Minute},
+		bench.Check{Type: bench.CheckConns, From: "client", To: "198.51.100.100:80", Count: 100, ExpectNames: []string{"s1", "s2"}})
+	ulbadm(t, socket, &s, "show-stats")
+	sp := s.SYNProxy
+	flows := s.Conntrack.Inserted - inserted
+	t.Logf("flood: syn_proxy %+v, %d flows entered", sp, flows)
+	if !sp.Active || sp.Activations != 1 || sp.CookiesSent < 60_000 {
+		t.Errorf("after the flood: %+v, want on once, most of its 120000 SYNs answered with cookies", sp)
+	}
+	if flows > 60_000 {
+		t.Errorf("%d flows entered: the cookies came on late", flows)
+	}
+	// 10 s below half the threshold: off.
+	deadline := time.Now().Add(20 * time.Second)
+	for sp.Active && time.Now().Before(deadline) {
+		time.Sleep(time.Second)
+		ulbadm(t, socket, &s, "show-stats")
+		sp = s.SYNProxy
+	}
+	if sp.Active {
+		t.Errorf("cookies still on 20 s after the flood: %+v", sp)
+	}
+	if r := b.Check(ctx, bench.Check{Type: bench.CheckConns, From: "client", To: "198.51.100.100:80", Count: 20,
+		ExpectNames: []string{"s1", "s2"}}); !r.Pass {
+		t.Errorf("after the flood: %s", r)
+	}
+}
