@@ -251,6 +251,9 @@ func clientWindow(w uint16, o synproxy.Options) uint16 {
 func (l *loop) proxyPending(snap *balancer.Snapshot, p *pkt, t l4, f *conntrack.Flow, dir conntrack.Direction) {
 	seg := p.tcpOf()
 	if dir != conntrack.Reply {
+		if t.flags&header.TCPFlagRST != 0 {
+			l.r.ct.Delete(f.Orig) // the client gave up; the server's half-open end times out
+		}
 		l.bc.drop(DropLBProxyPending)
 		return
 	}
