@@ -78,10 +78,16 @@ func (l *loop) syncAfter(snap *balancer.Snapshot, f *conntrack.Flow, tcpFlags ui
 // syncRecord describes a balanced flow for the wire; false for flows that are not the
 // balancer's (the host port's) or whose server is gone.
 func syncRecord(snap *balancer.Snapshot, f *conntrack.Flow) (ctsync.Record, bool) {
-	if !f.Topology.Balanced() || f.Server == sorryServer {
+	if !f.Topology.Balanced() || f.Server == sorryServer || f.Adjust.Flags&conntrack.AdjustPending != 0 {
+		// A SYN-proxied flow whose server handshake is not done is this node's alone.
 		return ctsync.Record{}, false
 	}
 	rec := ctsync.Record{Orig: f.Orig, Reply: f.Reply, State: f.State, Topology: uint8(f.Topology)}
+	if f.Adjust.Flags&conntrack.AdjustOn != 0 {
+		a := f.Adjust
+		rec.Adjust = conntrack.Adjust{Flags: a.Flags & (conntrack.AdjustOn | conntrack.AdjustTimestamps), Seq: a.Seq, TS: a.TS,
+			WScale: a.WScale}
+	}
 	if f.Orig.Proto != conntrack.ProtoTCP {
 		rec.State = conntrack.StateUDP
 		if f.Orig.Proto != conntrack.ProtoUDP {
@@ -149,6 +155,9 @@ func (r *Router) syncSendTo(payload []byte) (failed int) {
 func (r *Router) syncAdopt(rec ctsync.Record) ctsync.Outcome {
 	snap := r.lb.Snapshot()
 	if r.ct.Refresh(rec.Orig, rec.State) {
+		if rec.Adjust.Flags != 0 {
+			r.ct.SetAdjust(rec.Orig, rec.Adjust)
+		}
 		return ctsync.Refreshed
 	}
 	rule, ok := snap.Match(rec.Orig.Proto, rec.Orig.Dst(), rec.Orig.DstPort)
@@ -160,7 +169,7 @@ func (r *Router) syncAdopt(rec ctsync.Record) ctsync.Outcome {
 		return ctsync.Unknown
 	}
 	f := conntrack.Flow{Orig: rec.Orig, Reply: rec.Reply, Rule: rule.ID(), Server: pick.Server,
-		Topology: conntrack.Topology(rec.Topology), State: rec.State}
+		Topology: conntrack.Topology(rec.Topology), State: rec.State, Adjust: rec.Adjust}
 	if rule.Topology() == balancer.FullNAT && (r.proxyPorts == nil || !r.proxyPorts.Take(rec.Reply.Dst(), rec.Reply.DstPort)) {
 		r.lb.FlowEnded(rule.ID(), pick.Server, rec.Orig.Src())
 		return ctsync.Refused

@@ -51,6 +51,10 @@ func TestSyncAdopt(t *testing.T) {
 	recs := []ctsync.Record{
 		{Orig: conntrack.MakeTuple(client, vip, 40000, 80, tcp), Reply: conntrack.MakeTuple(s2, client, 8080, 40000, tcp),
 			State: conntrack.StateEstablished, Topology: uint8(balancer.HalfNAT), Server: netip.AddrPortFrom(s2, 8080)},
+		// A flow the peer's SYN proxy opened: its translation comes along.
+		{Orig: conntrack.MakeTuple(client, vip, 40010, 80, tcp), Reply: conntrack.MakeTuple(s1, client, 8080, 40010, tcp),
+			State: conntrack.StateEstablished, Topology: uint8(balancer.HalfNAT), Server: netip.AddrPortFrom(s1, 8080),
+			Adjust: conntrack.Adjust{Flags: conntrack.AdjustOn | conntrack.AdjustTimestamps, Seq: 777, TS: 5, WScale: 1}},
 		{Orig: conntrack.MakeTuple(client, vip, 40001, 81, tcp), Reply: conntrack.MakeTuple(s1, proxy, 8080, 61000, tcp),
 			State: conntrack.StateSynRecv, Topology: uint8(balancer.FullNAT), Server: netip.AddrPortFrom(s1, 8080)},
 		{Orig: conntrack.MakeTuple(client, vip, 40002, 82, tcp),
@@ -85,7 +89,7 @@ func TestSyncAdopt(t *testing.T) {
 		t.Error("the full-NAT flow's proxy port was left free")
 	}
 	// The peer's next record for the full-NAT flow: the handshake is over.
-	est := recs[1]
+	est := recs[2]
 	est.State = conntrack.StateEstablished
 	o := r.syncAdopt(est)
 	if f, _, _ := r.ct.Get(est.Orig); f.State != conntrack.StateEstablished || o != ctsync.Refreshed {
@@ -106,11 +110,17 @@ func TestSyncAdopt(t *testing.T) {
 			t.Errorf("a flow was entered for %+v", bad)
 		}
 	}
+	// A SYN-proxied flow whose server handshake is pending is not sent.
+	pending := conntrack.Flow{Orig: recs[1].Orig, Reply: recs[1].Reply, Topology: conntrack.HalfNAT, Server: 1,
+		State: conntrack.StateSynRecv, Adjust: conntrack.Adjust{Flags: conntrack.AdjustPending, Seq: 9}}
+	if rec, ok := syncRecord(snap, &pending); ok {
+		t.Errorf("a pending SYN-proxied flow is sent as %+v", rec)
+	}
 	var conns int64
 	for _, s := range r.lb.Servers() {
 		conns += s.ConnsNow
 	}
-	if conns != 3 {
-		t.Errorf("the balancer counts %d flows, want the 3 adopted", conns)
+	if conns != 4 {
+		t.Errorf("the balancer counts %d flows, want the 4 adopted", conns)
 	}
 }

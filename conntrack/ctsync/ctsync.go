@@ -3,7 +3,7 @@
 // takes over forwards the same flows to the same servers and open connections live on, as
 // IPVS's sync daemon does for LVS.
 //
-// A message is one UDP datagram (port DefaultPort): an 8-byte header, "ULBS", version 1,
+// A message is one UDP datagram (port DefaultPort): an 8-byte header, "ULBS", version 2,
 // a flags byte and the record count (big endian), then count fixed-size records. The one
 // flag, FlagRequest, asks the peer to send the flows it forwards: a node sends it, with
 // no records, when it starts, so that it knows the open connections before it may take
@@ -14,6 +14,12 @@
 //	   source port, destination port (2 each)
 //	40 reply tuple, the same way (all zero: none, direct server return)
 //	76 server address (16), server port (2)          94 two zero bytes
+//	96 SYN proxy adjust: flags (conntrack.AdjustOn, AdjustTimestamps), window scale
+//	   difference (signed), two zero bytes, sequence difference (4), TSval difference
+//	   (4); all zero for a flow the SYN proxy did not open
+//
+// Version 2 added the SYN proxy's adjust (version 1 records were 96 bytes): nodes of
+// both versions refuse each other's messages, so a pair is upgraded together.
 //
 // Records carry the client's view and the server's address, never a node's rule or
 // server numbers, so that nodes with the same configuration understand each other.
@@ -32,10 +38,10 @@ import (
 const (
 	DefaultPort = 8848 // the UDP port of sync messages, IPVS's
 	HeaderLen   = 8
-	RecordLen   = 96
+	RecordLen   = 108
 	// MaxRecords keeps a message within 1400 bytes, below any link MTU it may cross.
 	MaxRecords = (1400 - HeaderLen) / RecordLen
-	version    = 1
+	version    = 2
 	// FlagRequest asks the receiver to send its flows.
 	FlagRequest = 0x01
 )
@@ -48,6 +54,9 @@ type Record struct {
 	State       conntrack.State
 	Topology    uint8          // a conntrack.Topology of the balancer's (HalfNAT 0, FullNAT 1, DSR 2)
 	Server      netip.AddrPort // the server the flow goes to
+	// Adjust is a SYN-proxied flow's translation (flags AdjustOn and AdjustTimestamps
+	// only; zero for other flows).
+	Adjust conntrack.Adjust
 }
 
 // ErrMalformed is wrapped by every Decode error.
@@ -78,6 +87,9 @@ func appendMessage(b []byte, flags uint8, recs []Record) []byte {
 		b = append(b, a[:]...)
 		b = binary.BigEndian.AppendUint16(b, r.Server.Port())
 		b = append(b, 0, 0)
+		b = append(b, uint8(r.Adjust.Flags), uint8(r.Adjust.WScale), 0, 0)
+		b = binary.BigEndian.AppendUint32(b, r.Adjust.Seq)
+		b = binary.BigEndian.AppendUint32(b, r.Adjust.TS)
 	}
 	return b
 }
@@ -167,8 +179,16 @@ func checkRecord(b []byte) error {
 	if s := r.Server.Addr(); !s.IsValid() || s.IsUnspecified() || s.Is4() != r.Orig.Dst().Is4() {
 		return bad("server %v", r.Server)
 	}
-	if b[3] != 0 || b[94] != 0 || b[95] != 0 {
+	if b[3] != 0 || b[94] != 0 || b[95] != 0 || b[98] != 0 || b[99] != 0 {
 		return bad("reserved bytes set")
+	}
+	switch fl := conntrack.AdjustFlags(b[96]); {
+	case fl&^(conntrack.AdjustOn|conntrack.AdjustTimestamps) != 0:
+		return bad("adjust flags %#x", b[96])
+	case fl == 0 && [12]byte(b[96:108]) != [12]byte{}:
+		return bad("adjust values without flags")
+	case fl != 0 && proto != conntrack.ProtoTCP:
+		return bad("adjust for a protocol %d flow", proto)
 	}
 	return nil
 }
@@ -185,6 +205,8 @@ func record(b []byte) Record {
 		State:    conntrack.State(b[1]),
 		Topology: b[2],
 		Server:   netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[76:92])).Unmap(), binary.BigEndian.Uint16(b[92:])),
+		Adjust: conntrack.Adjust{Flags: conntrack.AdjustFlags(b[96]), WScale: int8(b[97]),
+			Seq: binary.BigEndian.Uint32(b[100:]), TS: binary.BigEndian.Uint32(b[104:])},
 	}
 }
 

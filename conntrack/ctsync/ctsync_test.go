@@ -14,10 +14,11 @@ func sample() []Record {
 	c6, vip6, s6 := netip.MustParseAddr("2001:db8:1::2"), netip.MustParseAddr("2001:db8:1::100"), netip.MustParseAddr("2001:db8:2::201")
 	proxy := netip.MustParseAddr("203.0.113.50")
 	return []Record{
-		{ // half-NAT TCP
+		{ // half-NAT TCP, opened by the SYN proxy
 			Orig:  conntrack.MakeTuple(c4, vip4, 40000, 80, conntrack.ProtoTCP),
 			Reply: conntrack.MakeTuple(s4, c4, 8080, 40000, conntrack.ProtoTCP),
 			State: conntrack.StateEstablished, Topology: 1, Server: netip.AddrPortFrom(s4, 8080),
+			Adjust: conntrack.Adjust{Flags: conntrack.AdjustOn | conntrack.AdjustTimestamps, Seq: 0x89abcdef, TS: 12345, WScale: -2},
 		},
 		{ // full-NAT UDP
 			Orig:  conntrack.MakeTuple(c4, vip4, 5353, 53, conntrack.ProtoUDP),
@@ -43,7 +44,7 @@ func decodeAll(t *testing.T, b []byte) []Record {
 func TestRoundTrip(t *testing.T) {
 	recs := sample()
 	b := Append(nil, recs)
-	if len(b) != HeaderLen+len(recs)*RecordLen || !bytes.HasPrefix(b, []byte("ULBS\x01\x00\x00\x03")) {
+	if len(b) != HeaderLen+len(recs)*RecordLen || !bytes.HasPrefix(b, []byte("ULBS\x02\x00\x00\x03")) {
 		t.Fatalf("message % x", b[:min(len(b), 16)])
 	}
 	got := decodeAll(t, b)
@@ -71,7 +72,7 @@ func TestRequest(t *testing.T) {
 	b := AppendRequest(nil)
 	n := 0
 	req, err := Decode(b, func(Record) { n++ })
-	if err != nil || !req || n != 0 || !bytes.Equal(b, []byte("ULBS\x01\x01\x00\x00")) {
+	if err != nil || !req || n != 0 || !bytes.Equal(b, []byte("ULBS\x02\x01\x00\x00")) {
 		t.Fatalf("request % x: Decode = %v, %v, %d records", b, req, err, n)
 	}
 }
@@ -83,21 +84,24 @@ func TestDecodeRefuses(t *testing.T) {
 	}
 	rec := HeaderLen
 	for name, b := range map[string][]byte{
-		"short":          good[:5],
-		"magic":          mutate(func(b []byte) []byte { b[0] = 'X'; return b }),
-		"version":        mutate(func(b []byte) []byte { b[4] = 2; return b }),
-		"flags":          mutate(func(b []byte) []byte { b[5] = 2; return b }),
-		"count too high": mutate(func(b []byte) []byte { b[7] = 2; return b }),
-		"truncated":      good[:len(good)-1],
-		"trailing":       append(append([]byte(nil), good...), 0),
-		"protocol":       mutate(func(b []byte) []byte { b[rec] = 1; return b }),
-		"TCP state":      mutate(func(b []byte) []byte { b[rec+1] = uint8(conntrack.StateUDP); return b }),
-		"UDP state":      mutate(func(b []byte) []byte { b[rec] = conntrack.ProtoUDP; return b }),
-		"zero client":    mutate(func(b []byte) []byte { clear(b[rec+4 : rec+20]); return b }),
-		"zero port":      mutate(func(b []byte) []byte { clear(b[rec+36 : rec+38]); return b }),
-		"mixed families": mutate(func(b []byte) []byte { b[rec+4+10], b[rec+4+11] = 0, 0; return b }),
-		"zero server":    mutate(func(b []byte) []byte { clear(b[rec+76 : rec+92]); return b }),
-		"reserved":       mutate(func(b []byte) []byte { b[rec+95] = 1; return b }),
+		"short":           good[:5],
+		"magic":           mutate(func(b []byte) []byte { b[0] = 'X'; return b }),
+		"version":         mutate(func(b []byte) []byte { b[4] = 1; return b }),
+		"flags":           mutate(func(b []byte) []byte { b[5] = 2; return b }),
+		"count too high":  mutate(func(b []byte) []byte { b[7] = 2; return b }),
+		"truncated":       good[:len(good)-1],
+		"trailing":        append(append([]byte(nil), good...), 0),
+		"protocol":        mutate(func(b []byte) []byte { b[rec] = 1; return b }),
+		"TCP state":       mutate(func(b []byte) []byte { b[rec+1] = uint8(conntrack.StateUDP); return b }),
+		"UDP state":       mutate(func(b []byte) []byte { b[rec] = conntrack.ProtoUDP; return b }),
+		"zero client":     mutate(func(b []byte) []byte { clear(b[rec+4 : rec+20]); return b }),
+		"zero port":       mutate(func(b []byte) []byte { clear(b[rec+36 : rec+38]); return b }),
+		"mixed families":  mutate(func(b []byte) []byte { b[rec+4+10], b[rec+4+11] = 0, 0; return b }),
+		"zero server":     mutate(func(b []byte) []byte { clear(b[rec+76 : rec+92]); return b }),
+		"reserved":        mutate(func(b []byte) []byte { b[rec+95] = 1; return b }),
+		"adjust reserved": mutate(func(b []byte) []byte { b[rec+99] = 1; return b }),
+		"adjust flags":    mutate(func(b []byte) []byte { b[rec+96] |= uint8(conntrack.AdjustPending); return b }),
+		"adjust values":   mutate(func(b []byte) []byte { b[rec+96] = 0; return b }),
 	} {
 		called := false
 		_, err := Decode(b, func(Record) { called = true })
