@@ -9,6 +9,7 @@ import (
 	"ulb/balancer/synproxy"
 	"ulb/conntrack"
 	"ulb/nat"
+	"ulb/router/fib"
 	"ulb/router/header"
 	"ulb/router/port"
 )
@@ -177,6 +178,14 @@ func (l *loop) synCookie(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t
 	case header.TCPFlagSYN:
 		if l.l2mcast {
 			return true // RFC 1122 §4.2.3.10: not to a broadcast or multicast SYN
+		}
+		if !p.src.IsLinkLocalUnicast() {
+			// A SYN-ACK to a source without a route back would be dropped after the
+			// cookie's work (a flood from spoofed sources): drop the SYN first.
+			if nh, ok := l.r.fib.Load().Lookup(p.src); !ok || nh.Kind == fib.Local {
+				l.bc.drop(DropNoRoute)
+				return true
+			}
 		}
 		if !l.newFlowWork() {
 			return true

@@ -295,3 +295,20 @@ func TestSYNProxyAuto(t *testing.T) {
 		t.Error("off: a SYN was not forwarded to the server")
 	}
 }
+
+// A SYN from a source the router has no route back to gets no cookie (its SYN-ACK could
+// not leave): dropped first, counted as no-route.
+func TestSYNProxyUnroutableSource(t *testing.T) {
+	c := lbCases[0]
+	f := newLBFixture(t, nil)
+	f.r.cookies = synproxy.New([16]byte{7}, nil)
+	spoofed := netip.AddrPortFrom(netip.MustParseAddr("203.0.113.77"), 40000)
+	out := f.passAll(f.left, proxySeg(macHostL, macRouterL, spoofed, netip.AddrPortFrom(c.vip(), c.vport()), 1000, 0, true, false,
+		64240, []layers.TCPOption{optMSS(1460)}, nil))
+	if out[0] != nil || out[1] != nil || f.left.bc.drops[DropNoRoute] != 1 {
+		t.Errorf("sent %v, no-route drops %d", out, f.left.bc.drops[DropNoRoute])
+	}
+	if st, _ := f.r.SYNProxyStats(); st.CookiesSent != 0 {
+		t.Errorf("%d cookies sent", st.CookiesSent)
+	}
+}
