@@ -3,8 +3,10 @@ package examples
 import (
 	"context"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -206,4 +208,83 @@ func hasConn(t *testing.T, socket, client, state string) bool {
 // execIn runs a command in a network namespace.
 func execIn(ctx context.Context, ns string, args ...string) ([]byte, error) {
 	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
+}
+
+// TestHAPairSYNProxy: the HA pair with the SYN proxy on both nodes. A connection whose
+// handshake lb1 answered with a cookie lives on through lb2 after lb1 is killed:
+// connection sync told lb2 the flow and its sequence translation.
+func TestHAPairSYNProxy(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"bench.toml", "lb1.toml", "lb2.toml"} {
+		data, err := os.ReadFile(filepath.Join("ha-half-nat", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(data)
+		switch f {
+		case "bench.toml":
+			s = strings.Replace(s, "\nname = \"ha\"\n", "\nname = \"hac\"\n", 1)
+		default:
+			s += "\n[defence]\nsyn_cookies = \"always\"\n"
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := upBench(t, filepath.Join(dir, "bench.toml"))
+	const limit = 3*500*time.Millisecond + 305*time.Millisecond + 2*time.Second
+	for _, inst := range []string{"vip", "gw"} {
+		waitState(t, haSocket1, inst, control.RouterMaster, limit)
+	}
+	// lb1 sends its flows once it follows its master state.
+	var st control.StatsInfo
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ulbadm(t, haSocket1, &st, "show-stats")
+		if st.Sync != nil && st.Sync.Sending {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lb1 does not send its flows: %+v", st.Sync)
+		}
+	}
+	sc := openSink(t, b.Namespace("client"), "198.51.100.100:9000")
+	client := sc.c.LocalAddr().String()
+	sc.send(t, 16<<10)
+	deadline := time.Now().Add(5 * time.Second)
+	for !hasConn(t, haSocket2, client, "ESTABLISHED") {
+		if time.Now().After(deadline) {
+			var s1, s2 control.StatsInfo
+			ulbadm(t, haSocket1, &s1, "show-stats")
+			ulbadm(t, haSocket2, &s2, "show-stats")
+			var conns control.ConnList
+			ulbadm(t, haSocket2, &conns, "show-conn")
+			t.Fatalf("lb2 never learned the flow of %s (ESTABLISHED) from lb1: lb1 sync %+v proxy %+v; lb2 sync %+v; lb2 conns %+v",
+				client, s1.Sync, s1.SYNProxy, s2.Sync, conns.Conns)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ulbadm(t, haSocket1, &st, "show-stats")
+	if st.SYNProxy == nil || st.SYNProxy.Established == 0 {
+		t.Fatalf("lb1 did not proxy the connection: %+v", st.SYNProxy)
+	}
+	if err := syscall.Kill(benchPID(t, b, "lb1"), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for _, inst := range []string{"vip", "gw"} {
+		waitState(t, haSocket2, inst, control.RouterMaster, limit)
+	}
+	// The rest of the transfer crosses lb2, translated as lb1 did.
+	sc.send(t, 256<<10)
+	if name := sc.finish(t); name != "s1" && name != "s2" {
+		t.Errorf("the sink answered as %q", name)
+	}
+	r := b.Check(context.Background(), bench.Check{Type: bench.CheckConns, From: "client", To: "198.51.100.100:80", Count: 20,
+		ExpectNames: []string{"s1", "s2"}, Timeout: 20 * time.Second})
+	if !r.Pass {
+		t.Errorf("new connections through lb2: %s", r)
+	}
+	ulbadm(t, haSocket2, &st, "show-stats")
+	if st.SYNProxy == nil || st.SYNProxy.Established < 20 || st.Drops["lb-no-flow"] != 0 {
+		t.Errorf("lb2: syn_proxy %+v, lb-no-flow %d", st.SYNProxy, st.Drops["lb-no-flow"])
+	}
 }

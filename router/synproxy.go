@@ -301,6 +301,12 @@ func (l *loop) proxyPending(snap *balancer.Snapshot, p *pkt, t l4, f *conntrack.
 		return
 	}
 	l.r.proxyCount.established.Add(1)
+	// Both handshakes are done: the client's with its cookie, the server's with the ACK
+	// below. The flow is established, and the peers learn it with its translation.
+	l.r.ct.Refresh(f.Orig, conntrack.StateEstablished)
+	est := *f
+	est.State, est.Adjust = conntrack.StateEstablished, adj
+	l.syncFlow(snap, &est)
 	// The ACK of the server's handshake, as the client would have sent it.
 	ack := synproxy.Segment{Src: netip.AddrPortFrom(f.Reply.Dst(), f.Reply.DstPort),
 		Dst: netip.AddrPortFrom(f.Reply.Src(), f.Reply.SrcPort), Seq: seg.Ack(), Ack: server + 1,
