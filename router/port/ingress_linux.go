@@ -102,6 +102,9 @@ func AttachIngressDropUDP(ifindex int, dport uint16) (*IngressDrop, error) {
 // the fields it knows and wants the rest zero.
 const bpfAttrSize = 128
 
+// progLoadRetries bounds the retries of a program load interrupted with EAGAIN.
+const progLoadRetries = 10
+
 func attachIngress(ifindex int, name string, insns []uint64) (*IngressDrop, error) {
 	license := []byte("GPL\x00")
 	var attr [bpfAttrSize]byte
@@ -112,7 +115,13 @@ func attachIngress(ifindex int, name string, insns []uint64) (*IngressDrop, erro
 	ne.PutUint64(attr[16:], uint64(uintptr(unsafe.Pointer(&license[0]))))
 	copy(attr[48:63], name) // prog_name: 16 bytes with the NUL
 	ne.PutUint32(attr[68:], unix.BPF_TCX_INGRESS)
+	// The verifier gives up with EAGAIN when a signal is pending for the thread (Go's
+	// runtime signals its threads to preempt goroutines): try again, a bounded number of
+	// times, as libbpf and cilium/ebpf do.
 	prog, err := bpf(unix.BPF_PROG_LOAD, &attr)
+	for try := 0; errors.Is(err, unix.EAGAIN) && try < progLoadRetries; try++ {
+		prog, err = bpf(unix.BPF_PROG_LOAD, &attr)
+	}
 	runtime.KeepAlive(insns)
 	runtime.KeepAlive(license)
 	if err != nil {
