@@ -182,9 +182,10 @@ func (s *Syncer) follow() {
 		return
 	}
 	master := s.cfg.Master()
-	if was := s.sending.Swap(master); was && !master {
-		// The peer that takes over (a preempting master that just came back, say)
-		// learns at once the flows this node forwarded.
+	if was := s.sending.Swap(master); was != master {
+		// Stepping down, the peer that takes over (a preempting master that just came
+		// back, say) learns at once the flows this node forwarded; becoming master, the
+		// peer learns those made since the node forwards, before it followed.
 		s.refresh()
 	}
 }

@@ -78,10 +78,14 @@ func TestSyncer(t *testing.T) {
 	for !s.Sending() { // the first follow: master
 		time.Sleep(time.Millisecond)
 	}
+	// Becoming master sends the flows made before it followed.
+	if got := decodeAll(t, w.wait(t, 2)[1]); !slices.Equal(got, recs[:2]) {
+		t.Fatalf("becoming master sends %+v, want the node's flows", got)
+	}
 	for _, r := range recs {
 		s.Queue(r)
 	}
-	if got := decodeAll(t, w.wait(t, 2)[1]); !slices.Equal(got, recs) {
+	if got := decodeAll(t, w.wait(t, 3)[2]); !slices.Equal(got, recs) {
 		t.Fatalf("queued records sent as %+v", got)
 	}
 
@@ -98,17 +102,17 @@ func TestSyncer(t *testing.T) {
 	}
 
 	s.Receive(peer, AppendRequest(nil))
-	if got := decodeAll(t, w.wait(t, 3)[2]); !slices.Equal(got, recs[:2]) {
+	if got := decodeAll(t, w.wait(t, 4)[3]); !slices.Equal(got, recs[:2]) {
 		t.Fatalf("a request is answered with %+v, want the node's flows", got)
 	}
 	master.Store(false)
-	if got := decodeAll(t, w.wait(t, 4)[3]); !slices.Equal(got, recs[:2]) {
+	if got := decodeAll(t, w.wait(t, 5)[4]); !slices.Equal(got, recs[:2]) {
 		t.Fatalf("stepping down sends %+v, want the node's flows", got)
 	}
 	if s.Sending() {
 		t.Error("a backup still sends")
 	}
-	if st := s.Stats(); st.SentMessages != 3 || st.SentRecords != 7 || st.Requests != 1 {
+	if st := s.Stats(); st.SentMessages != 4 || st.SentRecords != 9 || st.Requests != 1 {
 		t.Errorf("stats: %+v", st)
 	}
 }
