@@ -44,6 +44,13 @@ func TestL2Rules(t *testing.T) {
 		}
 	}
 	var ports []control.PortInfo
+	ulbadm(t, l2Socket, &ports, "show-port")
+	for _, p := range ports {
+		want := [2]bool{p.Name == "right", p.Kind == "afpacket"} // directed_broadcast, redirects
+		if got := [2]bool{p.DirectedBroadcast, p.Redirects}; got != want {
+			t.Errorf("show-port %s: directed_broadcast, redirects = %v, want %v", p.Name, got, want)
+		}
+	}
 	ulbadm(t, l2Socket, &ports, "show-port", "left")
 	r1MAC, err := net.ParseMAC(ports[0].MAC)
 	if err != nil {

@@ -19,6 +19,8 @@ type PortStatus struct {
 	Port               port.Port
 	Counters           *PortCounters    // the router's counters of frames received on it
 	Neighbours         *arpd.Neighbours // nil on a layer-3 port
+	// DirectedBroadcast and Redirects are the port's PortConfig options.
+	DirectedBroadcast, Redirects bool
 }
 
 // Ports describes the router's ports, in configuration order (the host port last).
@@ -26,7 +28,8 @@ func (r *Router) Ports() []PortStatus {
 	out := make([]PortStatus, len(r.ports))
 	for i, rp := range r.ports {
 		out[i] = PortStatus{Name: rp.cfg.Name, Device: rp.cfg.Device, Kind: rp.cfg.Kind, MAC: rp.mac, MTU: rp.mtu,
-			Addresses: rp.addrs, Port: rp.p, Counters: &rp.counters, Neighbours: rp.neigh}
+			Addresses: rp.addrs, Port: rp.p, Counters: &rp.counters, Neighbours: rp.neigh,
+			DirectedBroadcast: rp.directedBroadcast, Redirects: rp.redirects}
 	}
 	return out
 }

@@ -32,6 +32,9 @@ func (rs routerStatus) Ports() []control.PortInfo {
 			MTU:          ps.MTU,
 			Up:           true,
 			PortCounters: portCounters(ps.Port),
+
+			DirectedBroadcast: ps.DirectedBroadcast,
+			Redirects:         ps.Redirects,
 		}
 		if pi.Device == "" {
 			pi.Device = ps.Port.Name()

@@ -74,6 +74,10 @@ type PortInfo struct {
 	// KernelRX is, for an afpacket port, "dropped" when the kernel's own stack does not
 	// receive the port's frames (ulbd drops them at ingress) and "passed" when it does.
 	KernelRX string `json:"kernel_rx,omitempty"`
+	// DirectedBroadcast says the port forwards directed broadcasts to its networks;
+	// Redirects that it sends ICMP redirects ([[port]] directed_broadcast, redirects).
+	DirectedBroadcast bool `json:"directed_broadcast"`
+	Redirects         bool `json:"redirects"`
 	PortCounters
 }
 
