@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"runtime"
 	"time"
 )
 
@@ -99,55 +98,18 @@ func Flood(ctx context.Context, cfg FloodConfig) (FloodReport, error) {
 	for i := range bufs {
 		bufs[i] = make([]byte, gen.FrameLen())
 	}
-	start := time.Now()
-	sent, end, err := floodLoop(ctx, p, gen, bufs, cfg, start)
+	// The kernel copies each frame during sendmmsg, so the buffers are rewritten for
+	// the next batch: nothing is allocated per frame.
+	sent, start, end, err := paced(ctx, p, cfg.Rate, cfg.Batch, cfg.Duration, func(n int) [][]byte {
+		for i := range n {
+			gen.Fill(bufs[i])
+		}
+		return bufs[:n]
+	})
 	rep.Sent, rep.Accepted, rep.TxErrors, rep.Blocked = sent, p.sent, p.refused, p.blocked
 	rep.StartNS, rep.EndNS, rep.ElapsedNS = start.UnixNano(), end.UnixNano(), int64(end.Sub(start))
 	if el := end.Sub(start); el > 0 {
 		rep.PPS = float64(sent) / el.Seconds()
 	}
 	return rep, err
-}
-
-// floodLoop fills and sends batches of SYNs at cfg.Rate (0: as fast as the socket takes
-// them) until cfg.Duration after start or ctx ends, and returns the frames sent and when
-// it stopped. The kernel copies each frame during sendmmsg, so the buffers are rewritten
-// for the next batch: nothing is allocated per frame.
-func floodLoop(ctx context.Context, p *txSocket, gen *SYNGen, bufs [][]byte, cfg FloodConfig, start time.Time) (uint64, time.Time, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	done := ctx.Done()
-	var sent uint64
-	end := start.Add(cfg.Duration)
-	now := start
-	for now.Before(end) {
-		select {
-		case <-done:
-			return sent, time.Now(), nil
-		default:
-		}
-		n := len(bufs)
-		if cfg.Rate > 0 {
-			due := int64(float64(cfg.Rate)*now.Sub(start).Seconds()) + 1
-			if ahead := due - int64(sent); ahead < int64(n) {
-				n = int(max(ahead, 0))
-			}
-			if n == 0 {
-				next := start.Add(time.Duration(float64(sent) / float64(cfg.Rate) * float64(time.Second)))
-				time.Sleep(max(next.Sub(now), minPause))
-				now = time.Now()
-				continue
-			}
-		}
-		for i := range n {
-			gen.Fill(bufs[i])
-		}
-		w, err := p.write(bufs[:n])
-		sent += uint64(w)
-		if err != nil {
-			return sent, time.Now(), err
-		}
-		now = time.Now()
-	}
-	return sent, now, nil
 }

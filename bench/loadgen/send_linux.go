@@ -138,43 +138,54 @@ func Send(ctx context.Context, cfg SendConfig) (SendReport, error) {
 	return rep, err
 }
 
-// blast is the sending loop.
+// blast sends the ring's frames, batch after batch from flow k on, as paced says.
 func blast(ctx context.Context, p *txSocket, ring [][]byte, cfg SendConfig, k int) (uint64, time.Duration, error) {
+	sent, start, end, err := paced(ctx, p, cfg.Rate, cfg.Batch, cfg.Duration, func(n int) [][]byte {
+		b := ring[k : k+n]
+		k = (k + n) % cfg.Flows
+		return b
+	})
+	return sent, end.Sub(start), err
+}
+
+// paced sends batches of at most batch frames, next(n) giving the n frames of each, at
+// rate frames per second (0: as fast as the socket takes them), on a locked OS thread,
+// for d or until ctx ends. It returns the frames sent and when sending started and
+// stopped.
+func paced(ctx context.Context, p *txSocket, rate, batch int, d time.Duration, next func(n int) [][]byte) (sent uint64, start, end time.Time, err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	done := ctx.Done()
-	var sent uint64
-	start := time.Now()
-	end := start.Add(cfg.Duration)
+	start = time.Now()
+	stop := start.Add(d)
 	now := start
-	for now.Before(end) {
+	for now.Before(stop) {
 		select {
 		case <-done:
-			return sent, time.Since(start), nil
+			return sent, start, time.Now(), nil
 		default:
 		}
-		n := cfg.Batch
-		if cfg.Rate > 0 {
-			due := int64(float64(cfg.Rate)*now.Sub(start).Seconds()) + 1
+		n := batch
+		if rate > 0 {
+			due := int64(float64(rate)*now.Sub(start).Seconds()) + 1
 			if ahead := due - int64(sent); ahead < int64(n) {
 				n = int(max(ahead, 0))
 			}
 			if n == 0 {
-				next := start.Add(time.Duration(float64(sent) / float64(cfg.Rate) * float64(time.Second)))
-				time.Sleep(max(next.Sub(now), minPause))
+				at := start.Add(time.Duration(float64(sent) / float64(rate) * float64(time.Second)))
+				time.Sleep(max(at.Sub(now), minPause))
 				now = time.Now()
 				continue
 			}
 		}
-		w, err := p.write(ring[k : k+n])
+		w, err := p.write(next(n))
 		sent += uint64(w)
 		if err != nil {
-			return sent, time.Since(start), err
+			return sent, start, time.Now(), err
 		}
-		k = (k + n) % cfg.Flows
 		now = time.Now()
 	}
-	return sent, now.Sub(start), nil
+	return sent, start, now, nil
 }
 
 func (cfg *SendConfig) fill() error {
