@@ -203,7 +203,7 @@ func (l *loop) synCookie(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t
 	default:
 		return false
 	}
-	tsval, tsecr, hasTS := timestamps(seg)
+	tsval, tsecr, hasTS := synproxy.Timestamps(seg)
 	o, ok := l.r.cookies.Check(f, seg.Seq(), seg.Ack(), hasTS, tsval, tsecr)
 	if !ok {
 		l.r.proxyCount.invalid.Add(1)
@@ -322,21 +322,6 @@ func (l *loop) proxyPending(snap *balancer.Snapshot, p *pkt, t l4, f *conntrack.
 	}
 	if b := l.newScratch(); b != nil {
 		l.sendBuilt(b, synproxy.BuildSegment(b[headroom+ethLen:], toClient), toClient.Dst.Addr())
-	}
-}
-
-// timestamps reads the timestamp option of a segment.
-func timestamps(t header.TCP) (tsval, tsecr uint32, ok bool) {
-	it := t.OptionIter()
-	for {
-		o, more := it.Next()
-		if !more {
-			return 0, 0, false
-		}
-		if o.Type == 8 && len(o.Data) == 8 {
-			return uint32(o.Data[0])<<24 | uint32(o.Data[1])<<16 | uint32(o.Data[2])<<8 | uint32(o.Data[3]),
-				uint32(o.Data[4])<<24 | uint32(o.Data[5])<<16 | uint32(o.Data[6])<<8 | uint32(o.Data[7]), true
-		}
 	}
 }
 

@@ -87,6 +87,21 @@ func ParseSYN(tcp header.TCP, ipv6 bool) Options {
 	}
 }
 
+// Timestamps reads the timestamp option of a segment (RFC 7323): its TSval and TSecr,
+// and false when it has none.
+func Timestamps(tcp header.TCP) (tsval, tsecr uint32, ok bool) {
+	it := tcp.OptionIter()
+	for {
+		opt, more := it.Next()
+		if !more {
+			return 0, 0, false
+		}
+		if opt.Type == optTimestamps && len(opt.Data) == 8 {
+			return binary.BigEndian.Uint32(opt.Data), binary.BigEndian.Uint32(opt.Data[4:]), true
+		}
+	}
+}
+
 // TCP option kinds (RFC 9293, RFC 7323, RFC 2018).
 const (
 	optMSS           = 2
