@@ -164,6 +164,12 @@ func TestParseSYN(t *testing.T) {
 		Timestamps: true, TSval: 12345}); got != want {
 		t.Errorf("Linux SYN: %+v, want %+v", got, want)
 	}
+	if v, e, ok := Timestamps(synFrame(t, flow4, linux)); !ok || v != 12345 || e != 0 {
+		t.Errorf("Timestamps of the Linux SYN: %d %d %v", v, e, ok)
+	}
+	if _, _, ok := Timestamps(synFrame(t, flow4, nil)); ok {
+		t.Error("Timestamps of a SYN without the option")
+	}
 	if got, want := ParseSYN(synFrame(t, flow6, nil), true), (Options{MSS: DefaultMSS6}); got != want {
 		t.Errorf("bare IPv6 SYN: %+v, want %+v", got, want)
 	}
