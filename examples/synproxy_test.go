@@ -3,6 +3,10 @@ package examples
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,6 +45,33 @@ func TestSYNProxy(t *testing.T) {
 		t.Errorf("show-stats syn_proxy %+v, want every connection's handshake through a cookie", sp)
 	}
 	t.Logf("syn proxy: %+v", sp)
+
+	// [dataplane]: ulbd's two port loops run at nice -5, one on each CPU.
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", benchPID(t, b, "ulbd")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cpus []string
+	for _, d := range tasks {
+		stat, err := os.ReadFile(filepath.Join(d, "stat"))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+		if f[16] != "-5" { // nice, the 19th field of stat
+			continue
+		}
+		status, _ := os.ReadFile(filepath.Join(d, "status"))
+		for _, line := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+				cpus = append(cpus, strings.TrimSpace(v))
+			}
+		}
+	}
+	slices.Sort(cpus)
+	if !slices.Equal(cpus, []string{"0", "1"}) {
+		t.Errorf("ulbd's threads at nice -5 run on CPUs %v, want one loop on 0 and one on 1", cpus)
+	}
 }
 
 // TestSYNFloodWithCookies: while a SYN flood from spoofed sources hits the VIP, a bulk
