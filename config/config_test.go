@@ -101,7 +101,7 @@ func TestLoadFull(t *testing.T) {
 				Topology: DSR, PMask: -1, ServerGroup: "dns", Enabled: true},
 		},
 		Conntrack: Conntrack{Capacity: 2000000, Timeouts: ConntrackTimeouts{Established: time.Hour, UDP: 30 * time.Second}},
-		Defence: Defence{SYNCookies: SYNCookiesOff, SYNCookieThreshold: DefaultCookieThreshold,
+		Defence: Defence{SYNCookies: SYNCookiesOff, SYNCookieThreshold: DefaultCookieThreshold, NewFlowRing: true,
 			SYNCookieWScale: DefaultCookieScale},
 		VRRP: []VRRP{
 			{Name: "vip", Port: "outside", VRID: 1, Version: 3, Priority: 200, Interval: 100 * time.Millisecond,

@@ -50,7 +50,7 @@ func TestDefence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Defence{SYNCookies: SYNCookiesOff, SYNCookieThreshold: 10000, SYNCookieWScale: 7, SourceRate: 200, SourceBurst: 50, SourcePrefix4: 32,
+	if want := (Defence{SYNCookies: SYNCookiesOff, SYNCookieThreshold: 10000, SYNCookieWScale: 7, NewFlowRing: true, SourceRate: 200, SourceBurst: 50, SourcePrefix4: 32,
 		SourcePrefix6: 56}); cfg.Defence != want {
 		t.Errorf("defence %+v, want %+v", cfg.Defence, want)
 	}
@@ -64,6 +64,7 @@ func TestDefence(t *testing.T) {
 		{`syn_cookies = "sometimes"`, `df.toml:8: defence syn_cookies "sometimes": want "off", "auto" or "always"`},
 		{"syn_cookie_threshold = 0", "df.toml:8: defence syn_cookie_threshold 0 out of range 1..10000000"},
 		{"syn_cookie_wscale = 15", "df.toml:8: defence syn_cookie_wscale 15 out of range 0..14"},
+		{"new_flow_ring = 1", "df.toml:8: defence new_flow_ring must be true or false, not integer 1"},
 	} {
 		_, err := Parse("df.toml", []byte(dataplanePort+"\n[defence]\n"+tc.body+"\n"))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -73,6 +74,10 @@ func TestDefence(t *testing.T) {
 	cfg, err = Parse("df.toml", []byte(dataplanePort+"\n[defence]\nsyn_cookies = \"auto\"\nsyn_cookie_wscale = 9\nsyn_cookie_threshold = 500\n"))
 	if err != nil || cfg.Defence.SYNCookies != SYNCookiesAuto || cfg.Defence.SYNCookieWScale != 9 || cfg.Defence.SYNCookieThreshold != 500 {
 		t.Errorf("syn_cookies: %+v, %v", cfg.Defence, err)
+	}
+	cfg, err = Parse("df.toml", []byte(dataplanePort+"\n[defence]\nnew_flow_ring = false\n"))
+	if err != nil || cfg.Defence.NewFlowRing {
+		t.Errorf("new_flow_ring = false: %+v, %v", cfg.Defence, err)
 	}
 	cfg, err = Parse("df.toml", []byte(dataplanePort+"\n[defence]\nsource_burst = 5\n"))
 	if err != nil || len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0].Msg, "no limit applies") {

@@ -30,6 +30,8 @@ const (
 //	syn_cookie_threshold = 10000  # auto: on at this many SYNs/s to them, off after 10 s
 //	                        # below half of it
 //	syn_cookie_wscale = 7   # the window scale ulbd announces to clients (0-14)
+//	new_flow_ring = true    # afpacket ports take new TCP flows' SYNs through a ring of
+//	                        # their own (default true; see below)
 //	new_flow_budget = 16    # new flows (and cookies) a batch of a port's frames may make;
 //	                        # past it they are shed, lb-new-flow-budget (default 0: no bound)
 //
@@ -38,6 +40,14 @@ const (
 // on this 2-vCPU machine, cookies on), a budget of 16 per batch kept 0.92 of the
 // keep-alive throughput but let 34 of 90 probe connections through, against 0.72 and
 // 90 of 90 without it; the cookies alone are the better defence.
+//
+// With new_flow_ring every afpacket port's frames are classified in the kernel, before any
+// copy, by a classic BPF program on a PACKET_FANOUT group of two sockets: SYNs without ACK
+// go to a small ring of their own (512 frames), everything else to the port's main ring.
+// The port loop reads the main ring first and gives the SYN ring a quarter of each batch
+// when the main ring is busy (all of the batch when it is not), so a SYN flood fills and
+// overflows only its own ring (counted as new_flow_ring_full) while established flows
+// and the ACKs that complete handshakes keep theirs.
 //
 // A client prefix over its limit has its new flows (SYNs, first datagrams) dropped
 // silently and counted (drop reason lb-source-limit); its established flows and other
@@ -55,6 +65,7 @@ type Defence struct {
 	SYNCookieThreshold int
 	SYNCookieWScale    int
 	NewFlowBudget      int
+	NewFlowRing        bool
 	SourceRate         int
 	SourceBurst        int
 	SourcePrefix4      int
@@ -66,6 +77,7 @@ type rawDefence struct {
 	SYNCookieWScale value `toml:"syn_cookie_wscale"`
 	SYNCookieThresh value `toml:"syn_cookie_threshold"`
 	NewFlowBudget   value `toml:"new_flow_budget"`
+	NewFlowRing     value `toml:"new_flow_ring"`
 	SourceRate      value `toml:"source_rate"`
 	SourceBurst     value `toml:"source_burst"`
 	SourcePrefix4   value `toml:"source_prefix4"`
@@ -73,7 +85,7 @@ type rawDefence struct {
 }
 
 func (d *decoder) defence(p toml.Primitive) Defence {
-	df := Defence{SYNCookies: SYNCookiesOff, SYNCookieThreshold: DefaultCookieThreshold, SYNCookieWScale: DefaultCookieScale}
+	df := Defence{SYNCookies: SYNCookiesOff, SYNCookieThreshold: DefaultCookieThreshold, SYNCookieWScale: DefaultCookieScale, NewFlowRing: true}
 	if !d.md.IsDefined("defence") {
 		return df
 	}
@@ -106,6 +118,9 @@ func (d *decoder) defence(p toml.Primitive) Defence {
 				*k.dst = int(n)
 			}
 		}
+	}
+	if b, ok := is.boolean(raw.NewFlowRing, "defence.new_flow_ring", "defence new_flow_ring"); ok {
+		df.NewFlowRing = b
 	}
 	if m, ok := is.str(raw.SYNCookies, "defence.syn_cookies", "defence syn_cookies"); ok {
 		switch m {

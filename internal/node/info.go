@@ -59,7 +59,8 @@ func portCounters(p port.Port) control.PortCounters {
 	case *port.AFPacket:
 		s := p.Stats()
 		return control.PortCounters{RxPackets: s.RxPackets, RxBytes: s.RxBytes, TxPackets: s.TxPackets,
-			TxBytes: s.TxBytes, RxDrops: s.RxTruncated + s.RxKernelDrops, TxErrors: s.TxErrors}
+			TxBytes: s.TxBytes, RxDrops: s.RxTruncated + s.RxKernelDrops + s.RxNewFlowDrops, TxErrors: s.TxErrors,
+			NewFlowRing: p.SplitsNewFlows(), RxNewFlow: s.RxNewFlow, RxShedNewFlow: s.RxNewFlowDrops}
 	case *port.TUN:
 		s := p.Stats()
 		return control.PortCounters{RxPackets: s.RxPackets, RxBytes: s.RxBytes, TxPackets: s.TxPackets,

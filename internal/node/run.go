@@ -133,9 +133,10 @@ func openPorts(cfg *config.Config, logger *slog.Logger) ([]router.PortConfig, er
 		default:
 			var ap *port.AFPacket
 			ap, err = port.OpenAFPacket(pc.Device, port.AFPacketOptions{
-				BatchSize:    pc.Batch,
-				SocketBuffer: max(pc.RcvBuf, pc.SndBuf),
-				DropKernelRX: !pc.KernelRX,
+				BatchSize:     pc.Batch,
+				SocketBuffer:  max(pc.RcvBuf, pc.SndBuf),
+				DropKernelRX:  !pc.KernelRX,
+				SplitNewFlows: cfg.Defence.NewFlowRing,
 			})
 			if err == nil {
 				p = ap

@@ -89,6 +89,12 @@ type PortCounters struct {
 	TxBytes   uint64 `json:"tx_bytes"`
 	RxDrops   uint64 `json:"rx_drops"`  // frames the port lost before the router saw them
 	TxErrors  uint64 `json:"tx_errors"` // frames the port failed to send
+	// With [defence] new_flow_ring, NewFlowRing is set, RxNewFlow counts the SYNs read
+	// through the port's new-flow ring and RxShedNewFlow those the kernel shed because
+	// that ring was full (part of RxDrops).
+	NewFlowRing   bool   `json:"new_flow_ring,omitempty"`
+	RxNewFlow     uint64 `json:"rx_new_flow,omitempty"`
+	RxShedNewFlow uint64 `json:"rx_shed_new_flow,omitempty"`
 }
 
 // RouteInfo is one route of the forwarding table.
@@ -220,6 +226,9 @@ func (s *StatsInfo) Totals() PortCounters {
 		t.TxBytes += p.TxBytes
 		t.RxDrops += p.RxDrops
 		t.TxErrors += p.TxErrors
+		t.NewFlowRing = t.NewFlowRing || p.NewFlowRing
+		t.RxNewFlow += p.RxNewFlow
+		t.RxShedNewFlow += p.RxShedNewFlow
 	}
 	return t
 }

@@ -34,6 +34,10 @@ type AFPacketOptions struct {
 	FanoutGroup uint16
 	// FanoutMode is the PACKET_FANOUT mode; zero is unix.PACKET_FANOUT_HASH (by flow).
 	FanoutMode uint16
+	// SplitNewFlows takes new TCP flows' first segments (SYN without ACK) through a
+	// second, small receive ring, so that a flood of them cannot crowd out the frames of
+	// the flows the port carries: see newflow_linux.go. It cannot be had with FanoutGroup.
+	SplitNewFlows bool
 	// DropKernelRX keeps the kernel's own stack from receiving the interface's frames
 	// while the port is open: an IngressDrop drops each one after the port's socket has
 	// it. It needs Linux 6.6 (tcx) and CAP_BPF with CAP_NET_ADMIN; where it cannot be had,
@@ -48,6 +52,8 @@ type AFPacketStats struct {
 	RxTruncated        uint64 // frames dropped because they did not fit the read buffer
 	RxOutgoing         uint64 // outgoing frames seen and dropped (kernels without PACKET_IGNORE_OUTGOING)
 	RxKernelDrops      uint64 // frames the kernel dropped because the socket buffer was full
+	RxNewFlow          uint64 // frames of RxPackets that came through the new-flow ring (SplitNewFlows)
+	RxNewFlowDrops     uint64 // new flows' first segments the kernel dropped because the new-flow ring was full
 	TxPackets, TxBytes uint64 // frames the kernel accepted
 	TxErrors           uint64 // frames the kernel refused; dropped
 	LastTxErrno        syscall.Errno
@@ -75,15 +81,14 @@ type AFPacket struct {
 	batch  int
 	closed atomic.Bool
 
-	// fdMu guards the life of rxfd and evfd: Read and the control methods hold it shared,
-	// Close exclusively to close them.
-	fdMu sync.RWMutex
-	rxfd int // receive socket
-	evfd int // eventfd that Close makes readable to wake a Read sleeping in ppoll
-	rx   *mmsgScratch
-	poll [2]unix.PollFd // rxfd, evfd; Read's
-	ring []byte         // rxfd's TPACKET_V2 receive ring, mapped; unmapped by Close
-	slot int            // the next slot of ring Read looks at; Read's
+	// fdMu guards the life of the receive sockets and evfd: Read and the control methods
+	// hold it shared, Close exclusively to close them.
+	fdMu    sync.RWMutex
+	main    rxRing  // the receive socket: every frame, or with SplitNewFlows every frame but new flows' first segments
+	newFlow *rxRing // with SplitNewFlows, new flows' first segments; else nil
+	evfd    int     // eventfd that Close makes readable to wake a Read sleeping in ppoll
+	rx      *mmsgScratch
+	poll    []unix.PollFd // evfd, then each ring's socket; Read's
 
 	ingress    *IngressDrop // under fdMu; see AFPacketOptions.DropKernelRX
 	ingressErr error        // why DropKernelRX is not in effect
@@ -93,6 +98,7 @@ type AFPacket struct {
 	tx   *mmsgScratch // Write's, under txMu
 
 	rxPackets, rxBytes, rxTruncated, rxOutgoing, rxKernelDrops atomic.Uint64
+	rxNewFlow, rxNewFlowDrops                                  atomic.Uint64
 	txPackets, txBytes, txErrors                               atomic.Uint64
 	lastTxErrno                                                atomic.Uintptr
 }
@@ -151,7 +157,15 @@ func (s *mmsgScratch) set(i int, buf []byte, offset int) {
 	}
 }
 
-// The receive ring of a port: rxSlots slots of rxSlotSize bytes, in blocks of
+// rxRing is a receive socket with its mapped TPACKET_V2 ring.
+type rxRing struct {
+	fd    int
+	ring  []byte // unmapped by Close
+	slots int    // len(ring) / rxSlotSize
+	slot  int    // the next slot Read looks at; Read's
+}
+
+// The main receive ring of a port: rxSlots slots of rxSlotSize bytes, in blocks of
 // rxBlockSize. A slot holds a frame of up to about 1950 bytes after its headers; the
 // kernel leaves a longer one (a GSO frame) in the socket's receive queue, marked
 // TP_STATUS_COPY in its slot, and Read takes it from there with recvmmsg.
@@ -192,14 +206,23 @@ func OpenAFPacket(device string, opts AFPacketOptions) (*AFPacket, error) {
 		mtu:   ifi.MTU,
 		index: ifi.Index,
 		batch: opts.BatchSize,
-		rxfd:  -1,
+		main:  rxRing{fd: -1},
 		evfd:  -1,
 		txfd:  -1,
 		rx:    newMmsgScratch(opts.BatchSize, true),
 		tx:    newMmsgScratch(opts.BatchSize, false),
 	}
-	if p.rxfd, p.ring, err = openRxSocket(ifi.Index, opts); err != nil {
+	if opts.SplitNewFlows && opts.FanoutGroup != 0 {
+		return nil, wrap("options", fmt.Errorf("SplitNewFlows needs a fanout group of its own, not group %d", opts.FanoutGroup))
+	}
+	if p.main, err = openRxSocket(ifi.Index, opts, rxSlots); err != nil {
 		return nil, wrap("receive socket", err)
+	}
+	if opts.SplitNewFlows {
+		if err := p.splitNewFlows(ifi.Index, opts); err != nil {
+			p.closeFDs()
+			return nil, wrap("new-flow ring", err)
+		}
 	}
 	if p.evfd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
 		p.closeFDs()
@@ -209,7 +232,10 @@ func OpenAFPacket(device string, opts AFPacketOptions) (*AFPacket, error) {
 		p.closeFDs()
 		return nil, wrap("send socket", err)
 	}
-	p.poll = [2]unix.PollFd{{Fd: int32(p.rxfd), Events: unix.POLLIN}, {Fd: int32(p.evfd), Events: unix.POLLIN}}
+	p.poll = []unix.PollFd{{Fd: int32(p.evfd), Events: unix.POLLIN}, {Fd: int32(p.main.fd), Events: unix.POLLIN}}
+	if p.newFlow != nil {
+		p.poll = append(p.poll, unix.PollFd{Fd: int32(p.newFlow.fd), Events: unix.POLLIN})
+	}
 	if opts.DropKernelRX {
 		// The interface index is resolved in the calling thread's namespace: the port's.
 		if p.ingress, err = AttachIngressDrop(ifi.Index); err != nil {
@@ -221,14 +247,13 @@ func OpenAFPacket(device string, opts AFPacketOptions) (*AFPacket, error) {
 
 // closeFDs closes the descriptors that are open.
 func (p *AFPacket) closeFDs() error {
-	var err error
-	if p.ring != nil {
-		if e := unix.Munmap(p.ring); e != nil {
+	err := p.main.close()
+	if p.newFlow != nil {
+		if e := p.newFlow.close(); e != nil && err == nil {
 			err = e
 		}
-		p.ring = nil
 	}
-	for _, fd := range []*int{&p.rxfd, &p.evfd, &p.txfd} {
+	for _, fd := range []*int{&p.evfd, &p.txfd} {
 		if *fd >= 0 {
 			if e := unix.Close(*fd); e != nil && err == nil {
 				err = e
@@ -252,22 +277,38 @@ func (p *AFPacket) KernelRXDropped() (bool, error) {
 	return p.ingress != nil, p.ingressErr
 }
 
-// openRxSocket opens the receive socket of a port: an AF_PACKET socket of every protocol
-// bound to the interface, with PACKET_VNET_HDR and a TPACKET_V2 receive ring, which it
-// maps. It is created with protocol 0 and given ETH_P_ALL at bind, so that it never sees
-// another interface's frames.
-func openRxSocket(ifindex int, opts AFPacketOptions) (int, []byte, error) {
+// close unmaps the ring and closes the socket, if they are open.
+func (r *rxRing) close() error {
+	var err error
+	if r.ring != nil {
+		err = unix.Munmap(r.ring)
+		r.ring = nil
+	}
+	if r.fd >= 0 {
+		if e := unix.Close(r.fd); e != nil && err == nil {
+			err = e
+		}
+		r.fd = -1
+	}
+	return err
+}
+
+// openRxSocket opens a receive socket of a port: an AF_PACKET socket of every protocol
+// bound to the interface, with PACKET_VNET_HDR and a TPACKET_V2 receive ring of slots
+// slots, which it maps. It is created with protocol 0 and given ETH_P_ALL at bind, so
+// that it never sees another interface's frames.
+func openRxSocket(ifindex int, opts AFPacketOptions, slots int) (rxRing, error) {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return -1, nil, fmt.Errorf("socket: %w", err)
+		return rxRing{fd: -1}, fmt.Errorf("socket: %w", err)
 	}
 	var ring []byte
-	fail := func(op string, err error) (int, []byte, error) {
+	fail := func(op string, err error) (rxRing, error) {
 		if ring != nil {
 			unix.Munmap(ring)
 		}
 		unix.Close(fd)
-		return -1, nil, fmt.Errorf("%s: %w", op, err)
+		return rxRing{fd: -1}, fmt.Errorf("%s: %w", op, err)
 	}
 	// The virtio-net header and the version come before the ring.
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
@@ -280,12 +321,12 @@ func openRxSocket(ifindex int, opts AFPacketOptions) (int, []byte, error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_COPY_THRESH, 1); err != nil {
 		return fail("PACKET_COPY_THRESH", err)
 	}
-	req := unix.TpacketReq{Block_size: rxBlockSize, Block_nr: rxSlots * rxSlotSize / rxBlockSize,
-		Frame_size: rxSlotSize, Frame_nr: rxSlots}
+	req := unix.TpacketReq{Block_size: rxBlockSize, Block_nr: uint32(slots * rxSlotSize / rxBlockSize),
+		Frame_size: rxSlotSize, Frame_nr: uint32(slots)}
 	if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
 		return fail("PACKET_RX_RING", err)
 	}
-	if ring, err = unix.Mmap(fd, 0, rxSlots*rxSlotSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
+	if ring, err = unix.Mmap(fd, 0, slots*rxSlotSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
 		return fail("mmap receive ring", err)
 	}
 	// Without PACKET_IGNORE_OUTGOING (Linux < 4.20) Read drops PACKET_OUTGOING frames.
@@ -304,7 +345,7 @@ func openRxSocket(ifindex int, opts AFPacketOptions) (int, []byte, error) {
 			return fail(fmt.Sprintf("PACKET_FANOUT group %d mode %d", opts.FanoutGroup, opts.FanoutMode), err)
 		}
 	}
-	return fd, ring, nil
+	return rxRing{fd: fd, ring: ring, slots: slots}, nil
 }
 
 // htons converts a 16-bit value from host to network byte order.
@@ -405,14 +446,14 @@ func (p *AFPacket) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		if p.closed.Load() {
 			return 0, ErrClosed
 		}
-		got, err := p.readRing(bufs[:n], sizes, offset)
+		got, err := p.readRings(bufs[:n], sizes, offset)
 		if err != nil {
 			return 0, err
 		}
 		if got > 0 {
 			return got, nil
 		}
-		if p.slotStatus(p.slot)&unix.TP_STATUS_USER != 0 {
+		if p.main.ready() || p.newFlow != nil && p.newFlow.ready() {
 			// Slots were taken but every frame in them dropped: look again.
 			continue
 		}
@@ -422,28 +463,53 @@ func (p *AFPacket) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	}
 }
 
-// slotStatus returns the tp_status of ring slot i, which the kernel writes.
-func (p *AFPacket) slotStatus(i int) uint32 {
-	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&p.ring[i*rxSlotSize])))
+// readRings fills bufs from the main ring and, with SplitNewFlows, from the new-flow ring,
+// which gets one frame in NewFlowShare of bufs when the main ring is busy and the room
+// left when it is not. The caller holds fdMu shared.
+func (p *AFPacket) readRings(bufs [][]byte, sizes []int, offset int) (int, error) {
+	if p.newFlow == nil {
+		return p.readRing(&p.main, bufs, sizes, offset)
+	}
+	n := len(bufs)
+	got, err := p.readRing(&p.main, bufs[:n-n/NewFlowShare], sizes, offset)
+	if err != nil {
+		return 0, err
+	}
+	nf, err := p.readRing(p.newFlow, bufs[got:], sizes[got:], offset)
+	if err != nil {
+		return 0, err
+	}
+	p.rxNewFlow.Add(uint64(nf))
+	got += nf
+	more, err := p.readRing(&p.main, bufs[got:], sizes[got:], offset)
+	return got + more, err
 }
+
+// status returns the tp_status of slot i, which the kernel writes.
+func (r *rxRing) status(i int) uint32 {
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&r.ring[i*rxSlotSize])))
+}
+
+// ready tells whether the ring's next slot holds a frame.
+func (r *rxRing) ready() bool { return r.status(r.slot)&unix.TP_STATUS_USER != 0 }
 
 // readRing takes the frames of the ring's ready slots, in order, into bufs, and gives
 // each slot back to the kernel. It stops at the first slot the kernel owns or when bufs
 // are full. A slot marked TP_STATUS_COPY holds the head of a frame longer than a slot,
 // which readRing takes whole from the socket's receive queue. The caller holds fdMu
 // shared.
-func (p *AFPacket) readRing(bufs [][]byte, sizes []int, offset int) (int, error) {
+func (p *AFPacket) readRing(r *rxRing, bufs [][]byte, sizes []int, offset int) (int, error) {
 	got := 0
 	var bytes uint64
 	for got < len(bufs) {
-		status := p.slotStatus(p.slot)
+		status := r.status(r.slot)
 		if status&unix.TP_STATUS_USER == 0 {
 			break
 		}
-		h := p.ring[p.slot*rxSlotSize : (p.slot+1)*rxSlotSize]
-		size, err := p.takeSlot(h, status, bufs[got], offset)
+		h := r.ring[r.slot*rxSlotSize : (r.slot+1)*rxSlotSize]
+		size, err := p.takeSlot(r.fd, h, status, bufs[got], offset)
 		atomic.StoreUint32((*uint32)(unsafe.Pointer(&h[0])), unix.TP_STATUS_KERNEL)
-		p.slot = (p.slot + 1) % rxSlots
+		r.slot = (r.slot + 1) % r.slots
 		if err != nil {
 			return 0, err
 		}
@@ -463,19 +529,19 @@ func (p *AFPacket) readRing(bufs [][]byte, sizes []int, offset int) (int, error)
 
 // takeSlot copies the frame of ring slot h, with its virtio-net header, into
 // buf[offset-VnetHdrLen:], and returns its size, or -1 for a frame it dropped and counted.
-func (p *AFPacket) takeSlot(h []byte, status uint32, buf []byte, offset int) (int, error) {
+func (p *AFPacket) takeSlot(fd int, h []byte, status uint32, buf []byte, offset int) (int, error) {
 	if h[sllPkttypeOff] == unix.PACKET_OUTGOING {
 		p.rxOutgoing.Add(1)
 		if status&unix.TP_STATUS_COPY != 0 {
 			// Its whole copy waits in the receive queue: take it out of the way.
-			if _, err := p.recvQueued(buf, offset); err != nil {
+			if _, err := p.recvQueued(fd, buf, offset); err != nil {
 				return 0, err
 			}
 		}
 		return -1, nil
 	}
 	if status&unix.TP_STATUS_COPY != 0 {
-		return p.recvQueued(buf, offset)
+		return p.recvQueued(fd, buf, offset)
 	}
 	hdr := (*unix.Tpacket2Hdr)(unsafe.Pointer(&h[0]))
 	mac, snap := int(hdr.Mac), int(hdr.Snaplen)
@@ -490,11 +556,11 @@ func (p *AFPacket) takeSlot(h []byte, status uint32, buf []byte, offset int) (in
 // recvQueued reads the frame the kernel queued for a TP_STATUS_COPY slot into
 // buf[offset-VnetHdrLen:] with recvmmsg, and returns its size, or -1 when it was dropped
 // and counted (no longer queued, or too long for buf).
-func (p *AFPacket) recvQueued(buf []byte, offset int) (int, error) {
+func (p *AFPacket) recvQueued(fd int, buf []byte, offset int) (int, error) {
 	s := p.rx
 	for {
 		s.set(0, buf, offset)
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(p.rxfd), uintptr(unsafe.Pointer(&s.msgs[0])), 1,
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&s.msgs[0])), 1,
 			unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
@@ -515,14 +581,14 @@ func (p *AFPacket) recvQueued(buf []byte, offset int) (int, error) {
 	}
 }
 
-// wait sleeps in ppoll until the receive socket is readable (or has an error to report)
+// wait sleeps in ppoll until a receive socket is readable (or has an error to report)
 // or Close signals the eventfd. The caller holds fdMu shared.
 func (p *AFPacket) wait() error {
 	for {
 		_, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&p.poll[0])), uintptr(len(p.poll)), 0, 0, 0, 0)
 		switch e {
 		case 0:
-			if p.poll[1].Revents != 0 || p.closed.Load() {
+			if p.poll[0].Revents != 0 || p.closed.Load() {
 				return ErrClosed
 			}
 			return nil
@@ -639,7 +705,7 @@ func (p *AFPacket) membership(what string, typ uint16, add bool, mac net.Hardwar
 	if p.closed.Load() {
 		return ErrClosed
 	}
-	if err := unix.SetsockoptPacketMreq(p.rxfd, unix.SOL_PACKET, opt, &mreq); err != nil {
+	if err := unix.SetsockoptPacketMreq(p.main.fd, unix.SOL_PACKET, opt, &mreq); err != nil {
 		return fmt.Errorf("afpacket %s: %s %v: %w", p.name, what, mac, err)
 	}
 	return nil
@@ -672,20 +738,27 @@ func (p *AFPacket) Stats() AFPacketStats {
 	p.fdMu.RLock()
 	if !p.closed.Load() {
 		// Reading the kernel's counters resets them.
-		if ks, err := unix.GetsockoptTpacketStats(p.rxfd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+		if ks, err := unix.GetsockoptTpacketStats(p.main.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
 			p.rxKernelDrops.Add(uint64(ks.Drops))
+		}
+		if p.newFlow != nil {
+			if ks, err := unix.GetsockoptTpacketStats(p.newFlow.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+				p.rxNewFlowDrops.Add(uint64(ks.Drops))
+			}
 		}
 	}
 	p.fdMu.RUnlock()
 	return AFPacketStats{
-		RxPackets:     p.rxPackets.Load(),
-		RxBytes:       p.rxBytes.Load(),
-		RxTruncated:   p.rxTruncated.Load(),
-		RxOutgoing:    p.rxOutgoing.Load(),
-		RxKernelDrops: p.rxKernelDrops.Load(),
-		TxPackets:     p.txPackets.Load(),
-		TxBytes:       p.txBytes.Load(),
-		TxErrors:      p.txErrors.Load(),
-		LastTxErrno:   syscall.Errno(p.lastTxErrno.Load()),
+		RxPackets:      p.rxPackets.Load(),
+		RxBytes:        p.rxBytes.Load(),
+		RxTruncated:    p.rxTruncated.Load(),
+		RxOutgoing:     p.rxOutgoing.Load(),
+		RxKernelDrops:  p.rxKernelDrops.Load(),
+		RxNewFlow:      p.rxNewFlow.Load(),
+		RxNewFlowDrops: p.rxNewFlowDrops.Load(),
+		TxPackets:      p.txPackets.Load(),
+		TxBytes:        p.txBytes.Load(),
+		TxErrors:       p.txErrors.Load(),
+		LastTxErrno:    syscall.Errno(p.lastTxErrno.Load()),
 	}
 }

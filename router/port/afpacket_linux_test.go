@@ -212,11 +212,18 @@ func TestAFPacketReadsGSO(t *testing.T) {
 // never read back. The kernel never loops a socket's frames back to the socket itself, but
 // it does show them to every other packet socket of the interface: here a second port on
 // the same interface (as a restarted daemon or a fanout sibling would be) writes too.
+// The same holds for a port with SplitNewFlows, whose fanout group is made to ignore
+// outgoing frames.
 func TestAFPacketIgnoresOwnFrames(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { testIgnoresOwnFrames(t, AFPacketOptions{}) })
+	t.Run("split", func(t *testing.T) { testIgnoresOwnFrames(t, AFPacketOptions{SplitNewFlows: true}) })
+}
+
+func testIgnoresOwnFrames(t *testing.T, opts AFPacketOptions) {
 	r, p := newNetns(t), newNetns(t)
 	veth(t, r, "r0", p, "p0")
 	ip(t, "-n", p, "addr", "add", "192.0.2.2/24", "dev", "p0")
-	port := openAFPacket(t, r, "r0", AFPacketOptions{})
+	port := openAFPacket(t, r, "r0", opts)
 	sibling := openAFPacket(t, r, "r0", AFPacketOptions{})
 	ip(t, "-n", p, "neigh", "add", "192.0.2.1", "lladdr", port.HardwareAddr().String(), "dev", "p0")
 	own := udpFrame(t, port.HardwareAddr(), linkMAC(t, p, "p0"), net.IP{192, 0, 2, 1}, net.IP{192, 0, 2, 2}, 9, []byte("own-frame-marker"))

@@ -99,6 +99,18 @@ func Stats(w io.Writer, s *control.StatsInfo) error {
 			return err
 		}
 	}
+	if s.Totals().NewFlowRing {
+		fmt.Fprintln(w)
+		rows = rows[:0]
+		for _, p := range s.Ports {
+			if p.NewFlowRing {
+				rows = append(rows, []string{p.Name, u(p.RxNewFlow), u(p.RxShedNewFlow)})
+			}
+		}
+		if err := table(w, "NEW-FLOW-RING\tSYNS-READ\tSHED-RING-FULL", rows); err != nil {
+			return err
+		}
+	}
 	if y := s.Sync; y != nil {
 		fmt.Fprintln(w)
 		sending := "no"
