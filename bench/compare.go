@@ -19,6 +19,9 @@ const (
 	// WorkloadSYNFlood is a SYN flood with a keep-alive load and a connection probe
 	// during it, each run first quiet then under the flood (flood.go).
 	WorkloadSYNFlood = "syn-flood"
+	// WorkloadOverload is pps64 past the router's capacity: the capacity found by a
+	// search, then twice it offered (compare_run.go, overload).
+	WorkloadOverload = "pps64-overload"
 )
 
 // How a pps64 server disposes of the counted frames (Workload.Sink).
@@ -64,6 +67,10 @@ type Target struct {
 	// ControlSocket is ulbd's control socket, whose counters are read around each pps64
 	// run. Default: the ready socket of the bench's process running ulbd, if any.
 	ControlSocket string `toml:"control_socket"`
+	// CPULimit, when set, confines the bench's ulbd processes to this fraction of one
+	// CPU (a cgroup CPU quota, cgroup.go), e.g. 0.25, so that the senders can offer more
+	// than ulbd forwards (pps64-overload).
+	CPULimit float64 `toml:"cpu_limit"`
 }
 
 // Workload is one measurement. Which fields apply depends on Type.
@@ -83,7 +90,7 @@ type Workload struct {
 	FallbackSink  string `toml:"fallback_sink"`  // tcp-stream without iperf3: a sink ADDR:PORT of the bench
 	FallbackBytes Size   `toml:"fallback_bytes"` // tcp-stream without iperf3: bytes to transfer
 
-	Rate  int `toml:"rate"`  // pps64: frames per second, 0 = full speed
+	Rate  int `toml:"rate"`  // pps64: frames per second, 0 = full speed; pps64-overload: where the capacity search starts
 	Flows int `toml:"flows"` // pps64: distinct UDP source ports (default loadgen's)
 	// Senders is the number of parallel sending sockets (pps64, default 1). On a small
 	// machine more senders take CPU from the router under test.
@@ -216,6 +223,9 @@ func (v *validator) compare(c *CompareSpec) {
 		if t.Bench == "" {
 			v.at(line, "target %q: needs bench (a bench file)", t.Name)
 		}
+		if t.CPULimit < 0 || t.CPULimit > 64 {
+			v.at(line, "target %q: cpu_limit %v out of range (0, 64] (a fraction of one CPU)", t.Name, t.CPULimit)
+		}
 	}
 	if c.Baseline == "" && len(c.Targets) > 0 {
 		c.Baseline = c.Targets[0].Name
@@ -294,7 +304,7 @@ func (v *validator) workload(line int, w *Workload) {
 		if w.Rate != 0 || w.Flows != 0 || w.Device != "" || w.Senders != 0 || w.Sink != "" {
 			v.at(line, "%s: rate, flows, senders, device and sink are pps64 keys", where)
 		}
-	case WorkloadPPS64:
+	case WorkloadPPS64, WorkloadOverload:
 		if err == nil && !to.Is4() {
 			v.at(line, "%s: to %q: the frame generator sends IPv4 only", where, w.To)
 		}
@@ -324,7 +334,7 @@ func (v *validator) workload(line int, w *Workload) {
 			v.at(line, "%s: port, fallback_sink and fallback_bytes are tcp-stream keys", where)
 		}
 	default:
-		v.at(line, "%s: type %q: want %s, %s, %s or %s", where, w.Type, WorkloadTCPStream, WorkloadPPS64, WorkloadConns, WorkloadSYNFlood)
+		v.at(line, "%s: type %q: want %s, %s, %s, %s or %s", where, w.Type, WorkloadTCPStream, WorkloadPPS64, WorkloadOverload, WorkloadConns, WorkloadSYNFlood)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -80,6 +81,29 @@ func RunCompare(ctx context.Context, c *CompareSpec, opts CompareOptions) (*Comp
 	return rep, nil
 }
 
+// limitULBD puts each ulbd process of the bench into a cgroup of its own with a CPU
+// quota of frac of one CPU, and returns those made so far even on an error.
+func limitULBD(b *Bench, frac float64) ([]*cpuLimit, error) {
+	b.mu.Lock()
+	procs := slices.Clone(b.state.Processes)
+	b.mu.Unlock()
+	var out []*cpuLimit
+	for _, ps := range procs {
+		if len(ps.Argv) == 0 || filepath.Base(ps.Argv[0]) != "ulbd" {
+			continue
+		}
+		l, err := limitCPU("ulbbench-"+b.spec.Name+"-"+ps.Name, ps.PID, frac)
+		if err != nil {
+			return out, fmt.Errorf("process %s: %w", ps.Name, err)
+		}
+		out = append(out, l)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("cpu_limit: the bench runs no ulbd")
+	}
+	return out, nil
+}
+
 func containsString(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -112,6 +136,18 @@ func runTarget(ctx context.Context, c *CompareSpec, t Target, opts CompareOption
 		}
 		fmt.Fprintf(out, "target %s: bench down\n", t.Name)
 	}()
+	if t.CPULimit > 0 {
+		limits, err := limitULBD(b, t.CPULimit)
+		defer func() {
+			for _, l := range limits {
+				err = errors.Join(err, l.remove())
+			}
+		}()
+		if err != nil {
+			return fmt.Errorf("target %s: %w", t.Name, err)
+		}
+		fmt.Fprintf(out, "target %s: ulbd confined to %.2f of a CPU (%d process(es))\n", t.Name, t.CPULimit, len(limits))
+	}
 	socket := t.ControlSocket
 	if socket == "" {
 		socket = ulbdSocket(spec)
@@ -276,8 +312,11 @@ func (r *workloadRun) stop() {
 // once runs one repetition, records its figures, and returns a progress line.
 func (r *workloadRun) once(ctx context.Context) (string, error) {
 	bound := r.w.Duration + workloadGrace
-	if r.w.Type == WorkloadSYNFlood {
+	switch r.w.Type {
+	case WorkloadSYNFlood:
 		bound = floodBound(r.w)
+	case WorkloadOverload:
+		bound += overloadMaxSteps * (overloadStep + workloadGrace)
 	}
 	cctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
@@ -286,6 +325,8 @@ func (r *workloadRun) once(ctx context.Context) (string, error) {
 		return r.floodOnce(cctx)
 	case r.w.Type == WorkloadPPS64:
 		return r.pps(cctx)
+	case r.w.Type == WorkloadOverload:
+		return r.overload(cctx)
 	case r.w.Type == WorkloadConns:
 		return r.connsOnce(cctx)
 	case r.fallback:
@@ -361,16 +402,24 @@ func (r *workloadRun) transfer(ctx context.Context) (string, error) {
 	return fmt.Sprintf("%.2f Gbit/s (transfer of %s)", rep.Transfer.Mbps/1e3, formatSize(rep.Transfer.Bytes)), nil
 }
 
-// pps runs the frame counter in the server's namespace, the generator in the sender's,
-// and reads the router's counters around them.
-func (r *workloadRun) pps(ctx context.Context) (string, error) {
+// ppsRun is one measurement of frames sent and delivered.
+type ppsRun struct {
+	send      loadgen.SendReport
+	count     loadgen.CountReport
+	delivered float64 // frames per second counted at the server over the sending time
+	loss      float64 // percent of the frames sent not counted
+}
+
+// sendCount runs the frame counter in the server's namespace and the generator in the
+// sender's, at rate frames per second (0: flat out) for d.
+func (r *workloadRun) sendCount(ctx context.Context, rate int, d time.Duration) (ppsRun, error) {
+	var run ppsRun
 	counter, err := r.startCounter(ctx)
 	if err != nil {
-		return "", err
+		return run, err
 	}
 	defer counter.abort()
-	before, serr := r.routerStats(ctx)
-	args := []string{"ulbbench", "loadgen", "send", "-to", r.w.To, "-for", r.w.Duration.String(), "-rate", fmt.Sprint(r.w.Rate)}
+	args := []string{"ulbbench", "loadgen", "send", "-to", r.w.To, "-for", d.String(), "-rate", fmt.Sprint(rate)}
 	if r.w.Flows > 0 {
 		args = append(args, "-flows", fmt.Sprint(r.w.Flows))
 	}
@@ -378,19 +427,28 @@ func (r *workloadRun) pps(ctx context.Context) (string, error) {
 		args = append(args, "-senders", fmt.Sprint(r.w.Senders))
 	}
 	out, err := r.b.Exec(ctx, r.w.From, args...)
-	var send loadgen.SendReport
-	if jerr := json.Unmarshal(lastLine(out), &send); jerr != nil || err != nil {
-		return "", fmt.Errorf("loadgen send: %v: %s", err, strings.TrimSpace(string(out)))
+	if jerr := json.Unmarshal(lastLine(out), &run.send); jerr != nil || err != nil {
+		return run, fmt.Errorf("loadgen send: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	select {
 	case <-time.After(settleTime):
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return run, ctx.Err()
 	}
-	count, err := counter.finish()
-	if err != nil {
-		return "", err
+	if run.count, err = counter.finish(); err != nil {
+		return run, err
 	}
+	if run.send.Sent == 0 || run.send.ElapsedNS <= 0 {
+		return run, fmt.Errorf("loadgen sent nothing: %+v", run.send)
+	}
+	run.delivered = float64(run.count.Packets) / run.send.Elapsed().Seconds()
+	// A few frames of other traffic (ARP) may make the count exceed what was sent.
+	run.loss = max(0, 100*(1-float64(run.count.Packets)/float64(run.send.Sent)))
+	return run, nil
+}
+
+// senderNote describes how frames were sent and counted.
+func (r *workloadRun) senderNote(count loadgen.CountReport) string {
 	sink := "at a full UDP socket (no ICMP)"
 	switch count.Sink {
 	case "ingress-drop":
@@ -400,22 +458,85 @@ func (r *workloadRun) pps(ctx context.Context) (string, error) {
 			sink += "; the ingress drop could not be had: " + count.SinkNote
 		}
 	}
-	r.rep.addNote(fmt.Sprintf("ulbbench loadgen send from %s (%d-byte frames + FCS = 64, AF_PACKET sendmmsg, %d sender(s)); delivered = rx_packets delta of %s:%s over the sending time; the server drops them %s",
-		r.w.From, loadgen.FrameLen, max(r.w.Senders, 1), r.w.Server, r.w.Device, sink))
-	r.recordRouter(ctx, before, serr)
-	if send.Sent == 0 || send.ElapsedNS <= 0 {
-		return "", fmt.Errorf("loadgen sent nothing: %+v", send)
+	return fmt.Sprintf("ulbbench loadgen send from %s (%d-byte frames + FCS = 64, AF_PACKET sendmmsg, %d sender(s)); delivered = rx_packets delta of %s:%s over the sending time; the server drops them %s",
+		r.w.From, loadgen.FrameLen, max(r.w.Senders, 1), r.w.Server, r.w.Device, sink)
+}
+
+// pps measures one pps64 repetition and reads the router's counters around it.
+func (r *workloadRun) pps(ctx context.Context) (string, error) {
+	before, serr := r.routerStats(ctx)
+	run, err := r.sendCount(ctx, r.w.Rate, r.w.Duration)
+	if err != nil {
+		return "", err
 	}
-	secs := send.Elapsed().Seconds()
-	delivered := float64(count.Packets) / secs
-	// A few frames of other traffic (ARP) may make the count exceed what was sent.
-	loss := max(0, 100*(1-float64(count.Packets)/float64(send.Sent)))
-	r.rep.metric("Mpps delivered", true, true).add(r.target, delivered/1e6)
-	r.rep.metric("Mpps offered", false, true).add(r.target, send.PPS/1e6)
-	r.rep.metric("loss %", false, false).add(r.target, loss)
-	r.rep.metric("refused by sender's kernel %", false, false).add(r.target, 100*float64(send.TxErrors)/float64(send.Sent))
+	r.rep.addNote(r.senderNote(run.count))
+	r.recordRouter(ctx, before, serr)
+	r.rep.metric("Mpps delivered", true, true).add(r.target, run.delivered/1e6)
+	r.rep.metric("Mpps offered", false, true).add(r.target, run.send.PPS/1e6)
+	r.rep.metric("loss %", false, false).add(r.target, run.loss)
+	r.rep.metric("refused by sender's kernel %", false, false).add(r.target, 100*float64(run.send.TxErrors)/float64(run.send.Sent))
 	return fmt.Sprintf("offered %.3f Mpps (%d frames in %.2f s, %d refused), delivered %.3f Mpps (%d), loss %.1f %%",
-		send.PPS/1e6, send.Sent, secs, send.TxErrors, delivered/1e6, count.Packets, loss), nil
+		run.send.PPS/1e6, run.send.Sent, run.send.Elapsed().Seconds(), run.send.TxErrors, run.delivered/1e6, run.count.Packets, run.loss), nil
+}
+
+// The capacity search of pps64-overload: steps of overloadStep, each offering
+// overloadGrowth times the last, from the workload's rate (default
+// DefaultOverloadStart), until the loss passes overloadLoss percent.
+const (
+	DefaultOverloadStart = 20_000
+	overloadStep         = 2 * time.Second
+	overloadGrowth       = 1.25
+	overloadLoss         = 5.0
+	overloadMaxSteps     = 24
+)
+
+// overload measures a router past its capacity (issue 11: no receive livelock). It
+// first finds the capacity C, the most frames per second delivered by a step of the
+// search, which ends at the first step losing more than overloadLoss percent (the router
+// is then saturated); then it offers 2C for the workload's duration and reports what is
+// delivered as a fraction of C. A router that wastes work on frames it cannot finish
+// (receive livelock) forwards less at 2C than at C.
+func (r *workloadRun) overload(ctx context.Context) (string, error) {
+	rate := float64(r.w.Rate)
+	if rate == 0 {
+		rate = DefaultOverloadStart
+	}
+	var capacity, capacityLoss float64
+	steps := 0
+	for ; steps < overloadMaxSteps; steps++ {
+		run, err := r.sendCount(ctx, int(rate), overloadStep)
+		if err != nil {
+			return "", fmt.Errorf("capacity step at %.0f pps: %w", rate, err)
+		}
+		if run.delivered > capacity {
+			capacity, capacityLoss = run.delivered, run.loss
+		}
+		if run.loss > overloadLoss {
+			break
+		}
+		if run.send.PPS < 0.9*rate {
+			return "", fmt.Errorf("the sender reached only %.0f of %.0f pps with %.1f %% loss: the router was not saturated (set a target cpu_limit)", run.send.PPS, rate, run.loss)
+		}
+		rate *= overloadGrowth
+	}
+	if steps == overloadMaxSteps {
+		return "", fmt.Errorf("no loss past %.1f %% up to %.0f pps: the router was not saturated", overloadLoss, rate)
+	}
+	before, serr := r.routerStats(ctx)
+	run, err := r.sendCount(ctx, int(2*capacity), r.w.Duration)
+	if err != nil {
+		return "", fmt.Errorf("overload at %.0f pps: %w", 2*capacity, err)
+	}
+	r.rep.addNote(r.senderNote(run.count) + fmt.Sprintf("; capacity = the most delivered by a step of %v, offered from %.0f pps up by %.2fx until a step lost more than %.0f %%; then 2x capacity is offered",
+		overloadStep, float64(max(r.w.Rate, DefaultOverloadStart)), overloadGrowth, overloadLoss))
+	r.recordRouter(ctx, before, serr)
+	offeredX := run.send.PPS / capacity
+	r.rep.metric("delivered at 2x / capacity", true, false).add(r.target, run.delivered/capacity)
+	r.rep.metric("capacity kpps", false, true).add(r.target, capacity/1e3)
+	r.rep.metric("offered / capacity", false, false).add(r.target, offeredX)
+	r.rep.metric("delivered kpps at 2x", false, true).add(r.target, run.delivered/1e3)
+	return fmt.Sprintf("capacity %.1f kpps (%d steps, %.1f %% loss there); offered %.1f kpps (%.2fx), delivered %.1f kpps = %.2f of capacity, loss %.1f %%",
+		capacity/1e3, steps+1, capacityLoss, run.send.PPS/1e3, offeredX, run.delivered/1e3, run.delivered/capacity, run.loss), nil
 }
 
 // recordRouter reads ulbd's counters again and records their difference from before

@@ -133,6 +133,8 @@ func TestParseCompareErrors(t *testing.T) {
 		{"conns pps key", work("type = \"conns\"\nfrom=\"c\"\nto=\"192.0.2.1:80\"\nflows=3\n"), "not conns keys"},
 		{"conns too long", work("type = \"conns\"\nfrom=\"c\"\nto=\"192.0.2.1:80\"\nduration=\"10m\"\n"), "out of range"},
 		{"conns key on pps", work("type = \"pps64\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\ncount=5\n"), "count and concurrency are conns keys"},
+		{"cpu limit", "[[target]]\nname = \"k\"\nbench = \"b.toml\"\ncpu_limit = -0.5\n", `c.toml:1: target "k": cpu_limit -0.5 out of range`},
+		{"overload over IPv6", work("type = \"pps64-overload\"\nfrom=\"c\"\nserver=\"s\"\nto=\"2001:db8::2\"\n"), "IPv4 only"},
 		{"negative goal", work("type = \"pps64\"\nfrom=\"c\"\nserver=\"s\"\nto=\"192.0.2.1\"\ngoal_min=-1\n"), "negative goal"},
 	} {
 		_, err := ParseCompare([]byte(tc.text), "c.toml")
@@ -164,6 +166,17 @@ func TestLoadCompareExample(t *testing.T) {
 	}
 	if got := ulbdSocket(ulbd); got != c.Targets[1].ControlSocket {
 		t.Errorf("ulbd's ready socket %q, the example names %q", got, c.Targets[1].ControlSocket)
+	}
+}
+
+// The overload example confines ulbd to a quarter of a CPU and runs pps64-overload.
+func TestLoadCompareOverloadExample(t *testing.T) {
+	c, err := LoadCompare(filepath.Join(examplesDir(t), "router", "overload.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Targets) != 1 || c.Targets[0].CPULimit != 0.25 || c.Workloads[0].Type != WorkloadOverload || c.Workloads[0].GoalMin != 0.8 {
+		t.Errorf("example: %+v", c)
 	}
 }
 
