@@ -102,6 +102,51 @@ func TestSYNFloodWithCookies(t *testing.T) {
 	if ct.Inserted-before.Conntrack.Inserted > 1000 {
 		t.Errorf("%d flows entered during the flood", ct.Inserted-before.Conntrack.Inserted)
 	}
+	// [defence] new_flow_ring is on by default: the flood's SYNs came through the
+	// outside port's ring for new flows, and whatever it shed is among the port's drops.
+	for _, p := range s.Ports {
+		if p.Name != "outside" {
+			continue
+		}
+		var syns uint64
+		for _, q := range before.Ports {
+			if q.Name == p.Name {
+				syns = p.RxNewFlow - q.RxNewFlow
+			}
+		}
+		t.Logf("outside: %d SYNs through the new-flow ring, %d shed, %d rx drops", syns, p.RxShedNewFlow, p.RxDrops)
+		if !p.NewFlowRing || syns < 100_000 || p.RxShedNewFlow > p.RxDrops {
+			t.Errorf("outside port %+v: want the flood's SYNs read through the new-flow ring", p)
+		}
+	}
+}
+
+// TestSourceRateLimit: with [defence] source_rate a flood from one client prefix has its
+// new flows dropped past the prefix's allowance (counted, lb-source-limit) and makes
+// few flows, while a client of another prefix connects and transfers as usual.
+func TestSourceRateLimit(t *testing.T) {
+	const socket = "/run/ulb/ulbt-sl.sock"
+	b := upBench(t, "testdata/srclimit/bench.toml")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var before control.StatsInfo
+	ulbadm(t, socket, &before, "show-stats")
+	// The client's own prefix gets 20 at once, then 50 a second: 15 connections fit.
+	duringFlood(t, ctx, b, 5000, 6*time.Second,
+		bench.Check{Type: bench.CheckTransfer, From: "client", To: "198.51.100.100:9000", Bytes: 32 << 20, Timeout: 2 * time.Minute},
+		bench.Check{Type: bench.CheckConns, From: "client", To: "198.51.100.100:80", Count: 15, ExpectNames: []string{"s1", "s2"}})
+	var s control.StatsInfo
+	ulbadm(t, socket, &s, "show-stats")
+	limited := s.Drops["lb-source-limit"] - before.Drops["lb-source-limit"]
+	flows := s.Conntrack.Inserted - before.Conntrack.Inserted
+	t.Logf("flood: %d new flows dropped by the source limit, %d flows entered", limited, flows)
+	// 30000 SYNs in 6 s from one /24: its allowance is 20 + 50/s, about 320.
+	if limited < 25_000 {
+		t.Errorf("%d of the flood's 30000 SYNs dropped by the source limit", limited)
+	}
+	if flows > 600 {
+		t.Errorf("%d flows entered during the flood: the limit let the flood through", flows)
+	}
 }
 
 // TestFullTableUnderFlood: without SYN cookies a flood fills a 2000-flow table with
