@@ -9,7 +9,11 @@
 // Each port has one receive loop (Run starts them, each on its own locked OS thread).
 // A frame passes these stages, in order:
 //
-//	loop.run              reads a batch from the port (port.Port.Read), headroom in front
+//	loop.run              reads a batch from the port (port.Port.Read), headroom in front;
+//	                      an afpacket port with a new-flow ring ([defence] new_flow_ring)
+//	                      has had its frames sorted in the kernel, SYNs without ACK to a
+//	                      ring of their own that gets a bounded share of each batch
+//	                      (AFPacket.readRings)
 //	loop.batch            hands each frame to handle, then flushes
 //	loop.handle           L2: drops own frames, frames for other MACs (VRRP's virtual
 //	                      MACs are ours while master) and VLAN tags; notes a link-layer
