@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,6 +127,31 @@ address = ["198.51.100.1/24", "2001:db8:2::1/64"]
 			t.Fatalf("the reloaded route never appeared: %+v", routes)
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+
+	// The reload verb: a file that fails validation changes nothing and the error names
+	// FILE:LINE; a valid one is installed before the verb answers.
+	if err := os.WriteFile(conf, []byte(base+"[[route]]\nto = \"192.0.2.128/25\"\nvia = \"198.51.100.300\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var info control.ReloadInfo
+	err = c.Call(ctx, control.VerbReload, nil, &info)
+	lines := strings.Count(base, "\n")
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%s:%d:", conf, lines+3)) {
+		t.Fatalf("reload of a bad file: %v, want an error at %s:%d", err, conf, lines+3)
+	}
+	var routes []control.RouteInfo
+	if err := c.Call(ctx, control.VerbShowRoute, nil, &routes); err != nil || !hasRoute(routes) {
+		t.Fatalf("after a refused reload: %+v, %v: the running route is gone", routes, err)
+	}
+	if err := os.WriteFile(conf, []byte(base), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Call(ctx, control.VerbReload, nil, &info); err != nil || info.File != conf || info.Routes != 0 {
+		t.Fatalf("reload: %+v, %v", info, err)
+	}
+	if err := c.Call(ctx, control.VerbShowRoute, nil, &routes); err != nil || hasRoute(routes) {
+		t.Fatalf("after reload without the route: %+v, %v", routes, err)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -118,12 +118,12 @@ func ulbd(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	reloads := watchReload(ctx, logger, *file, func(c *config.Config) {
+	onReload := func(c *config.Config) {
 		if *logLevel == "" {
 			level.Set(c.LogLevel)
 		}
-	})
-	if err := node.Run(ctx, cfg, logger, reloads); err != nil {
+	}
+	if err := node.Run(ctx, cfg, logger, onReload); err != nil {
 		logger.Error("stopped", "err", err)
 		return exitError
 	}
@@ -174,36 +174,3 @@ func hostReady(logger *slog.Logger, cfg *config.Config) bool {
 	return true
 }
 
-// watchReload re-reads the configuration file on every SIGHUP until ctx ends. A file
-// that is refused is logged and ignored (the running configuration stays); a valid
-// one is handed to applied (for what main owns, the log level) and then sent on the
-// returned channel, which holds at most the newest configuration not yet taken.
-func watchReload(ctx context.Context, logger *slog.Logger, file string, applied func(*config.Config)) <-chan *config.Config {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	out := make(chan *config.Config, 1)
-	go func() {
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-			}
-			logger.Info("SIGHUP: reloading", "config", file)
-			cfg, err := config.Load(file)
-			if err != nil {
-				logIssues(logger, err)
-				logger.Warn("reload refused: keeping the running configuration")
-				continue
-			}
-			applied(cfg)
-			select { // drop a pending, older configuration
-			case <-out:
-			default:
-			}
-			out <- cfg
-		}
-	}()
-	return out
-}

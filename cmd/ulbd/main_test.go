@@ -2,19 +2,13 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
-	"log/slog"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
-	"ulb/config"
 	"ulb/internal/testenv"
 )
 
@@ -123,68 +117,4 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-func TestWatchReload(t *testing.T) {
-	good, err := os.ReadFile("testdata/good.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad, err := os.ReadFile("testdata/bad.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "ulbd.toml")
-	// log_level is a top-level key: it goes before the first table.
-	if err := os.WriteFile(file, append([]byte("log_level = \"debug\"\n"), good...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
-	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var applied sync.WaitGroup
-	applied.Add(1)
-	reloads := watchReload(ctx, logger, file, func(c *config.Config) {
-		if c.LogLevel != slog.LevelDebug {
-			t.Errorf("applied log level %v, want debug", c.LogLevel)
-		}
-		applied.Done()
-	})
-
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case cfg := <-reloads:
-		if cfg.Hostname != "lb1" || len(cfg.Ports) != 2 {
-			t.Errorf("reloaded config %+v", cfg)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no configuration after SIGHUP")
-	}
-	applied.Wait()
-
-	// A refused file is logged and not sent.
-	if err := os.WriteFile(file, bad, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(logs.String(), "reload refused") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no refusal logged:\n%s", logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	select {
-	case cfg := <-reloads:
-		t.Errorf("a refused file was sent: %+v", cfg)
-	default:
-	}
-	if !strings.Contains(logs.String(), "needs a test (ping, tcp, udp, http, agent, script)") {
-		t.Errorf("refusal does not list the issues:\n%s", logs.String())
-	}
 }

@@ -8,8 +8,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"reflect"
+	"os"
+	"os/signal"
 	"slices"
+	"syscall"
 	"time"
 
 	"ulb/balancer"
@@ -23,10 +25,11 @@ import (
 )
 
 // Run opens the configured ports, starts the router and the control socket, and returns
-// when ctx is cancelled (SIGTERM/SIGINT) after releasing the ports. Configurations
-// received on reloads (SIGHUP, already validated) replace the static routes without
-// touching the ports or the flows; a change to the ports needs a restart.
-func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <-chan *config.Config) error {
+// when ctx is cancelled (SIGTERM/SIGINT) after releasing the ports. On SIGHUP and on the
+// reload verb it reads cfg.File again: a valid file replaces the routes, rules and health
+// checks without touching the ports or the flows, and is then handed to onReload (may be
+// nil) for what the caller owns; a change to the ports needs a restart.
+func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload func(*config.Config)) error {
 	ports, err := openPorts(cfg, logger)
 	if err != nil {
 		return err
@@ -86,7 +89,9 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <
 	}
 	srv := control.NewServer(cfg.ControlSocket, logger)
 	publishVRRP(r, events)
+	rl := &reloader{log: logger, r: r, checks: checks, started: cfg, onReload: onReload}
 	Register(srv, Sources{
+		Reload:    rl.reloadFile,
 		Status:    routerStatus{r: r, start: start},
 		Balancer:  r.Balancer(),
 		Conntrack: r.Conntrack(),
@@ -104,7 +109,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <
 	defer cancel()
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ctx) }()
-	go applyReloads(ctx, logger, r, checks, cfg, reloads)
+	go watchHUP(ctx, rl)
 	go checks.engine.Run(ctx)
 
 	logger.Info("running", "ports", len(ports), "routes", len(cfg.Routes), "control_socket", cfg.ControlSocket)
@@ -192,42 +197,17 @@ func routes(cfg *config.Config) []router.Route {
 	return out
 }
 
-// applyReloads installs the routes of each reloaded configuration whose ports are those
-// the router runs with.
-func applyReloads(ctx context.Context, logger *slog.Logger, r *router.Router, checks *healthChecks, running *config.Config, reloads <-chan *config.Config) {
+// watchHUP reloads the configuration file on every SIGHUP until ctx ends.
+func watchHUP(ctx context.Context, rl *reloader) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case c := <-reloads:
-			if !samePorts(running.Ports, c.Ports) {
-				logger.Warn("reload: ports changed; they take effect only after a restart; routes not reloaded")
-				continue
-			}
-			if !reflect.DeepEqual(running.Sync, c.Sync) {
-				logger.Warn("reload: [sync] changed; it takes effect only after a restart")
-			}
-			if !reflect.DeepEqual(running.Defence, c.Defence) {
-				logger.Warn("reload: [defence] changed; it takes effect only after a restart")
-			}
-			if !reflect.DeepEqual(running.Dataplane, c.Dataplane) {
-				logger.Warn("reload: [dataplane] changed; it takes effect only after a restart")
-			}
-			if err := r.SetRoutes(routes(c)); err != nil {
-				logger.Error("reload refused", "err", err)
-				continue
-			}
-			if err := r.SetRules(rules(c)); err != nil {
-				logger.Error("reload: rules refused; the running rules stay", "err", err)
-				continue
-			}
-			r.SetRuleOptions(ruleOptions(c))
-			if hc, targets, err := healthSets(c); err != nil {
-				logger.Error("reload: health checks refused; the running ones stay", "err", err)
-			} else if err := checks.set(hc, targets); err != nil {
-				logger.Error("reload: health checks refused; the running ones stay", "err", err)
-			}
-			logger.Info("reload: routes and rules installed", "routes", len(c.Routes), "rules", len(c.Rules))
+		case <-hup:
+			rl.reloadFile()
 		}
 	}
 }

@@ -34,6 +34,9 @@ type Sources struct {
 	// Now is the clock of the replies' ages and times left (nil: time.Now); it should be
 	// the balancer's and the connection table's.
 	Now func() time.Time
+	// Reload re-reads and applies the configuration file (nil: the reload verb is
+	// refused).
+	Reload func() (control.ReloadInfo, error)
 }
 
 // Status is the data plane's state as the control socket shows it.
@@ -77,6 +80,12 @@ func Register(srv *control.Server, s Sources) {
 		return nil, fmt.Errorf("no port %q", a.Name)
 	})
 	handle(srv, control.VerbShowRoute, func(struct{}) (any, error) { return s.Status.Routes(), nil })
+	handle(srv, control.VerbReload, func(struct{}) (any, error) {
+		if s.Reload == nil {
+			return nil, errors.New("this ulbd cannot reload")
+		}
+		return s.Reload()
+	})
 	handle(srv, control.VerbShowNeigh, func(a control.ShowNeighArgs) (any, error) {
 		if a.Port == "" {
 			return s.Status.Neighbours(), nil

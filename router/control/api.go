@@ -570,6 +570,24 @@ func MatchServer(refAddr netip.Addr, refPort uint16, addr netip.Addr, port uint1
 	return refAddr == addr.Unmap() && (refPort == 0 || refPort == port)
 }
 
+// VerbReload re-reads ulbd's configuration file and applies it, as SIGHUP does: no
+// args, data ReloadInfo. A file that fails validation changes nothing; the error lists
+// its issues as FILE:LINE: message.
+const VerbReload = "reload"
+
+// ReloadInfo is what a reload installed.
+type ReloadInfo struct {
+	File         string `json:"file"`
+	Routes       int    `json:"routes"`
+	Rules        int    `json:"rules"`
+	HealthChecks int    `json:"health_checks"`
+	// Restart lists the changed parts of the file that take effect only when ulbd
+	// restarts (e.g. "[sync]", "ports").
+	Restart []string `json:"restart,omitempty"`
+	// Warnings are the file's warnings (FILE:LINE: message).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
 // Verbs of VRRP and of the event stream.
 const (
 	VerbShowRouter = "show-router" // args ShowRouterArgs, data []RouterInfo

@@ -72,6 +72,8 @@ var verbs = []verb{
 		indent + "the rule's conn_drain (or when they end)", serverVerb(control.VerbDrainServer)},
 	{"enable-rule", "NAME...", "rules take new flows again", ruleVerb(control.VerbEnableRule)},
 	{"disable-rule", "NAME...", "rules take no new flows; their flows go on", ruleVerb(control.VerbDisableRule)},
+	{"reload", "", "re-read ulbd's configuration file and apply it, as SIGHUP\n" +
+		indent + "does; a file that fails validation changes nothing", reload},
 	{"show-router", "[-f] [NAME]", "VRRP instances; PRIO is the effective priority (/CONFIGURED\n" +
 		indent + "when tracking lowered it), MODE o=owner p=preempt a=accept;\n" +
 		indent + "-f prints every field and the counters, a block per instance", showRouter},
@@ -215,6 +217,15 @@ func showRoute(ctx context.Context, c *cmd, args []string) error {
 		return err
 	}
 	return show(ctx, c, control.VerbShowRoute, nil, format.Routes)
+}
+
+// reload asks ulbd to reload its file, and prints what it installed and what needs a
+// restart (with -o json, the ReloadInfo).
+func reload(ctx context.Context, c *cmd, args []string) error {
+	if _, err := positional("reload", args, 0); err != nil {
+		return err
+	}
+	return show(ctx, c, control.VerbReload, nil, format.Reload)
 }
 
 func showNeigh(ctx context.Context, c *cmd, args []string) error {

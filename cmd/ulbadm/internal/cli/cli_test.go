@@ -388,6 +388,8 @@ func TestLBErrors(t *testing.T) {
 		{[]string{"enable-server", "-g", "nope", "203.0.113.200"}, ExitError, `ulbadm: enable-server: no server group "nope" used by a rule`, false},
 		{[]string{"disable-server", "203.0.113.200", "192.0.2.99"}, ExitError, `ulbadm: disable-server: no server 192.0.2.99`, false},
 		{[]string{"disable-rule", "web", "nope"}, ExitError, `ulbadm: disable-rule: no rule "nope"`, false},
+		{[]string{"reload", "now"}, ExitUsage, `ulbadm: reload: unexpected argument "now"`, true},
+		{[]string{"reload"}, ExitError, `ulbadm: reload: this ulbd cannot reload`, false}, // the fake has no file
 	}
 	for _, tt := range tests {
 		out, errOut, code := run(t, env, tt.args...)

@@ -229,3 +229,15 @@ func (rw *RateWriter) Write(r Rates) error {
 	_, err := fmt.Fprintf(rw.w, rateLine, r.RxPPS, r.TxPPS, r.RxMbps, r.TxMbps, r.DropsPS)
 	return err
 }
+
+// Reload writes what a reload installed: the counts, what needs a restart, the warnings.
+func Reload(w io.Writer, r control.ReloadInfo) error {
+	fmt.Fprintf(w, "reloaded %s: %d routes, %d rules, %d health checks\n", r.File, r.Routes, r.Rules, r.HealthChecks)
+	if len(r.Restart) > 0 {
+		fmt.Fprintf(w, "changed, but taking effect only after a restart: %s\n", strings.Join(r.Restart, ", "))
+	}
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	return nil
+}

@@ -1,0 +1,106 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+
+	"ulb/config"
+	"ulb/router"
+	"ulb/router/control"
+)
+
+// reloader applies reloaded configurations, from SIGHUP and from the reload verb, one at
+// a time. What the router cannot change while it runs (its ports, VRRP instances,
+// connection sync, [defence], [dataplane]) is left as it started and reported.
+type reloader struct {
+	mu       sync.Mutex
+	log      *slog.Logger
+	r        *router.Router
+	checks   *healthChecks
+	started  *config.Config       // the configuration ulbd started with
+	onReload func(*config.Config) // what the caller owns (the log level); may be nil
+}
+
+// reloadFile reads the configuration file again and applies it. A file that fails
+// validation changes nothing and returns the config.Error listing its issues.
+func (rl *reloader) reloadFile() (control.ReloadInfo, error) {
+	rl.log.Info("reloading", "config", rl.started.File)
+	cfg, err := config.Load(rl.started.File)
+	if err != nil {
+		logIssues(rl.log, err)
+		rl.log.Warn("reload refused: keeping the running configuration")
+		return control.ReloadInfo{}, err
+	}
+	return rl.apply(cfg)
+}
+
+// apply installs a validated configuration: routes, rules, their options and the health
+// checks, each refused as a whole when the router rejects it.
+func (rl *reloader) apply(c *config.Config) (control.ReloadInfo, error) {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	info := control.ReloadInfo{File: c.File, Routes: len(c.Routes), Rules: len(c.Rules), HealthChecks: len(c.HealthChecks)}
+	for _, w := range c.Warnings {
+		info.Warnings = append(info.Warnings, w.String())
+		rl.log.Warn("configuration", "warning", w.String())
+	}
+	running := rl.started
+	if !samePorts(running.Ports, c.Ports) {
+		rl.log.Warn("reload: ports changed; they take effect only after a restart; routes not reloaded")
+		return info, errors.New("reload refused: the ports changed, which needs a restart; nothing was changed")
+	}
+	for _, d := range []struct {
+		name    string
+		was, is any
+	}{
+		{"[[vrrp]]", running.VRRP, c.VRRP},
+		{"[sync]", running.Sync, c.Sync},
+		{"[defence]", running.Defence, c.Defence},
+		{"[dataplane]", running.Dataplane, c.Dataplane},
+		{"[conntrack]", running.Conntrack, c.Conntrack},
+		{"control_socket", running.ControlSocket, c.ControlSocket},
+		{"host_port", running.HostPort, c.HostPort},
+	} {
+		if !reflect.DeepEqual(d.was, d.is) {
+			info.Restart = append(info.Restart, d.name)
+			rl.log.Warn("reload: " + d.name + " changed; it takes effect only after a restart")
+		}
+	}
+	if err := rl.r.SetRoutes(routes(c)); err != nil {
+		rl.log.Error("reload refused", "err", err)
+		return info, fmt.Errorf("reload refused: routes: %w", err)
+	}
+	if err := rl.r.SetRules(rules(c)); err != nil {
+		rl.log.Error("reload: rules refused; the running rules stay", "err", err)
+		return info, fmt.Errorf("reload: routes installed, rules refused (the running rules stay): %w", err)
+	}
+	rl.r.SetRuleOptions(ruleOptions(c))
+	hc, targets, err := healthSets(c)
+	if err == nil {
+		err = rl.checks.set(hc, targets)
+	}
+	if err != nil {
+		rl.log.Error("reload: health checks refused; the running ones stay", "err", err)
+		return info, fmt.Errorf("reload: routes and rules installed, health checks refused (the running ones stay): %w", err)
+	}
+	if rl.onReload != nil {
+		rl.onReload(c)
+	}
+	rl.log.Info("reload: routes and rules installed", "routes", len(c.Routes), "rules", len(c.Rules))
+	return info, nil
+}
+
+// logIssues logs every issue of a refused configuration.
+func logIssues(logger *slog.Logger, err error) {
+	var ce *config.Error
+	if !errors.As(err, &ce) {
+		logger.Error("configuration refused", "err", err)
+		return
+	}
+	for _, is := range ce.Issues {
+		logger.Error("configuration refused", "issue", is.String())
+	}
+}
