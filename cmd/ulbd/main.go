@@ -173,4 +173,3 @@ func hostReady(logger *slog.Logger, cfg *config.Config) bool {
 	}
 	return true
 }
-
