@@ -59,7 +59,11 @@ const (
 // kept), and opens the connection to the server only for an ACK with a valid cookie,
 // translating sequence numbers, timestamps and windows for the flow's life. DSR rules
 // are not proxied (the server's answers never pass ulbd). A server whose window scale is
-// not syn_cookie_wscale gets its windows shifted to the client's view, rounded down.
+// not syn_cookie_wscale gets its windows shifted to the client's view, rounded down. A
+// server without timestamps behind a client that has them sends its segments to the
+// client without any, though the client was told they are on: Linux clients take them
+// (tested), but RFC 7323 §3.2 lets a receiver drop them, so servers behind the SYN proxy
+// should keep timestamps on, as behind the kernel's SYNPROXY.
 type Defence struct {
 	SYNCookies         string
 	SYNCookieThreshold int

@@ -46,6 +46,26 @@ func TestSYNProxy(t *testing.T) {
 	}
 	t.Logf("syn proxy: %+v", sp)
 
+	// Servers without TCP timestamps behind a client that has them: the client was told
+	// timestamps are on (its cookie carries its window scale and SACK), the servers'
+	// segments reach it without any. RFC 7323 §3.2 lets a receiver drop those; Linux
+	// clients take them, and the connections work.
+	for _, s := range []string{"s1", "s2"} {
+		if out, err := b.Exec(ctx, s, "sysctl", "-qw", "net.ipv4.tcp_timestamps=0"); err != nil {
+			t.Fatalf("%s: sysctl: %v: %s", s, err, out)
+		}
+	}
+	for _, c := range []bench.Check{
+		{Type: bench.CheckConns, From: "client", To: "198.51.100.100:80", Count: 50, ExpectNames: []string{"s1", "s2"}},
+		{Type: bench.CheckTransfer, From: "client", To: "198.51.100.100:9000", Bytes: 32 << 20, Timeout: 2 * time.Minute},
+	} {
+		r := b.Check(ctx, c)
+		t.Log("servers without timestamps:", r)
+		if !r.Pass {
+			t.Errorf("servers without timestamps: %s", r)
+		}
+	}
+
 	// [dataplane]: ulbd's two port loops run at nice -5, one on each CPU.
 	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", benchPID(t, b, "ulbd")))
 	if err != nil {
