@@ -137,3 +137,101 @@ func TestReloadKeepsFlows(t *testing.T) {
 		t.Errorf("show-server tcp lists %d servers, want 3", len(after))
 	}
 }
+
+// TestReloadVRRP: the master of a two-node VRRP pair reloads its file 20 times, an
+// extra instance added and removed in turn: its unchanged instances never change state,
+// here or at the backup (no advert gap long enough for a takeover), the added instance
+// comes up (master, alone on its VRID) and the removed one goes away.
+func TestReloadVRRP(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"bench.toml", "lb1.toml", "lb2.toml"} {
+		data, err := os.ReadFile(filepath.Join("testdata/vrrp", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := filepath.Join(dir, "lb1.toml")
+	plain, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := append(append([]byte(nil), plain...), []byte(`
+[[vrrp]]
+name = "v4b"
+port = "lan"
+vrid = 2
+priority = 150
+interval = "500ms"
+accept = true
+address = ["198.51.100.101"]
+`)...)
+	b := upBench(t, filepath.Join(dir, "bench.toml"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, inst := range []string{"v4", "v6"} {
+		waitState(t, vrSocket1, inst, control.RouterMaster, 5*time.Second)
+		waitState(t, vrSocket2, inst, control.RouterBackup, 5*time.Second)
+	}
+	routers := func(socket string) map[string]control.RouterInfo {
+		var infos []control.RouterInfo
+		ulbadm(t, socket, &infos, "show-router")
+		out := map[string]control.RouterInfo{}
+		for _, in := range infos {
+			out[in.Name] = in
+		}
+		return out
+	}
+	before1, before2 := routers(vrSocket1), routers(vrSocket2)
+	start := time.Now()
+	for i := 0; i < 20; i++ {
+		file := extra // the first reload adds v4b, the second removes it, ...
+		if i%2 == 1 {
+			file = plain
+		}
+		if err := os.WriteFile(conf, file, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var info control.ReloadInfo
+		ulbadm(t, vrSocket1, &info, "reload")
+		if len(info.Restart) != 0 {
+			t.Fatalf("reload %d: %+v: nothing should need a restart", i, info)
+		}
+		r1 := routers(vrSocket1)
+		if _, ok := r1["v4b"]; ok != (i%2 == 0) {
+			t.Fatalf("reload %d: v4b listed %v", i, ok)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The last reload (i = 19) removed v4b; add it again and let it come up.
+	if err := os.WriteFile(conf, extra, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var info control.ReloadInfo
+	ulbadm(t, vrSocket1, &info, "reload")
+	waitState(t, vrSocket1, "v4b", control.RouterMaster, 5*time.Second)
+	if r := b.Check(ctx, bench.Check{Type: bench.CheckPing, From: "client", To: "198.51.100.101", Count: 2}); !r.Pass {
+		t.Errorf("the added instance's address: %s", r)
+	}
+	elapsed := time.Since(start)
+	after1, after2 := routers(vrSocket1), routers(vrSocket2)
+	for _, inst := range []string{"v4", "v6"} {
+		a1, b1 := after1[inst], before1[inst]
+		a2, b2 := after2[inst], before2[inst]
+		t.Logf("%s: lb1 %s, %d transitions before, %d after; lb2 %s, %d adverts received in %v",
+			inst, a1.State, b1.Counters.Transitions, a1.Counters.Transitions, a2.State,
+			a2.Counters.AdvertsReceived-b2.Counters.AdvertsReceived, elapsed.Round(time.Millisecond))
+		if a1.State != control.RouterMaster || a1.Counters.Transitions != b1.Counters.Transitions {
+			t.Errorf("%s on the reloaded master: %s, transitions %d -> %d", inst, a1.State, b1.Counters.Transitions, a1.Counters.Transitions)
+		}
+		if a2.State != control.RouterBackup || a2.Counters.Transitions != b2.Counters.Transitions {
+			t.Errorf("%s on the backup: %s, transitions %d -> %d", inst, a2.State, b2.Counters.Transitions, a2.Counters.Transitions)
+		}
+		// One advert every 500 ms: a gap would show as fewer.
+		if got, want := a2.Counters.AdvertsReceived-b2.Counters.AdvertsReceived, uint64(elapsed/(500*time.Millisecond))*8/10; got < want {
+			t.Errorf("%s: the backup received %d adverts in %v, want at least %d", inst, got, elapsed, want)
+		}
+	}
+}

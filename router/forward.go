@@ -87,9 +87,9 @@ func (l *loop) ipv4(buf []byte) {
 		return
 	}
 	if dst.IsMulticast() {
-		if dst == vrrp.GroupIPv4 && ip.Protocol() == header.ProtocolVRRP && l.in.vrrp != nil && !ip.IsFragment() {
+		if mux := l.in.vrrpMux.Load(); dst == vrrp.GroupIPv4 && ip.Protocol() == header.ProtocolVRRP && mux != nil && !ip.IsFragment() {
 			l.bc.local++
-			l.in.vrrp.Receive(l.r.now(), src, dst, ip.TTL(), ip.Payload())
+			mux.Receive(l.r.now(), src, dst, ip.TTL(), ip.Payload())
 			l.r.wakeVRRP()
 			return
 		}
@@ -384,9 +384,9 @@ func (l *loop) ipv6(buf []byte) {
 		return
 	}
 	if dst.IsMulticast() {
-		if dst == vrrp.GroupIPv6 && proto == header.ProtocolVRRP && l.in.vrrp != nil && frag == nil {
+		if mux := l.in.vrrpMux.Load(); dst == vrrp.GroupIPv6 && proto == header.ProtocolVRRP && mux != nil && frag == nil {
 			l.bc.local++
-			l.in.vrrp.Receive(l.r.now(), src, dst, ip.HopLimit(), ip[off:])
+			mux.Receive(l.r.now(), src, dst, ip.HopLimit(), ip[off:])
 			l.r.wakeVRRP()
 			return
 		}

@@ -61,7 +61,7 @@ func (l *loop) directedBroadcast(p *pkt, nh fib.NextHop) {
 // vrrpNodeFor returns the VRRP instance of the receiving port whose virtual MAC is m,
 // or nil.
 func (l *loop) vrrpNodeFor(m header.MAC) *vrrpNode {
-	for _, n := range l.r.vrrp.nodes {
+	for _, n := range l.r.vrrpNodes() {
 		if n.rp == l.in && n.in.VirtualMAC() == m {
 			return n
 		}

@@ -458,7 +458,7 @@ func TestRedirectVRRP(t *testing.T) {
 				Addresses: []netip.Addr{vipLL6, netip.MustParseAddr("2001:db8:1::254")}}},
 		}
 	})
-	for _, n := range f.r.vrrp.nodes {
+	for _, n := range f.r.vrrpNodes() {
 		n.in.Start(fixedStart)
 		if n.in.State() != vrrp.Master {
 			t.Fatalf("%s: %s, want master", n.in.Name(), n.in.State())

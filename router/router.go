@@ -166,7 +166,8 @@ type routerPort struct {
 	src4   netip.Addr     // source of ICMPv4 errors sent from this port
 	src6   netip.Addr     // source of ICMPv6 errors sent from this port
 	neigh  *arpd.Neighbours
-	vrrp   *vrrp.Mux // the port's VRRP instances; nil without any
+	// vrrpMux hands the port's adverts to its VRRP instances; nil until it has one.
+	vrrpMux atomic.Pointer[vrrp.Mux]
 
 	ll6    netip.Addr   // the port's link-local address: source of its redirects
 	bcast4 []netip.Addr // directed broadcast addresses of its IPv4 networks
@@ -473,9 +474,7 @@ func (r *Router) Run(ctx context.Context) error {
 	vdone := make(chan struct{})
 	go func() {
 		defer close(vdone)
-		if d := r.vrrp.driver; d != nil {
-			d.Run(vctx)
-		}
+		r.vrrp.driver.Run(vctx)
 	}()
 	if r.sync != nil {
 		go r.sync.Run(ctx)

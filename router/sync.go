@@ -109,7 +109,7 @@ func syncRecord(snap *balancer.Snapshot, f *conntrack.Flow) (ctsync.Record, bool
 
 // vrrpMaster reports whether this node is master of the named VRRP instance.
 func (r *Router) vrrpMaster(instance string) bool {
-	for _, n := range r.vrrp.nodes {
+	for _, n := range r.vrrpNodes() {
 		if n.in.Name() == instance {
 			return n.in.State() == vrrp.Master
 		}

@@ -2,10 +2,13 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"ulb/router/header"
@@ -57,11 +60,20 @@ var _ vrrp.Output = (*vrrpNode)(nil)
 
 // vrrpState is the router's VRRP part.
 type vrrpState struct {
-	nodes  []*vrrpNode
-	driver *vrrp.Driver // runs the instances' timers and tracking; nil without any
-	owned  map[netip.Addr]bool
+	mu     sync.Mutex                  // serializes SetVRRP
+	nodes  atomic.Pointer[[]*vrrpNode] // the instances, in configuration order
+	driver *vrrp.Driver                // runs the instances' timers and tracking
+	owned  map[netip.Addr]bool         // their virtual addresses; under Router.cfgMu
 	// OnEvent, when set, receives every transition.
 	onEvent func(VRRPEvent)
+}
+
+// vrrpNodes returns the instances (read without a lock, from any goroutine).
+func (r *Router) vrrpNodes() []*vrrpNode {
+	if p := r.vrrp.nodes.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // mcastMAC is the Ethernet group of the VRRP address of a family.
@@ -72,73 +84,184 @@ func vrrpGroupMAC(ipv6 bool) header.MAC {
 	return header.MAC{0x01, 0x00, 0x5e, 0x00, 0x00, 0x12}
 }
 
-// newVRRP builds the instances, their muxes per port, trackers and sync groups.
+// newVRRP makes the driver and the instances of the configuration.
 func (r *Router) newVRRP(cfgs []VRRPConfig) error {
 	r.vrrp.owned = map[netip.Addr]bool{}
+	r.vrrp.driver = r.newVRRPDriver()
+	return r.SetVRRP(cfgs)
+}
+
+// SetVRRP replaces the VRRP instances (a reload), as keepalived does: an instance whose
+// configuration is the same as before, in a sync group whose members and their
+// configurations are the same, goes on untouched, in its state, with its timers (no
+// mastership flap, no advert gap); one that is gone is shut down (a master sends its
+// priority-0 advert and releases its virtual MAC and addresses); a new or changed one
+// starts from Initialize, as at start-up. Nothing changes when an instance cannot be
+// made.
+func (r *Router) SetVRRP(cfgs []VRRPConfig) error {
+	r.vrrp.mu.Lock()
+	defer r.vrrp.mu.Unlock()
+	old := r.vrrpNodes()
+	byName := map[string]*vrrpNode{}
+	var oldCfgs []VRRPConfig
+	for _, n := range old {
+		byName[n.cfg.Instance.Name] = n
+		oldCfgs = append(oldCfgs, n.cfg)
+	}
+	oldGroups, newGroups := syncGroupSigs(oldCfgs), syncGroupSigs(cfgs)
+	var next, added []*vrrpNode
+	kept := map[*vrrpNode]bool{}
+	for _, c := range cfgs {
+		if n := byName[c.Instance.Name]; n != nil && reflect.DeepEqual(n.cfg, c) &&
+			(c.SyncGroup == "" || oldGroups[c.SyncGroup] == newGroups[c.SyncGroup]) {
+			kept[n] = true
+			next = append(next, n)
+			continue
+		}
+		n, err := r.newVRRPNode(c)
+		if err != nil {
+			return err
+		}
+		next = append(next, n)
+		added = append(added, n)
+	}
 	groups := map[string][]*vrrp.Instance{}
 	var order []string
-	for _, c := range cfgs {
-		i, ok := r.byName[c.Port]
-		if !ok {
-			return fmt.Errorf("%w: vrrp %s: no port %q", ErrConfig, c.Instance.Name, c.Port)
-		}
-		rp := r.ports[i]
-		if rp.layer3 {
-			return fmt.Errorf("%w: vrrp %s: port %s has no Ethernet", ErrConfig, c.Instance.Name, c.Port)
-		}
-		n := &vrrpNode{r: r, rp: rp, cfg: c}
-		ic := c.Instance
-		ic.Out = n
-		if ic.Log == nil {
-			ic.Log = r.log.With("vrrp", ic.Name)
-		}
-		ipv6 := len(ic.Addresses) > 0 && ic.Addresses[0].Is6()
-		ic.Primary = rp.src4
-		if ipv6 {
-			ic.Primary = header.LinkLocalFromMAC(rp.mac)
-		}
-		in, err := vrrp.New(ic)
-		if err != nil {
-			return fmt.Errorf("%w: vrrp %s: %v", ErrConfig, ic.Name, err)
-		}
-		n.in = in
-		track := c.Track
-		track.Ports = append([]vrrp.TrackPort{{Name: c.Port}}, track.Ports...)
-		if n.tracker, err = vrrp.NewTracker(track); err != nil {
-			return fmt.Errorf("%w: vrrp %s: %v", ErrConfig, ic.Name, err)
-		}
-		if rp.vrrp == nil {
-			rp.vrrp = &vrrp.Mux{}
-		}
-		if err := rp.vrrp.Add(in); err != nil {
-			return fmt.Errorf("%w: %v", ErrConfig, err)
-		}
-		if mf, ok := rp.p.(port.MulticastFilter); ok {
-			g := vrrpGroupMAC(ipv6)
-			if err := mf.AddMulticast(g[:]); err != nil {
-				return fmt.Errorf("port %s: join %s: %w", rp.cfg.Name, g, err)
+	for _, n := range added {
+		if g := n.cfg.SyncGroup; g != "" {
+			if _, ok := groups[g]; !ok {
+				order = append(order, g)
 			}
+			groups[g] = append(groups[g], n.in)
 		}
-		for _, a := range ic.Addresses {
-			r.vrrp.owned[a] = true
-		}
-		if c.SyncGroup != "" {
-			if _, ok := groups[c.SyncGroup]; !ok {
-				order = append(order, c.SyncGroup)
-			}
-			groups[c.SyncGroup] = append(groups[c.SyncGroup], in)
-		}
-		r.vrrp.nodes = append(r.vrrp.nodes, n)
 	}
 	for _, name := range order {
 		if _, err := vrrp.NewSyncGroup(name, groups[name]...); err != nil {
 			return fmt.Errorf("%w: %v", ErrConfig, err)
 		}
 	}
-	if len(r.vrrp.nodes) > 0 {
-		r.vrrp.driver = r.newVRRPDriver()
+	// The instances that go are shut down first, so that a changed one's VRID is free.
+	var stay []vrrp.Member
+	for _, n := range next {
+		if kept[n] {
+			stay = append(stay, r.vrrpMember(n))
+		}
+	}
+	r.vrrp.driver.Set(stay)
+	var errs []error
+	for _, n := range old {
+		if !kept[n] {
+			r.detachVRRP(n)
+		}
+	}
+	for _, n := range added {
+		if err := r.attachVRRP(n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	r.vrrp.nodes.Store(&next)
+	members := make([]vrrp.Member, 0, len(next))
+	for _, n := range next {
+		members = append(members, r.vrrpMember(n))
+	}
+	r.vrrp.driver.Set(members)
+	return errors.Join(errs...)
+}
+
+// syncGroupSigs describes each sync group by its members' configurations, in order.
+func syncGroupSigs(cfgs []VRRPConfig) map[string]string {
+	out := map[string]string{}
+	for _, c := range cfgs {
+		if c.SyncGroup != "" {
+			out[c.SyncGroup] += fmt.Sprintf("%+v;", c)
+		}
+	}
+	return out
+}
+
+// newVRRPNode makes an instance and its tracker, not yet registered anywhere.
+func (r *Router) newVRRPNode(c VRRPConfig) (*vrrpNode, error) {
+	i, ok := r.byName[c.Port]
+	if !ok {
+		return nil, fmt.Errorf("%w: vrrp %s: no port %q", ErrConfig, c.Instance.Name, c.Port)
+	}
+	rp := r.ports[i]
+	if rp.layer3 {
+		return nil, fmt.Errorf("%w: vrrp %s: port %s has no Ethernet", ErrConfig, c.Instance.Name, c.Port)
+	}
+	n := &vrrpNode{r: r, rp: rp, cfg: c}
+	ic := c.Instance
+	ic.Out = n
+	if ic.Log == nil {
+		ic.Log = r.log.With("vrrp", ic.Name)
+	}
+	ipv6 := len(ic.Addresses) > 0 && ic.Addresses[0].Is6()
+	ic.Primary = rp.src4
+	if ipv6 {
+		ic.Primary = header.LinkLocalFromMAC(rp.mac)
+	}
+	in, err := vrrp.New(ic)
+	if err != nil {
+		return nil, fmt.Errorf("%w: vrrp %s: %v", ErrConfig, ic.Name, err)
+	}
+	n.in = in
+	track := c.Track
+	track.Ports = append([]vrrp.TrackPort{{Name: c.Port}}, track.Ports...)
+	if n.tracker, err = vrrp.NewTracker(track); err != nil {
+		return nil, fmt.Errorf("%w: vrrp %s: %v", ErrConfig, ic.Name, err)
+	}
+	return n, nil
+}
+
+// attachVRRP registers an instance with its port: the port's mux, the VRRP group's
+// multicast address, and its virtual addresses as the router's (answered for by the
+// instance while master, not by the port).
+func (r *Router) attachVRRP(n *vrrpNode) error {
+	rp := n.rp
+	mux := rp.vrrpMux.Load()
+	if mux == nil {
+		mux = &vrrp.Mux{}
+		rp.vrrpMux.Store(mux)
+	}
+	if err := mux.Add(n.in); err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if mf, ok := rp.p.(port.MulticastFilter); ok {
+		g := vrrpGroupMAC(n.in.IPv6())
+		if err := mf.AddMulticast(g[:]); err != nil {
+			return fmt.Errorf("port %s: join %s: %w", rp.cfg.Name, g, err)
+		}
+	}
+	r.cfgMu.Lock()
+	defer r.cfgMu.Unlock()
+	for _, a := range n.in.Addresses() {
+		if !r.vrrp.owned[a] && rp.neigh != nil {
+			rp.neigh.RemoveVirtual(a) // a rule's VIP the port answered for until now
+		}
+		r.vrrp.owned[a] = true
 	}
 	return nil
+}
+
+// detachVRRP undoes attachVRRP for an instance the driver has shut down.
+func (r *Router) detachVRRP(n *vrrpNode) {
+	rp := n.rp
+	if mux := rp.vrrpMux.Load(); mux != nil {
+		mux.Remove(n.in)
+		same := false
+		for _, in := range mux.Instances() {
+			same = same || in.IPv6() == n.in.IPv6()
+		}
+		if mf, ok := rp.p.(port.MulticastFilter); ok && !same {
+			g := vrrpGroupMAC(n.in.IPv6())
+			mf.RemoveMulticast(g[:])
+		}
+	}
+	r.cfgMu.Lock()
+	defer r.cfgMu.Unlock()
+	for _, a := range n.in.Addresses() {
+		delete(r.vrrp.owned, a)
+	}
 }
 
 // Send transmits an advert from the virtual MAC to the VRRP group.
@@ -318,30 +441,31 @@ func (r *Router) wakeVRRP() {
 }
 
 // newVRRPDriver makes the driver of the instances: their timers on the router's clock,
-// the links of the tracked ports, and pings from the router's own addresses.
+// the links of the tracked ports, and pings from the router's own addresses. SetVRRP
+// gives it its members.
 func (r *Router) newVRRPDriver() *vrrp.Driver {
-	members := make([]vrrp.Member, 0, len(r.vrrp.nodes))
-	for _, n := range r.vrrp.nodes {
-		m := vrrp.Member{Instance: n.in, Tracker: n.tracker, Ports: []string{n.rp.cfg.Name},
-			PingInterval: n.cfg.PingInterval, Tick: n.tick}
-		for _, tp := range n.cfg.Track.Ports {
-			m.Ports = append(m.Ports, tp.Name)
-		}
-		for _, p := range n.cfg.Track.Pings {
-			m.Pings = append(m.Pings, p.Address)
-		}
-		members = append(members, m)
-	}
 	return vrrp.NewDriver(vrrp.DriverConfig{
-		Clock:   routerClock{r.now},
-		Members: members,
-		LinkUp:  r.linkUp,
+		Clock:  routerClock{r.now},
+		LinkUp: r.linkUp,
 		Ping: func(ctx context.Context, dst netip.Addr) error {
 			_, err := r.probes.Ping(ctx, dst)
 			return err
 		},
 		Log: r.log,
 	})
+}
+
+// vrrpMember is an instance as the driver runs it.
+func (r *Router) vrrpMember(n *vrrpNode) vrrp.Member {
+	m := vrrp.Member{Instance: n.in, Tracker: n.tracker, Ports: []string{n.rp.cfg.Name},
+		PingInterval: n.cfg.PingInterval, Tick: n.tick}
+	for _, tp := range n.cfg.Track.Ports {
+		m.Ports = append(m.Ports, tp.Name)
+	}
+	for _, p := range n.cfg.Track.Pings {
+		m.Pings = append(m.Pings, p.Address)
+	}
+	return m
 }
 
 // routerClock is the router's clock for the VRRP driver; its timers are real ones.
@@ -371,7 +495,7 @@ func (r *Router) linkUp(name string) bool {
 // VRRPInfo lists the instances for show-router.
 func (r *Router) VRRPInfo() []vrrp.Info {
 	var out []vrrp.Info
-	for _, n := range r.vrrp.nodes {
+	for _, n := range r.vrrpNodes() {
 		out = append(out, n.in.Info())
 	}
 	return out
@@ -379,7 +503,7 @@ func (r *Router) VRRPInfo() []vrrp.Info {
 
 // VRRPPort names the port an instance runs on.
 func (r *Router) VRRPPort(instance string) string {
-	for _, n := range r.vrrp.nodes {
+	for _, n := range r.vrrpNodes() {
 		if n.in.Name() == instance {
 			return n.rp.cfg.Name
 		}
@@ -392,7 +516,7 @@ func (r *Router) OnVRRPEvent(f func(VRRPEvent)) { r.vrrp.onEvent = f }
 
 // SetVRRPGroupHealth tells the instances tracking a server group whether it is healthy.
 func (r *Router) SetVRRPGroupHealth(group string, healthy bool) {
-	for _, n := range r.vrrp.nodes {
+	for _, n := range r.vrrpNodes() {
 		if n.tracker.SetGroup(group, healthy) {
 			n.tracker.Apply(n.in)
 			r.wakeVRRP()

@@ -51,10 +51,23 @@ type DriverConfig struct {
 
 // Driver runs a node's instances beside the data plane: it starts them, fires their
 // timers, polls the tracked links, pings the tracked addresses, and when its context
-// ends makes every master say goodbye (priority 0).
+// ends makes every master say goodbye (priority 0). Set changes the instances it runs
+// while it runs (a reload): the members that stay keep their state and timers.
 type Driver struct {
 	cfg  DriverConfig
 	wake chan struct{}
+
+	mu      sync.Mutex
+	members []Member // before Run; then Run's own copy is authoritative
+	running bool
+	updates chan memberUpdate // Set's requests to a running driver
+	stopped chan struct{}     // closed when Run returns
+}
+
+// memberUpdate is a new member set; done is closed once Run has applied it.
+type memberUpdate struct {
+	members []Member
+	done    chan struct{}
 }
 
 // NewDriver makes a driver; Run starts it.
@@ -68,7 +81,8 @@ func NewDriver(cfg DriverConfig) *Driver {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Driver{cfg: cfg, wake: make(chan struct{}, 1)}
+	return &Driver{cfg: cfg, wake: make(chan struct{}, 1), members: cfg.Members,
+		updates: make(chan memberUpdate), stopped: make(chan struct{})}
 }
 
 // Wake tells the driver that a timer may have moved (an advert was received, a
@@ -80,13 +94,43 @@ func (d *Driver) Wake() {
 	}
 }
 
+// Set replaces the instances the driver runs, matched by *Instance: those no longer in
+// members are shut down (a master sends priority 0 and releases its addresses), new
+// ones are started, and the others go on untouched. On a running driver it returns once
+// the change is made (or Run has returned); before Run it only records the set.
+func (d *Driver) Set(members []Member) {
+	d.mu.Lock()
+	if !d.running {
+		d.members = append([]Member(nil), members...)
+		d.mu.Unlock()
+		return
+	}
+	d.mu.Unlock()
+	u := memberUpdate{members: append([]Member(nil), members...), done: make(chan struct{})}
+	select {
+	case d.updates <- u:
+		select {
+		case <-u.done:
+		case <-d.stopped:
+		}
+	case <-d.stopped:
+	}
+}
+
+// runningMember is a member as Run drives it: with the cancel of its ping loops.
+type runningMember struct {
+	Member
+	stopPings context.CancelFunc
+}
+
 // Run drives the instances until ctx ends, then shuts them down (a master sends its
 // priority-0 advert) and returns.
 func (d *Driver) Run(ctx context.Context) {
-	members := d.cfg.Members
-	if len(members) == 0 {
-		return
-	}
+	d.mu.Lock()
+	d.running = true
+	initial := d.members
+	d.mu.Unlock()
+	defer close(d.stopped)
 	// Adverts must leave on time even when the forwarding loops keep the CPUs busy: the
 	// timer loop gets a thread of its own, with a better scheduling priority when the
 	// process may raise it (a late advert is a needless takeover at the peers).
@@ -95,14 +139,18 @@ func (d *Driver) Run(ctx context.Context) {
 		d.cfg.Log.Debug("vrrp: cannot raise the timer thread's priority", "err", err)
 	}
 	clock := d.cfg.Clock
-	for _, m := range members {
-		m.Instance.Start(clock.Now())
-	}
 	var wg sync.WaitGroup
-	for _, m := range members {
+	var members []runningMember
+	start := func(m Member) {
+		pctx, cancel := context.WithCancel(ctx)
+		m.Instance.Start(clock.Now())
 		for _, a := range m.Pings {
-			wg.Go(func() { d.pingLoop(ctx, m, a) })
+			wg.Go(func() { d.pingLoop(pctx, m, a) })
 		}
+		members = append(members, runningMember{Member: m, stopPings: cancel})
+	}
+	for _, m := range initial {
+		start(m)
 	}
 	nextLinks := clock.Now().Add(d.cfg.LinkPoll)
 	for {
@@ -110,7 +158,7 @@ func (d *Driver) Run(ctx context.Context) {
 		if !now.Before(nextLinks) {
 			nextLinks = now.Add(d.cfg.LinkPoll)
 			for _, m := range members {
-				d.trackLinks(m)
+				d.trackLinks(m.Member)
 			}
 		}
 		for _, m := range members {
@@ -133,6 +181,30 @@ func (d *Driver) Run(ctx context.Context) {
 				m.Instance.Shutdown(now)
 			}
 			return
+		case u := <-d.updates:
+			keep := map[*Instance]bool{}
+			for _, m := range u.members {
+				keep[m.Instance] = true
+			}
+			now := clock.Now()
+			had := map[*Instance]bool{}
+			var stay []runningMember
+			for _, m := range members {
+				had[m.Instance] = true
+				if keep[m.Instance] {
+					stay = append(stay, m)
+					continue
+				}
+				m.stopPings()
+				m.Instance.Shutdown(now)
+			}
+			members = stay
+			for _, m := range u.members {
+				if !had[m.Instance] {
+					start(m)
+				}
+			}
+			close(u.done)
 		case <-clock.After(max(next.Sub(now), 0)):
 		case <-d.wake:
 		}

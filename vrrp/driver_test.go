@@ -159,3 +159,58 @@ func TestDriver(t *testing.T) {
 		t.Fatalf("shutdown: adverts with priorities %v, want a last one of 0", prios(sent))
 	}
 }
+
+// TestDriverSet: Set on a running driver shuts down the instances it drops (a master
+// says goodbye with priority 0), starts the ones it adds, and leaves the others as they
+// were: a master stays master and keeps advertising without a gap.
+func TestDriverSet(t *testing.T) {
+	a, recA := newInst(t, func(c *Config) { c.Name = "a" })
+	b, recB := newInst(t, func(c *Config) { c.Name, c.VRID = "b", 2 })
+	c, recC := newInst(t, func(c *Config) { c.Name, c.VRID = "c", 3 })
+	clock := &manualClock{now: t0}
+	d := NewDriver(DriverConfig{Clock: clock, Members: []Member{{Instance: a}, {Instance: b}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.Run(ctx) }()
+	for i := 0; a.State() != Master || b.State() != Master; i++ {
+		if i == 100 {
+			t.Fatalf("after 10 s alone: a %v, b %v, want both Master", a.State(), b.State())
+		}
+		clock.step(t, 100*time.Millisecond)
+	}
+	recA.take()
+	recB.take()
+
+	d.Set([]Member{{Instance: a}, {Instance: c}}) // b goes, c comes, a stays
+	if b.State() != Initialize {
+		t.Errorf("dropped instance: %v, want Initialize", b.State())
+	}
+	if sent, _ := recB.take(); len(sent) != 1 || sent[0].Priority() != 0 {
+		t.Errorf("dropped master: adverts with priorities %v, want one goodbye of 0", prios(sent))
+	}
+	if c.State() != Backup {
+		t.Errorf("added instance: %v, want Backup (started)", c.State())
+	}
+	for range 30 {
+		clock.step(t, 100*time.Millisecond)
+	}
+	if _, trans := recA.take(); len(trans) != 0 || a.State() != Master {
+		t.Errorf("kept instance: transitions %v, state %v: want none, Master", trans, a.State())
+	}
+	for range 10 {
+		clock.step(t, 100*time.Millisecond)
+	}
+	if sent, _ := recA.take(); len(sent) != 1 || sent[0].Priority() != 100 {
+		t.Errorf("kept master, 1 s: adverts with priorities %v, want [100]", prios(sent))
+	}
+	for i := 0; c.State() != Master; i++ {
+		if i == 100 {
+			t.Fatalf("added instance after 10 s: %v, want Master", c.State())
+		}
+		clock.step(t, 100*time.Millisecond)
+	}
+	recC.take()
+	cancel()
+	<-done
+	d.Set(nil) // after Run: returns at once
+}

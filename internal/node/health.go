@@ -156,6 +156,20 @@ func (h *healthChecks) set(checks map[string]health.Check, targets map[string][]
 	return h.engine.Set(checks, targets)
 }
 
+// retellGroups tells the VRRP instances again which server groups are healthy, for the
+// instances a reload made, whose trackers have not heard it.
+func (h *healthChecks) retellGroups() {
+	h.mu.Lock()
+	healthy := map[string]bool{}
+	for g, down := range h.down {
+		healthy[g] = len(down) < h.total[g]
+	}
+	h.mu.Unlock()
+	for g, ok := range healthy {
+		h.r.SetVRRPGroupHealth(g, ok)
+	}
+}
+
 // changed applies a server's new health.
 func (h *healthChecks) changed(t health.Target, up bool) {
 	if err := h.b.SetHealth(t.Group, t.Addr, t.Port, up); err != nil {

@@ -13,8 +13,9 @@ import (
 )
 
 // reloader applies reloaded configurations, from SIGHUP and from the reload verb, one at
-// a time. What the router cannot change while it runs (its ports, VRRP instances,
-// connection sync, [defence], [dataplane]) is left as it started and reported.
+// a time: VRRP instances (unchanged ones keep their state), routes, rules and health
+// checks. What the router cannot change while it runs (its ports, connection sync,
+// [defence], [dataplane], [conntrack]) is left as it started and reported.
 type reloader struct {
 	mu       sync.Mutex
 	log      *slog.Logger
@@ -56,7 +57,6 @@ func (rl *reloader) apply(c *config.Config) (control.ReloadInfo, error) {
 		name    string
 		was, is any
 	}{
-		{"[[vrrp]]", running.VRRP, c.VRRP},
 		{"[sync]", running.Sync, c.Sync},
 		{"[defence]", running.Defence, c.Defence},
 		{"[dataplane]", running.Dataplane, c.Dataplane},
@@ -69,6 +69,11 @@ func (rl *reloader) apply(c *config.Config) (control.ReloadInfo, error) {
 			rl.log.Warn("reload: " + d.name + " changed; it takes effect only after a restart")
 		}
 	}
+	if err := rl.r.SetVRRP(vrrpConfigs(c)); err != nil {
+		rl.log.Error("reload: VRRP instances refused; the running ones stay", "err", err)
+		return info, fmt.Errorf("reload refused: VRRP: %w", err)
+	}
+	rl.checks.retellGroups()
 	if err := rl.r.SetRoutes(routes(c)); err != nil {
 		rl.log.Error("reload refused", "err", err)
 		return info, fmt.Errorf("reload refused: routes: %w", err)
