@@ -136,6 +136,25 @@ func TestReloadKeepsFlows(t *testing.T) {
 	if len(after) != 3 {
 		t.Errorf("show-server tcp lists %d servers, want 3", len(after))
 	}
+
+	// [defence] reloads too: SYN cookies turned on answer the next connections.
+	if err := os.WriteFile(conf, append(append([]byte(nil), three...), "\n[defence]\nsyn_cookies = \"always\"\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var info control.ReloadInfo
+	ulbadm(t, socket, &info, "reload")
+	if len(info.Restart) != 0 {
+		t.Errorf("reload with [defence]: %+v, want nothing left for a restart", info)
+	}
+	if c := b.Check(ctx, bench.Check{Type: bench.CheckConns, From: "client", To: "198.51.100.100:80", Count: 20,
+		ExpectNames: []string{"s1", "s2", "s3"}}); !c.Pass {
+		t.Fatalf("with the SYN cookies reloaded on: %s", c)
+	}
+	var st control.StatsInfo
+	ulbadm(t, socket, &st, "show-stats")
+	if sp := st.SYNProxy; sp == nil || sp.Mode != "always" || sp.CookiesValid < 20 {
+		t.Errorf("after reloading syn_cookies = always: syn_proxy %+v, want the 20 connections through cookies", sp)
+	}
 }
 
 // TestReloadVRRP: the master of a two-node VRRP pair reloads its file 20 times, an

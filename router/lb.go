@@ -99,7 +99,7 @@ func (l *loop) balance(p *pkt, t l4) bool {
 		if !ok {
 			return false
 		}
-		if l.r.cookies != nil && t.proto == header.ProtocolTCP && rule.Topology() != balancer.DSR &&
+		if t.proto == header.ProtocolTCP && rule.Topology() != balancer.DSR &&
 			l.r.cookiesFor(t.flags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN) && l.synCookie(snap, rule, p, t, key) {
 			return true
 		}
@@ -115,7 +115,7 @@ func (l *loop) balance(p *pkt, t l4) bool {
 		if !l.newFlowWork() {
 			return true
 		}
-		if lim := l.r.srcLimit; lim != nil && !lim.Allow(p.src) {
+		if lim := l.r.srcLimit.Load(); lim != nil && !lim.Allow(p.src) {
 			// The client's prefix has opened its share of new flows: shed silently (a
 			// real client retransmits its SYN), before any other work for it.
 			snap.CountDrop(rule.ID(), 0)

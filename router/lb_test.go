@@ -667,7 +667,7 @@ func TestSourceLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.r.srcLimit = lim
+	f.r.srcLimit.Store(lim)
 	c := lbCases[0] // half-NAT, IPv4
 	vip := netip.AddrPortFrom(c.vip(), c.vport())
 	syn := func(client netip.AddrPort) []byte {
@@ -704,7 +704,7 @@ func TestSourceLimit(t *testing.T) {
 // counted, an established flow's packets are not, and the next batch has a new budget.
 func TestNewFlowBudget(t *testing.T) {
 	f := newLBFixture(t, nil)
-	f.r.newFlowBudget = 3
+	f.r.newFlowBudget.Store(3)
 	c := lbCases[0]
 	vip := netip.AddrPortFrom(c.vip(), c.vport())
 	syn := func(port uint16) []byte {

@@ -128,7 +128,7 @@ func (l *loop) newScratch() []byte {
 // batch has spent it: the frame is shed before any work for it, so that a flood of new
 // flows cannot take a batch's time from the frames of established ones.
 func (l *loop) newFlowWork() bool {
-	if b := l.r.newFlowBudget; b > 0 {
+	if b := int(l.r.newFlowBudget.Load()); b > 0 {
 		if l.newFlows >= b {
 			l.bc.drop(DropLBNewFlowBudget)
 			return false

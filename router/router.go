@@ -131,14 +131,17 @@ type Router struct {
 
 	threadNice int
 	threadCPUs []int
-	srcLimit   *srclimit.Limiter // nil: new flows are not limited per source
-	// The SYN proxy: cookies nil when it is off.
-	cookies     *synproxy.Cookies
-	proxyWScale int
-	proxyCount  proxyCounters
-	proxy       proxyState
+	// srcLimit limits new flows per source; nil: not limited. defenceMu serializes
+	// SetDefence; srcLimitCfg is the limit's configuration, under it.
+	srcLimit    atomic.Pointer[srclimit.Limiter]
+	defenceMu   sync.Mutex
+	srcLimitCfg srclimit.Config
+	// The SYN proxy: its cookies (made even while it is off), its settings and state.
+	cookies    *synproxy.Cookies
+	proxyCount proxyCounters
+	proxy      proxyState
 	// newFlowBudget is Config.NewFlowBudget.
-	newFlowBudget int
+	newFlowBudget atomic.Int32
 
 	// Fragments: the flows of balanced datagrams' fragments, the reassembly of those
 	// addressed to the router, the identification of the IPv6 fragments it sends.
@@ -226,33 +229,17 @@ func New(cfg Config) (*Router, error) {
 
 		threadNice: cfg.ThreadNice,
 		threadCPUs: slices.Clone(cfg.ThreadCPUs),
-
-		newFlowBudget: max(cfg.NewFlowBudget, 0),
 	}
 	r.fragID.Store(uint32(cfg.Now().UnixNano()))
-	if sp := cfg.SYNProxy; sp.Enabled {
-		if sp.WScale < 0 || sp.WScale > synproxy.MaxWScale {
-			return nil, fmt.Errorf("%w: SYN proxy window scale %d is not 0-%d", ErrConfig, sp.WScale, synproxy.MaxWScale)
-		}
-		if sp.Secret == ([16]byte{}) {
-			r.cookies = synproxy.NewRandom(cfg.Now)
-		} else {
-			r.cookies = synproxy.New(sp.Secret, cfg.Now)
-		}
-		r.proxyWScale = sp.WScale
-		if sp.Auto {
-			if sp.Threshold < 1 {
-				return nil, fmt.Errorf("%w: SYN proxy threshold %d is not positive", ErrConfig, sp.Threshold)
-			}
-			r.proxy.auto, r.proxy.threshold = true, uint64(sp.Threshold)
-		}
+	// The cookies' secret is made once: a reload that turns the proxy off and on again
+	// still accepts the cookies sent before.
+	if sp := cfg.SYNProxy; sp.Secret == ([16]byte{}) {
+		r.cookies = synproxy.NewRandom(cfg.Now)
+	} else {
+		r.cookies = synproxy.New(sp.Secret, cfg.Now)
 	}
-	if cfg.SourceLimit.Rate != 0 {
-		lim, err := srclimit.New(cfg.SourceLimit)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
-		}
-		r.srcLimit = lim
+	if err := r.SetDefence(cfg.SYNProxy, cfg.SourceLimit, cfg.NewFlowBudget); err != nil {
+		return nil, err
 	}
 	byName := map[string]int{}
 	for i, pc := range cfg.Ports {
@@ -494,9 +481,7 @@ loop:
 				}
 			}
 			r.reasm.Expire(r.now(), r.reassemblyTimedOut)
-			if r.cookies != nil {
-				r.proxyTick(r.now())
-			}
+			r.proxyTick(r.now())
 			if r.tracking.Load() {
 				r.ct.Expire()
 				r.lb.Expire()

@@ -1,11 +1,13 @@
 package router
 
 import (
+	"fmt"
 	"net/netip"
 	"sync/atomic"
 	"time"
 
 	"ulb/balancer"
+	"ulb/balancer/srclimit"
 	"ulb/balancer/synproxy"
 	"ulb/conntrack"
 	"ulb/nat"
@@ -80,10 +82,18 @@ type proxyCounters struct {
 	activations                                atomic.Uint64
 }
 
-// proxyState is the SYN proxy's automatic switch (SYNProxyConfig.Auto).
+// Modes of the SYN proxy (proxyState.mode).
+const (
+	proxyOff int32 = iota
+	proxyAuto
+	proxyAlways
+)
+
+// proxyState is the SYN proxy's mode and automatic switch (SYNProxyConfig.Auto).
 type proxyState struct {
-	auto      bool
-	threshold uint64
+	mode      atomic.Int32
+	threshold atomic.Uint64
+	wscale    atomic.Int32 // SYNProxyConfig.WScale
 	on        atomic.Bool
 	lastOn    atomic.Int64  // Unix ns when it was last on: its cookies' ACKs are checked for 2 periods more
 	syns      atomic.Uint64 // SYNs to proxied rules
@@ -97,12 +107,61 @@ type proxyState struct {
 // cookies off.
 const proxyCalm = 10 * time.Second
 
-// proxyTick measures the SYN rate once a second and switches the cookies (Auto).
+// SetDefence sets the SYN proxy's mode, the per-source new-flow limit and the
+// new-flow budget of a batch, at start and on a reload. The cookies' secret stays: ACKs
+// for the cookies sent before are accepted for two cookie periods after the proxy is
+// turned off. A changed source limit starts with full allowances.
+func (r *Router) SetDefence(sp SYNProxyConfig, lim srclimit.Config, budget int) error {
+	mode := proxyOff
+	if sp.Enabled {
+		if sp.WScale < 0 || sp.WScale > synproxy.MaxWScale {
+			return fmt.Errorf("%w: SYN proxy window scale %d is not 0-%d", ErrConfig, sp.WScale, synproxy.MaxWScale)
+		}
+		mode = proxyAlways
+		if sp.Auto {
+			if sp.Threshold < 1 {
+				return fmt.Errorf("%w: SYN proxy threshold %d is not positive", ErrConfig, sp.Threshold)
+			}
+			mode = proxyAuto
+		}
+	}
+	var limiter *srclimit.Limiter
+	if lim.Rate != 0 {
+		l, err := srclimit.New(lim)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		limiter = l
+	}
+	r.defenceMu.Lock()
+	defer r.defenceMu.Unlock()
+	if old := r.proxy.mode.Load(); old != proxyOff && mode == proxyOff {
+		r.proxy.lastOn.Store(r.now().UnixNano())
+	}
+	r.proxy.wscale.Store(int32(sp.WScale))
+	r.proxy.threshold.Store(uint64(max(sp.Threshold, 0)))
+	r.proxy.mode.Store(mode)
+	if old := r.srcLimitCfg; lim.Rate != old.Rate || lim.Burst != old.Burst || lim.Bits4 != old.Bits4 ||
+		lim.Bits6 != old.Bits6 || lim.Buckets != old.Buckets {
+		r.srcLimit.Store(limiter)
+		r.srcLimitCfg = lim
+	}
+	r.newFlowBudget.Store(int32(max(budget, 0)))
+	return nil
+}
+
+// proxyTick measures the SYN rate once a second and switches the cookies (Auto); with
+// the cookies always on it notes that they are.
 func (r *Router) proxyTick(now time.Time) {
 	ps := &r.proxy
-	if !ps.auto {
+	switch ps.mode.Load() {
+	case proxyAlways:
+		ps.lastOn.Store(now.UnixNano())
+		return
+	case proxyOff:
 		return
 	}
+	threshold := ps.threshold.Load()
 	if ps.lastAt.IsZero() {
 		ps.lastAt, ps.lastCount = now, ps.syns.Load()
 		return
@@ -115,12 +174,12 @@ func (r *Router) proxyTick(now time.Time) {
 	rate := uint64(float64(n-ps.lastCount) / el.Seconds())
 	ps.lastAt, ps.lastCount = now, n
 	switch on := ps.on.Load(); {
-	case rate >= ps.threshold && !on:
+	case rate >= threshold && !on:
 		ps.on.Store(true)
 		ps.calmSince = time.Time{}
 		r.proxyCount.activations.Add(1)
-		r.log.Warn("SYN cookies on", "syns_per_second", rate, "threshold", ps.threshold)
-	case on && rate < ps.threshold/2:
+		r.log.Warn("SYN cookies on", "syns_per_second", rate, "threshold", threshold)
+	case on && rate < threshold/2:
 		if ps.calmSince.IsZero() {
 			ps.calmSince = now
 		} else if now.Sub(ps.calmSince) >= proxyCalm {
@@ -139,22 +198,29 @@ func (r *Router) proxyTick(now time.Time) {
 // it is on, other segments while its cookies may still come back.
 func (r *Router) cookiesFor(syn bool) bool {
 	ps := &r.proxy
-	if syn {
-		ps.syns.Add(1)
-	}
-	if !ps.auto || ps.on.Load() {
+	switch ps.mode.Load() {
+	case proxyAlways:
 		return true
+	case proxyAuto:
+		if syn {
+			ps.syns.Add(1)
+		}
+		if ps.on.Load() {
+			return true
+		}
 	}
-	return !syn && r.now().UnixNano()-ps.lastOn.Load() < int64(2*synproxy.Period)
+	last := ps.lastOn.Load()
+	return !syn && last != 0 && r.now().UnixNano()-last < int64(2*synproxy.Period)
 }
 
 // SYNProxyStats returns the SYN proxy's counters, and false when it is off.
 func (r *Router) SYNProxyStats() (SYNProxyStats, bool) {
-	if r.cookies == nil {
+	mode := r.proxy.mode.Load()
+	if mode == proxyOff {
 		return SYNProxyStats{}, false
 	}
 	c := &r.proxyCount
-	return SYNProxyStats{Auto: r.proxy.auto, Active: !r.proxy.auto || r.proxy.on.Load(), Activations: c.activations.Load(),
+	return SYNProxyStats{Auto: mode == proxyAuto, Active: mode == proxyAlways || r.proxy.on.Load(), Activations: c.activations.Load(),
 		CookiesSent: c.sent.Load(), CookiesValid: c.valid.Load(), CookiesInvalid: c.invalid.Load(),
 		Established: c.established.Load(), ServerRefused: c.refused.Load()}, true
 }
@@ -194,7 +260,7 @@ func (l *loop) synCookie(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t
 		cookie, tsval := l.r.cookies.Make(f, seg.Seq(), o)
 		if b := l.newScratch(); b != nil {
 			n := synproxy.BuildSYNACK(b[headroom+ethLen:], f, seg.Seq(), o, cookie, tsval,
-				synproxy.SYNACK{Window: 0, MSS: proxyMSS(p.v6), WScale: l.r.proxyWScale})
+				synproxy.SYNACK{Window: 0, MSS: proxyMSS(p.v6), WScale: int(l.r.proxy.wscale.Load())})
 			l.sendBuilt(b, n, p.src)
 			l.r.proxyCount.sent.Add(1)
 		}
@@ -212,7 +278,7 @@ func (l *loop) synCookie(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t
 	if !l.newFlowWork() {
 		return true
 	}
-	if lim := l.r.srcLimit; lim != nil && !lim.Allow(p.src) {
+	if lim := l.r.srcLimit.Load(); lim != nil && !lim.Allow(p.src) {
 		snap.CountDrop(rule.ID(), 0)
 		l.bc.drop(DropLBSourceLimit)
 		return true
@@ -285,7 +351,7 @@ func (l *loop) proxyPending(snap *balancer.Snapshot, p *pkt, t l4, f *conntrack.
 	server := seg.Seq()
 	told := 0 // the window scale the client was told
 	if f.Adjust.Flags&conntrack.AdjustWScale != 0 {
-		told = l.r.proxyWScale
+		told = int(l.r.proxy.wscale.Load())
 	}
 	got := 0
 	if so.WScaleOK {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"ulb/balancer"
+	"ulb/balancer/srclimit"
 	"ulb/balancer/synproxy"
 )
 
@@ -107,7 +108,8 @@ func TestSYNProxy(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f := newLBFixture(t, nil)
 			f.r.cookies = synproxy.New([16]byte{7}, nil)
-			f.r.proxyWScale = 7
+			f.r.proxy.mode.Store(proxyAlways)
+			f.r.proxy.wscale.Store(7)
 			client := netip.AddrPortFrom(c.client(), clientPort)
 			vip := netip.AddrPortFrom(c.vip(), c.vport())
 			syn := proxySeg(macHostL, macRouterL, client, vip, 1000, 0, true, false, 64240,
@@ -205,6 +207,7 @@ func TestSYNProxyServerRefuses(t *testing.T) {
 	c := lbCases[0]
 	f := newLBFixture(t, nil)
 	f.r.cookies = synproxy.New([16]byte{7}, nil)
+	f.r.proxy.mode.Store(proxyAlways)
 	client, vip := netip.AddrPortFrom(c.client(), clientPort), netip.AddrPortFrom(c.vip(), c.vport())
 	sa := decodeSeg(t, "SYN-ACK", f.passAll(f.left, proxySeg(macHostL, macRouterL, client, vip, 1000, 0, true, false, 64240,
 		[]layers.TCPOption{optMSS(1460)}, nil))[0])
@@ -243,7 +246,8 @@ func TestSYNProxyAuto(t *testing.T) {
 	at := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
 	f.r.now = func() time.Time { return at }
 	f.r.cookies = synproxy.New([16]byte{7}, f.r.now)
-	f.r.proxy.auto, f.r.proxy.threshold = true, 5
+	f.r.proxy.mode.Store(proxyAuto)
+	f.r.proxy.threshold.Store(5)
 	vip := netip.AddrPortFrom(c.vip(), c.vport())
 	port := uint16(20000)
 	syn := func() [2][]byte {
@@ -302,6 +306,7 @@ func TestSYNProxyUnroutableSource(t *testing.T) {
 	c := lbCases[0]
 	f := newLBFixture(t, nil)
 	f.r.cookies = synproxy.New([16]byte{7}, nil)
+	f.r.proxy.mode.Store(proxyAlways)
 	spoofed := netip.AddrPortFrom(netip.MustParseAddr("203.0.113.77"), 40000)
 	out := f.passAll(f.left, proxySeg(macHostL, macRouterL, spoofed, netip.AddrPortFrom(c.vip(), c.vport()), 1000, 0, true, false,
 		64240, []layers.TCPOption{optMSS(1460)}, nil))
@@ -310,5 +315,63 @@ func TestSYNProxyUnroutableSource(t *testing.T) {
 	}
 	if st, _ := f.r.SYNProxyStats(); st.CookiesSent != 0 {
 		t.Errorf("%d cookies sent", st.CookiesSent)
+	}
+}
+
+// TestSetDefence: SetDefence changes the defence of a running router (a reload): the
+// cookies turned on answer the next SYN; turned off, SYNs open flows again and the ACK
+// of a cookie sent before still opens its flow; a source limit set and removed applies
+// and stops applying at once.
+func TestSetDefence(t *testing.T) {
+	c := lbCases[0]
+	f := newLBFixture(t, nil)
+	at := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	f.r.now = func() time.Time { return at }
+	vip := netip.AddrPortFrom(c.vip(), c.vport())
+	port := uint16(30000)
+	syn := func() ([2][]byte, netip.AddrPort) {
+		port++
+		client := netip.AddrPortFrom(c.client(), port)
+		return f.passAll(f.left, proxySeg(macHostL, macRouterL, client, vip, 1000, 0, true, false,
+			64240, []layers.TCPOption{optMSS(1460)}, nil)), client
+	}
+	if out, _ := syn(); out[1] == nil || out[0] != nil {
+		t.Fatal("no defence: the SYN was not forwarded")
+	}
+	if err := f.r.SetDefence(SYNProxyConfig{Enabled: true, WScale: 7}, srclimit.Config{}, 0); err != nil {
+		t.Fatal(err)
+	}
+	out, client := syn()
+	if out[0] == nil || out[1] != nil {
+		t.Fatal("cookies on: the SYN was not answered with a cookie")
+	}
+	sa := decodeSeg(t, "SYN-ACK", out[0])
+	if err := f.r.SetDefence(SYNProxyConfig{}, srclimit.Config{}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, on := f.r.SYNProxyStats(); on {
+		t.Error("cookies off: show-stats still has the SYN proxy")
+	}
+	if out := f.passAll(f.left, proxySeg(macHostL, macRouterL, client, vip, 1001, sa.tcp.Seq+1, false, true, 502, nil, nil)); out[1] == nil {
+		t.Error("the ACK of a cookie sent before the proxy was turned off made no flow")
+	}
+	if out, _ := syn(); out[1] == nil || out[0] != nil {
+		t.Fatal("cookies off: the SYN was not forwarded")
+	}
+	if err := f.r.SetDefence(SYNProxyConfig{}, srclimit.Config{Rate: 1, Burst: 1, Now: f.r.now}, 0); err != nil {
+		t.Fatal(err)
+	}
+	syn() // the prefix's one
+	if out, _ := syn(); out[0] != nil || out[1] != nil {
+		t.Error("source limit on: a second SYN at once was not shed")
+	}
+	if err := f.r.SetDefence(SYNProxyConfig{}, srclimit.Config{}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := syn(); out[1] == nil {
+		t.Error("source limit off: the SYN was still shed")
+	}
+	if err := f.r.SetDefence(SYNProxyConfig{Enabled: true, WScale: 15}, srclimit.Config{}, 0); err == nil {
+		t.Error("window scale 15 accepted")
 	}
 }

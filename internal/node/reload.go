@@ -13,9 +13,10 @@ import (
 )
 
 // reloader applies reloaded configurations, from SIGHUP and from the reload verb, one at
-// a time: VRRP instances (unchanged ones keep their state), routes, rules and health
-// checks. What the router cannot change while it runs (its ports, connection sync,
-// [defence], [dataplane], [conntrack]) is left as it started and reported.
+// a time: VRRP instances (unchanged ones keep their state), [defence] (but its
+// new_flow_ring), routes, rules and health checks. What the router cannot change while
+// it runs (its ports, connection sync, new_flow_ring, [dataplane], [conntrack]) is left
+// as it started and reported.
 type reloader struct {
 	mu       sync.Mutex
 	log      *slog.Logger
@@ -58,7 +59,7 @@ func (rl *reloader) apply(c *config.Config) (control.ReloadInfo, error) {
 		was, is any
 	}{
 		{"[sync]", running.Sync, c.Sync},
-		{"[defence]", running.Defence, c.Defence},
+		{"[defence] new_flow_ring", running.Defence.NewFlowRing, c.Defence.NewFlowRing},
 		{"[dataplane]", running.Dataplane, c.Dataplane},
 		{"[conntrack]", running.Conntrack, c.Conntrack},
 		{"control_socket", running.ControlSocket, c.ControlSocket},
@@ -74,6 +75,10 @@ func (rl *reloader) apply(c *config.Config) (control.ReloadInfo, error) {
 		return info, fmt.Errorf("reload refused: VRRP: %w", err)
 	}
 	rl.checks.retellGroups()
+	if err := rl.r.SetDefence(synProxy(c.Defence), sourceLimit(c.Defence), c.Defence.NewFlowBudget); err != nil {
+		rl.log.Error("reload: [defence] refused; the running one stays", "err", err)
+		return info, fmt.Errorf("reload refused: [defence]: %w", err)
+	}
 	if err := rl.r.SetRoutes(routes(c)); err != nil {
 		rl.log.Error("reload refused", "err", err)
 		return info, fmt.Errorf("reload refused: routes: %w", err)

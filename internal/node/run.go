@@ -55,10 +55,8 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload 
 		ThreadNice: cfg.Dataplane.Nice,
 		ThreadCPUs: cfg.Dataplane.CPUs,
 
-		SourceLimit: sourceLimit(cfg.Defence),
-		SYNProxy: router.SYNProxyConfig{Enabled: cfg.Defence.SYNCookies != config.SYNCookiesOff,
-			Auto: cfg.Defence.SYNCookies == config.SYNCookiesAuto, Threshold: cfg.Defence.SYNCookieThreshold,
-			WScale: cfg.Defence.SYNCookieWScale},
+		SourceLimit:   sourceLimit(cfg.Defence),
+		SYNProxy:      synProxy(cfg.Defence),
 		NewFlowBudget: cfg.Defence.NewFlowBudget,
 	})
 	if err != nil {
@@ -287,6 +285,12 @@ func vrrpConfigs(cfg *config.Config) []router.VRRPConfig {
 		out = append(out, rc)
 	}
 	return out
+}
+
+// synProxy is the router's SYN proxy of [defence].
+func synProxy(d config.Defence) router.SYNProxyConfig {
+	return router.SYNProxyConfig{Enabled: d.SYNCookies != config.SYNCookiesOff, Auto: d.SYNCookies == config.SYNCookiesAuto,
+		Threshold: d.SYNCookieThreshold, WScale: d.SYNCookieWScale}
 }
 
 // sourceLimit is the router's per-source new-flow limit of [defence] (Rate 0: none).
