@@ -155,6 +155,30 @@ func TestReloadKeepsFlows(t *testing.T) {
 	if sp := st.SYNProxy; sp == nil || sp.Mode != "always" || sp.CookiesValid < 20 {
 		t.Errorf("after reloading syn_cookies = always: syn_proxy %+v, want the 20 connections through cookies", sp)
 	}
+
+	// [sync] reloads too: turned on (a peer on the client's link that nobody holds:
+	// its messages go unanswered), changed, and off again.
+	for _, tc := range []struct{ body, peer string }{
+		{"\n[sync]\npeer = [\"198.51.100.3\"]\n", "198.51.100.3"},
+		{"\n[sync]\npeer = [\"198.51.100.4\"]\nport = 8849\n", "198.51.100.4"},
+		{"", ""},
+	} {
+		if err := os.WriteFile(conf, append(append([]byte(nil), three...), tc.body...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ulbadm(t, socket, &info, "reload")
+		var st control.StatsInfo
+		ulbadm(t, socket, &st, "show-stats")
+		switch {
+		case tc.peer == "" && st.Sync != nil:
+			t.Errorf("[sync] removed by reload: show-stats still has %+v", st.Sync)
+		case tc.peer != "" && (st.Sync == nil || len(st.Sync.Peers) != 1 || st.Sync.Peers[0] != tc.peer):
+			t.Errorf("[sync] with peer %s reloaded: show-stats sync %+v", tc.peer, st.Sync)
+		}
+		if len(info.Restart) != 0 {
+			t.Errorf("reload %q: %+v, want nothing left for a restart", tc.body, info)
+		}
+	}
 }
 
 // TestReloadVRRP: the master of a two-node VRRP pair reloads its file 20 times, an

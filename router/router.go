@@ -18,7 +18,6 @@ import (
 	"ulb/balancer/srclimit"
 	"ulb/balancer/synproxy"
 	"ulb/conntrack"
-	"ulb/conntrack/ctsync"
 	"ulb/nat"
 	"ulb/router/fib"
 	"ulb/router/header"
@@ -123,11 +122,13 @@ type Router struct {
 	pools     atomic.Pointer[map[uint32]*nat.Pools] // full-NAT proxy sources by rule ID
 	ruleOpts  atomic.Pointer[map[string]RuleOptions]
 
-	probes    *probe.Client  // the health checks' probes and VRRP's pings
-	sync      *ctsync.Syncer // connection sync, nil when off
-	syncPeers []netip.Addr
-	syncVRRP  string
-	vrrp      vrrpState
+	probes *probe.Client // the health checks' probes and VRRP's pings
+	// syncer is connection sync, nil when off; syncMu serializes its changes and guards
+	// runCtx, Run's context (nil before Run).
+	syncer atomic.Pointer[syncRun]
+	syncMu sync.Mutex
+	runCtx context.Context
+	vrrp   vrrpState
 
 	threadNice int
 	threadCPUs []int
@@ -463,9 +464,12 @@ func (r *Router) Run(ctx context.Context) error {
 		defer close(vdone)
 		r.vrrp.driver.Run(vctx)
 	}()
-	if r.sync != nil {
-		go r.sync.Run(ctx)
+	r.syncMu.Lock()
+	r.runCtx = ctx
+	if sr := r.syncer.Load(); sr != nil {
+		r.startSync(sr)
 	}
+	r.syncMu.Unlock()
 	t := time.NewTicker(r.tick)
 	defer t.Stop()
 	lastDrain := r.now()

@@ -1,8 +1,10 @@
 package router
 
 import (
+	"context"
 	"iter"
 	"net/netip"
+	"slices"
 	"time"
 
 	"ulb/balancer"
@@ -28,9 +30,21 @@ type SyncConfig struct {
 // again: the handshake is over, the flow ESTABLISHED.
 const syncEstablishedPackets = 3
 
-// SetSync turns connection sync on; call it before Run.
+// syncRun is one configuration of connection sync with its transport.
+type syncRun struct {
+	s    *ctsync.Syncer
+	cfg  SyncConfig
+	stop context.CancelFunc // ends its Run; nil until it runs
+	done chan struct{}      // closed when its Run returns
+}
+
+// SetSync turns connection sync on, or changes it (a reload): the new transport takes
+// over from the old one, which stops; a peer asked at start for its flows answers the
+// new one.
 func (r *Router) SetSync(cfg SyncConfig) error {
-	sc := ctsync.Config{Peers: cfg.Peers, Port: cfg.Port, Refresh: cfg.Refresh, Send: r.syncSendTo,
+	cfg.Peers = slices.Clone(cfg.Peers)
+	sc := ctsync.Config{Peers: cfg.Peers, Port: cfg.Port, Refresh: cfg.Refresh,
+		Send:  func(payload []byte) int { return r.syncSendTo(cfg, payload) },
 		Flows: r.syncFlows, Apply: r.syncAdopt, Log: r.log}
 	if cfg.VRRP != "" {
 		sc.Master = func() bool { return r.vrrpMaster(cfg.VRRP) }
@@ -39,23 +53,67 @@ func (r *Router) SetSync(cfg SyncConfig) error {
 	if err != nil {
 		return err
 	}
-	r.sync, r.syncPeers, r.syncVRRP = s, cfg.Peers, cfg.VRRP
+	r.swapSync(&syncRun{s: s, cfg: cfg, done: make(chan struct{})})
 	return nil
 }
 
+// StopSync turns connection sync off.
+func (r *Router) StopSync() { r.swapSync(nil) }
+
+// swapSync installs next (nil: none), starts it when the router runs, and stops the one
+// it replaces.
+func (r *Router) swapSync(next *syncRun) {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	if next != nil && r.runCtx != nil {
+		r.startSync(next)
+	}
+	old := r.syncer.Swap(next)
+	if old != nil && old.stop != nil {
+		old.stop()
+		<-old.done
+	}
+}
+
+// startSync runs a transport until the router's run ends or it is replaced. syncMu
+// is held and the router runs.
+func (r *Router) startSync(sr *syncRun) {
+	ctx, cancel := context.WithCancel(r.runCtx)
+	sr.stop = cancel
+	go func() {
+		defer close(sr.done)
+		sr.s.Run(ctx)
+	}()
+}
+
 // Sync is connection sync's transport, nil when it is off.
-func (r *Router) Sync() *ctsync.Syncer { return r.sync }
+func (r *Router) Sync() *ctsync.Syncer {
+	if sr := r.syncer.Load(); sr != nil {
+		return sr.s
+	}
+	return nil
+}
 
 // SyncPeers are the nodes connection sync talks to.
-func (r *Router) SyncPeers() []netip.Addr { return r.syncPeers }
+func (r *Router) SyncPeers() []netip.Addr {
+	if sr := r.syncer.Load(); sr != nil {
+		return sr.cfg.Peers
+	}
+	return nil
+}
 
 // SyncVRRP names the VRRP instance connection sync follows ("" for none).
-func (r *Router) SyncVRRP() string { return r.syncVRRP }
+func (r *Router) SyncVRRP() string {
+	if sr := r.syncer.Load(); sr != nil {
+		return sr.cfg.VRRP
+	}
+	return ""
+}
 
 // syncFlow queues a record of f for the peers when this node sends; the receive loops
 // call it for a new flow and for packets that may change a flow's state.
 func (l *loop) syncFlow(snap *balancer.Snapshot, f *conntrack.Flow) {
-	s := l.r.sync
+	s := l.r.Sync()
 	if s == nil || !s.Sending() || f.Server == sorryServer {
 		return
 	}
@@ -67,7 +125,7 @@ func (l *loop) syncFlow(snap *balancer.Snapshot, f *conntrack.Flow) {
 // syncAfter decides whether a packet of an existing flow is worth a record: the end of
 // the handshake and any FIN or RST (state changes the peer's timeouts depend on).
 func (l *loop) syncAfter(snap *balancer.Snapshot, f *conntrack.Flow, tcpFlags uint8) {
-	if l.r.sync == nil || f.Orig.Proto != conntrack.ProtoTCP {
+	if l.r.syncer.Load() == nil || f.Orig.Proto != conntrack.ProtoTCP {
 		return
 	}
 	if tcpFlags&(header.TCPFlagFIN|header.TCPFlagRST) != 0 || f.OrigPackets+f.ReplyPackets == syncEstablishedPackets {
@@ -137,9 +195,9 @@ func (r *Router) syncFlows() iter.Seq[ctsync.Record] {
 
 // syncSendTo sends a message to every peer, from the router's address on the port that
 // leads to it.
-func (r *Router) syncSendTo(payload []byte) (failed int) {
-	port := r.sync.Port()
-	for _, peer := range r.syncPeers {
+func (r *Router) syncSendTo(cfg SyncConfig, payload []byte) (failed int) {
+	port := cfg.Port
+	for _, peer := range cfg.Peers {
 		rp, nh, src, err := r.probeRoute(peer)
 		if err != nil {
 			failed++

@@ -144,7 +144,7 @@ func (l *loop) tcpReset(src, dst netip.Addr, t header.TCP, payload int) {
 // localUDP takes a UDP datagram addressed to the router: the answer to one of its probes,
 // or else one for a closed port (ICMP port unreachable).
 func (l *loop) localUDP(buf []byte, ip []byte, src, dst netip.Addr, u header.UDP) bool {
-	if s := l.r.sync; s != nil && u.DestinationPort() == s.Port() {
+	if s := l.r.Sync(); s != nil && u.DestinationPort() == s.Port() {
 		s.Receive(src, u.Payload())
 		return true
 	}

@@ -14,15 +14,16 @@ import (
 
 // reloader applies reloaded configurations, from SIGHUP and from the reload verb, one at
 // a time: VRRP instances (unchanged ones keep their state), [defence] (but its
-// new_flow_ring), routes, rules and health checks. What the router cannot change while
-// it runs (its ports, connection sync, new_flow_ring, [dataplane], [conntrack]) is left
-// as it started and reported.
+// new_flow_ring), connection sync, routes, rules and health checks. What the router
+// cannot change while it runs (its ports, new_flow_ring, [dataplane], [conntrack]) is
+// left as it started and reported.
 type reloader struct {
 	mu       sync.Mutex
 	log      *slog.Logger
 	r        *router.Router
 	checks   *healthChecks
 	started  *config.Config       // the configuration ulbd started with
+	sync     config.Sync          // the [sync] in effect
 	onReload func(*config.Config) // what the caller owns (the log level); may be nil
 }
 
@@ -58,7 +59,6 @@ func (rl *reloader) apply(c *config.Config) (control.ReloadInfo, error) {
 		name    string
 		was, is any
 	}{
-		{"[sync]", running.Sync, c.Sync},
 		{"[defence] new_flow_ring", running.Defence.NewFlowRing, c.Defence.NewFlowRing},
 		{"[dataplane]", running.Dataplane, c.Dataplane},
 		{"[conntrack]", running.Conntrack, c.Conntrack},
@@ -78,6 +78,19 @@ func (rl *reloader) apply(c *config.Config) (control.ReloadInfo, error) {
 	if err := rl.r.SetDefence(synProxy(c.Defence), sourceLimit(c.Defence), c.Defence.NewFlowBudget); err != nil {
 		rl.log.Error("reload: [defence] refused; the running one stays", "err", err)
 		return info, fmt.Errorf("reload refused: [defence]: %w", err)
+	}
+	if !reflect.DeepEqual(rl.sync, c.Sync) {
+		if c.Sync.Enabled {
+			if err := rl.r.SetSync(syncConfig(c.Sync)); err != nil {
+				rl.log.Error("reload: [sync] refused; the running one stays", "err", err)
+				return info, fmt.Errorf("reload refused: [sync]: %w", err)
+			}
+			rl.log.Info("connection sync", "peers", c.Sync.Peers, "port", c.Sync.Port, "vrrp", c.Sync.VRRP, "refresh", c.Sync.Refresh)
+		} else {
+			rl.r.StopSync()
+			rl.log.Info("connection sync off")
+		}
+		rl.sync = c.Sync
 	}
 	if err := rl.r.SetRoutes(routes(c)); err != nil {
 		rl.log.Error("reload refused", "err", err)

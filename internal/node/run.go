@@ -67,8 +67,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload 
 	}
 	r.SetRuleOptions(ruleOptions(cfg))
 	if cfg.Sync.Enabled {
-		sc := router.SyncConfig{Peers: cfg.Sync.Peers, Port: cfg.Sync.Port, VRRP: cfg.Sync.VRRP, Refresh: cfg.Sync.Refresh}
-		if err := r.SetSync(sc); err != nil {
+		if err := r.SetSync(syncConfig(cfg.Sync)); err != nil {
 			for _, p := range ports {
 				p.Port.Close()
 			}
@@ -87,7 +86,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload 
 	}
 	srv := control.NewServer(cfg.ControlSocket, logger)
 	publishVRRP(r, events)
-	rl := &reloader{log: logger, r: r, checks: checks, started: cfg, onReload: onReload}
+	rl := &reloader{log: logger, r: r, checks: checks, started: cfg, sync: cfg.Sync, onReload: onReload}
 	Register(srv, Sources{
 		Reload:    rl.reloadFile,
 		Status:    routerStatus{r: r, start: start},
@@ -285,6 +284,11 @@ func vrrpConfigs(cfg *config.Config) []router.VRRPConfig {
 		out = append(out, rc)
 	}
 	return out
+}
+
+// syncConfig is the router's connection sync of [sync].
+func syncConfig(s config.Sync) router.SyncConfig {
+	return router.SyncConfig{Peers: s.Peers, Port: s.Port, VRRP: s.VRRP, Refresh: s.Refresh}
 }
 
 // synProxy is the router's SYN proxy of [defence].
