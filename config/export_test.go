@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +40,15 @@ func sameConfig(t *testing.T, want, got *Config) {
 	t.Errorf("re-parsed export differs from the configuration:\n  %s", strings.Join(diffs, "\n  "))
 }
 
+func warningMsgs(c *Config) []string {
+	var out []string
+	for _, w := range c.Warnings {
+		out = append(out, w.Msg)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // diffValues lists the leaf paths where a and b differ.
 func diffValues(a, b reflect.Value, path string, out *[]string) {
 	switch {
@@ -60,9 +71,11 @@ func isConfigType(t reflect.Type) bool {
 	return t.Kind() == reflect.Struct && t.PkgPath() == reflect.TypeOf(Config{}).PkgPath()
 }
 
-// roundTrip parses data, exports it, parses the export, and checks that both parses
-// give the same configuration and that exporting the second gives the same bytes.
-func roundTrip(t *testing.T, name string, c *Config) []byte {
+// roundTrip exports c, parses the export as the file name, and checks that this gives
+// c back and that exporting it again gives the same bytes. When c was parsed from a
+// file (parsed), the export must also warn about the same things (at lines of its own);
+// a configuration changed by hand keeps the warnings of the file it came from.
+func roundTrip(t *testing.T, name string, c *Config, parsed bool) []byte {
 	t.Helper()
 	out, err := Marshal(c)
 	if err != nil {
@@ -73,6 +86,9 @@ func roundTrip(t *testing.T, name string, c *Config) []byte {
 		t.Fatalf("the export does not parse:\n%v\n--- export:\n%s", err, numbered(out))
 	}
 	sameConfig(t, c, c2)
+	if w, g := warningMsgs(c), warningMsgs(c2); parsed && !reflect.DeepEqual(w, g) {
+		t.Errorf("re-parsed export warns %q, want %q", g, w)
+	}
 	out2, err := Marshal(c2)
 	if err != nil {
 		t.Fatalf("Marshal of the re-parsed export: %v", err)
@@ -112,7 +128,7 @@ func loadAbs(t *testing.T, name string) (*Config, string) {
 
 func TestMarshalFull(t *testing.T) {
 	c, name := loadAbs(t, "testdata/full.toml")
-	roundTrip(t, name, c)
+	roundTrip(t, name, c, true)
 }
 
 // TestMarshalExamples round-trips every ulbd configuration of the examples (the TOML
@@ -139,7 +155,7 @@ func TestMarshalExamples(t *testing.T) {
 	for _, f := range files {
 		t.Run(strings.TrimPrefix(f, "../examples/"), func(t *testing.T) {
 			c, name := loadAbs(t, f)
-			roundTrip(t, name, c)
+			roundTrip(t, name, c, true)
 		})
 	}
 }
@@ -163,6 +179,7 @@ proxy_source = ["203.0.113.52", "203.0.113.50-203.0.113.51", "203.0.113.60"]
 topology = "full-nat"
 servergroup = "web"
 sorry_server = "203.0.113.99"
+keep_flows_on_down = true
 
 [[servergroup]]
 name = "web"
@@ -221,6 +238,7 @@ proxy_source = ["203.0.113.52", "203.0.113.50-203.0.113.51", "203.0.113.60"]
 pmask = 24
 servergroup = "web"
 sorry_server = "203.0.113.99"
+keep_flows_on_down = true
 
 [[vrrp]]
 name = "vip"
@@ -237,7 +255,10 @@ syn_cookies = "auto"
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := roundTrip(t, "in.toml", c)
+	if len(c.Warnings) != 1 {
+		t.Fatalf("warnings %v, want one (keep_flows_on_down without a healthcheck)", c.Warnings)
+	}
+	got := roundTrip(t, "in.toml", c, true)
 	if string(got) != want {
 		t.Errorf("export:\n%s\nwant:\n%s", got, want)
 	}
@@ -250,7 +271,7 @@ func TestMarshalStrings(t *testing.T) {
 	udp := c.HealthCheck("dns-udp")
 	udp.Send = "q\"u\\o\tte\x01\x1f\x7f\n\r\b\f é ☃"
 	udp.Expect = `'''"""`
-	roundTrip(t, name, c)
+	roundTrip(t, name, c, false)
 
 	udp.Send = "\xff"
 	if _, err := Marshal(c); err == nil || !strings.Contains(err.Error(), "UTF-8") {
@@ -279,6 +300,20 @@ func TestMarshalScriptCommand(t *testing.T) {
 	if got := c2.HealthCheck("custom").Command; !reflect.DeepEqual(got, []string{want, "--quiet"}) {
 		t.Errorf("command read back from the export = %q, want [%q \"--quiet\"]", got, want)
 	}
+	// Read from its own directory, the file's "./check.sh" stays a path (filepath.Join
+	// makes it "check.sh", a name to look up in PATH) and is exported as an absolute one.
+	t.Chdir("testdata")
+	c3, err := Load("full.toml")
+	if err != nil {
+		t.Fatalf("full.toml read from its directory: %v", err)
+	}
+	if got := c3.HealthCheck("custom").Command[0]; got != "./check.sh" {
+		t.Errorf("command read from the file's directory = %q, want \"./check.sh\"", got)
+	}
+	if out, _ := Marshal(c3); !strings.Contains(string(out), `command = [`+strconv.Quote(want)) {
+		t.Errorf("export of a command in the working directory, want %s:\n%s", want, out)
+	}
+	c = c3
 	// A program found in PATH stays a name.
 	c.HealthCheck("custom").Command = []string{"sh", "-c", "exit 0"}
 	if out, _ := Marshal(c); !strings.Contains(string(out), `command = ["sh", "-c", "exit 0"]`) {
@@ -319,7 +354,7 @@ func TestMarshalCoversEveryField(t *testing.T) {
 			if reflect.DeepEqual(valuesAt(reflect.ValueOf(*base), p), valuesAt(reflect.ValueOf(*c), p)) {
 				t.Fatalf("the case does not change Config%s", p)
 			}
-			roundTrip(t, name, c)
+			roundTrip(t, name, c, false)
 		})
 	}
 }
@@ -547,6 +582,6 @@ func FuzzMarshal(f *testing.F) {
 		if err != nil {
 			return
 		}
-		roundTrip(t, "/nonexistent/f.toml", c)
+		roundTrip(t, "/nonexistent/f.toml", c, true)
 	})
 }
