@@ -356,6 +356,11 @@ func (d *decoder) hcCommand(v value, h *HealthCheck, path, label string) bool {
 	}
 	if strings.Contains(list[0], "/") && !filepath.IsAbs(list[0]) {
 		list[0] = filepath.Join(filepath.Dir(is.file), list[0])
+		// Join drops the "./" of a file in the working directory ("lb.toml" and
+		// "./check.sh" give "check.sh"), which would make it a name looked up in PATH.
+		if !strings.Contains(list[0], "/") {
+			list[0] = "./" + list[0]
+		}
 	}
 	if _, err := exec.LookPath(list[0]); err != nil {
 		is.at(kp, "%s: command %q is not an executable program: %v", label, list[0], lookPathReason(err))
