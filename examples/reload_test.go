@@ -5,11 +5,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"ulb/bench"
+	"ulb/config"
 	"ulb/router/control"
 )
 
@@ -178,6 +180,32 @@ func TestReloadKeepsFlows(t *testing.T) {
 		if len(info.Restart) != 0 {
 			t.Errorf("reload %q: %+v, want nothing left for a restart", tc.body, info)
 		}
+	}
+
+	// export-config prints what is in effect: ulbd -check takes it, and it parses to
+	// the configuration of the file last loaded.
+	exported, err := exec.Command(filepath.Join(binDir, "ulbadm"), "-s", socket, "export-config").Output()
+	if err != nil {
+		t.Fatalf("export-config: %v", err)
+	}
+	file := filepath.Join(dir, "exported.toml")
+	if err := os.WriteFile(file, exported, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(filepath.Join(binDir, "ulbd"), "-check", "-c", file).CombinedOutput(); err != nil {
+		t.Fatalf("ulbd -check of the export: %v\n%s\n%s", err, out, exported)
+	}
+	want, err := config.Load(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.File, got.Warnings, want.File, want.Warnings = "", nil, "", nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("the export parses to\n%+v\nwant the file's\n%+v", got, want)
 	}
 }
 

@@ -24,6 +24,7 @@ type reloader struct {
 	checks   *healthChecks
 	started  *config.Config       // the configuration ulbd started with
 	sync     config.Sync          // the [sync] in effect
+	current  *config.Config       // the configuration last applied
 	onReload func(*config.Config) // what the caller owns (the log level); may be nil
 }
 
@@ -109,6 +110,7 @@ func (rl *reloader) apply(c *config.Config) (control.ReloadInfo, error) {
 		rl.log.Error("reload: health checks refused; the running ones stay", "err", err)
 		return info, fmt.Errorf("reload: routes and rules installed, health checks refused (the running ones stay): %w", err)
 	}
+	rl.current = c
 	if rl.onReload != nil {
 		rl.onReload(c)
 	}
@@ -126,4 +128,16 @@ func logIssues(logger *slog.Logger, err error) {
 	for _, is := range ce.Issues {
 		logger.Error("configuration refused", "issue", is.String())
 	}
+}
+
+// export renders the configuration in effect as TOML (config.Marshal).
+func (rl *reloader) export() (control.ExportInfo, error) {
+	rl.mu.Lock()
+	c := rl.current
+	rl.mu.Unlock()
+	data, err := config.Marshal(c)
+	if err != nil {
+		return control.ExportInfo{}, err
+	}
+	return control.ExportInfo{File: c.File, TOML: string(data)}, nil
 }

@@ -86,9 +86,10 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload 
 	}
 	srv := control.NewServer(cfg.ControlSocket, logger)
 	publishVRRP(r, events)
-	rl := &reloader{log: logger, r: r, checks: checks, started: cfg, sync: cfg.Sync, onReload: onReload}
+	rl := &reloader{log: logger, r: r, checks: checks, started: cfg, sync: cfg.Sync, current: cfg, onReload: onReload}
 	Register(srv, Sources{
 		Reload:    rl.reloadFile,
+		Export:    rl.export,
 		Status:    routerStatus{r: r, start: start},
 		Balancer:  r.Balancer(),
 		Conntrack: r.Conntrack(),

@@ -37,6 +37,8 @@ type Sources struct {
 	// Reload re-reads and applies the configuration file (nil: the reload verb is
 	// refused).
 	Reload func() (control.ReloadInfo, error)
+	// Export renders the configuration in effect (nil: export-config is refused).
+	Export func() (control.ExportInfo, error)
 }
 
 // Status is the data plane's state as the control socket shows it.
@@ -80,6 +82,12 @@ func Register(srv *control.Server, s Sources) {
 		return nil, fmt.Errorf("no port %q", a.Name)
 	})
 	handle(srv, control.VerbShowRoute, func(struct{}) (any, error) { return s.Status.Routes(), nil })
+	handle(srv, control.VerbExportConfig, func(struct{}) (any, error) {
+		if s.Export == nil {
+			return nil, errors.New("this ulbd has no configuration to export")
+		}
+		return s.Export()
+	})
 	handle(srv, control.VerbReload, func(struct{}) (any, error) {
 		if s.Reload == nil {
 			return nil, errors.New("this ulbd cannot reload")

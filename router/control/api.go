@@ -575,6 +575,16 @@ func MatchServer(refAddr netip.Addr, refPort uint16, addr netip.Addr, port uint1
 // its issues as FILE:LINE: message.
 const VerbReload = "reload"
 
+// VerbExportConfig returns the configuration in effect (the file as ulbd last loaded
+// it) as TOML that ulbd -check accepts: no args, data ExportInfo.
+const VerbExportConfig = "export-config"
+
+// ExportInfo is an exported configuration.
+type ExportInfo struct {
+	File string `json:"file"` // where it was loaded from
+	TOML string `json:"toml"`
+}
+
 // ReloadInfo is what a reload installed.
 type ReloadInfo struct {
 	File         string `json:"file"`

@@ -72,6 +72,8 @@ var verbs = []verb{
 		indent + "the rule's conn_drain (or when they end)", serverVerb(control.VerbDrainServer)},
 	{"enable-rule", "NAME...", "rules take new flows again", ruleVerb(control.VerbEnableRule)},
 	{"disable-rule", "NAME...", "rules take no new flows; their flows go on", ruleVerb(control.VerbDisableRule)},
+	{"export-config", "", "print the configuration in effect as TOML that ulbd -check\n" +
+		indent + "accepts (as ulbd last loaded it; comments are not kept)", exportConfig},
 	{"reload", "", "re-read ulbd's configuration file and apply it, as SIGHUP\n" +
 		indent + "does; a file that fails validation changes nothing", reload},
 	{"show-router", "[-f] [NAME]", "VRRP instances; PRIO is the effective priority (/CONFIGURED\n" +
@@ -226,6 +228,17 @@ func reload(ctx context.Context, c *cmd, args []string) error {
 		return err
 	}
 	return show(ctx, c, control.VerbReload, nil, format.Reload)
+}
+
+// exportConfig prints the TOML ulbd renders (with -o json, the ExportInfo).
+func exportConfig(ctx context.Context, c *cmd, args []string) error {
+	if _, err := positional("export-config", args, 0); err != nil {
+		return err
+	}
+	return show(ctx, c, control.VerbExportConfig, nil, func(w io.Writer, e control.ExportInfo) error {
+		_, err := io.WriteString(w, e.TOML)
+		return err
+	})
 }
 
 func showNeigh(ctx context.Context, c *cmd, args []string) error {
