@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -304,5 +305,97 @@ address = ["198.51.100.101"]
 		if got, want := a2.Counters.AdvertsReceived-b2.Counters.AdvertsReceived, uint64(elapsed/(500*time.Millisecond))*8/10; got < want {
 			t.Errorf("%s: the backup received %d adverts in %v, want at least %d", inst, got, elapsed, want)
 		}
+	}
+}
+
+// TestImportConfig: ulbadm import-config applies a file like a reload and saves it as
+// ulbd's run-time state beside its own file: after a restart ulbd starts from it (the
+// imported third server is still there), a file that fails validation is refused with
+// its NAME:LINE and saves nothing, and a reload of ulbd's own file makes the file win and
+// removes the state.
+func TestImportConfig(t *testing.T) {
+	const socket = "/run/ulb/ulbt-rl.sock"
+	dir := t.TempDir()
+	for _, f := range []string{"bench.toml", "lb1.toml"} {
+		data, err := os.ReadFile(filepath.Join("testdata/reload", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := filepath.Join(dir, "lb1.toml")
+	two, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	three := strings.Replace(string(two), `server = ["203.0.113.201", "203.0.113.202"] # SERVERS`,
+		`server = ["203.0.113.201", "203.0.113.202", "203.0.113.203"] # SERVERS`, 1)
+	b := upBench(t, filepath.Join(dir, "bench.toml"))
+	servers := func() int {
+		var s []control.ServerInfo
+		ulbadm(t, socket, &s, "show-server", "tcp")
+		return len(s)
+	}
+	if n := servers(); n != 2 {
+		t.Fatalf("at start: %d servers, want 2", n)
+	}
+	imported := filepath.Join(t.TempDir(), "new.toml")
+	if err := os.WriteFile(imported, []byte(three), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var info control.ReloadInfo
+	ulbadm(t, socket, &info, "import-config", imported)
+	if info.State != conf+".state" || servers() != 3 {
+		t.Fatalf("import-config: %+v, %d servers; want 3 and the state saved beside %s", info, servers(), conf)
+	}
+
+	// A bad file: refused with its name and line, the state unchanged.
+	bad := filepath.Join(filepath.Dir(imported), "bad.toml")
+	if err := os.WriteFile(bad, []byte(strings.Replace(three, `port = "80"`, `port = "0"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	saved, _ := os.ReadFile(conf + ".state")
+	out, err := exec.Command(filepath.Join(binDir, "ulbadm"), "-s", socket, "import-config", bad).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "bad.toml:") {
+		t.Errorf("import-config of a bad file: %v, %q: want a refusal naming bad.toml:LINE", err, out)
+	}
+	if now, _ := os.ReadFile(conf + ".state"); string(now) != string(saved) || servers() != 3 {
+		t.Error("a refused import-config changed the state or the running configuration")
+	}
+
+	// A restart starts from the state.
+	if err := syscall.Kill(benchPID(t, b, "ulbd"), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(socket); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ulbd did not stop")
+		}
+	}
+	startIn(t, dir, b.Namespace("lb1"), filepath.Join(binDir, "ulbd"), "-c", "lb1.toml")
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(socket); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ulbd did not start again")
+		}
+	}
+	if n := servers(); n != 3 {
+		t.Fatalf("after a restart: %d servers, want the 3 imported", n)
+	}
+
+	// The file wins on a reload: two servers, the state gone.
+	ulbadm(t, socket, &info, "reload")
+	if n := servers(); n != 2 {
+		t.Errorf("after reloading the file: %d servers, want its 2", n)
+	}
+	if _, err := os.Stat(conf + ".state"); !os.IsNotExist(err) {
+		t.Errorf("the state file is still there after a reload of the file: %v", err)
 	}
 }

@@ -69,7 +69,16 @@ func ulbd(args []string, stdout, stderr io.Writer) int {
 		flagLevel = l
 	}
 
-	cfg, err := config.Load(*file)
+	// ulbd starts from the run-time state beside the file when ulbadm changed it since
+	// (config.LoadWithState); -check checks the file.
+	var cfg *config.Config
+	var err error
+	var stateNote string
+	if *check {
+		cfg, err = config.Load(*file)
+	} else {
+		cfg, stateNote, err = config.LoadWithState(*file)
+	}
 	if *check {
 		if err != nil {
 			fmt.Fprintln(stderr, err)
@@ -94,6 +103,9 @@ func ulbd(args []string, stdout, stderr io.Writer) int {
 		level.Set(cfg.LogLevel)
 	}
 	logger.Info("starting", "version", version, "config", *file, "hostname", cfg.Hostname)
+	if stateNote != "" {
+		logger.Info("configuration", "state", stateNote)
+	}
 	for _, w := range cfg.Warnings {
 		logger.Warn("configuration", "warning", w.String())
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"reflect"
 	"sync"
 
@@ -30,15 +31,49 @@ type reloader struct {
 
 // reloadFile reads the configuration file again and applies it. A file that fails
 // validation changes nothing and returns the config.Error listing its issues.
+//
+// The file wins over the run-time state: once it is applied, the state file beside it
+// (changes made with ulbadm) is removed.
 func (rl *reloader) reloadFile() (control.ReloadInfo, error) {
-	rl.log.Info("reloading", "config", rl.started.File)
-	cfg, err := config.Load(rl.started.File)
+	file := config.FilePath(rl.started.File)
+	rl.log.Info("reloading", "config", file)
+	cfg, err := config.Load(file)
 	if err != nil {
 		logIssues(rl.log, err)
 		rl.log.Warn("reload refused: keeping the running configuration")
 		return control.ReloadInfo{}, err
 	}
-	return rl.apply(cfg)
+	info, err := rl.apply(cfg)
+	if err == nil {
+		if rerr := config.RemoveState(file); rerr != nil {
+			rl.log.Warn("reload: the run-time state stays", "err", rerr)
+		}
+	}
+	return info, err
+}
+
+// importConfig applies a configuration sent by ulbadm import-config (name names it in
+// messages) like a reload, and saves it as the run-time state, so that it survives a
+// restart; the configuration file is left as it is.
+func (rl *reloader) importConfig(a control.ImportArgs) (control.ReloadInfo, error) {
+	cfg, err := config.Parse(a.Name, []byte(a.TOML))
+	if err != nil {
+		return control.ReloadInfo{}, err
+	}
+	info, err := rl.apply(cfg)
+	if err != nil {
+		return info, err
+	}
+	file := config.FilePath(rl.started.File)
+	if err := config.SaveState(file, cfg); err != nil {
+		return info, fmt.Errorf("import-config: applied, but not saved (a restart loses it): %w", err)
+	}
+	info.State = config.StatePath(file)
+	if abs, err := filepath.Abs(info.State); err == nil {
+		info.State = abs
+	}
+	rl.log.Info("import-config: applied and saved", "from", a.Name, "state", info.State)
+	return info, nil
 }
 
 // apply installs a validated configuration: routes, rules, their options and the health

@@ -90,6 +90,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload 
 	Register(srv, Sources{
 		Reload:    rl.reloadFile,
 		Export:    rl.export,
+		Import:    rl.importConfig,
 		Status:    routerStatus{r: r, start: start},
 		Balancer:  r.Balancer(),
 		Conntrack: r.Conntrack(),

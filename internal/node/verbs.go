@@ -39,6 +39,8 @@ type Sources struct {
 	Reload func() (control.ReloadInfo, error)
 	// Export renders the configuration in effect (nil: export-config is refused).
 	Export func() (control.ExportInfo, error)
+	// Import applies and saves a configuration (nil: import-config is refused).
+	Import func(control.ImportArgs) (control.ReloadInfo, error)
 }
 
 // Status is the data plane's state as the control socket shows it.
@@ -87,6 +89,12 @@ func Register(srv *control.Server, s Sources) {
 			return nil, errors.New("this ulbd has no configuration to export")
 		}
 		return s.Export()
+	})
+	handle(srv, control.VerbImportConfig, func(a control.ImportArgs) (any, error) {
+		if s.Import == nil {
+			return nil, errors.New("this ulbd cannot import a configuration")
+		}
+		return s.Import(a)
 	})
 	handle(srv, control.VerbReload, func(struct{}) (any, error) {
 		if s.Reload == nil {

@@ -596,6 +596,20 @@ type ReloadInfo struct {
 	Restart []string `json:"restart,omitempty"`
 	// Warnings are the file's warnings (FILE:LINE: message).
 	Warnings []string `json:"warnings,omitempty"`
+	// State is the run-time state file the change was saved to (import-config).
+	State string `json:"state,omitempty"`
+}
+
+// VerbImportConfig applies a configuration like a reload and saves it as ulbd's run-time
+// state, beside its file, which it starts from next time: args ImportArgs, data
+// ReloadInfo. One that fails validation changes nothing; the error lists its issues as
+// NAME:LINE: message.
+const VerbImportConfig = "import-config"
+
+// ImportArgs carry a configuration file's text and its name.
+type ImportArgs struct {
+	Name string `json:"name"`
+	TOML string `json:"toml"`
 }
 
 // Verbs of VRRP and of the event stream.

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -74,6 +75,8 @@ var verbs = []verb{
 	{"disable-rule", "NAME...", "rules take no new flows; their flows go on", ruleVerb(control.VerbDisableRule)},
 	{"export-config", "", "print the configuration in effect as TOML that ulbd -check\n" +
 		indent + "accepts (as ulbd last loaded it; comments are not kept)", exportConfig},
+	{"import-config", "FILE", "apply FILE like a reload and keep it, beside ulbd's file, for\n" +
+		indent + "its next start (until the file is reloaded)", importConfig},
 	{"reload", "", "re-read ulbd's configuration file and apply it, as SIGHUP\n" +
 		indent + "does; a file that fails validation changes nothing", reload},
 	{"show-router", "[-f] [NAME]", "VRRP instances; PRIO is the effective priority (/CONFIGURED\n" +
@@ -239,6 +242,19 @@ func exportConfig(ctx context.Context, c *cmd, args []string) error {
 		_, err := io.WriteString(w, e.TOML)
 		return err
 	})
+}
+
+// importConfig sends FILE to ulbd, which applies and saves it.
+func importConfig(ctx context.Context, c *cmd, args []string) error {
+	ops, err := parse("import-config", args, 1, 1, nil)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(ops[0])
+	if err != nil {
+		return fmt.Errorf("import-config: %w", err)
+	}
+	return show(ctx, c, control.VerbImportConfig, control.ImportArgs{Name: ops[0], TOML: string(data)}, format.Reload)
 }
 
 func showNeigh(ctx context.Context, c *cmd, args []string) error {

@@ -390,6 +390,8 @@ func TestLBErrors(t *testing.T) {
 		{[]string{"disable-rule", "web", "nope"}, ExitError, `ulbadm: disable-rule: no rule "nope"`, false},
 		{[]string{"reload", "now"}, ExitUsage, `ulbadm: reload: unexpected argument "now"`, true},
 		{[]string{"reload"}, ExitError, `ulbadm: reload: this ulbd cannot reload`, false}, // the fake has no file
+		{[]string{"import-config"}, ExitUsage, `ulbadm: import-config: missing operand`, true},
+		{[]string{"import-config", "/nonexistent/ulbd.toml"}, ExitError, `ulbadm: import-config: open /nonexistent/ulbd.toml: no such file or directory`, false},
 		{[]string{"export-config", "x"}, ExitUsage, `ulbadm: export-config: unexpected argument "x"`, true},
 		{[]string{"export-config"}, ExitError, `ulbadm: export-config: this ulbd has no configuration to export`, false},
 	}

@@ -232,12 +232,19 @@ func (rw *RateWriter) Write(r Rates) error {
 
 // Reload writes what a reload installed: the counts, what needs a restart, the warnings.
 func Reload(w io.Writer, r control.ReloadInfo) error {
-	fmt.Fprintf(w, "reloaded %s: %d routes, %d rules, %d health checks\n", r.File, r.Routes, r.Rules, r.HealthChecks)
+	verb := "reloaded"
+	if r.State != "" {
+		verb = "imported"
+	}
+	fmt.Fprintf(w, "%s %s: %d routes, %d rules, %d health checks\n", verb, r.File, r.Routes, r.Rules, r.HealthChecks)
 	if len(r.Restart) > 0 {
 		fmt.Fprintf(w, "changed, but taking effect only after a restart: %s\n", strings.Join(r.Restart, ", "))
 	}
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	if r.State != "" {
+		fmt.Fprintf(w, "saved as %s: ulbd starts from it until its file is reloaded\n", r.State)
 	}
 	return nil
 }
