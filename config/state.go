@@ -81,9 +81,16 @@ func RemoveState(path string) error {
 // LoadWithState loads the configuration file at path, or its state file when that is
 // newer than the file, and says which in note (empty when there is no state). A state
 // file older than the file (the file was edited since) is set aside as FILE.state.old;
-// one that fails to load is set aside too, and the file is loaded.
+// one that fails to load is set aside too, and the file is loaded. Temporary files left
+// by an interrupted SaveState are removed.
 func LoadWithState(path string) (c *Config, note string, err error) {
 	state := StatePath(path)
+	// A temporary file of a write a crash interrupted is of no use.
+	if tmps, _ := filepath.Glob(filepath.Join(filepath.Dir(state), "."+filepath.Base(state)+".*")); len(tmps) > 0 {
+		for _, f := range tmps {
+			os.Remove(f)
+		}
+	}
 	st, serr := os.Stat(state)
 	if serr != nil {
 		c, err = Load(path)

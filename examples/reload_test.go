@@ -2,6 +2,8 @@ package examples
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -397,5 +399,98 @@ func TestImportConfig(t *testing.T) {
 	}
 	if _, err := os.Stat(conf + ".state"); !os.IsNotExist(err) {
 		t.Errorf("the state file is still there after a reload of the file: %v", err)
+	}
+}
+
+// TestImportConfigCrash: ulbd is killed (SIGKILL) at random moments while import-config
+// saves its state, twenty times: each time it starts again from a state that loads, the
+// old one or the new one, never a part.
+func TestImportConfigCrash(t *testing.T) {
+	const socket = "/run/ulb/ulbt-rl.sock"
+	dir := t.TempDir()
+	for _, f := range []string{"bench.toml", "lb1.toml"} {
+		data, err := os.ReadFile(filepath.Join("testdata/reload", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := filepath.Join(dir, "lb1.toml")
+	two, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[int]string{}
+	for n := 2; n <= 3; n++ {
+		text := string(two)
+		if n == 3 {
+			text = strings.Replace(text, `server = ["203.0.113.201", "203.0.113.202"] # SERVERS`,
+				`server = ["203.0.113.201", "203.0.113.202", "203.0.113.203"] # SERVERS`, 1)
+		}
+		files[n] = filepath.Join(t.TempDir(), fmt.Sprintf("servers%d.toml", n))
+		if err := os.WriteFile(files[n], []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := upBench(t, filepath.Join(dir, "bench.toml"))
+	pid := benchPID(t, b, "ulbd")
+	var last *daemon
+	waitSocket := func(present bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			_, err := os.Stat(socket)
+			if (err == nil) == present {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("control socket present %v: want %v", err == nil, present)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	came := map[int]int{} // servers ulbd came back with -> times
+	for i := 0; i < 20; i++ {
+		// import-config in a loop, and a SIGKILL in the middle of it.
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				exec.Command(filepath.Join(binDir, "ulbadm"), "-s", socket, "import-config", files[2+k%2]).Run()
+			}
+		}()
+		time.Sleep(time.Duration(rng.IntN(40)+5) * time.Millisecond)
+		syscall.Kill(pid, syscall.SIGKILL)
+		if last != nil {
+			<-last.done
+		}
+		close(stop)
+		<-done
+		os.Remove(socket) // a killed ulbd leaves it
+		if data, err := os.ReadFile(conf + ".state"); err == nil {
+			if _, err := config.Parse("state", data); err != nil {
+				t.Fatalf("kill %d: the state file does not load: %v\n%s", i, err, data)
+			}
+		}
+		last = startIn(t, dir, b.Namespace("lb1"), filepath.Join(binDir, "ulbd"), "-c", "lb1.toml")
+		pid = last.cmd.Process.Pid
+		waitSocket(true)
+		var s []control.ServerInfo
+		ulbadm(t, socket, &s, "show-server", "tcp")
+		if len(s) != 2 && len(s) != 3 {
+			t.Fatalf("kill %d: ulbd came back with %d servers", i, len(s))
+		}
+		came[len(s)]++
+	}
+	t.Logf("after 20 kills ulbd came back with 2 servers %d times, 3 servers %d times", came[2], came[3])
+	if tmps, _ := filepath.Glob(filepath.Join(dir, ".lb1.toml.state.*")); len(tmps) != 0 {
+		t.Errorf("temporary files left: %v", tmps)
 	}
 }
