@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -492,5 +493,116 @@ func TestImportConfigCrash(t *testing.T) {
 	t.Logf("after 20 kills ulbd came back with 2 servers %d times, 3 servers %d times", came[2], came[3])
 	if tmps, _ := filepath.Glob(filepath.Join(dir, ".lb1.toml.state.*")); len(tmps) != 0 {
 		t.Errorf("temporary files left: %v", tmps)
+	}
+}
+
+// TestServerGroupVerbs: ilbadm's server-group verbs change a running ulbd, each
+// validated, applied and saved as its run-time state: create-servergroup,
+// add-server (new flows reach the server), remove-server (refused for a server that
+// carries a flow unless -f), delete-servergroup (refused for a group a rule uses), each
+// refusing what is wrong with a clear message and changing nothing then.
+func TestServerGroupVerbs(t *testing.T) {
+	const socket = "/run/ulb/ulbt-rl.sock"
+	dir := t.TempDir()
+	for _, f := range []string{"bench.toml", "lb1.toml"} {
+		data, err := os.ReadFile(filepath.Join("testdata/reload", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := upBench(t, filepath.Join(dir, "bench.toml"))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	adm := func(args ...string) (string, error) {
+		out, err := exec.Command(filepath.Join(binDir, "ulbadm"), append([]string{"-s", socket}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	mustOK := func(args ...string) {
+		t.Helper()
+		if out, err := adm(args...); err != nil {
+			t.Fatalf("ulbadm %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	mustFail := func(want string, args ...string) {
+		t.Helper()
+		out, err := adm(args...)
+		if err == nil || !strings.Contains(out, want) {
+			t.Errorf("ulbadm %s: %v, %q: want a refusal saying %q", strings.Join(args, " "), err, out, want)
+		}
+	}
+	servers := func() []string {
+		var s []control.ServerInfo
+		ulbadm(t, socket, &s, "show-server", "sink")
+		var out []string
+		for _, x := range s {
+			out = append(out, x.Address)
+		}
+		return out
+	}
+
+	mustOK("create-servergroup", "-s", "server=203.0.113.203", "spare")
+	if out, _ := adm("export-config"); !strings.Contains(out, `name = "spare"`) {
+		t.Errorf("export-config after create-servergroup lacks the group:\n%s", out)
+	}
+	mustFail(`server group "spare" exists`, "create-servergroup", "spare")
+	mustOK("add-server", "-e", "203.0.113.203", "web")
+	if got := servers(); len(got) != 3 {
+		t.Fatalf("after add-server: servers %v, want 3", got)
+	}
+	mustFail("is in group \"web\" already", "add-server", "-e", "203.0.113.203", "web")
+	mustFail("no server group \"nope\"", "add-server", "-e", "203.0.113.9", "nope")
+	mustFail("bad.address", "add-server", "-e", "bad.address", "web")
+	if c := b.Check(ctx, bench.Check{Type: bench.CheckConns, From: "client", To: "198.51.100.100:80", Count: 30,
+		ExpectNames: []string{"s1", "s2", "s3"}}); !c.Pass {
+		t.Errorf("after add-server: %s", c)
+	}
+
+	// A server with a flow: remove-server needs -f.
+	transfer := make(chan bench.Result, 1)
+	go func() {
+		transfer <- b.Check(ctx, bench.Check{Type: bench.CheckTransfer, From: "client", To: "198.51.100.100:9000",
+			Bytes: 8 << 30, Timeout: 2 * time.Minute})
+	}()
+	var busy string
+	for deadline := time.Now().Add(20 * time.Second); busy == ""; time.Sleep(50 * time.Millisecond) {
+		var conns control.ConnList
+		ulbadm(t, socket, &conns, "show-conn", "-r", "sink")
+		for _, c := range conns.Conns {
+			if c.State == "ESTABLISHED" {
+				busy, _, _ = strings.Cut(c.Server, ":")
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the transfer's flow never showed")
+		}
+	}
+	mustFail("flows: drain it first", "remove-server", "-s", "server="+busy, "web")
+	if got := servers(); len(got) != 3 {
+		t.Errorf("a refused remove-server changed the servers: %v", got)
+	}
+	mustOK("remove-server", "-f", "-s", "server="+busy, "web")
+	if got := servers(); len(got) != 2 || slices.Contains(got, busy) {
+		t.Errorf("after remove-server -f %s: servers %v", busy, got)
+	}
+	cancel()
+	<-transfer
+
+	mustFail(`used by rule "tcp"`, "delete-servergroup", "web")
+	mustOK("delete-servergroup", "spare")
+	if out, _ := adm("export-config"); strings.Contains(out, `name = "spare"`) {
+		t.Error("export-config still lists the deleted group")
+	}
+	mustFail("missing operand", "delete-servergroup")
+	mustFail("want server=SERVER", "remove-server", "-s", "203.0.113.201", "web")
+	// Every change was saved for the next start.
+	state, err := config.Load(filepath.Join(dir, "lb1.toml.state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := state.ServerGroup("web"); g == nil || len(g.Servers) != 2 || state.ServerGroup("spare") != nil {
+		t.Errorf("the saved state's groups: %+v", state.ServerGroups)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"reflect"
 	"sync"
 
@@ -20,6 +19,7 @@ import (
 // left as it started and reported.
 type reloader struct {
 	mu       sync.Mutex
+	changeMu sync.Mutex // serializes run-time changes (change), which read current first
 	log      *slog.Logger
 	r        *router.Router
 	checks   *healthChecks
@@ -35,6 +35,8 @@ type reloader struct {
 // The file wins over the run-time state: once it is applied, the state file beside it
 // (changes made with ulbadm) is removed.
 func (rl *reloader) reloadFile() (control.ReloadInfo, error) {
+	rl.changeMu.Lock()
+	defer rl.changeMu.Unlock()
 	file := config.FilePath(rl.started.File)
 	rl.log.Info("reloading", "config", file)
 	cfg, err := config.Load(file)
@@ -60,20 +62,9 @@ func (rl *reloader) importConfig(a control.ImportArgs) (control.ReloadInfo, erro
 	if err != nil {
 		return control.ReloadInfo{}, err
 	}
-	info, err := rl.apply(cfg)
-	if err != nil {
-		return info, err
-	}
-	file := config.FilePath(rl.started.File)
-	if err := config.SaveState(file, cfg); err != nil {
-		return info, fmt.Errorf("import-config: applied, but not saved (a restart loses it): %w", err)
-	}
-	info.State = config.StatePath(file)
-	if abs, err := filepath.Abs(info.State); err == nil {
-		info.State = abs
-	}
-	rl.log.Info("import-config: applied and saved", "from", a.Name, "state", info.State)
-	return info, nil
+	rl.changeMu.Lock()
+	defer rl.changeMu.Unlock()
+	return rl.commit("import-config from "+a.Name, cfg)
 }
 
 // apply installs a validated configuration: routes, rules, their options and the health

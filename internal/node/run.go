@@ -88,9 +88,15 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload 
 	publishVRRP(r, events)
 	rl := &reloader{log: logger, r: r, checks: checks, started: cfg, sync: cfg.Sync, current: cfg, onReload: onReload}
 	Register(srv, Sources{
-		Reload:    rl.reloadFile,
-		Export:    rl.export,
-		Import:    rl.importConfig,
+		Reload: rl.reloadFile,
+		Export: rl.export,
+		Import: rl.importConfig,
+		Change: map[string]func(control.ServerGroupChange) (control.ReloadInfo, error){
+			control.VerbCreateServerGroup: rl.createServerGroup,
+			control.VerbDeleteServerGroup: rl.deleteServerGroup,
+			control.VerbAddServer:         rl.addServer,
+			control.VerbRemoveServer:      rl.removeServer,
+		},
 		Status:    routerStatus{r: r, start: start},
 		Balancer:  r.Balancer(),
 		Conntrack: r.Conntrack(),

@@ -41,6 +41,8 @@ type Sources struct {
 	Export func() (control.ExportInfo, error)
 	// Import applies and saves a configuration (nil: import-config is refused).
 	Import func(control.ImportArgs) (control.ReloadInfo, error)
+	// Change makes the run-time changes of server groups (nil: refused), by verb.
+	Change map[string]func(control.ServerGroupChange) (control.ReloadInfo, error)
 }
 
 // Status is the data plane's state as the control socket shows it.
@@ -90,6 +92,15 @@ func Register(srv *control.Server, s Sources) {
 		}
 		return s.Export()
 	})
+	for _, verb := range []string{control.VerbCreateServerGroup, control.VerbDeleteServerGroup, control.VerbAddServer, control.VerbRemoveServer} {
+		handle(srv, verb, func(a control.ServerGroupChange) (any, error) {
+			fn := s.Change[verb]
+			if fn == nil {
+				return nil, errors.New("this ulbd cannot change its configuration")
+			}
+			return fn(a)
+		})
+	}
 	handle(srv, control.VerbImportConfig, func(a control.ImportArgs) (any, error) {
 		if s.Import == nil {
 			return nil, errors.New("this ulbd cannot import a configuration")

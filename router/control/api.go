@@ -570,6 +570,25 @@ func MatchServer(refAddr netip.Addr, refPort uint16, addr netip.Addr, port uint1
 	return refAddr == addr.Unmap() && (refPort == 0 || refPort == port)
 }
 
+// Run-time changes of the configuration in ilbadm's verbs: each is validated as the file
+// is, applied like a reload, and saved as the run-time state (see VerbImportConfig);
+// data ReloadInfo.
+const (
+	VerbCreateServerGroup = "create-servergroup" // args ServerGroupChange
+	VerbDeleteServerGroup = "delete-servergroup" // args ServerGroupChange (Name only)
+	VerbAddServer         = "add-server"         // args ServerGroupChange
+	VerbRemoveServer      = "remove-server"      // args ServerGroupChange
+)
+
+// ServerGroupChange names a server group and the servers to create it with, add to it or
+// remove from it ("ADDRESS" or "ADDRESS:PORT", as ParseServerRef reads them). Force
+// removes servers that still carry flows (their flows end as the rules' conn_drain says).
+type ServerGroupChange struct {
+	Name    string   `json:"name"`
+	Servers []string `json:"servers,omitempty"`
+	Force   bool     `json:"force,omitempty"`
+}
+
 // VerbReload re-reads ulbd's configuration file and applies it, as SIGHUP does: no
 // args, data ReloadInfo. A file that fails validation changes nothing; the error lists
 // its issues as FILE:LINE: message.

@@ -75,6 +75,12 @@ var verbs = []verb{
 	{"disable-rule", "NAME...", "rules take no new flows; their flows go on", ruleVerb(control.VerbDisableRule)},
 	{"export-config", "", "print the configuration in effect as TOML that ulbd -check\n" +
 		indent + "accepts (as ulbd last loaded it; comments are not kept)", exportConfig},
+	{"create-servergroup", "[-s server=SERVER[,SERVER...]] GROUP", "a new server group (as ilbadm); SERVER is ADDRESS or\n" +
+		indent + "ADDRESS:PORT; saved, like every change below, for ulbd's next start", groupVerb(control.VerbCreateServerGroup, "s", false)},
+	{"delete-servergroup", "GROUP", "remove a server group no rule uses", groupVerb(control.VerbDeleteServerGroup, "", false)},
+	{"add-server", "-e SERVER[,SERVER...] GROUP", "add servers to a group; new flows reach them", groupVerb(control.VerbAddServer, "e", false)},
+	{"remove-server", "[-f] -s server=SERVER[,SERVER...] GROUP", "remove servers from a group; one that carries flows\n" +
+		indent + "only with -f (its flows end as the rules' conn_drain says)", groupVerb(control.VerbRemoveServer, "s", true)},
 	{"import-config", "FILE", "apply FILE like a reload and keep it, beside ulbd's file, for\n" +
 		indent + "its next start (until the file is reloaded)", importConfig},
 	{"reload", "", "re-read ulbd's configuration file and apply it, as SIGHUP\n" +
@@ -242,6 +248,47 @@ func exportConfig(ctx context.Context, c *cmd, args []string) error {
 		_, err := io.WriteString(w, e.TOML)
 		return err
 	})
+}
+
+// groupVerb runs a server-group change with ilbadm's options: the servers after -e
+// (add-server) or -s server= (create-servergroup, remove-server), -f when force is
+// allowed, and the group as the operand.
+func groupVerb(verb, serversFlag string, force bool) func(context.Context, *cmd, []string) error {
+	return func(ctx context.Context, c *cmd, args []string) error {
+		var servers string
+		var f bool
+		ops, err := parse(verb, args, 1, 1, func(fs *flag.FlagSet) {
+			if serversFlag != "" {
+				fs.StringVar(&servers, serversFlag, "", "")
+			}
+			if force {
+				fs.BoolVar(&f, "f", false, "")
+			}
+		})
+		if err != nil {
+			return err
+		}
+		a := control.ServerGroupChange{Name: ops[0], Force: f}
+		if serversFlag == "s" && servers != "" {
+			v, ok := strings.CutPrefix(servers, "server=")
+			if !ok {
+				return usagef("%s: -s %q: want server=SERVER[,SERVER...]", verb, servers)
+			}
+			servers = v
+		}
+		if servers != "" {
+			for _, s := range strings.Split(servers, ",") {
+				if _, _, err := control.ParseServerRef(s); err != nil {
+					return usagef("%s: %v", verb, err)
+				}
+				a.Servers = append(a.Servers, s)
+			}
+		}
+		if (verb == control.VerbAddServer || verb == control.VerbRemoveServer) && len(a.Servers) == 0 {
+			return usagef("%s: no server given", verb)
+		}
+		return show(ctx, c, verb, a, format.Reload)
+	}
 }
 
 // importConfig sends FILE to ulbd, which applies and saves it.

@@ -1,0 +1,187 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"slices"
+
+	"ulb/config"
+	"ulb/router/control"
+)
+
+// change makes a run-time change to the configuration in effect, as ilbadm does: fn
+// edits a copy, which is rendered and parsed again (so it is validated exactly as a file
+// is, with the same messages), applied like a reload and saved as the run-time state.
+// A change refused at any step changes nothing.
+func (rl *reloader) change(what string, fn func(c *config.Config) error) (control.ReloadInfo, error) {
+	rl.changeMu.Lock()
+	defer rl.changeMu.Unlock()
+	rl.mu.Lock()
+	cur := rl.current
+	rl.mu.Unlock()
+	data, err := config.Marshal(cur)
+	if err != nil {
+		return control.ReloadInfo{}, err
+	}
+	c, err := config.Parse(cur.File, data)
+	if err != nil {
+		return control.ReloadInfo{}, fmt.Errorf("%s: the configuration in effect does not parse back: %w", what, err)
+	}
+	if err := fn(c); err != nil {
+		return control.ReloadInfo{}, err
+	}
+	if data, err = config.Marshal(c); err != nil {
+		return control.ReloadInfo{}, err
+	}
+	const name = "the changed configuration"
+	next, err := config.Parse(name, data)
+	if err != nil {
+		return control.ReloadInfo{}, fmt.Errorf("%s refused: %w", what, err)
+	}
+	next.File = cur.File
+	return rl.commit(what, next)
+}
+
+// commit applies a configuration that did not come from ulbd's file and saves it as the
+// run-time state.
+func (rl *reloader) commit(what string, c *config.Config) (control.ReloadInfo, error) {
+	info, err := rl.apply(c)
+	if err != nil {
+		return info, err
+	}
+	file := config.FilePath(rl.started.File)
+	if err := config.SaveState(file, c); err != nil {
+		return info, fmt.Errorf("%s: applied, but not saved (a restart loses it): %w", what, err)
+	}
+	info.State = config.StatePath(file)
+	if abs, err := filepath.Abs(info.State); err == nil {
+		info.State = abs
+	}
+	rl.log.Info(what+": applied and saved", "state", info.State)
+	return info, nil
+}
+
+// parseServers reads ilbadm-style server lists into config servers.
+func parseServers(refs []string) ([]config.Server, error) {
+	var out []config.Server
+	for _, r := range refs {
+		a, p, err := control.ParseServerRef(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, config.Server{Addr: a, Port: p, Weight: config.DefaultWeight, Enabled: true})
+	}
+	return out, nil
+}
+
+func findGroup(c *config.Config, name string) (int, error) {
+	for i, g := range c.ServerGroups {
+		if g.Name == name {
+			return i, nil
+		}
+	}
+	return -1, fmt.Errorf("no server group %q", name)
+}
+
+// createServerGroup adds a group (ilbadm create-servergroup [-s server=...] NAME).
+func (rl *reloader) createServerGroup(a control.ServerGroupChange) (control.ReloadInfo, error) {
+	return rl.change("create-servergroup", func(c *config.Config) error {
+		if _, err := findGroup(c, a.Name); err == nil {
+			return fmt.Errorf("server group %q exists", a.Name)
+		}
+		servers, err := parseServers(a.Servers)
+		if err != nil {
+			return err
+		}
+		c.ServerGroups = append(c.ServerGroups, config.ServerGroup{Name: a.Name, Servers: servers})
+		return nil
+	})
+}
+
+// deleteServerGroup removes a group no rule uses (ilbadm delete-servergroup NAME).
+func (rl *reloader) deleteServerGroup(a control.ServerGroupChange) (control.ReloadInfo, error) {
+	return rl.change("delete-servergroup", func(c *config.Config) error {
+		i, err := findGroup(c, a.Name)
+		if err != nil {
+			return err
+		}
+		for _, r := range c.Rules {
+			if r.ServerGroup == a.Name {
+				return fmt.Errorf("server group %q is used by rule %q: delete the rule first", a.Name, r.Name)
+			}
+		}
+		c.ServerGroups = slices.Delete(c.ServerGroups, i, i+1)
+		return nil
+	})
+}
+
+// addServer adds servers to a group (ilbadm add-server -e server,... GROUP); a server
+// the group has already is refused.
+func (rl *reloader) addServer(a control.ServerGroupChange) (control.ReloadInfo, error) {
+	return rl.change("add-server", func(c *config.Config) error {
+		i, err := findGroup(c, a.Name)
+		if err != nil {
+			return err
+		}
+		servers, err := parseServers(a.Servers)
+		if err != nil {
+			return err
+		}
+		if len(servers) == 0 {
+			return errors.New("add-server: no server given")
+		}
+		g := &c.ServerGroups[i]
+		for _, s := range servers {
+			if slices.ContainsFunc(g.Servers, func(o config.Server) bool { return o.Addr == s.Addr && o.Port == s.Port }) {
+				return fmt.Errorf("server %s is in group %q already", endpoint(s.Addr, s.Port), a.Name)
+			}
+			g.Servers = append(g.Servers, s)
+		}
+		return nil
+	})
+}
+
+// removeServer removes servers from a group (ilbadm remove-server -s server=... GROUP);
+// a server that carries flows is removed only with Force (its flows then end as its
+// rules' conn_drain says).
+func (rl *reloader) removeServer(a control.ServerGroupChange) (control.ReloadInfo, error) {
+	return rl.change("remove-server", func(c *config.Config) error {
+		i, err := findGroup(c, a.Name)
+		if err != nil {
+			return err
+		}
+		if len(a.Servers) == 0 {
+			return errors.New("remove-server: no server given")
+		}
+		g := &c.ServerGroups[i]
+		for _, ref := range a.Servers {
+			addr, port, err := control.ParseServerRef(ref)
+			if err != nil {
+				return err
+			}
+			j := slices.IndexFunc(g.Servers, func(s config.Server) bool { return control.MatchServer(addr, port, s.Addr, s.Port) })
+			if j < 0 {
+				return fmt.Errorf("no server %s in group %q", ref, a.Name)
+			}
+			s := g.Servers[j]
+			if n := rl.activeFlows(a.Name, s.Addr, s.Port); n > 0 && !a.Force {
+				return fmt.Errorf("server %s of group %q carries %d flows: drain it first (drain-server) or give -f", endpoint(s.Addr, s.Port), a.Name, n)
+			}
+			g.Servers = slices.Delete(g.Servers, j, j+1)
+		}
+		return nil
+	})
+}
+
+// activeFlows counts the flows a server of a group carries now, over every rule.
+func (rl *reloader) activeFlows(group string, addr netip.Addr, port uint16) int64 {
+	var n int64
+	for _, s := range rl.r.Balancer().Stats().Servers {
+		if s.Group == group && s.Addr == addr && s.Port == port {
+			n += s.ConnsNow
+		}
+	}
+	return n
+}
