@@ -496,11 +496,12 @@ func TestImportConfigCrash(t *testing.T) {
 	}
 }
 
-// TestServerGroupVerbs: ilbadm's server-group verbs change a running ulbd, each
-// validated, applied and saved as its run-time state: create-servergroup,
-// add-server (new flows reach the server), remove-server (refused for a server that
-// carries a flow unless -f), delete-servergroup (refused for a group a rule uses), each
-// refusing what is wrong with a clear message and changing nothing then.
+// TestServerGroupVerbs: ilbadm's verbs change a running ulbd, each validated, applied
+// and saved as its run-time state: create-servergroup, add-server (new flows reach the
+// server), remove-server (refused for a server that carries a flow unless -f),
+// create-rule (ilbadm's options or a TOML fragment; the rule carries traffic at once),
+// delete-rule, delete-servergroup (refused for a group a rule uses), each refusing what
+// is wrong with the file's own message and changing nothing then.
 func TestServerGroupVerbs(t *testing.T) {
 	const socket = "/run/ulb/ulbt-rl.sock"
 	dir := t.TempDir()
@@ -589,6 +590,32 @@ func TestServerGroupVerbs(t *testing.T) {
 	}
 	cancel()
 	<-transfer
+
+	// create-rule with ilbadm's options, and as a TOML fragment; delete-rule.
+	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	mustOK("create-rule", "-e", "-i", "vip=198.51.100.100,port=8080,protocol=tcp", "-m", "lbalg=roundrobin,type=HALF-NAT",
+		"-o", "servergroup=web", "http")
+	if r := b.Check(ctx, bench.Check{Type: bench.CheckHTTP, From: "client", To: "198.51.100.100:8080"}); !r.Pass {
+		t.Errorf("through the created rule: %s", r)
+	}
+	mustFail(`rule "http" exists`, "create-rule", "-e", "-i", "vip=198.51.100.100,port=8081", "-o", "servergroup=web", "http")
+	mustFail(`unknown servergroup "nope"`, "create-rule", "-i", "vip=198.51.100.100,port=8082", "-o", "servergroup=nope", "bad")
+	fragment := filepath.Join(t.TempDir(), "rule.toml")
+	os.WriteFile(fragment, []byte("[[rule]]\nname = \"udp\"\nvip = \"198.51.100.100\"\nport = \"53\"\nprotocol = \"udp\"\nservergroup = \"web\"\n"), 0o644)
+	mustOK("create-rule", "-c", fragment, "udp")
+	var rules []control.RuleInfo
+	ulbadm(t, socket, &rules, "show-rule")
+	if len(rules) != 4 {
+		t.Errorf("after two create-rule: %d rules, want 4", len(rules))
+	}
+	mustOK("delete-rule", "http")
+	mustOK("delete-rule", "udp")
+	mustFail(`no rule "http"`, "delete-rule", "http")
+	if r := b.Check(ctx, bench.Check{Type: bench.CheckHTTP, From: "client", To: "198.51.100.100:8080", Expect: "failure",
+		Timeout: 2 * time.Second}); !r.Pass {
+		t.Errorf("after delete-rule: %s", r)
+	}
 
 	mustFail(`used by rule "tcp"`, "delete-servergroup", "web")
 	mustOK("delete-servergroup", "spare")

@@ -38,7 +38,7 @@ func (rl *reloader) change(what string, fn func(c *config.Config) error) (contro
 	const name = "the changed configuration"
 	next, err := config.Parse(name, data)
 	if err != nil {
-		return control.ReloadInfo{}, fmt.Errorf("%s refused: %w", what, err)
+		return control.ReloadInfo{}, fmt.Errorf("refused: %w", err)
 	}
 	next.File = cur.File
 	return rl.commit(what, next)
@@ -184,4 +184,43 @@ func (rl *reloader) activeFlows(group string, addr netip.Addr, port uint16) int6
 		}
 	}
 	return n
+}
+
+// createRule adds the rule of one [[rule]] table (ilbadm create-rule): appended to the
+// configuration in effect and validated with it, so it is checked exactly as in a file.
+func (rl *reloader) createRule(a control.RuleChange) (control.ReloadInfo, error) {
+	rl.changeMu.Lock()
+	defer rl.changeMu.Unlock()
+	rl.mu.Lock()
+	cur := rl.current
+	rl.mu.Unlock()
+	if slices.ContainsFunc(cur.Rules, func(r config.Rule) bool { return r.Name == a.Name }) {
+		return control.ReloadInfo{}, fmt.Errorf("rule %q exists", a.Name)
+	}
+	data, err := config.Marshal(cur)
+	if err != nil {
+		return control.ReloadInfo{}, err
+	}
+	text := string(data) + "\n" + a.TOML + "\n"
+	next, err := config.Parse("create-rule", []byte(text))
+	if err != nil {
+		return control.ReloadInfo{}, fmt.Errorf("refused: %w", err)
+	}
+	if len(next.Rules) != len(cur.Rules)+1 || next.Rules[len(next.Rules)-1].Name != a.Name {
+		return control.ReloadInfo{}, fmt.Errorf("create-rule: the TOML must hold one [[rule]] table named %q, and nothing else", a.Name)
+	}
+	next.File = cur.File
+	return rl.commit("create-rule "+a.Name, next)
+}
+
+// deleteRule removes a rule (ilbadm delete-rule); its flows end as removed rules' do.
+func (rl *reloader) deleteRule(a control.RuleChange) (control.ReloadInfo, error) {
+	return rl.change("delete-rule", func(c *config.Config) error {
+		i := slices.IndexFunc(c.Rules, func(r config.Rule) bool { return r.Name == a.Name })
+		if i < 0 {
+			return fmt.Errorf("no rule %q", a.Name)
+		}
+		c.Rules = slices.Delete(c.Rules, i, i+1)
+		return nil
+	})
 }

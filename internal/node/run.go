@@ -97,6 +97,10 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload 
 			control.VerbAddServer:         rl.addServer,
 			control.VerbRemoveServer:      rl.removeServer,
 		},
+		RuleChange: map[string]func(control.RuleChange) (control.ReloadInfo, error){
+			control.VerbCreateRule: rl.createRule,
+			control.VerbDeleteRule: rl.deleteRule,
+		},
 		Status:    routerStatus{r: r, start: start},
 		Balancer:  r.Balancer(),
 		Conntrack: r.Conntrack(),

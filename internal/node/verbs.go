@@ -43,6 +43,8 @@ type Sources struct {
 	Import func(control.ImportArgs) (control.ReloadInfo, error)
 	// Change makes the run-time changes of server groups (nil: refused), by verb.
 	Change map[string]func(control.ServerGroupChange) (control.ReloadInfo, error)
+	// RuleChange creates and deletes rules (nil: refused), by verb.
+	RuleChange map[string]func(control.RuleChange) (control.ReloadInfo, error)
 }
 
 // Status is the data plane's state as the control socket shows it.
@@ -95,6 +97,15 @@ func Register(srv *control.Server, s Sources) {
 	for _, verb := range []string{control.VerbCreateServerGroup, control.VerbDeleteServerGroup, control.VerbAddServer, control.VerbRemoveServer} {
 		handle(srv, verb, func(a control.ServerGroupChange) (any, error) {
 			fn := s.Change[verb]
+			if fn == nil {
+				return nil, errors.New("this ulbd cannot change its configuration")
+			}
+			return fn(a)
+		})
+	}
+	for _, verb := range []string{control.VerbCreateRule, control.VerbDeleteRule} {
+		handle(srv, verb, func(a control.RuleChange) (any, error) {
+			fn := s.RuleChange[verb]
 			if fn == nil {
 				return nil, errors.New("this ulbd cannot change its configuration")
 			}

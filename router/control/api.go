@@ -578,7 +578,16 @@ const (
 	VerbDeleteServerGroup = "delete-servergroup" // args ServerGroupChange (Name only)
 	VerbAddServer         = "add-server"         // args ServerGroupChange
 	VerbRemoveServer      = "remove-server"      // args ServerGroupChange
+	VerbCreateRule        = "create-rule"        // args RuleChange
+	VerbDeleteRule        = "delete-rule"        // args RuleChange (Name only)
 )
+
+// RuleChange creates a rule from TOML, one [[rule]] table as the file has it (ulbadm
+// builds it from ilbadm's options), or names the rule to delete.
+type RuleChange struct {
+	Name string `json:"name"`
+	TOML string `json:"toml,omitempty"`
+}
 
 // ServerGroupChange names a server group and the servers to create it with, add to it or
 // remove from it ("ADDRESS" or "ADDRESS:PORT", as ParseServerRef reads them). Force

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,6 +82,11 @@ var verbs = []verb{
 	{"add-server", "-e SERVER[,SERVER...] GROUP", "add servers to a group; new flows reach them", groupVerb(control.VerbAddServer, "e", false)},
 	{"remove-server", "[-f] -s server=SERVER[,SERVER...] GROUP", "remove servers from a group; one that carries flows\n" +
 		indent + "only with -f (its flows end as the rules' conn_drain says)", groupVerb(control.VerbRemoveServer, "s", true)},
+	{"create-rule", "[-e] [-p] -i vip=V,port=P[,protocol=tcp|udp] -m lbalg=A,type=T[,proxy-src=R][,pmask=M] [-t conn-drain=S][,persist-timeout=S] -o servergroup=G NAME",
+		"a new rule, with ilbadm's options (-e: enabled, as ilbadm\n" +
+			indent + "rules start disabled; -p: persistence; type DSR, NAT or\n" +
+			indent + "HALF-NAT; times in seconds), or -c FILE: a [[rule]] table", createRule},
+	{"delete-rule", "NAME", "remove a rule; its flows end", deleteRule},
 	{"import-config", "FILE", "apply FILE like a reload and keep it, beside ulbd's file, for\n" +
 		indent + "its next start (until the file is reloaded)", importConfig},
 	{"reload", "", "re-read ulbd's configuration file and apply it, as SIGHUP\n" +
@@ -289,6 +295,133 @@ func groupVerb(verb, serversFlag string, force bool) func(context.Context, *cmd,
 		}
 		return show(ctx, c, verb, a, format.Reload)
 	}
+}
+
+// createRule builds a [[rule]] table from ilbadm's create-rule options, or reads one
+// from -c FILE, and sends it.
+func createRule(ctx context.Context, c *cmd, args []string) error {
+	var enable, persist bool
+	var incoming, method, timers, output, file string
+	ops, err := parse("create-rule", args, 1, 1, func(fs *flag.FlagSet) {
+		fs.BoolVar(&enable, "e", false, "")
+		fs.BoolVar(&persist, "p", false, "")
+		fs.StringVar(&incoming, "i", "", "")
+		fs.StringVar(&method, "m", "", "")
+		fs.StringVar(&timers, "t", "", "")
+		fs.StringVar(&output, "o", "", "")
+		fs.StringVar(&file, "c", "", "")
+	})
+	if err != nil {
+		return err
+	}
+	name := ops[0]
+	if file != "" {
+		if incoming != "" || method != "" || timers != "" || output != "" || enable || persist {
+			return usagef("create-rule: -c FILE or ilbadm's options, not both")
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("create-rule: %w", err)
+		}
+		return show(ctx, c, control.VerbCreateRule, control.RuleChange{Name: name, TOML: string(data)}, format.Reload)
+	}
+	toml, err := ruleTOML(name, enable, persist, incoming, method, timers, output)
+	if err != nil {
+		return err
+	}
+	return show(ctx, c, control.VerbCreateRule, control.RuleChange{Name: name, TOML: toml}, format.Reload)
+}
+
+// ruleTOML renders ilbadm's create-rule options as a [[rule]] table.
+func ruleTOML(name string, enable, persist bool, incoming, method, timers, output string) (string, error) {
+	kv := func(opt, list string, allowed ...string) (map[string]string, error) {
+		out := map[string]string{}
+		if list == "" {
+			return out, nil
+		}
+		for _, pair := range strings.Split(list, ",") {
+			k, v, ok := strings.Cut(pair, "=")
+			if !ok || v == "" || !slices.Contains(allowed, k) {
+				return nil, usagef("create-rule: -%s %q: want %s=VALUE, ...", opt, pair, strings.Join(allowed, "|"))
+			}
+			out[k] = v
+		}
+		return out, nil
+	}
+	in, err := kv("i", incoming, "vip", "port", "protocol")
+	if err != nil {
+		return "", err
+	}
+	m, err := kv("m", method, "lbalg", "type", "proxy-src", "pmask")
+	if err != nil {
+		return "", err
+	}
+	tm, err := kv("t", timers, "conn-drain", "persist-timeout")
+	if err != nil {
+		return "", err
+	}
+	o, err := kv("o", output, "servergroup")
+	if err != nil {
+		return "", err
+	}
+	if in["vip"] == "" || in["port"] == "" || o["servergroup"] == "" {
+		return "", usagef("create-rule: needs -i vip=...,port=... and -o servergroup=...")
+	}
+	var b strings.Builder
+	line := func(k, v string) { fmt.Fprintf(&b, "%s = %s\n", k, strconv.Quote(v)) }
+	b.WriteString("[[rule]]\n")
+	line("name", name)
+	line("vip", in["vip"])
+	line("port", in["port"])
+	if v := in["protocol"]; v != "" {
+		line("protocol", strings.ToLower(v))
+	}
+	if v := m["lbalg"]; v != "" {
+		line("algorithm", strings.ToLower(v))
+	}
+	if v := m["type"]; v != "" {
+		topo := map[string]string{"dsr": "dsr", "nat": "full-nat", "full-nat": "full-nat", "half-nat": "half-nat"}[strings.ToLower(v)]
+		if topo == "" {
+			return "", usagef("create-rule: -m type=%s: want DSR, NAT or HALF-NAT", v)
+		}
+		line("topology", topo)
+	}
+	if v := m["proxy-src"]; v != "" {
+		fmt.Fprintf(&b, "proxy_source = [%s]\n", strconv.Quote(v))
+	}
+	switch v := m["pmask"]; {
+	case v != "" && !persist:
+		return "", usagef("create-rule: pmask needs -p (persistence)")
+	case persist && v == "":
+		line("pmask", "/32") // ilbadm's default
+	case persist:
+		if !strings.HasPrefix(v, "/") {
+			v = "/" + v
+		}
+		line("pmask", v)
+	}
+	for _, t := range [][2]string{{"conn-drain", "conn_drain"}, {"persist-timeout", "persist_timeout"}} {
+		k, key := t[0], t[1]
+		if v := tm[k]; v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return "", usagef("create-rule: -t %s=%s: want seconds", k, v)
+			}
+			line(key, fmt.Sprintf("%ds", n))
+		}
+	}
+	line("servergroup", o["servergroup"])
+	fmt.Fprintf(&b, "enabled = %v\n", enable)
+	return b.String(), nil
+}
+
+// deleteRule removes a rule.
+func deleteRule(ctx context.Context, c *cmd, args []string) error {
+	ops, err := parse("delete-rule", args, 1, 1, nil)
+	if err != nil {
+		return err
+	}
+	return show(ctx, c, control.VerbDeleteRule, control.RuleChange{Name: ops[0]}, format.Reload)
 }
 
 // importConfig sends FILE to ulbd, which applies and saves it.

@@ -403,3 +403,46 @@ func TestLBErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRuleTOML: ilbadm's create-rule options become the [[rule]] table the file would
+// hold; wrong ones are usage errors.
+func TestRuleTOML(t *testing.T) {
+	got, err := ruleTOML("web", true, true, "vip=198.51.100.100,port=80,protocol=TCP", "lbalg=roundrobin,type=HALF-NAT,pmask=24",
+		"conn-drain=30,persist-timeout=60", "servergroup=web")
+	want := `[[rule]]
+name = "web"
+vip = "198.51.100.100"
+port = "80"
+protocol = "tcp"
+algorithm = "roundrobin"
+topology = "half-nat"
+pmask = "/24"
+conn_drain = "30s"
+persist_timeout = "60s"
+servergroup = "web"
+enabled = true
+`
+	if err != nil || got != want {
+		t.Errorf("ruleTOML: %v\n%s\nwant\n%s", err, got, want)
+	}
+	got, err = ruleTOML("full", false, false, "vip=198.51.100.101,port=8000-8099", "type=NAT,proxy-src=203.0.113.50-203.0.113.52", "", "servergroup=web")
+	if err != nil || !strings.Contains(got, `topology = "full-nat"`) || !strings.Contains(got, `proxy_source = ["203.0.113.50-203.0.113.52"]`) ||
+		!strings.Contains(got, "enabled = false") || strings.Contains(got, "pmask") {
+		t.Errorf("ruleTOML NAT: %v\n%s", err, got)
+	}
+	for _, tc := range []struct {
+		in, m, tm, o, want string
+		persist bool
+	}{
+		{"port=80", "", "", "servergroup=g", "needs -i vip=", false},
+		{"vip=192.0.2.1,port=80", "type=TUNNEL", "", "servergroup=g", "want DSR, NAT or HALF-NAT", false},
+		{"vip=192.0.2.1,port=80", "pmask=24", "", "servergroup=g", "pmask needs -p", false},
+		{"vip=192.0.2.1,port=80", "", "nat-timeout=5", "servergroup=g", `-t "nat-timeout=5"`, false},
+		{"vip=192.0.2.1,port=80", "", "conn-drain=x", "servergroup=g", "want seconds", false},
+		{"vip=192.0.2.1,colour=red", "", "", "servergroup=g", `-i "colour=red"`, false},
+	} {
+		if _, err := ruleTOML("r", false, tc.persist, tc.in, tc.m, tc.tm, tc.o); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ruleTOML(%q, %q, %q, %q): %v, want %q", tc.in, tc.m, tc.tm, tc.o, err, tc.want)
+		}
+	}
+}
