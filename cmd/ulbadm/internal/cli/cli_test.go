@@ -432,7 +432,7 @@ enabled = true
 	}
 	for _, tc := range []struct {
 		in, m, tm, o, want string
-		persist bool
+		persist            bool
 	}{
 		{"port=80", "", "", "servergroup=g", "needs -i vip=", false},
 		{"vip=192.0.2.1,port=80", "type=TUNNEL", "", "servergroup=g", "want DSR, NAT or HALF-NAT", false},
