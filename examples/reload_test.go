@@ -500,7 +500,8 @@ func TestImportConfigCrash(t *testing.T) {
 // and saved as its run-time state: create-servergroup, add-server (new flows reach the
 // server), remove-server (refused for a server that carries a flow unless -f),
 // create-rule (ilbadm's options or a TOML fragment; the rule carries traffic at once),
-// delete-rule, delete-servergroup (refused for a group a rule uses), each refusing what
+// delete-rule, create-healthcheck, delete-healthcheck (refused for a check a group
+// uses), delete-servergroup (refused for a group a rule uses), each refusing what
 // is wrong with the file's own message and changing nothing then.
 func TestServerGroupVerbs(t *testing.T) {
 	const socket = "/run/ulb/ulbt-rl.sock"
@@ -616,6 +617,17 @@ func TestServerGroupVerbs(t *testing.T) {
 		Timeout: 2 * time.Second}); !r.Pass {
 		t.Errorf("after delete-rule: %s", r)
 	}
+
+	// create-healthcheck and delete-healthcheck.
+	mustOK("create-healthcheck", "-h", "hc-test=TCP,hc-timeout=1,hc-interval=2,hc-count=2", "chk")
+	if out, _ := adm("export-config"); !strings.Contains(out, `name = "chk"`) {
+		t.Errorf("export-config lacks the created health check:\n%s", out)
+	}
+	mustFail(`healthcheck "chk" exists`, "create-healthcheck", "-h", "hc-test=PING", "chk")
+	mustFail("must be shorter than interval", "create-healthcheck", "-h", "hc-test=TCP,hc-timeout=5,hc-interval=2", "slow")
+	mustFail(`used by server group "web"`, "delete-healthcheck", "tcp80")
+	mustOK("delete-healthcheck", "chk")
+	mustFail(`no healthcheck "chk"`, "delete-healthcheck", "chk")
 
 	mustFail(`used by rule "tcp"`, "delete-servergroup", "web")
 	mustOK("delete-servergroup", "spare")

@@ -186,31 +186,61 @@ func (rl *reloader) activeFlows(group string, addr netip.Addr, port uint16) int6
 	return n
 }
 
-// createRule adds the rule of one [[rule]] table (ilbadm create-rule): appended to the
-// configuration in effect and validated with it, so it is checked exactly as in a file.
+// createRule adds the rule of one [[rule]] table (ilbadm create-rule).
 func (rl *reloader) createRule(a control.RuleChange) (control.ReloadInfo, error) {
+	return rl.appendTable("create-rule", "rule", a, func(c *config.Config) []string {
+		var names []string
+		for _, r := range c.Rules {
+			names = append(names, r.Name)
+		}
+		return names
+	})
+}
+
+// createHealthCheck adds the check of one [[healthcheck]] table (ilbadm
+// create-healthcheck); a server group uses it once its healthcheck names it.
+func (rl *reloader) createHealthCheck(a control.RuleChange) (control.ReloadInfo, error) {
+	return rl.appendTable("create-healthcheck", "healthcheck", a, func(c *config.Config) []string {
+		var names []string
+		for _, h := range c.HealthChecks {
+			names = append(names, h.Name)
+		}
+		return names
+	})
+}
+
+// appendTable adds one table of a kind: appended to the configuration in effect and
+// validated with it, so it is checked exactly as in a file; names lists the items of
+// the kind, which must grow by exactly the one named.
+func (rl *reloader) appendTable(verb, kind string, a control.RuleChange, names func(*config.Config) []string) (control.ReloadInfo, error) {
 	rl.changeMu.Lock()
 	defer rl.changeMu.Unlock()
 	rl.mu.Lock()
 	cur := rl.current
 	rl.mu.Unlock()
-	if slices.ContainsFunc(cur.Rules, func(r config.Rule) bool { return r.Name == a.Name }) {
-		return control.ReloadInfo{}, fmt.Errorf("rule %q exists", a.Name)
+	before := names(cur)
+	if slices.Contains(before, a.Name) {
+		return control.ReloadInfo{}, fmt.Errorf("%s %q exists", kind, a.Name)
 	}
 	data, err := config.Marshal(cur)
 	if err != nil {
 		return control.ReloadInfo{}, err
 	}
 	text := string(data) + "\n" + a.TOML + "\n"
-	next, err := config.Parse("create-rule", []byte(text))
+	next, err := config.Parse(verb, []byte(text))
 	if err != nil {
 		return control.ReloadInfo{}, fmt.Errorf("refused: %w", err)
 	}
-	if len(next.Rules) != len(cur.Rules)+1 || next.Rules[len(next.Rules)-1].Name != a.Name {
-		return control.ReloadInfo{}, fmt.Errorf("create-rule: the TOML must hold one [[rule]] table named %q, and nothing else", a.Name)
+	if after := names(next); len(after) != len(before)+1 || after[len(after)-1] != a.Name {
+		return control.ReloadInfo{}, fmt.Errorf("the TOML must hold one [[%s]] table named %q", kind, a.Name)
+	}
+	if len(next.Rules)+len(next.HealthChecks) != len(cur.Rules)+len(cur.HealthChecks)+1 ||
+		len(next.ServerGroups) != len(cur.ServerGroups) || len(next.Routes) != len(cur.Routes) ||
+		len(next.Ports) != len(cur.Ports) || len(next.VRRP) != len(cur.VRRP) {
+		return control.ReloadInfo{}, fmt.Errorf("the TOML must hold one [[%s]] table and nothing else", kind)
 	}
 	next.File = cur.File
-	return rl.commit("create-rule "+a.Name, next)
+	return rl.commit(verb+" "+a.Name, next)
 }
 
 // deleteRule removes a rule (ilbadm delete-rule); its flows end as removed rules' do.
@@ -221,6 +251,23 @@ func (rl *reloader) deleteRule(a control.RuleChange) (control.ReloadInfo, error)
 			return fmt.Errorf("no rule %q", a.Name)
 		}
 		c.Rules = slices.Delete(c.Rules, i, i+1)
+		return nil
+	})
+}
+
+// deleteHealthCheck removes a check no server group uses (ilbadm delete-healthcheck).
+func (rl *reloader) deleteHealthCheck(a control.RuleChange) (control.ReloadInfo, error) {
+	return rl.change("delete-healthcheck", func(c *config.Config) error {
+		i := slices.IndexFunc(c.HealthChecks, func(h config.HealthCheck) bool { return h.Name == a.Name })
+		if i < 0 {
+			return fmt.Errorf("no healthcheck %q", a.Name)
+		}
+		for _, g := range c.ServerGroups {
+			if g.HealthCheck == a.Name {
+				return fmt.Errorf("healthcheck %q is used by server group %q", a.Name, g.Name)
+			}
+		}
+		c.HealthChecks = slices.Delete(c.HealthChecks, i, i+1)
 		return nil
 	})
 }

@@ -98,8 +98,10 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload 
 			control.VerbRemoveServer:      rl.removeServer,
 		},
 		RuleChange: map[string]func(control.RuleChange) (control.ReloadInfo, error){
-			control.VerbCreateRule: rl.createRule,
-			control.VerbDeleteRule: rl.deleteRule,
+			control.VerbCreateRule:        rl.createRule,
+			control.VerbDeleteRule:        rl.deleteRule,
+			control.VerbCreateHealthCheck: rl.createHealthCheck,
+			control.VerbDeleteHealthCheck: rl.deleteHealthCheck,
 		},
 		Status:    routerStatus{r: r, start: start},
 		Balancer:  r.Balancer(),

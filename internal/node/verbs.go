@@ -103,7 +103,7 @@ func Register(srv *control.Server, s Sources) {
 			return fn(a)
 		})
 	}
-	for _, verb := range []string{control.VerbCreateRule, control.VerbDeleteRule} {
+	for _, verb := range []string{control.VerbCreateRule, control.VerbDeleteRule, control.VerbCreateHealthCheck, control.VerbDeleteHealthCheck} {
 		handle(srv, verb, func(a control.RuleChange) (any, error) {
 			fn := s.RuleChange[verb]
 			if fn == nil {

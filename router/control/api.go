@@ -580,6 +580,9 @@ const (
 	VerbRemoveServer      = "remove-server"      // args ServerGroupChange
 	VerbCreateRule        = "create-rule"        // args RuleChange
 	VerbDeleteRule        = "delete-rule"        // args RuleChange (Name only)
+	// Health checks, as rules: TOML is one [[healthcheck]] table.
+	VerbCreateHealthCheck = "create-healthcheck" // args RuleChange
+	VerbDeleteHealthCheck = "delete-healthcheck" // args RuleChange (Name only)
 )
 
 // RuleChange creates a rule from TOML, one [[rule]] table as the file has it (ulbadm

@@ -86,7 +86,11 @@ var verbs = []verb{
 		"a new rule, with ilbadm's options (-e: enabled, as ilbadm\n" +
 			indent + "rules start disabled; -p: persistence; type DSR, NAT or\n" +
 			indent + "HALF-NAT; times in seconds), or -c FILE: a [[rule]] table", createRule},
-	{"delete-rule", "NAME", "remove a rule; its flows end", deleteRule},
+	{"delete-rule", "NAME", "remove a rule; its flows end", nameVerb(control.VerbDeleteRule)},
+	{"create-healthcheck", "-h hc-test=T[,hc-timeout=S][,hc-count=N][,hc-interval=S] NAME",
+		"a new health check, with ilbadm's options (T: PING, TCP, UDP\n" +
+			indent + "or a script's path; S in seconds), or -c FILE", createHealthCheck},
+	{"delete-healthcheck", "NAME", "remove a health check no server group uses", nameVerb(control.VerbDeleteHealthCheck)},
 	{"import-config", "FILE", "apply FILE like a reload and keep it, beside ulbd's file, for\n" +
 		indent + "its next start (until the file is reloaded)", importConfig},
 	{"reload", "", "re-read ulbd's configuration file and apply it, as SIGHUP\n" +
@@ -415,13 +419,85 @@ func ruleTOML(name string, enable, persist bool, incoming, method, timers, outpu
 	return b.String(), nil
 }
 
-// deleteRule removes a rule.
-func deleteRule(ctx context.Context, c *cmd, args []string) error {
-	ops, err := parse("delete-rule", args, 1, 1, nil)
+// nameVerb runs a verb whose one operand names what it removes.
+func nameVerb(verb string) func(context.Context, *cmd, []string) error {
+	return func(ctx context.Context, c *cmd, args []string) error {
+		ops, err := parse(verb, args, 1, 1, nil)
+		if err != nil {
+			return err
+		}
+		return show(ctx, c, verb, control.RuleChange{Name: ops[0]}, format.Reload)
+	}
+}
+
+// createHealthCheck builds a [[healthcheck]] table from ilbadm's options, or reads one
+// from -c FILE, and sends it.
+func createHealthCheck(ctx context.Context, c *cmd, args []string) error {
+	var hc, file string
+	ops, err := parse("create-healthcheck", args, 1, 1, func(fs *flag.FlagSet) {
+		fs.StringVar(&hc, "h", "", "")
+		fs.StringVar(&file, "c", "", "")
+	})
 	if err != nil {
 		return err
 	}
-	return show(ctx, c, control.VerbDeleteRule, control.RuleChange{Name: ops[0]}, format.Reload)
+	a := control.RuleChange{Name: ops[0]}
+	switch {
+	case file != "" && hc != "":
+		return usagef("create-healthcheck: -c FILE or -h, not both")
+	case file != "":
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("create-healthcheck: %w", err)
+		}
+		a.TOML = string(data)
+	default:
+		if a.TOML, err = healthCheckTOML(ops[0], hc); err != nil {
+			return err
+		}
+	}
+	return show(ctx, c, control.VerbCreateHealthCheck, a, format.Reload)
+}
+
+// healthCheckTOML renders ilbadm's -h options as a [[healthcheck]] table.
+func healthCheckTOML(name, hc string) (string, error) {
+	opts := map[string]string{}
+	for _, pair := range strings.Split(hc, ",") {
+		k, v, ok := strings.Cut(pair, "=")
+		if !ok || v == "" || !slices.Contains([]string{"hc-test", "hc-timeout", "hc-count", "hc-interval"}, k) {
+			return "", usagef("create-healthcheck: -h %q: want hc-test|hc-timeout|hc-count|hc-interval=VALUE, ...", pair)
+		}
+		opts[k] = v
+	}
+	test := opts["hc-test"]
+	if test == "" {
+		return "", usagef("create-healthcheck: needs -h hc-test=PING|TCP|UDP|SCRIPT")
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "[[healthcheck]]\nname = %s\n", strconv.Quote(name))
+	switch t := strings.ToLower(test); t {
+	case "ping", "tcp", "udp":
+		fmt.Fprintf(&b, "test = %q\n", t)
+	default:
+		fmt.Fprintf(&b, "test = \"script\"\ncommand = [%s]\n", strconv.Quote(test))
+	}
+	for _, k := range []string{"hc-timeout", "hc-interval"} {
+		if v := opts[k]; v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return "", usagef("create-healthcheck: %s=%s: want seconds", k, v)
+			}
+			fmt.Fprintf(&b, "%s = \"%ds\"\n", strings.TrimPrefix(k, "hc-"), n)
+		}
+	}
+	if v := opts["hc-count"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return "", usagef("create-healthcheck: hc-count=%s: want a number", v)
+		}
+		fmt.Fprintf(&b, "count = %d\n", n)
+	}
+	return b.String(), nil
 }
 
 // importConfig sends FILE to ulbd, which applies and saves it.

@@ -446,3 +446,19 @@ enabled = true
 		}
 	}
 }
+
+// TestHealthCheckTOML: ilbadm's -h options become a [[healthcheck]] table.
+func TestHealthCheckTOML(t *testing.T) {
+	got, err := healthCheckTOML("hc1", "hc-test=TCP,hc-timeout=2,hc-interval=5,hc-count=3")
+	if want := "[[healthcheck]]\nname = \"hc1\"\ntest = \"tcp\"\ntimeout = \"2s\"\ninterval = \"5s\"\ncount = 3\n"; err != nil || got != want {
+		t.Errorf("healthCheckTOML: %v\n%q\nwant\n%q", err, got, want)
+	}
+	if got, err := healthCheckTOML("s", "hc-test=/opt/check.sh"); err != nil || !strings.Contains(got, `command = ["/opt/check.sh"]`) {
+		t.Errorf("script: %v %q", err, got)
+	}
+	for _, bad := range []string{"hc-timeout=2", "hc-test=TCP,hc-count=x", "hc-test=TCP,hc-port=80", "hc-test=TCP,hc-interval=0"} {
+		if _, err := healthCheckTOML("x", bad); err == nil {
+			t.Errorf("healthCheckTOML(%q) accepted", bad)
+		}
+	}
+}
