@@ -645,3 +645,64 @@ func TestServerGroupVerbs(t *testing.T) {
 		t.Errorf("the saved state's groups: %+v", state.ServerGroups)
 	}
 }
+
+// TestVRRPVerbs: vrrpadm's verbs on two running ulbd nodes: create-router brings an
+// instance up on each (the higher priority master), modify-router lowers the master's
+// priority so that the other preempts, delete-router on the new master hands back at
+// once (its priority-0 advert), each saved as the node's run-time state.
+func TestVRRPVerbs(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"bench.toml", "lb1.toml", "lb2.toml"} {
+		data, err := os.ReadFile(filepath.Join("testdata/vrrp", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	upBench(t, filepath.Join(dir, "bench.toml"))
+	waitState(t, vrSocket1, "v4", control.RouterMaster, 5*time.Second)
+	adm := func(socket string, args ...string) {
+		t.Helper()
+		out, err := exec.Command(filepath.Join(binDir, "ulbadm"), append([]string{"-s", socket}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ulbadm %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	create := func(socket, prio string) {
+		adm(socket, "create-router", "-V", "2", "-l", "lan", "-A", "inet", "-a", "198.51.100.101", "-p", prio, "-i", "500",
+			"-o", "preempt,accept", "v4b")
+	}
+	create(vrSocket1, "150")
+	create(vrSocket2, "100")
+	waitState(t, vrSocket1, "v4b", control.RouterMaster, 5*time.Second)
+	waitState(t, vrSocket2, "v4b", control.RouterBackup, 5*time.Second)
+
+	adm(vrSocket1, "modify-router", "-p", "50", "v4b")
+	waitState(t, vrSocket2, "v4b", control.RouterMaster, 5*time.Second)
+	waitState(t, vrSocket1, "v4b", control.RouterBackup, 5*time.Second)
+	var infos []control.RouterInfo
+	ulbadm(t, vrSocket1, &infos, "show-router", "v4b")
+	if len(infos) != 1 || infos[0].Priority != 50 {
+		t.Errorf("after modify-router -p 50: %+v", infos)
+	}
+	start := time.Now()
+	adm(vrSocket2, "delete-router", "v4b")
+	took := waitState(t, vrSocket1, "v4b", control.RouterMaster, 3*time.Second)
+	t.Logf("takeover after delete-router on the master: %v (from the verb)", time.Since(start))
+	if took > vrMasterDown-vrInterval {
+		t.Errorf("takeover after delete-router took %v: no goodbye advert?", took)
+	}
+	ulbadm(t, vrSocket2, &infos, "show-router")
+	for _, in := range infos {
+		if in.Name == "v4b" {
+			t.Error("show-router still lists the deleted instance")
+		}
+	}
+	for _, f := range []string{"lb1.toml.state", "lb2.toml.state"} {
+		if _, err := config.Load(filepath.Join(dir, f)); err != nil {
+			t.Errorf("the run-time state %s: %v", f, err)
+		}
+	}
+}

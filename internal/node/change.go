@@ -3,9 +3,12 @@ package node
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"time"
 
 	"ulb/config"
 	"ulb/router/control"
@@ -234,9 +237,13 @@ func (rl *reloader) appendTable(verb, kind string, a control.RuleChange, names f
 	if after := names(next); len(after) != len(before)+1 || after[len(after)-1] != a.Name {
 		return control.ReloadInfo{}, fmt.Errorf("the TOML must hold one [[%s]] table named %q", kind, a.Name)
 	}
-	if len(next.Rules)+len(next.HealthChecks) != len(cur.Rules)+len(cur.HealthChecks)+1 ||
-		len(next.ServerGroups) != len(cur.ServerGroups) || len(next.Routes) != len(cur.Routes) ||
-		len(next.Ports) != len(cur.Ports) || len(next.VRRP) != len(cur.VRRP) {
+	counts := func(c *config.Config) map[string]int {
+		return map[string]int{"rule": len(c.Rules), "healthcheck": len(c.HealthChecks), "vrrp": len(c.VRRP),
+			"servergroup": len(c.ServerGroups), "route": len(c.Routes), "port": len(c.Ports)}
+	}
+	was, is := counts(cur), counts(next)
+	was[kind]++
+	if !maps.Equal(was, is) || !reflect.DeepEqual(cur.Sync, next.Sync) || cur.Defence != next.Defence {
 		return control.ReloadInfo{}, fmt.Errorf("the TOML must hold one [[%s]] table and nothing else", kind)
 	}
 	next.File = cur.File
@@ -268,6 +275,58 @@ func (rl *reloader) deleteHealthCheck(a control.RuleChange) (control.ReloadInfo,
 			}
 		}
 		c.HealthChecks = slices.Delete(c.HealthChecks, i, i+1)
+		return nil
+	})
+}
+
+// createRouter adds the VRRP instance of one [[vrrp]] table (vrrpadm create-router).
+func (rl *reloader) createRouter(a control.RuleChange) (control.ReloadInfo, error) {
+	return rl.appendTable("create-router", "vrrp", a, func(c *config.Config) []string {
+		var names []string
+		for _, v := range c.VRRP {
+			names = append(names, v.Name)
+		}
+		return names
+	})
+}
+
+// modifyRouter changes an instance's priority, interval, preempt or accept mode
+// (vrrpadm modify-router); the instance restarts from Initialize, as a changed one
+// does on a reload.
+func (rl *reloader) modifyRouter(a control.RouterChange) (control.ReloadInfo, error) {
+	return rl.change("modify-router", func(c *config.Config) error {
+		i := slices.IndexFunc(c.VRRP, func(v config.VRRP) bool { return v.Name == a.Name })
+		if i < 0 {
+			return fmt.Errorf("no router %q", a.Name)
+		}
+		v := &c.VRRP[i]
+		if a.Priority != 0 {
+			v.Priority = a.Priority
+		}
+		if a.Interval != 0 {
+			v.Interval = time.Duration(a.Interval) * time.Millisecond
+		}
+		if a.Preempt != nil {
+			v.Preempt = *a.Preempt
+		}
+		if a.Accept != nil {
+			v.Accept = *a.Accept
+		}
+		return nil
+	})
+}
+
+// deleteRouter removes a VRRP instance (vrrpadm delete-router): a master says goodbye.
+func (rl *reloader) deleteRouter(a control.RuleChange) (control.ReloadInfo, error) {
+	return rl.change("delete-router", func(c *config.Config) error {
+		i := slices.IndexFunc(c.VRRP, func(v config.VRRP) bool { return v.Name == a.Name })
+		if i < 0 {
+			return fmt.Errorf("no router %q", a.Name)
+		}
+		if c.Sync.Enabled && c.Sync.VRRP == a.Name {
+			return fmt.Errorf("router %q is the one [sync] follows", a.Name)
+		}
+		c.VRRP = slices.Delete(c.VRRP, i, i+1)
 		return nil
 	})
 }

@@ -102,13 +102,16 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload 
 			control.VerbDeleteRule:        rl.deleteRule,
 			control.VerbCreateHealthCheck: rl.createHealthCheck,
 			control.VerbDeleteHealthCheck: rl.deleteHealthCheck,
+			control.VerbCreateRouter:      rl.createRouter,
+			control.VerbDeleteRouter:      rl.deleteRouter,
 		},
-		Status:    routerStatus{r: r, start: start},
-		Balancer:  r.Balancer(),
-		Conntrack: r.Conntrack(),
-		VRRP:      r,
-		Health:    checks.engine,
-		Events:    events,
+		ModifyRouter: rl.modifyRouter,
+		Status:       routerStatus{r: r, start: start},
+		Balancer:     r.Balancer(),
+		Conntrack:    r.Conntrack(),
+		VRRP:         r,
+		Health:       checks.engine,
+		Events:       events,
 	})
 	if err := srv.Listen(); err != nil {
 		for _, p := range ports {

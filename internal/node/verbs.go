@@ -43,8 +43,11 @@ type Sources struct {
 	Import func(control.ImportArgs) (control.ReloadInfo, error)
 	// Change makes the run-time changes of server groups (nil: refused), by verb.
 	Change map[string]func(control.ServerGroupChange) (control.ReloadInfo, error)
-	// RuleChange creates and deletes rules (nil: refused), by verb.
+	// RuleChange creates and deletes rules, health checks and VRRP instances (nil:
+	// refused), by verb.
 	RuleChange map[string]func(control.RuleChange) (control.ReloadInfo, error)
+	// ModifyRouter changes a VRRP instance (nil: refused).
+	ModifyRouter func(control.RouterChange) (control.ReloadInfo, error)
 }
 
 // Status is the data plane's state as the control socket shows it.
@@ -103,7 +106,14 @@ func Register(srv *control.Server, s Sources) {
 			return fn(a)
 		})
 	}
-	for _, verb := range []string{control.VerbCreateRule, control.VerbDeleteRule, control.VerbCreateHealthCheck, control.VerbDeleteHealthCheck} {
+	handle(srv, control.VerbModifyRouter, func(a control.RouterChange) (any, error) {
+		if s.ModifyRouter == nil {
+			return nil, errors.New("this ulbd cannot change its configuration")
+		}
+		return s.ModifyRouter(a)
+	})
+	for _, verb := range []string{control.VerbCreateRule, control.VerbDeleteRule, control.VerbCreateHealthCheck,
+		control.VerbDeleteHealthCheck, control.VerbCreateRouter, control.VerbDeleteRouter} {
 		handle(srv, verb, func(a control.RuleChange) (any, error) {
 			fn := s.RuleChange[verb]
 			if fn == nil {

@@ -583,7 +583,20 @@ const (
 	// Health checks, as rules: TOML is one [[healthcheck]] table.
 	VerbCreateHealthCheck = "create-healthcheck" // args RuleChange
 	VerbDeleteHealthCheck = "delete-healthcheck" // args RuleChange (Name only)
+	// VRRP instances, as vrrpadm has them: TOML is one [[vrrp]] table.
+	VerbCreateRouter = "create-router" // args RuleChange
+	VerbModifyRouter = "modify-router" // args RouterChange
+	VerbDeleteRouter = "delete-router" // args RuleChange (Name only)
 )
+
+// RouterChange changes a VRRP instance (vrrpadm modify-router): the fields set.
+type RouterChange struct {
+	Name     string `json:"name"`
+	Priority int    `json:"priority,omitempty"`    // 1-255; 0: unchanged
+	Interval int64  `json:"interval_ms,omitempty"` // 0: unchanged
+	Preempt  *bool  `json:"preempt,omitempty"`
+	Accept   *bool  `json:"accept,omitempty"`
+}
 
 // RuleChange creates a rule from TOML, one [[rule]] table as the file has it (ulbadm
 // builds it from ilbadm's options), or names the rule to delete.

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -91,6 +92,11 @@ var verbs = []verb{
 		"a new health check, with ilbadm's options (T: PING, TCP, UDP\n" +
 			indent + "or a script's path; S in seconds), or -c FILE", createHealthCheck},
 	{"delete-healthcheck", "NAME", "remove a health check no server group uses", nameVerb(control.VerbDeleteHealthCheck)},
+	{"create-router", "-V VRID -l PORT -a ADDR[,ADDR...] [-A inet|inet6] [-p PRIO] [-i MS] [-o FLAGS] NAME",
+		"a new VRRP instance, with vrrpadm's options (FLAGS:\n" +
+			indent + "preempt, un_preempt, accept, no_accept), or -c FILE", createRouter},
+	{"modify-router", "[-p PRIO] [-i MS] [-o FLAGS] NAME", "change a VRRP instance (it restarts, as on a reload)", modifyRouter},
+	{"delete-router", "NAME", "remove a VRRP instance; a master says goodbye", nameVerb(control.VerbDeleteRouter)},
 	{"import-config", "FILE", "apply FILE like a reload and keep it, beside ulbd's file, for\n" +
 		indent + "its next start (until the file is reloaded)", importConfig},
 	{"reload", "", "re-read ulbd's configuration file and apply it, as SIGHUP\n" +
@@ -498,6 +504,117 @@ func healthCheckTOML(name, hc string) (string, error) {
 		fmt.Fprintf(&b, "count = %d\n", n)
 	}
 	return b.String(), nil
+}
+
+// routerFlags reads vrrpadm's -o flags.
+func routerFlags(verb, flags string) (preempt, accept *bool, err error) {
+	if flags == "" {
+		return nil, nil, nil
+	}
+	yes, no := true, false
+	for _, f := range strings.Split(flags, ",") {
+		switch f {
+		case "preempt":
+			preempt = &yes
+		case "un_preempt":
+			preempt = &no
+		case "accept":
+			accept = &yes
+		case "no_accept":
+			accept = &no
+		default:
+			return nil, nil, usagef("%s: -o %q: want preempt, un_preempt, accept or no_accept", verb, f)
+		}
+	}
+	return preempt, accept, nil
+}
+
+// createRouter builds a [[vrrp]] table from vrrpadm's options, or reads one from -c.
+func createRouter(ctx context.Context, c *cmd, args []string) error {
+	var vrid, prio, interval int
+	var port, addrs, family, flags, file string
+	ops, err := parse("create-router", args, 1, 1, func(fs *flag.FlagSet) {
+		fs.IntVar(&vrid, "V", 0, "")
+		fs.StringVar(&port, "l", "", "")
+		fs.StringVar(&addrs, "a", "", "")
+		fs.StringVar(&family, "A", "", "")
+		fs.IntVar(&prio, "p", 0, "")
+		fs.IntVar(&interval, "i", 0, "")
+		fs.StringVar(&flags, "o", "", "")
+		fs.StringVar(&file, "c", "", "")
+	})
+	if err != nil {
+		return err
+	}
+	a := control.RuleChange{Name: ops[0]}
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("create-router: %w", err)
+		}
+		a.TOML = string(data)
+		return show(ctx, c, control.VerbCreateRouter, a, format.Reload)
+	}
+	if vrid == 0 || port == "" || addrs == "" {
+		return usagef("create-router: needs -V VRID, -l PORT and -a ADDR[,ADDR...]")
+	}
+	preempt, accept, err := routerFlags("create-router", flags)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "[[vrrp]]\nname = %s\nport = %s\nvrid = %d\n", strconv.Quote(ops[0]), strconv.Quote(port), vrid)
+	var list []string
+	for _, s := range strings.Split(addrs, ",") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return usagef("create-router: -a %q is not an address", s)
+		}
+		if (family == "inet" && !a.Is4()) || (family == "inet6" && !a.Is6()) {
+			return usagef("create-router: -a %s is not of family %s", s, family)
+		}
+		list = append(list, strconv.Quote(s))
+	}
+	if family != "" && family != "inet" && family != "inet6" {
+		return usagef("create-router: -A %q: want inet or inet6", family)
+	}
+	fmt.Fprintf(&b, "address = [%s]\n", strings.Join(list, ", "))
+	if prio != 0 {
+		fmt.Fprintf(&b, "priority = %d\n", prio)
+	}
+	if interval != 0 {
+		fmt.Fprintf(&b, "interval = \"%dms\"\n", interval)
+	}
+	if preempt != nil {
+		fmt.Fprintf(&b, "preempt = %v\n", *preempt)
+	}
+	if accept != nil {
+		fmt.Fprintf(&b, "accept = %v\n", *accept)
+	}
+	a.TOML = b.String()
+	return show(ctx, c, control.VerbCreateRouter, a, format.Reload)
+}
+
+// modifyRouter sends vrrpadm's modify-router options.
+func modifyRouter(ctx context.Context, c *cmd, args []string) error {
+	var prio, interval int
+	var flags string
+	ops, err := parse("modify-router", args, 1, 1, func(fs *flag.FlagSet) {
+		fs.IntVar(&prio, "p", 0, "")
+		fs.IntVar(&interval, "i", 0, "")
+		fs.StringVar(&flags, "o", "", "")
+	})
+	if err != nil {
+		return err
+	}
+	a := control.RouterChange{Name: ops[0], Priority: prio, Interval: int64(interval)}
+	if a.Preempt, a.Accept, err = routerFlags("modify-router", flags); err != nil {
+		return err
+	}
+	if prio == 0 && interval == 0 && flags == "" {
+		return usagef("modify-router: nothing to change: give -p, -i or -o")
+	}
+	return show(ctx, c, control.VerbModifyRouter, a, format.Reload)
 }
 
 // importConfig sends FILE to ulbd, which applies and saves it.
