@@ -86,17 +86,30 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <
 	}
 	srv := control.NewServer(cfg.ControlSocket, logger)
 	publishVRRP(r, events)
-	Register(srv, Sources{
+	sources := Sources{
 		Status:    routerStatus{r: r, start: start},
 		Balancer:  r.Balancer(),
 		Conntrack: r.Conntrack(),
 		VRRP:      r,
 		Health:    checks.engine,
 		Events:    events,
-	})
+	}
+	Register(srv, sources)
+	var metrics *metricsServer
+	if cfg.Metrics.Listen.IsValid() {
+		if metrics, err = listenMetrics(cfg.Metrics.Listen, MetricsHandler(sources, logger), logger); err != nil {
+			for _, p := range ports {
+				p.Port.Close()
+			}
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
 	if err := srv.Listen(); err != nil {
 		for _, p := range ports {
 			p.Port.Close()
+		}
+		if metrics != nil {
+			metrics.ln.Close()
 		}
 		return err
 	}
@@ -104,6 +117,14 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, reloads <
 	defer cancel()
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ctx) }()
+	if metrics != nil {
+		logger.Info("metrics", "listen", cfg.Metrics.Listen.String(), "path", MetricsPath)
+		go func() {
+			if err := metrics.serve(ctx); err != nil {
+				logger.Error("metrics listener stopped", "err", err)
+			}
+		}()
+	}
 	go applyReloads(ctx, logger, r, checks, cfg, reloads)
 	go checks.engine.Run(ctx)
 
