@@ -29,7 +29,6 @@ vrid = 1
 address = ["198.51.100.101/24"]
 `
 
-
 func TestMetrics(t *testing.T) {
 	for _, tc := range []struct{ body, want string }{
 		{`listen = "127.0.0.1:9469"`, "127.0.0.1:9469"},

@@ -34,7 +34,7 @@ type metricsCollector struct {
 	uptime *prometheus.Desc
 
 	portRxPackets, portRxBytes, portTxPackets, portTxBytes, portRxDrops, portTxErrors *prometheus.Desc
-	portNewFlow, portNewFlowShed                                                     *prometheus.Desc
+	portNewFlow, portNewFlowShed                                                      *prometheus.Desc
 
 	drops, forwarded, local, icmpSent *prometheus.Desc
 
