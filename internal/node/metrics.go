@@ -96,7 +96,7 @@ func newMetricsCollector(s Sources) *metricsCollector {
 	c.srvDrops = d("server_drops_total", "Packets of the server's flows the router dropped.", sl...)
 	c.srvWeight = d("server_weight", "The server's configured weight.", sl...)
 	c.srvEffWeight = d("server_effective_weight", "The weight the schedulers use after health and agent load.", sl...)
-	c.srvHealth = d("server_health", "1 for the server's health state (up, down, unknown), 0 for the others.", append(sl, "state")...)
+	c.srvHealth = d("server_health", "1 for the balancer's view of the server's health (up, down, unknown: no check took it down yet, it takes flows), 0 for the others.", append(sl, "state")...)
 	c.srvAdmin = d("server_admin_state", "1 for the server's administrative state (enabled, disabled, draining), 0 for the others.", append(sl, "state")...)
 
 	c.persistEntries = d("persistence_entries", "Persistence entries (expired ones not yet swept included).")
