@@ -1,7 +1,7 @@
 // Package node assembles a running ulbd node from a configuration: it opens the ports
 // and the host port, translates the configuration into the router's, the balancer's,
 // VRRP's, connection sync's and the health checks' terms, serves the control socket's
-// verbs, applies reloads, and runs it all until its context ends.
+// verbs and the Prometheus metrics ([metrics]), applies reloads, and runs it all until its context ends.
 package node
 
 import (
@@ -233,6 +233,9 @@ func applyReloads(ctx context.Context, logger *slog.Logger, r *router.Router, ch
 			}
 			if !reflect.DeepEqual(running.Dataplane, c.Dataplane) {
 				logger.Warn("reload: [dataplane] changed; it takes effect only after a restart")
+			}
+			if running.Metrics != c.Metrics {
+				logger.Warn("reload: [metrics] changed; it takes effect only after a restart")
 			}
 			if err := r.SetRoutes(routes(c)); err != nil {
 				logger.Error("reload refused", "err", err)
