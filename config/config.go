@@ -58,6 +58,8 @@ type Config struct {
 	Dataplane Dataplane
 	// Defence protects the balancer against floods of new flows ([defence]).
 	Defence Defence
+	// Metrics is where /metrics is served ([metrics]); Metrics.Listen is invalid without it.
+	Metrics Metrics
 	// HostPort asks for the host port (a TUN to the kernel of ulbd's namespace, for a
 	// management login to the router's addresses) even without HTTP health checks,
 	// which always have one.
@@ -90,6 +92,7 @@ type rawFile struct {
 	Sync          toml.Primitive `toml:"sync"`
 	Dataplane     toml.Primitive `toml:"dataplane"`
 	Defence       toml.Primitive `toml:"defence"`
+	Metrics       toml.Primitive `toml:"metrics"`
 }
 
 // Load reads and parses the file at path.
@@ -130,6 +133,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	cfg.Sync = d.sync(raw.Sync, cfg.Ports, cfg.VRRP)
 	cfg.Dataplane = d.dataplane(raw.Dataplane)
 	cfg.Defence = d.defence(raw.Defence)
+	cfg.Metrics = d.metrics(raw.Metrics, cfg.Ports, cfg.Rules, cfg.VRRP)
 	d.unknownKeys()
 
 	if err := is.err(); err != nil {

@@ -19,7 +19,7 @@ import (
 // the keys and value formats the parser accepts: durations as Go duration strings
 // ("5s", "1h30m"), port ranges as "8000-8099", proxy_source as ranges of consecutive
 // addresses, servers as inline tables. Sections come in the order ports, routes,
-// healthchecks, servergroups, rules, conntrack, vrrp, sync, dataplane, defence, one
+// healthchecks, servergroups, rules, conntrack, vrrp, sync, dataplane, defence, metrics, one
 // table per item. A key at its default is left out, except a port's kind and a rule's
 // protocol, algorithm and topology, which say what the item is. The output depends on
 // the Config alone (and, for a script check's relative command, on the working
@@ -57,6 +57,7 @@ func Marshal(c *Config) ([]byte, error) {
 	e.sync(&c.Sync)
 	e.dataplane(&c.Dataplane)
 	e.defence(&c.Defence)
+	e.metrics(&c.Metrics)
 	if e.err != nil {
 		return nil, e.err
 	}
@@ -564,4 +565,12 @@ func (e *encoder) defence(df *Defence) {
 		e.buf.WriteString(k)
 		e.buf.WriteByte('\n')
 	}
+}
+
+func (e *encoder) metrics(m *Metrics) {
+	if !m.Listen.IsValid() {
+		return
+	}
+	e.header("[metrics]")
+	e.str("listen", m.Listen.String())
 }

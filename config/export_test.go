@@ -560,6 +560,7 @@ func mutations() map[string]func(c *Config) {
 			c.Sync = Sync{Enabled: true, Peers: []netip.Addr{a("198.51.100.11")}, Port: DefaultSyncPort, Refresh: 5 * time.Minute}
 		},
 
+		".Metrics.Listen": func(c *Config) { c.Metrics.Listen = netip.MustParseAddrPort("127.0.0.1:9469") },
 		".Dataplane.Nice": func(c *Config) { c.Dataplane.Nice = -5 },
 		".Dataplane.CPUs": func(c *Config) { c.Dataplane.CPUs = []int{1, 0, 3} },
 

@@ -2,7 +2,7 @@
 // kernel stays out of the way on the NICs it takes over, and runs the router until
 // SIGTERM or SIGINT. SIGHUP reloads the configuration.
 //
-//	ulbd [-c FILE] [-log-level LEVEL] [-cpuprofile FILE]   run in the foreground
+//	ulbd [-c FILE] [-log-level LEVEL] [-log-format text|json] [-cpuprofile FILE]   run in the foreground
 //	ulbd -check [-c FILE]               validate FILE, touching no NIC
 //	ulbd -version
 package main
@@ -46,6 +46,7 @@ func ulbd(args []string, stdout, stderr io.Writer) int {
 	file := fl.String("c", "/etc/ulb/ulbd.toml", "configuration `FILE`")
 	check := fl.Bool("check", false, "validate the configuration and exit; touches no NIC")
 	logLevel := fl.String("log-level", "", "log `LEVEL` (debug, info, warn, error); overrides log_level of the file")
+	logFormat := fl.String("log-format", "text", "log `FORMAT`: text (slog's key=value) or json (one JSON object a line)")
 	showVersion := fl.Bool("version", false, "print the version and exit")
 	cpuProfile := fl.String("cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof)")
 	if err := fl.Parse(args); err != nil {
@@ -53,6 +54,11 @@ func ulbd(args []string, stdout, stderr io.Writer) int {
 	}
 	if fl.NArg() > 0 {
 		fmt.Fprintf(stderr, "ulbd: unexpected argument %q\n", fl.Arg(0))
+		return exitUsage
+	}
+	if *logFormat != "text" && *logFormat != "json" {
+		fmt.Fprintf(stderr, "ulbd: -log-format %q: want text or json\n", *logFormat)
+		fl.Usage()
 		return exitUsage
 	}
 	if *showVersion {
@@ -92,7 +98,11 @@ func ulbd(args []string, stdout, stderr io.Writer) int {
 	}
 
 	level := new(slog.LevelVar)
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var handler slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	if *logFormat == "json" {
+		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
+	}
+	logger := slog.New(handler)
 	if err != nil {
 		logIssues(logger, err)
 		return exitError

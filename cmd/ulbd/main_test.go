@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"ulb/internal/testenv"
 )
@@ -49,6 +51,10 @@ func TestUlbdCommand(t *testing.T) {
 		{name: "bad flag", args: []string{"-bogus"}, status: 2, stderrHas: []string{"flag provided but not defined: -bogus"}},
 		{name: "extra argument", args: []string{"-check", "x.toml"}, status: 2, stderrHas: []string{`unexpected argument "x.toml"`}},
 		{name: "bad log level", args: []string{"-log-level", "loud", "-check"}, status: 2, stderrHas: []string{`log_level "loud"`}},
+		{name: "bad log format", args: []string{"-log-format", "xml", "-check"}, status: 2,
+			stderrHas: []string{`ulbd: -log-format "xml": want text or json`, "Usage of ulbd"}},
+		{name: "run refused config, text", args: []string{"-log-format", "text", "-c", "testdata/bad.toml"}, status: 1,
+			stderrHas: []string{`level=ERROR msg="configuration refused" issue="testdata/bad.toml:9: duplicate port name`}},
 		{name: "run refused config", args: []string{"-c", "testdata/bad.toml"}, status: 1,
 			stderrHas: []string{`level=ERROR msg="configuration refused" issue="testdata/bad.toml:17: healthcheck \"web-tcp\" needs a test (ping, tcp, udp, http, agent, script)"`}},
 		// The host check runs before the router and refuses devices that do not exist;
@@ -98,6 +104,35 @@ func TestUlbdCommand(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// With -log-format json every line ulbd logs is one JSON object with slog's keys.
+func TestLogFormatJSON(t *testing.T) {
+	bin := buildUlbd(t)
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "-log-format", "json", "-c", "testdata/bad.toml")
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil {
+		t.Fatal("ulbd ran a refused configuration")
+	}
+	lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("%d lines, want one a refused issue:\n%s", len(lines), stderr.String())
+	}
+	for _, line := range lines {
+		var rec struct {
+			Time  time.Time `json:"time"`
+			Level string    `json:"level"`
+			Msg   string    `json:"msg"`
+			Issue string    `json:"issue"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("line %q is not JSON: %v", line, err)
+		}
+		if rec.Time.IsZero() || rec.Level != "ERROR" || rec.Msg != "configuration refused" || !strings.HasPrefix(rec.Issue, "testdata/bad.toml:") {
+			t.Errorf("line %q: decoded %+v", line, rec)
+		}
 	}
 }
 

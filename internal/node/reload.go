@@ -88,6 +88,7 @@ func (rl *reloader) apply(c *config.Config) (control.ReloadInfo, error) {
 	}{
 		{"[defence] new_flow_ring", running.Defence.NewFlowRing, c.Defence.NewFlowRing},
 		{"[dataplane]", running.Dataplane, c.Dataplane},
+		{"[metrics]", running.Metrics, c.Metrics},
 		{"[conntrack]", running.Conntrack, c.Conntrack},
 		{"control_socket", running.ControlSocket, c.ControlSocket},
 		{"host_port", running.HostPort, c.HostPort},

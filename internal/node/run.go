@@ -1,7 +1,7 @@
 // Package node assembles a running ulbd node from a configuration: it opens the ports
 // and the host port, translates the configuration into the router's, the balancer's,
 // VRRP's, connection sync's and the health checks' terms, serves the control socket's
-// verbs, applies reloads, and runs it all until its context ends.
+// verbs and the Prometheus metrics ([metrics]), applies reloads, and runs it all until its context ends.
 package node
 
 import (
@@ -87,7 +87,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload 
 	srv := control.NewServer(cfg.ControlSocket, logger)
 	publishVRRP(r, events)
 	rl := &reloader{log: logger, r: r, checks: checks, started: cfg, sync: cfg.Sync, current: cfg, onReload: onReload}
-	Register(srv, Sources{
+	sources := Sources{
 		Reload: rl.reloadFile,
 		Export: rl.export,
 		Import: rl.importConfig,
@@ -112,10 +112,23 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload 
 		VRRP:         r,
 		Health:       checks.engine,
 		Events:       events,
-	})
+	}
+	Register(srv, sources)
+	var metrics *metricsServer
+	if cfg.Metrics.Listen.IsValid() {
+		if metrics, err = listenMetrics(cfg.Metrics.Listen, MetricsHandler(sources, logger), logger); err != nil {
+			for _, p := range ports {
+				p.Port.Close()
+			}
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
 	if err := srv.Listen(); err != nil {
 		for _, p := range ports {
 			p.Port.Close()
+		}
+		if metrics != nil {
+			metrics.ln.Close()
 		}
 		return err
 	}
@@ -123,6 +136,14 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload 
 	defer cancel()
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ctx) }()
+	if metrics != nil {
+		logger.Info("metrics", "listen", cfg.Metrics.Listen.String(), "path", MetricsPath)
+		go func() {
+			if err := metrics.serve(ctx); err != nil {
+				logger.Error("metrics listener stopped", "err", err)
+			}
+		}()
+	}
 	go watchHUP(ctx, rl)
 	go checks.engine.Run(ctx)
 
