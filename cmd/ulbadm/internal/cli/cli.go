@@ -70,7 +70,8 @@ var verbs = []verb{
 		indent + "interrupted: the router's, or the rule's or server's", showStats},
 	{"enable-server", "[-r RULE | -g GROUP] SERVER...", "servers take new flows again; SERVER is ADDRESS or\n" +
 		indent + "ADDRESS:PORT, in every group that has it unless -r or -g", serverVerb(control.VerbEnableServer)},
-	{"disable-server", "[-r RULE | -g GROUP] SERVER...", "servers take no new flows; their flows go on", serverVerb(control.VerbDisableServer)},
+	{"disable-server", "[-r RULE | -g GROUP] SERVER...", "servers take no new flows; their flows are removed at\n" +
+		indent + "once (drain-server lets them finish)", serverVerb(control.VerbDisableServer)},
 	{"drain-server", "[-r RULE | -g GROUP] SERVER...", "servers take no new flows; their flows are removed after\n" +
 		indent + "the rule's conn_drain (or when they end)", serverVerb(control.VerbDrainServer)},
 	{"enable-rule", "NAME...", "rules take new flows again", ruleVerb(control.VerbEnableRule)},
