@@ -26,27 +26,13 @@ import (
 // and the server added by the reloads takes new flows only.
 func TestReloadKeepsFlows(t *testing.T) {
 	const socket = "/run/ulb/ulbt-rl.sock"
-	dir := t.TempDir()
-	for _, f := range []string{"bench.toml", "lb1.toml"} {
-		data, err := os.ReadFile(filepath.Join("testdata/reload", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := copyFiles(t, "testdata/reload", "bench.toml", "lb1.toml")
 	conf := filepath.Join(dir, "lb1.toml")
 	two, err := os.ReadFile(conf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const serversLine = `server = ["203.0.113.201", "203.0.113.202"] # SERVERS`
-	if !strings.Contains(string(two), serversLine) {
-		t.Fatalf("lb1.toml lacks the line %q the test rewrites", serversLine)
-	}
-	three := []byte(strings.Replace(string(two), serversLine,
-		`server = ["203.0.113.201", "203.0.113.202", "203.0.113.203"] # SERVERS`, 1))
+	three := []byte(withThreeServers(t, string(two)))
 	b := upBench(t, filepath.Join(dir, "bench.toml"))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -218,16 +204,7 @@ func TestReloadKeepsFlows(t *testing.T) {
 // here or at the backup (no advert gap long enough for a takeover), the added instance
 // comes up (master, alone on its VRID) and the removed one goes away.
 func TestReloadVRRP(t *testing.T) {
-	dir := t.TempDir()
-	for _, f := range []string{"bench.toml", "lb1.toml", "lb2.toml"} {
-		data, err := os.ReadFile(filepath.Join("testdata/vrrp", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := copyFiles(t, "testdata/vrrp", "bench.toml", "lb1.toml", "lb2.toml")
 	conf := filepath.Join(dir, "lb1.toml")
 	plain, err := os.ReadFile(conf)
 	if err != nil {
@@ -318,23 +295,13 @@ address = ["198.51.100.101"]
 // removes the state.
 func TestImportConfig(t *testing.T) {
 	const socket = "/run/ulb/ulbt-rl.sock"
-	dir := t.TempDir()
-	for _, f := range []string{"bench.toml", "lb1.toml"} {
-		data, err := os.ReadFile(filepath.Join("testdata/reload", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := copyFiles(t, "testdata/reload", "bench.toml", "lb1.toml")
 	conf := filepath.Join(dir, "lb1.toml")
 	two, err := os.ReadFile(conf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	three := strings.Replace(string(two), `server = ["203.0.113.201", "203.0.113.202"] # SERVERS`,
-		`server = ["203.0.113.201", "203.0.113.202", "203.0.113.203"] # SERVERS`, 1)
+	three := withThreeServers(t, string(two))
 	b := upBench(t, filepath.Join(dir, "bench.toml"))
 	servers := func() int {
 		var s []control.ServerInfo
@@ -408,16 +375,7 @@ func TestImportConfig(t *testing.T) {
 // old one or the new one, never a part.
 func TestImportConfigCrash(t *testing.T) {
 	const socket = "/run/ulb/ulbt-rl.sock"
-	dir := t.TempDir()
-	for _, f := range []string{"bench.toml", "lb1.toml"} {
-		data, err := os.ReadFile(filepath.Join("testdata/reload", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := copyFiles(t, "testdata/reload", "bench.toml", "lb1.toml")
 	conf := filepath.Join(dir, "lb1.toml")
 	two, err := os.ReadFile(conf)
 	if err != nil {
@@ -427,8 +385,7 @@ func TestImportConfigCrash(t *testing.T) {
 	for n := 2; n <= 3; n++ {
 		text := string(two)
 		if n == 3 {
-			text = strings.Replace(text, `server = ["203.0.113.201", "203.0.113.202"] # SERVERS`,
-				`server = ["203.0.113.201", "203.0.113.202", "203.0.113.203"] # SERVERS`, 1)
+			text = withThreeServers(t, text)
 		}
 		files[n] = filepath.Join(t.TempDir(), fmt.Sprintf("servers%d.toml", n))
 		if err := os.WriteFile(files[n], []byte(text), 0o644); err != nil {
@@ -505,16 +462,7 @@ func TestImportConfigCrash(t *testing.T) {
 // is wrong with the file's own message and changing nothing then.
 func TestServerGroupVerbs(t *testing.T) {
 	const socket = "/run/ulb/ulbt-rl.sock"
-	dir := t.TempDir()
-	for _, f := range []string{"bench.toml", "lb1.toml"} {
-		data, err := os.ReadFile(filepath.Join("testdata/reload", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := copyFiles(t, "testdata/reload", "bench.toml", "lb1.toml")
 	b := upBench(t, filepath.Join(dir, "bench.toml"))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -651,16 +599,7 @@ func TestServerGroupVerbs(t *testing.T) {
 // priority so that the other preempts, delete-router on the new master hands back at
 // once (its priority-0 advert), each saved as the node's run-time state.
 func TestVRRPVerbs(t *testing.T) {
-	dir := t.TempDir()
-	for _, f := range []string{"bench.toml", "lb1.toml", "lb2.toml"} {
-		data, err := os.ReadFile(filepath.Join("testdata/vrrp", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := copyFiles(t, "testdata/vrrp", "bench.toml", "lb1.toml", "lb2.toml")
 	upBench(t, filepath.Join(dir, "bench.toml"))
 	waitState(t, vrSocket1, "v4", control.RouterMaster, 5*time.Second)
 	adm := func(socket string, args ...string) {
@@ -705,4 +644,32 @@ func TestVRRPVerbs(t *testing.T) {
 			t.Errorf("the run-time state %s: %v", f, err)
 		}
 	}
+}
+
+// copyFiles copies files of the directory src into a directory of the test's, and
+// returns it: a bench whose ulbd configuration the test rewrites, and beside which ulbd
+// saves its run-time state, must not be the checkout's.
+func copyFiles(t *testing.T, src string, files ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range files {
+		data, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// withThreeServers adds 203.0.113.203 to the server line of testdata/reload/lb1.toml.
+func withThreeServers(t *testing.T, conf string) string {
+	t.Helper()
+	const two = `server = ["203.0.113.201", "203.0.113.202"] # SERVERS`
+	if !strings.Contains(conf, two) {
+		t.Fatalf("the configuration lacks the line %q the test rewrites", two)
+	}
+	return strings.Replace(conf, two, `server = ["203.0.113.201", "203.0.113.202", "203.0.113.203"] # SERVERS`, 1)
 }
