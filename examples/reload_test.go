@@ -71,11 +71,7 @@ func TestReloadKeepsFlows(t *testing.T) {
 		if i%2 == 1 {
 			file = two
 		}
-		if err := os.WriteFile(conf, file, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		var info control.ReloadInfo
-		ulbadm(t, socket, &info, "reload")
+		info := reloadWith(t, socket, conf, file)
 		if info.File != "lb1.toml" && info.File != conf || info.Rules != 2 || len(info.Restart) != 0 {
 			t.Fatalf("reload %d: %+v", i, info)
 		}
@@ -243,11 +239,7 @@ address = ["198.51.100.101"]
 		if i%2 == 1 {
 			file = plain
 		}
-		if err := os.WriteFile(conf, file, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		var info control.ReloadInfo
-		ulbadm(t, vrSocket1, &info, "reload")
+		info := reloadWith(t, vrSocket1, conf, file)
 		if len(info.Restart) != 0 {
 			t.Fatalf("reload %d: %+v: nothing should need a restart", i, info)
 		}
@@ -672,4 +664,15 @@ func withThreeServers(t *testing.T, conf string) string {
 		t.Fatalf("the configuration lacks the line %q the test rewrites", two)
 	}
 	return strings.Replace(conf, two, `server = ["203.0.113.201", "203.0.113.202", "203.0.113.203"] # SERVERS`, 1)
+}
+
+// reloadWith writes data as ulbd's configuration file conf and has ulbd reload it.
+func reloadWith(t *testing.T, socket, conf string, data []byte) control.ReloadInfo {
+	t.Helper()
+	if err := os.WriteFile(conf, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var info control.ReloadInfo
+	ulbadm(t, socket, &info, "reload")
+	return info
 }
