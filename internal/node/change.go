@@ -147,8 +147,8 @@ func (rl *reloader) addServer(a control.ServerGroupChange) (control.ReloadInfo, 
 }
 
 // removeServer removes servers from a group (ilbadm remove-server -s server=... GROUP);
-// a server that carries flows is removed only with Force (its flows then end as its
-// rules' conn_drain says).
+// a server that carries flows is removed only with Force (its flows are then removed at
+// the next drain sweep, as a removed server's are).
 func (rl *reloader) removeServer(a control.ServerGroupChange) (control.ReloadInfo, error) {
 	return rl.change("remove-server", func(c *config.Config) error {
 		i, err := findGroup(c, a.Name)

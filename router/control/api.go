@@ -607,7 +607,7 @@ type RuleChange struct {
 
 // ServerGroupChange names a server group and the servers to create it with, add to it or
 // remove from it ("ADDRESS" or "ADDRESS:PORT", as ParseServerRef reads them). Force
-// removes servers that still carry flows (their flows end as the rules' conn_drain says).
+// removes servers that still carry flows (their flows are then removed).
 type ServerGroupChange struct {
 	Name    string   `json:"name"`
 	Servers []string `json:"servers,omitempty"`

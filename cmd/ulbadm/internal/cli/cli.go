@@ -83,7 +83,7 @@ var verbs = []verb{
 	{"delete-servergroup", "GROUP", "remove a server group no rule uses", groupVerb(control.VerbDeleteServerGroup, "", false)},
 	{"add-server", "-e SERVER[,SERVER...] GROUP", "add servers to a group; new flows reach them", groupVerb(control.VerbAddServer, "e", false)},
 	{"remove-server", "[-f] -s server=SERVER[,SERVER...] GROUP", "remove servers from a group; one that carries flows\n" +
-		indent + "only with -f (its flows end as the rules' conn_drain says)", groupVerb(control.VerbRemoveServer, "s", true)},
+		indent + "only with -f (its flows are then removed)", groupVerb(control.VerbRemoveServer, "s", true)},
 	{"create-rule", "[-e] [-p] -i vip=V,port=P[,protocol=tcp|udp] -m lbalg=A,type=T[,proxy-src=R][,pmask=M] [-t conn-drain=S][,persist-timeout=S] -o servergroup=G NAME",
 		"a new rule, with ilbadm's options (-e: enabled, as ilbadm\n" +
 			indent + "rules start disabled; -p: persistence; type DSR, NAT or\n" +
