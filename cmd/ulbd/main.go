@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -104,7 +103,7 @@ func ulbd(args []string, stdout, stderr io.Writer) int {
 	}
 	logger := slog.New(handler)
 	if err != nil {
-		logIssues(logger, err)
+		node.LogIssues(logger, err)
 		return exitError
 	}
 	if *logLevel != "" {
@@ -151,18 +150,6 @@ func ulbd(args []string, stdout, stderr io.Writer) int {
 	}
 	logger.Info("stopped")
 	return exitOK
-}
-
-// logIssues logs every issue of a refused configuration.
-func logIssues(logger *slog.Logger, err error) {
-	var ce *config.Error
-	if !errors.As(err, &ce) {
-		logger.Error("configuration refused", "err", err)
-		return
-	}
-	for _, is := range ce.Issues {
-		logger.Error("configuration refused", "issue", is.String())
-	}
 }
 
 // hostReady checks that the kernel stays out of the way on the AF_PACKET ports' NICs

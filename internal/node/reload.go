@@ -41,7 +41,7 @@ func (rl *reloader) reloadFile() (control.ReloadInfo, error) {
 	rl.log.Info("reloading", "config", file)
 	cfg, err := config.Load(file)
 	if err != nil {
-		logIssues(rl.log, err)
+		LogIssues(rl.log, err)
 		rl.log.Warn("reload refused: keeping the running configuration")
 		return control.ReloadInfo{}, err
 	}
@@ -145,8 +145,8 @@ func (rl *reloader) apply(c *config.Config) (control.ReloadInfo, error) {
 	return info, nil
 }
 
-// logIssues logs every issue of a refused configuration.
-func logIssues(logger *slog.Logger, err error) {
+// LogIssues logs every issue of a refused configuration (at start and on reloads).
+func LogIssues(logger *slog.Logger, err error) {
 	var ce *config.Error
 	if !errors.As(err, &ce) {
 		logger.Error("configuration refused", "err", err)
