@@ -86,10 +86,7 @@ func readAvailable(t *testing.T, port *AFPacket, batch int) ([][]uint32, AFPacke
 // new-flow ring takes exactly the SYNs without ACK, IPv4 and IPv6; SYN-ACKs, ACKs and
 // other frames come through the main ring.
 func TestSplitNewFlowsClassifies(t *testing.T) {
-	r, p := newNetns(t), newNetns(t)
-	veth(t, r, "r0", p, "p0")
-	port := openAFPacket(t, r, "r0", AFPacketOptions{SplitNewFlows: true})
-	sender := openAFPacket(t, p, "p0", AFPacketOptions{})
+	port, sender := splitPort(t)
 	src, dst := sender.HardwareAddr(), port.HardwareAddr()
 	c4, s4 := net.IP{192, 0, 2, 2}, net.IP{192, 0, 2, 1}
 	c6, s6 := net.ParseIP("2001:db8::2"), net.ParseIP("2001:db8::1")
@@ -130,10 +127,7 @@ func TestSplitNewFlowsClassifies(t *testing.T) {
 // the SYNs the kernel could not queue are counted, and while both rings hold frames each
 // Read gives the SYNs their share of the batch and no more.
 func TestSplitNewFlowsUnderFlood(t *testing.T) {
-	r, p := newNetns(t), newNetns(t)
-	veth(t, r, "r0", p, "p0")
-	port := openAFPacket(t, r, "r0", AFPacketOptions{SplitNewFlows: true})
-	sender := openAFPacket(t, p, "p0", AFPacketOptions{})
+	port, sender := splitPort(t)
 	src, dst := sender.HardwareAddr(), port.HardwareAddr()
 	c4, s4 := net.IP{192, 0, 2, 2}, net.IP{192, 0, 2, 1}
 	const syns, acks = 4 * newFlowSlots, 1000 // acks fit the main ring, syns do not fit theirs
@@ -194,4 +188,13 @@ func TestSplitNewFlowsRefusesFanoutGroup(t *testing.T) {
 	if err == nil {
 		t.Fatal("SplitNewFlows with a FanoutGroup opened")
 	}
+}
+
+// splitPort opens a port with SplitNewFlows on one end of a veth pair and a plain port on
+// the other, in namespaces of the test's.
+func splitPort(t *testing.T) (port, sender *AFPacket) {
+	t.Helper()
+	r, p := newNetns(t), newNetns(t)
+	veth(t, r, "r0", p, "p0")
+	return openAFPacket(t, r, "r0", AFPacketOptions{SplitNewFlows: true}), openAFPacket(t, p, "p0", AFPacketOptions{})
 }
