@@ -99,6 +99,11 @@ type pairState struct {
 	admin ServerState
 	since time.Time // when admin last changed
 	live  bool      // in the current configuration
+	// removed is when a reload or a run-time change took the pair out of the
+	// configuration, drain its rule's ConnDrain then: its flows go on until drain has
+	// passed (0: until they end), as ILB's conn-drain keeps a removed server's.
+	removed time.Time
+	drain   time.Duration
 }
 
 type ruleState struct {
@@ -186,7 +191,9 @@ func (b *Balancer) Set(rules []RuleConfig) error {
 	for _, rs := range b.rules {
 		rs.live = false
 	}
+	wasLive := make(map[*pairState]bool, len(b.pairs))
 	for _, ps := range b.pairs {
+		wasLive[ps] = ps.live
 		ps.live = false
 	}
 	var dropPersist []uint32
@@ -243,6 +250,14 @@ func (b *Balancer) Set(rules []RuleConfig) error {
 	for name := range prevRule {
 		if rs := b.rules[name]; !rs.live {
 			dropPersist = append(dropPersist, rs.id)
+		}
+	}
+	for ps, was := range wasLive {
+		if was && !ps.live {
+			ps.removed, ps.drain = now, 0
+			if prev := prevRule[ps.rule.name]; prev != nil {
+				ps.drain = prev.ConnDrain
+			}
 		}
 	}
 	b.persist.dropRules(dropPersist)
@@ -540,8 +555,10 @@ type ServerRef struct {
 // now (conntrack DeleteIf on Rule and Server, whose OnExpire then calls FlowEnded): flows
 // on disabled servers, on servers health checks declared down (ReasonDown: the router
 // keeps them when keep_flows_on_down is set), on draining servers once the rule's
-// ConnDrain has passed, and on rules or servers no longer configured. A pair is listed while it still has flows, so
-// calling it every second or so is enough.
+// ConnDrain has passed, and on rules or servers no longer configured once the ConnDrain
+// their rule had when they were removed has passed (with none, those flows go on until
+// they end). A pair is listed while it still has flows, so calling it every second or so
+// is enough.
 func (b *Balancer) Drained() []ServerRef {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -556,6 +573,9 @@ func (b *Balancer) Drained() []ServerRef {
 		var why Reason
 		switch {
 		case !ps.live || !configured:
+			if ps.drain == 0 || now.Sub(ps.removed) < ps.drain {
+				continue
+			}
 			why = ReasonRemoved
 		case ps.admin == Disabled:
 			why = ReasonDisabled

@@ -158,7 +158,7 @@ func TestReloadKeepsState(t *testing.T) {
 	rc := rule("web", RoundRobin, servers(1, 1, 1))
 	other := rule("other", RoundRobin, servers(1))
 	other.PortLo, other.PortHi = 81, 81
-	b, _ := setup(t, rc, other)
+	b, clk := setup(t, rc, other)
 	r := mustRule(t, b, "web")
 	var picks []Pick
 	for i := range 6 {
@@ -219,20 +219,45 @@ func TestReloadKeepsState(t *testing.T) {
 		t.Errorf("configured state changes not applied: %v, %v", st, b.Rules()[1].Enabled)
 	}
 
-	// Remove server .1 and rule "other": flows on them are reported and still end well.
+	// Remove server .1 and rule "other": their flows drain as the rule's conn_drain says
+	// (ILB's conn-drain): with none they go on until they end; with one, Drained reports
+	// them once it has passed since the removal; and they still end well.
+	removedRefs := func() []ServerRef {
+		var removed []ServerRef
+		for _, ref := range b.Drained() {
+			if ref.Reason == ReasonRemoved {
+				removed = append(removed, ref)
+			}
+		}
+		return removed
+	}
 	rc4 := rc2
 	rc4.Servers = rc2.Servers[1:]
 	if err := b.Set([]RuleConfig{rc4}); err != nil {
 		t.Fatal(err)
 	}
-	var removed []ServerRef
-	for _, ref := range b.Drained() {
-		if ref.Reason == ReasonRemoved {
-			removed = append(removed, ref)
-		}
+	clk.Advance(time.Hour)
+	if removed := removedRefs(); len(removed) != 0 {
+		t.Errorf("Drained an hour after removing .1 without conn_drain = %+v, want nothing", removed)
 	}
+	drain := rc2
+	drain.ConnDrain = 30 * time.Second
+	if err := b.Set([]RuleConfig{drain}); err != nil { // .1 again, now with a conn_drain
+		t.Fatal(err)
+	}
+	rc6 := drain
+	rc6.Servers = drain.Servers[1:]
+	if err := b.Set([]RuleConfig{rc6}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(29 * time.Second)
+	if removed := removedRefs(); len(removed) != 0 {
+		t.Errorf("Drained 29 s into a 30 s conn_drain = %+v, want nothing", removed)
+	}
+	clk.Advance(time.Second)
+	removed := removedRefs()
 	if len(removed) != 1 || removed[0].Addr != srv4(1) || removed[0].Server != picks[0].Server {
-		t.Errorf("Drained after removing .1 = %+v", removed)
+		t.Errorf("Drained once the conn_drain of removed .1 passed = %+v", removed)
 	}
 	for i, p := range picks {
 		b.FlowEnded(r.ID(), p.Server, clientN(i, false))

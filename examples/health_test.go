@@ -368,6 +368,14 @@ func TestHealthChecks(t *testing.T) {
 			waitHealth(t, g, s, control.HealthUp, 10*time.Second)
 		}
 	}
+	// What the balancer shows follows the checks: up from their first success on.
+	var shown []control.ServerInfo
+	ulbadm(t, hcSocket, &shown, "show-server")
+	for _, s := range shown {
+		if s.Group == "web" && s.Health != control.HealthUp {
+			t.Errorf("show-server: %s of web is %q while its checks pass, want up", s.Address, s.Health)
+		}
+	}
 
 	var s1srv *daemon // s1's name server once restarted: it outlives its subtest
 	top := t

@@ -502,7 +502,11 @@ func TestServerGroupVerbs(t *testing.T) {
 		t.Errorf("after add-server: %s", c)
 	}
 
-	// A server with a flow: remove-server needs -f.
+	// A server with a flow: remove-server needs -f, and then its flow drains as the
+	// rule's conn_drain says (ILB's conn-drain): sink is made again with one of 3 s.
+	mustOK("delete-rule", "sink")
+	mustOK("create-rule", "-e", "-i", "vip=198.51.100.100,port=9000,protocol=tcp", "-m", "lbalg=roundrobin,type=HALF-NAT",
+		"-t", "conn-drain=3", "-o", "servergroup=web", "sink")
 	transfer := make(chan bench.Result, 1)
 	go func() {
 		transfer <- b.Check(ctx, bench.Check{Type: bench.CheckTransfer, From: "client", To: "198.51.100.100:9000",
@@ -526,8 +530,26 @@ func TestServerGroupVerbs(t *testing.T) {
 		t.Errorf("a refused remove-server changed the servers: %v", got)
 	}
 	mustOK("remove-server", "-f", "-s", "server="+busy, "web")
+	removedAt := time.Now()
 	if got := servers(); len(got) != 2 || slices.Contains(got, busy) {
 		t.Errorf("after remove-server -f %s: servers %v", busy, got)
+	}
+	sinkFlows := func() int {
+		var conns control.ConnList
+		ulbadm(t, socket, &conns, "show-conn", "-r", "sink")
+		return len(conns.Conns)
+	}
+	if n := sinkFlows(); n != 1 {
+		t.Errorf("right after remove-server -f: %d flows on sink, want the transfer's, draining", n)
+	}
+	for sinkFlows() != 0 {
+		if time.Since(removedAt) > 15*time.Second {
+			t.Fatal("the removed server's flow outlived its rule's conn_drain of 3 s by 12 s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if d := time.Since(removedAt); d < 3*time.Second {
+		t.Errorf("the removed server's flow went after %v, before its rule's conn_drain of 3 s", d)
 	}
 	cancel()
 	<-transfer

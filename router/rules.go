@@ -12,8 +12,9 @@ import (
 // SetRules installs load-balancing rules: the balancer's new snapshot, the full-NAT
 // proxy source pools, and the addresses the router now owns for them (VIPs and proxy
 // sources: answered for in ARP and NDP on the port whose network holds them, and
-// delivered locally for ICMP echo). Flows of rules that go away are removed by the
-// drain sweep; the others go on.
+// delivered locally for ICMP echo). Flows of rules and servers that go away drain as
+// their rule's conn_drain says (the drain sweep removes them once it has passed; with
+// none they go on until they end); the others go on.
 func (r *Router) SetRules(rules []balancer.RuleConfig) error {
 	r.cfgMu.Lock()
 	defer r.cfgMu.Unlock()
@@ -129,7 +130,8 @@ func (r *Router) flowEnded(f conntrack.Flow) {
 }
 
 // removeDrained removes the flows of disabled servers, of draining servers past their
-// rule's conn_drain, and of rules and servers no longer configured.
+// rule's conn_drain, and of rules and servers no longer configured once their rule's
+// conn_drain has passed since they went.
 func (r *Router) removeDrained() {
 	refs := r.lb.Drained()
 	if len(refs) == 0 {

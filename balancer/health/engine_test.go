@@ -10,7 +10,7 @@ import (
 )
 
 // TestStep checks the state machine: fall after Count failures, rise after Rise
-// successes, reports only on the transitions the balancer must hear.
+// successes, and a report on every transition, the first success (unknown→up) too.
 func TestStep(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -18,14 +18,14 @@ func TestStep(t *testing.T) {
 		states  string // u = unknown, U = up, D = down, after each result
 		reports string // . = none, d = reported down, u = reported up
 	}{
-		{"first success is up, unreported", "oo", "UU", ".."},
+		{"first success is up, reported", "oo", "UU", "u."},
 		{"unknown until count failures", "xxx", "uuD", "..d"},
-		{"up to down after count", "oxxx", "UUUD", "...d"},
-		{"failures must be consecutive", "xxoxxoxx", "uuUUUUUU", "........"},
+		{"up to down after count", "oxxx", "UUUD", "u..d"},
+		{"failures must be consecutive", "xxoxxoxx", "uuUUUUUU", "..u....."},
 		{"down to up after rise", "xxxoo", "uuDDU", "..d.u"},
 		{"rise must be consecutive", "xxxoxoo", "uuDDDDU", "..d...u"},
 		{"down stays down unreported", "xxxxx", "uuDDD", "..d.."},
-		{"flap", "oxxxooxxx", "UUUDDUUUD", "...d.u..d"},
+		{"flap", "oxxxooxxx", "UUUDDUUUD", "u..d.u..d"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,7 +52,7 @@ func TestStep(t *testing.T) {
 
 // TestFallRise runs the engine with the fake prober: a server goes down after exactly
 // Count failed checks and comes back after exactly Rise successful ones; a server that
-// stays up is never reported.
+// stays up is reported once, up, on its first success.
 func TestFallRise(t *testing.T) {
 	p := newFakeProber()
 	e, ch, _ := engine(p)
@@ -62,9 +62,16 @@ func TestFallRise(t *testing.T) {
 	}
 	p.set(addrN(1), ErrRefused)
 	run(t, e)
-	ev := waitEvent(t, ch, 2*time.Second)
+	var ev event
+	for range 2 { // .1 down and .2 up, in either order
+		if e := waitEvent(t, ch, 2*time.Second); e.t == target(1) {
+			ev = e
+		} else if e.t != target(2) || !e.up {
+			t.Fatalf("first transitions: %+v, want .2 up", e)
+		}
+	}
 	if ev.t != target(1) || ev.up {
-		t.Fatalf("first transition %+v, want .1 down", ev)
+		t.Fatalf("first transitions: %+v, want .1 down", ev)
 	}
 	if ev.calls != 3 {
 		t.Errorf("down after %d checks, want 3", ev.calls)
@@ -191,7 +198,9 @@ func TestSetKeepsState(t *testing.T) {
 			t.Errorf("new pair: %+v", r)
 		}
 	}
-	waitResult(t, e, target(2), time.Second, func(r Result) bool { return r.State == Up })
+	if ev := waitEvent(t, ch, time.Second); ev.t != target(2) || !ev.up {
+		t.Errorf("the new target's first success: %+v, want .2 up", ev)
+	}
 	// A changed check: .1 stays down (no report), counts start again.
 	chk.Interval = 15 * time.Millisecond
 	checks = map[string]Check{"c": chk}

@@ -11,9 +11,9 @@
 // States. A server is Unknown until its first success (then Up) or until Count
 // consecutive failures (then Down). Down is declared after Count consecutive failures,
 // Up again after Rise consecutive successes. Unknown counts as up for the balancer (a
-// server takes flows until a check says otherwise, as in Solaris ILB), so OnChange is
-// called only on the transitions the balancer must hear: up→down, unknown→down and
-// down→up. Typically OnChange calls balancer.SetHealth and OnLoad balancer.SetLoad.
+// server takes flows until a check says otherwise, as in Solaris ILB); OnChange is
+// called on every transition (unknown→up, unknown→down, up→down and down→up), so that
+// what the balancer shows follows the checks. Typically OnChange calls balancer.SetHealth and OnLoad balancer.SetLoad.
 package health
 
 import (
@@ -254,7 +254,8 @@ type Config struct {
 	// timeouts run on real timers.
 	Now    func() time.Time
 	Logger *slog.Logger // transitions at Info, failed checks at Debug; nil discards
-	// OnChange is called on up→down, unknown→down and down→up (up is false for down),
+	// OnChange is called on unknown→up, unknown→down, up→down and down→up (up is false
+	// for down),
 	// from the pair's goroutine; it must not call Set. Calls for one target are not
 	// concurrent as long as it belongs to one check.
 	OnChange func(t Target, up bool)

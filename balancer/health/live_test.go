@@ -226,7 +226,9 @@ func TestLiveHTTPEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, e)
-	waitResult(t, e, tg, 2*time.Second, func(r Result) bool { return r.State == Up })
+	if ev := waitEvent(t, ch, 2*time.Second); !ev.up {
+		t.Fatalf("200: %+v, want up", ev)
+	}
 	status.Store(503)
 	if ev := waitEvent(t, ch, 2*time.Second); ev.up {
 		t.Fatalf("503: %+v, want down", ev)

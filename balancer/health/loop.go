@@ -24,6 +24,7 @@ func (s *status) step(ok bool, count, rise int) (report bool) {
 		switch {
 		case s.state == Unknown:
 			s.state = Up
+			return true
 		case s.state == Down && s.succ >= rise:
 			s.state = Up
 			return true

@@ -147,8 +147,8 @@ func (rl *reloader) addServer(a control.ServerGroupChange) (control.ReloadInfo, 
 }
 
 // removeServer removes servers from a group (ilbadm remove-server -s server=... GROUP);
-// a server that carries flows is removed only with Force (its flows are then removed at
-// the next drain sweep, as a removed server's are).
+// a server that carries flows is removed only with Force (its flows then drain as the
+// rule's conn_drain says, as a removed server's do).
 func (rl *reloader) removeServer(a control.ServerGroupChange) (control.ReloadInfo, error) {
 	return rl.change("remove-server", func(c *config.Config) error {
 		i, err := findGroup(c, a.Name)
@@ -250,7 +250,8 @@ func (rl *reloader) appendTable(verb, kind string, a control.RuleChange, names f
 	return rl.commit(verb+" "+a.Name, next)
 }
 
-// deleteRule removes a rule (ilbadm delete-rule); its flows end as removed rules' do.
+// deleteRule removes a rule (ilbadm delete-rule); its flows drain as its conn_drain
+// says, as removed rules' do.
 func (rl *reloader) deleteRule(a control.RuleChange) (control.ReloadInfo, error) {
 	return rl.change("delete-rule", func(c *config.Config) error {
 		i := slices.IndexFunc(c.Rules, func(r config.Rule) bool { return r.Name == a.Name })

@@ -88,6 +88,7 @@ type healthChecks struct {
 	mu    sync.Mutex
 	down  map[string]map[health.Target]bool // group -> servers down
 	total map[string]int                    // group -> servers checked
+	known map[health.Target]bool            // servers a check has reported
 }
 
 // newHealthChecks builds the engine for the configuration (nil when no group has a check).
@@ -97,7 +98,7 @@ func newHealthChecks(cfg *config.Config, r *router.Router, events *control.Event
 		return nil, err
 	}
 	h := &healthChecks{b: r.Balancer(), r: r, events: events, log: logger,
-		down: map[string]map[health.Target]bool{}, total: map[string]int{}}
+		down: map[string]map[health.Target]bool{}, total: map[string]int{}, known: map[health.Target]bool{}}
 	h.engine = health.New(health.Config{
 		Prober: r.Prober(), // from the router's own addresses, no kernel socket
 		// The kernel of ulbd's namespace reaches the servers through the host port.
@@ -153,7 +154,23 @@ func (h *healthChecks) set(checks map[string]health.Check, targets map[string][]
 		}
 	}
 	h.mu.Unlock()
-	return h.engine.Set(checks, targets)
+	if err := h.engine.Set(checks, targets); err != nil {
+		return err
+	}
+	checked := map[health.Target]bool{}
+	for _, ts := range targets {
+		for _, t := range ts {
+			checked[t] = true
+		}
+	}
+	h.mu.Lock()
+	for t := range h.known {
+		if !checked[t] {
+			delete(h.known, t) // a server checked again later starts from unknown
+		}
+	}
+	h.mu.Unlock()
+	return nil
 }
 
 // retellGroups tells the VRRP instances again which server groups are healthy, for the
@@ -179,18 +196,23 @@ func (h *healthChecks) changed(t health.Target, up bool) {
 	if h.down[t.Group] == nil {
 		h.down[t.Group] = map[health.Target]bool{}
 	}
+	from, to := balancer.HealthUnknown, balancer.HealthDown
+	if h.known[t] {
+		from = balancer.HealthUp
+		if h.down[t.Group][t] {
+			from = balancer.HealthDown
+		}
+	}
 	if up {
+		to = balancer.HealthUp
 		delete(h.down[t.Group], t)
 	} else {
 		h.down[t.Group][t] = true
 	}
+	h.known[t] = true
 	healthy := len(h.down[t.Group]) < h.total[t.Group]
 	h.mu.Unlock()
 	h.r.SetVRRPGroupHealth(t.Group, healthy)
-	from, to := "up", "down"
-	if up {
-		from, to = "down", "up"
-	}
 	h.events.Publish(control.Event{Kind: control.EventHealth, Name: t.Group + "/" + endpoint(t.Addr, t.Port),
 		From: from, To: to})
 }

@@ -83,12 +83,12 @@ var verbs = []verb{
 	{"delete-servergroup", "GROUP", "remove a server group no rule uses", groupVerb(control.VerbDeleteServerGroup, "", false)},
 	{"add-server", "-e SERVER[,SERVER...] GROUP", "add servers to a group; new flows reach them", groupVerb(control.VerbAddServer, "e", false)},
 	{"remove-server", "[-f] -s server=SERVER[,SERVER...] GROUP", "remove servers from a group; one that carries flows\n" +
-		indent + "only with -f (its flows are then removed)", groupVerb(control.VerbRemoveServer, "s", true)},
+		indent + "only with -f (its flows drain as conn_drain says)", groupVerb(control.VerbRemoveServer, "s", true)},
 	{"create-rule", "[-e] [-p] -i vip=V,port=P[,protocol=tcp|udp] -m lbalg=A,type=T[,proxy-src=R][,pmask=M] [-t conn-drain=S][,persist-timeout=S] -o servergroup=G NAME",
 		"a new rule, with ilbadm's options (-e: enabled, as ilbadm\n" +
 			indent + "rules start disabled; -p: persistence; type DSR, NAT or\n" +
 			indent + "HALF-NAT; times in seconds), or -c FILE: a [[rule]] table", createRule},
-	{"delete-rule", "NAME", "remove a rule; its flows end", nameVerb(control.VerbDeleteRule)},
+	{"delete-rule", "NAME", "remove a rule; its flows drain as its conn_drain says", nameVerb(control.VerbDeleteRule)},
 	{"create-healthcheck", "-h hc-test=T[,hc-timeout=S][,hc-count=N][,hc-interval=S] NAME",
 		"a new health check, with ilbadm's options (T: PING, TCP, UDP\n" +
 			indent + "or a script's path; S in seconds), or -c FILE", createHealthCheck},
