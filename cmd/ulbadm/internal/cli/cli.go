@@ -45,79 +45,86 @@ func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(form
 type verb struct {
 	name     string
 	synopsis string // arguments after the verb
-	help     string
+	short    string // one line for the usage's list
+	help     string // what ulbadm help VERB adds: the options and the details
 	run      func(ctx context.Context, c *cmd, args []string) error
 }
 
 // verbs in the order the usage lists them.
 var verbs = []verb{
-	{"show-port", "[NAME]", "ports: device, MAC, MTU, state, addresses", showPort},
-	{"show-route", "", "the routing table", showRoute},
-	{"show-neigh", "[PORT]", "the ARP and NDP neighbour cache", showNeigh},
-	{"show-rule", "[-f] [NAME]", "load-balancing rules; -f prints every field, a block per rule", showRule},
-	{"show-servergroup", "[NAME]", "server groups and their servers as configured", showServerGroup},
-	{"show-server", "[RULE]", "each rule's servers: weight (/EFFECTIVE when health or load\n" +
-		indent + "changed it), limit, state, health, agent load, flows now and\n" +
-		indent + "in total", showServer},
-	{"show-hc-result", "[-r RULE | -g GROUP] [SERVER]", "health check results per server: state, consecutive\n" +
-		indent + "failures, RTT, agent load, last and next check, last result", showHCResult},
-	{"show-healthcheck", "[NAME]", "health checks as configured and the groups they test", showHealthCheck},
-	{"show-conn", "[-r RULE] [-s SERVER] [COUNT]", "the connection table, like ilbadm show-nat: at most COUNT\n" +
-		indent + "flows (default 1000)", showConn},
-	{"show-persist", "[-r RULE] [COUNT]", "persistence entries (client prefix to server), at most COUNT", showPersist},
-	{"show-stats", "[-r RULE | -s SERVER] [INTERVAL [COUNT]]", "counters; with INTERVAL (seconds or a duration like\n" +
-		indent + "500ms), a line of rates every INTERVAL, COUNT times or until\n" +
-		indent + "interrupted: the router's, or the rule's or server's", showStats},
-	{"enable-server", "[-r RULE | -g GROUP] SERVER...", "servers take new flows again; SERVER is ADDRESS or\n" +
-		indent + "ADDRESS:PORT, in every group that has it unless -r or -g", serverVerb(control.VerbEnableServer)},
-	{"disable-server", "[-r RULE | -g GROUP] SERVER...", "servers take no new flows; their flows are removed at\n" +
-		indent + "once (drain-server lets them finish)", serverVerb(control.VerbDisableServer)},
-	{"drain-server", "[-r RULE | -g GROUP] SERVER...", "servers take no new flows; their flows are removed after\n" +
-		indent + "the rule's conn_drain (or when they end)", serverVerb(control.VerbDrainServer)},
-	{"enable-rule", "NAME...", "rules take new flows again", ruleVerb(control.VerbEnableRule)},
-	{"disable-rule", "NAME...", "rules take no new flows; their flows go on", ruleVerb(control.VerbDisableRule)},
-	{"export-config", "", "print the configuration in effect as TOML that ulbd -check\n" +
-		indent + "accepts (as ulbd last loaded it; comments are not kept)", exportConfig},
-	{"create-servergroup", "[-s server=SERVER[,SERVER...]] GROUP", "a new server group (as ilbadm); SERVER is ADDRESS or\n" +
-		indent + "ADDRESS:PORT; saved, like every change below, for ulbd's next start", groupVerb(control.VerbCreateServerGroup, "s", false)},
-	{"delete-servergroup", "GROUP", "remove a server group no rule uses", groupVerb(control.VerbDeleteServerGroup, "", false)},
-	{"add-server", "-e SERVER[,SERVER...] GROUP", "add servers to a group; new flows reach them", groupVerb(control.VerbAddServer, "e", false)},
-	{"remove-server", "[-f] -s server=SERVER[,SERVER...] GROUP", "remove servers from a group; one that carries flows\n" +
-		indent + "only with -f (its flows drain as conn_drain says)", groupVerb(control.VerbRemoveServer, "s", true)},
-	{"create-rule", "[-e] [-p] -i vip=V,port=P[,protocol=tcp|udp] -m lbalg=A,type=T[,proxy-src=R][,pmask=M] [-t conn-drain=S][,persist-timeout=S] -o servergroup=G NAME",
-		"a new rule, with ilbadm's options (-e: enabled, as ilbadm\n" +
-			indent + "rules start disabled; -p: persistence; type DSR, NAT or\n" +
-			indent + "HALF-NAT; times in seconds), or -c FILE: a [[rule]] table", createRule},
-	{"delete-rule", "NAME", "remove a rule; its flows drain as its conn_drain says", nameVerb(control.VerbDeleteRule)},
-	{"create-healthcheck", "-h hc-test=T[,hc-timeout=S][,hc-count=N][,hc-interval=S] NAME",
-		"a new health check, with ilbadm's options (T: PING, TCP, UDP\n" +
-			indent + "or a script's path; S in seconds), or -c FILE", createHealthCheck},
-	{"delete-healthcheck", "NAME", "remove a health check no server group uses", nameVerb(control.VerbDeleteHealthCheck)},
-	{"create-router", "-V VRID -l PORT -a ADDR[,ADDR...] [-A inet|inet6] [-p PRIO] [-i MS] [-o FLAGS] NAME",
-		"a new VRRP instance, with vrrpadm's options (FLAGS:\n" +
-			indent + "preempt, un_preempt, accept, no_accept), or -c FILE", createRouter},
-	{"modify-router", "[-p PRIO] [-i MS] [-o FLAGS] NAME", "change a VRRP instance (it restarts, as on a reload)", modifyRouter},
-	{"delete-router", "NAME", "remove a VRRP instance; a master says goodbye", nameVerb(control.VerbDeleteRouter)},
-	{"import-config", "FILE", "apply FILE like a reload and keep it, beside ulbd's file, for\n" +
-		indent + "its next start (until the file is reloaded)", importConfig},
-	{"reload", "", "re-read ulbd's configuration file and apply it, as SIGHUP\n" +
-		indent + "does; a file that fails validation changes nothing", reload},
-	{"show-router", "[-f] [NAME]", "VRRP instances; PRIO is the effective priority (/CONFIGURED\n" +
-		indent + "when tracking lowered it), MODE o=owner p=preempt a=accept;\n" +
-		indent + "-f prints every field and the counters, a block per instance", showRouter},
-	{"watch", "[-k KIND] [-n COUNT] [NAME]", "print ulbd's events (VRRP states, server health) as they\n" +
-		indent + "happen, one line each, until interrupted or COUNT events:\n" +
-		indent + "of KIND (vrrp, health), about NAME (a VRRP instance, or\n" +
-		indent + "GROUP/SERVER)", watch},
-	{"help", "", "this text", nil},
+	{"show-port", "[NAME]", "ports and their addresses",
+		"ports: device, MAC, MTU, state, addresses", showPort},
+	{"show-route", "", "the routing table",
+		"the routing table", showRoute},
+	{"show-neigh", "[PORT]", "the ARP and NDP neighbour cache",
+		"the ARP and NDP neighbour cache", showNeigh},
+	{"show-rule", "[-f] [NAME]", "load-balancing rules",
+		"load-balancing rules; -f prints every field, a block per rule", showRule},
+	{"show-servergroup", "[NAME]", "server groups as configured",
+		"server groups and their servers as configured", showServerGroup},
+	{"show-server", "[RULE]", "each rule's servers: weight, state, health, flows",
+		"each rule's servers: weight (/EFFECTIVE when health or load changed it), limit, state, health, agent load, flows now and in total", showServer},
+	{"show-hc-result", "[-r RULE | -g GROUP] [SERVER]", "health check results per server",
+		"health check results per server: state, consecutive failures, RTT, agent load, last and next check, last result", showHCResult},
+	{"show-healthcheck", "[NAME]", "health checks as configured",
+		"health checks as configured and the groups they test", showHealthCheck},
+	{"show-conn", "[-r RULE] [-s SERVER] [COUNT]", "the connection table (ilbadm show-nat)",
+		"the connection table, like ilbadm show-nat: at most COUNT flows (default 1000)", showConn},
+	{"show-persist", "[-r RULE] [COUNT]", "persistence entries",
+		"persistence entries (client prefix to server), at most COUNT", showPersist},
+	{"show-stats", "[-r RULE | -s SERVER] [INTERVAL [COUNT]]", "counters, once or as rates every INTERVAL",
+		"counters; with INTERVAL (seconds or a duration like 500ms), a line of rates every INTERVAL, COUNT times or until interrupted: the router's, or the rule's or server's", showStats},
+	{"enable-server", "[-r RULE | -g GROUP] SERVER...", "servers take new flows again",
+		"servers take new flows again; SERVER is ADDRESS or ADDRESS:PORT, in every group that has it unless -r or -g", serverVerb(control.VerbEnableServer)},
+	{"disable-server", "[-r RULE | -g GROUP] SERVER...", "servers take no new flows; their flows are removed",
+		"servers take no new flows; their flows are removed at once (drain-server lets them finish)", serverVerb(control.VerbDisableServer)},
+	{"drain-server", "[-r RULE | -g GROUP] SERVER...", "servers take no new flows; their flows finish",
+		"servers take no new flows; their flows are removed after the rule's conn_drain (or when they end)", serverVerb(control.VerbDrainServer)},
+	{"enable-rule", "NAME...", "rules take new flows again",
+		"rules take new flows again", ruleVerb(control.VerbEnableRule)},
+	{"disable-rule", "NAME...", "rules take no new flows; their flows go on",
+		"rules take no new flows; their flows go on", ruleVerb(control.VerbDisableRule)},
+	{"export-config", "", "print the configuration in effect as TOML",
+		"print the configuration in effect as TOML that ulbd -check accepts (as ulbd last loaded it; comments are not kept)", exportConfig},
+	{"create-servergroup", "[-s server=SERVER[,SERVER...]] GROUP", "create a server group",
+		"a new server group (as ilbadm); SERVER is ADDRESS or ADDRESS:PORT; saved, like every change below, for ulbd's next start", groupVerb(control.VerbCreateServerGroup, "s", false)},
+	{"delete-servergroup", "GROUP", "remove a server group no rule uses",
+		"remove a server group no rule uses", groupVerb(control.VerbDeleteServerGroup, "", false)},
+	{"add-server", "-e SERVER[,SERVER...] GROUP", "add servers to a group",
+		"add servers to a group; new flows reach them", groupVerb(control.VerbAddServer, "e", false)},
+	{"remove-server", "[-f] -s server=SERVER[,SERVER...] GROUP", "remove servers from a group",
+		"remove servers from a group; one that carries flows only with -f (its flows drain as conn_drain says)", groupVerb(control.VerbRemoveServer, "s", true)},
+	{"create-rule", "[-e] [-p] -i vip=V,port=P[,protocol=tcp|udp] -m lbalg=A,type=T[,proxy-src=R][,pmask=M] [-t conn-drain=S][,persist-timeout=S] -o servergroup=G NAME", "create a load-balancing rule",
+		"a new rule, with ilbadm's options (-e: enabled, as ilbadm rules start disabled; -p: persistence; type DSR, NAT or HALF-NAT; times in seconds), or -c FILE: a [[rule]] table", createRule},
+	{"delete-rule", "NAME", "remove a rule",
+		"remove a rule; its flows drain as its conn_drain says", nameVerb(control.VerbDeleteRule)},
+	{"create-healthcheck", "-h hc-test=T[,hc-timeout=S][,hc-count=N][,hc-interval=S] NAME", "create a health check",
+		"a new health check, with ilbadm's options (T: PING, TCP, UDP or a script's path; S in seconds), or -c FILE", createHealthCheck},
+	{"delete-healthcheck", "NAME", "remove a health check no server group uses",
+		"remove a health check no server group uses", nameVerb(control.VerbDeleteHealthCheck)},
+	{"create-router", "-V VRID -l PORT -a ADDR[,ADDR...] [-A inet|inet6] [-p PRIO] [-i MS] [-o FLAGS] NAME", "create a VRRP instance (vrrpadm)",
+		"a new VRRP instance, with vrrpadm's options (FLAGS: preempt, un_preempt, accept, no_accept), or -c FILE", createRouter},
+	{"modify-router", "[-p PRIO] [-i MS] [-o FLAGS] NAME", "change a VRRP instance",
+		"change a VRRP instance (it restarts, as on a reload)", modifyRouter},
+	{"delete-router", "NAME", "remove a VRRP instance",
+		"remove a VRRP instance; a master says goodbye", nameVerb(control.VerbDeleteRouter)},
+	{"import-config", "FILE", "apply a configuration file and keep it",
+		"apply FILE like a reload and keep it, beside ulbd's file, for its next start (until the file is reloaded)", importConfig},
+	{"reload", "", "re-read ulbd's configuration file (as SIGHUP)",
+		"re-read ulbd's configuration file and apply it, as SIGHUP does; a file that fails validation changes nothing", reload},
+	{"show-router", "[-f] [NAME]", "VRRP instances",
+		"VRRP instances; PRIO is the effective priority (/CONFIGURED when tracking lowered it), MODE o=owner p=preempt a=accept; -f prints every field and the counters, a block per instance", showRouter},
+	{"watch", "[-k KIND] [-n COUNT] [NAME]", "print ulbd's events as they happen",
+		"print ulbd's events (VRRP states, server health) as they happen, one line each, until interrupted or COUNT events: of KIND (vrrp, health), about NAME (a VRRP instance, or GROUP/SERVER)", watch},
+	{"help", "[VERB]", "this text, or a verb's options and details",
+		"without VERB, every verb with one line; with VERB, its usage line and what it does", nil},
 }
 
-// synopsisWidth is the usage's column of verbs and their arguments; a longer synopsis
-// has its help on the next lines.
-const synopsisWidth = 30
+// nameWidth is the usage's column of verb names.
+const nameWidth = 18
 
-// indent aligns a verb's help lines after the first under it.
-const indent = "                                  " // 2 + synopsisWidth + 2
+// helpWidth is where ulbadm help VERB wraps its text.
+const helpWidth = 80
 
 func lookupVerb(name string) (verb, bool) {
 	for _, v := range verbs {
@@ -128,19 +135,35 @@ func lookupVerb(name string) (verb, bool) {
 	return verb{}, false
 }
 
+const globalSynopsis = "ulbadm [-s SOCKET] [-o json]"
+
+// writeUsage lists every verb with one line.
 func writeUsage(w io.Writer) {
-	fmt.Fprintf(w, "usage: ulbadm [-s SOCKET] [-o json] VERB [options] [object]\n\nverbs:\n")
+	fmt.Fprintf(w, "usage: %s VERB [options] [object]\n\nverbs (ulbadm help VERB prints a verb's options):\n", globalSynopsis)
 	for _, v := range verbs {
-		syn := strings.TrimSpace(v.name + " " + v.synopsis)
-		if len(syn) > synopsisWidth {
-			fmt.Fprintf(w, "  %s\n%s%s\n", syn, indent, v.help)
-			continue
-		}
-		fmt.Fprintf(w, "  %-*s  %s\n", synopsisWidth, syn, v.help)
+		fmt.Fprintf(w, "  %-*s  %s\n", nameWidth, v.name, v.short)
 	}
 	fmt.Fprintf(w, "\noptions:\n"+
 		"  -s SOCKET  ulbd's control socket (default $%s, else %s)\n"+
 		"  -o json    print ulbd's data as JSON instead of a table\n", SocketEnv, DefaultSocket)
+}
+
+// writeVerbUsage prints a verb's usage line, and with details what it does.
+func writeVerbUsage(w io.Writer, v verb, details bool) {
+	fmt.Fprintf(w, "usage: %s\n", strings.TrimSpace(globalSynopsis+" "+v.name+" "+v.synopsis))
+	if !details {
+		return
+	}
+	fmt.Fprintln(w)
+	line := " "
+	for _, word := range strings.Fields(v.help) {
+		if len(line)+1+len(word) > helpWidth && line != " " {
+			fmt.Fprintln(w, line)
+			line = " "
+		}
+		line += " " + word
+	}
+	fmt.Fprintln(w, line)
 }
 
 // cmd is what a verb runs with.
@@ -1033,8 +1056,19 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if !ok {
 		return usage(fmt.Errorf("unknown verb %q", fs.Arg(0)))
 	}
-	if v.run == nil { // help
-		writeUsage(stdout)
+	if v.run == nil { // help [VERB]
+		switch rest := fs.Args()[1:]; {
+		case len(rest) == 0:
+			writeUsage(stdout)
+		case len(rest) > 1:
+			return usage(fmt.Errorf("help: unexpected argument %q", rest[1]))
+		default:
+			hv, ok := lookupVerb(rest[0])
+			if !ok {
+				return usage(fmt.Errorf("help: unknown verb %q", rest[0]))
+			}
+			writeVerbUsage(stdout, hv, true)
+		}
 		return ExitOK
 	}
 	err := v.run(ctx, c, fs.Args()[1:])
@@ -1047,7 +1081,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case err == nil:
 		return ExitOK
 	case errors.As(err, &ue):
-		return usage(err)
+		fmt.Fprintf(stderr, "ulbadm: %v\n", err)
+		writeVerbUsage(stderr, v, false)
+		return ExitUsage
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		return ExitOK // interrupted while repeating show-stats or watching
 	case errors.As(err, &re):

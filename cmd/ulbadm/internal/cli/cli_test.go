@@ -188,10 +188,30 @@ func TestHelp(t *testing.T) {
 		if code != ExitOK || errOut != "" || !strings.HasPrefix(out, "usage: ulbadm [-s SOCKET] [-o json] VERB") {
 			t.Errorf("%v: exit %d, stderr %q, stdout:\n%s", args, code, errOut, out)
 		}
+		// Every verb has one line, of at most 80 columns.
 		for _, v := range verbs {
-			if !strings.Contains(out, "\n  "+v.name) {
-				t.Errorf("%v: usage lacks %s", args, v.name)
+			var lines []string
+			for _, l := range strings.Split(out, "\n") {
+				if f := strings.Fields(l); len(f) > 0 && f[0] == v.name {
+					lines = append(lines, l)
+				}
 			}
+			if len(lines) != 1 || !strings.HasSuffix(lines[0], "  "+v.short) || len(lines[0]) > 80 {
+				t.Errorf("%v: the usage's lines for %s: %q, want one, with %q, within 80 columns", args, v.name, lines, v.short)
+			}
+		}
+	}
+	// help VERB: the verb's usage line and its details.
+	for _, v := range verbs {
+		out, errOut, code := run(t, nil, "help", v.name)
+		want := strings.TrimSpace("usage: ulbadm [-s SOCKET] [-o json] "+v.name+" "+v.synopsis) + "\n\n"
+		if code != ExitOK || errOut != "" || !strings.HasPrefix(out, want) || len(strings.Fields(out)) < len(strings.Fields(want+v.help)) {
+			t.Errorf("help %s: exit %d, stderr %q, stdout:\n%s", v.name, code, errOut, out)
+		}
+	}
+	for _, args := range [][]string{{"help", "nope"}, {"help", "show-port", "show-route"}} {
+		if _, errOut, code := run(t, nil, args...); code != ExitUsage || !strings.Contains(errOut, "usage: ulbadm") {
+			t.Errorf("%v: exit %d, stderr:\n%s", args, code, errOut)
 		}
 	}
 }
