@@ -109,11 +109,11 @@ func TestLoadFull(t *testing.T) {
 				Addresses:   []netip.Prefix{p("198.51.100.100/24"), p("198.51.100.101/24")},
 				TrackPorts:  []TrackPort{{Port: "inside"}, {Port: "mgmt", Weight: 20}},
 				TrackPings:  []TrackPing{{Address: a("198.51.100.1"), Interval: 500 * time.Millisecond, Count: 5, Weight: 50}, {Address: a("192.0.2.2"), Interval: time.Second, Count: 3}},
-				TrackGroups: []TrackGroup{{ServerGroup: "web"}, {ServerGroup: "dns", Weight: 10}}, SyncGroup: "pair", Checksum: ChecksumNoPseudoHeader, GARPCount: 3, GARPRefresh: time.Minute},
+				TrackGroups: []TrackGroup{{ServerGroup: "web"}, {ServerGroup: "dns", Weight: 10}}, SyncGroup: "pair", Checksum: ChecksumNoPseudoHeader, GARPCount: 3, GARPRefresh: time.Minute, Enabled: true},
 			{Name: "gw", Port: "inside", VRID: 1, Version: 2, Priority: 100, Interval: 2 * time.Second,
-				Addresses: []netip.Prefix{p("203.0.113.254/24")}, SyncGroup: "pair"},
+				Addresses: []netip.Prefix{p("203.0.113.254/24")}, SyncGroup: "pair", Enabled: true},
 			{Name: "vip6", Port: "outside", VRID: 1, Version: 3, Priority: 100, Interval: time.Second, Preempt: true,
-				Addresses: []netip.Prefix{p("fe80::1:1/64"), p("2001:db8:1::100/64")}, GARPCount: DefaultGARPCount},
+				Addresses: []netip.Prefix{p("fe80::1:1/64"), p("2001:db8:1::100/64")}, GARPCount: DefaultGARPCount, Enabled: true},
 		},
 	}
 	// The compiled pattern is checked apart: DeepEqual would compare its program.

@@ -433,6 +433,9 @@ func (e *encoder) vrrp(v *VRRP) {
 	if !v.Preempt {
 		e.boolean("preempt", false)
 	}
+	if !v.Enabled {
+		e.boolean("enabled", false)
+	}
 	if v.PreemptDelay != 0 {
 		e.dur("preempt_delay", v.PreemptDelay)
 	}

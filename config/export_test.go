@@ -527,6 +527,7 @@ func mutations() map[string]func(c *Config) {
 		".VRRP[].Priority":     func(c *Config) { c.VRRPInstance("gw").Priority = 50 },
 		".VRRP[].Interval":     func(c *Config) { c.VRRPInstance("vip6").Interval = 250 * time.Millisecond },
 		".VRRP[].Preempt":      func(c *Config) { c.VRRPInstance("vip6").Preempt = false },
+		".VRRP[].Enabled":      func(c *Config) { c.VRRPInstance("vip6").Enabled = false },
 		".VRRP[].PreemptDelay": func(c *Config) { c.VRRPInstance("vip6").PreemptDelay = 10 * time.Second },
 		".VRRP[].Accept":       func(c *Config) { c.VRRPInstance("vip6").Accept = true },
 		".VRRP[].Addresses": func(c *Config) {

@@ -111,6 +111,10 @@ type VRRP struct {
 	GARPCount int
 	// GARPRefresh, when not 0, repeats them every GARPRefresh while master.
 	GARPRefresh time.Duration
+	// Enabled is false for an instance that is configured but does not run (vrrpadm
+	// disable-router): it sends and answers nothing and owns none of its addresses;
+	// true when not configured.
+	Enabled bool
 }
 
 // TrackPort is one tracked port: link down puts the instance in FAULT, or with a
@@ -173,6 +177,7 @@ type rawVRRP struct {
 	Checksum     value `toml:"checksum"`
 	GARPCount    value `toml:"garp_count"`
 	GARPRefresh  value `toml:"garp_refresh"`
+	Enabled      value `toml:"enabled"`
 }
 
 // Keys of the inline tables of track_port, track_ping and track_group.
@@ -216,7 +221,7 @@ func (d *decoder) vrrps(p toml.Primitive, ports []Port, routes []Route, groups [
 	for i, r := range raws {
 		path := indexPath("vrrp", i)
 		v := VRRP{Version: DefaultVRRPVersion, Priority: DefaultVRRPPriority, Interval: DefaultVRRPInterval,
-			Preempt: true, GARPCount: DefaultGARPCount}
+			Preempt: true, GARPCount: DefaultGARPCount, Enabled: true}
 		ok := true
 		label := fmt.Sprintf("vrrp #%d", i+1)
 
@@ -302,6 +307,11 @@ func (d *decoder) vrrps(p toml.Primitive, ports []Port, routes []Route, groups [
 		if b, good := is.boolean(r.Preempt, path+".preempt", label+": preempt"); good {
 			v.Preempt = b
 		} else if r.Preempt.set {
+			ok = false
+		}
+		if b, good := is.boolean(r.Enabled, path+".enabled", label+": enabled"); good {
+			v.Enabled = b
+		} else if r.Enabled.set {
 			ok = false
 		}
 		if dur, good := is.duration(r.PreemptDelay, path+".preempt_delay", label+": preempt_delay", 0, MaxPreemptDelay); good {

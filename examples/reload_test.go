@@ -640,6 +640,25 @@ func TestVRRPVerbs(t *testing.T) {
 	if len(infos) != 1 || infos[0].Priority != 50 {
 		t.Errorf("after modify-router -p 50: %+v", infos)
 	}
+	// disable-router: the master says goodbye, stays configured (show-router: disabled,
+	// and so it is saved); enable-router: it starts again and, preempting, is master.
+	adm(vrSocket2, "disable-router", "v4b")
+	waitState(t, vrSocket1, "v4b", control.RouterMaster, 3*time.Second)
+	ulbadm(t, vrSocket2, &infos, "show-router", "v4b")
+	if len(infos) != 1 || infos[0].State != control.RouterDisabled || infos[0].VRID != 2 || infos[0].Priority != 100 {
+		t.Errorf("show-router after disable-router: %+v", infos)
+	}
+	if c, err := config.Load(filepath.Join(dir, "lb2.toml.state")); err != nil || c.VRRPInstance("v4b") == nil || c.VRRPInstance("v4b").Enabled {
+		t.Errorf("the saved state after disable-router: %v", err)
+	}
+	if out, err := exec.Command(filepath.Join(binDir, "ulbadm"), "-s", vrSocket2, "disable-router", "v4b").CombinedOutput(); err == nil ||
+		!strings.Contains(string(out), "disabled already") {
+		t.Errorf("disable-router twice: %v, %s", err, out)
+	}
+	adm(vrSocket2, "enable-router", "v4b")
+	waitState(t, vrSocket2, "v4b", control.RouterMaster, 5*time.Second)
+	waitState(t, vrSocket1, "v4b", control.RouterBackup, 5*time.Second)
+
 	start := time.Now()
 	adm(vrSocket2, "delete-router", "v4b")
 	took := waitState(t, vrSocket1, "v4b", control.RouterMaster, 3*time.Second)

@@ -317,6 +317,32 @@ func (rl *reloader) modifyRouter(a control.RouterChange) (control.ReloadInfo, er
 	})
 }
 
+// enableRouter starts a disabled VRRP instance (vrrpadm enable-router) from Initialize.
+func (rl *reloader) enableRouter(a control.RuleChange) (control.ReloadInfo, error) {
+	return rl.setRouterEnabled("enable-router", a.Name, true)
+}
+
+// disableRouter stops a VRRP instance (vrrpadm disable-router) but keeps it
+// configured: a master says goodbye (priority 0) and gives up its addresses, as on
+// delete-router; enable-router starts it again.
+func (rl *reloader) disableRouter(a control.RuleChange) (control.ReloadInfo, error) {
+	return rl.setRouterEnabled("disable-router", a.Name, false)
+}
+
+func (rl *reloader) setRouterEnabled(verb, name string, on bool) (control.ReloadInfo, error) {
+	return rl.change(verb, func(c *config.Config) error {
+		i := slices.IndexFunc(c.VRRP, func(v config.VRRP) bool { return v.Name == name })
+		if i < 0 {
+			return fmt.Errorf("no router %q", name)
+		}
+		if c.VRRP[i].Enabled == on {
+			return fmt.Errorf("router %q is %s already", name, map[bool]string{true: "enabled", false: "disabled"}[on])
+		}
+		c.VRRP[i].Enabled = on
+		return nil
+	})
+}
+
 // deleteRouter removes a VRRP instance (vrrpadm delete-router): a master says goodbye.
 func (rl *reloader) deleteRouter(a control.RuleChange) (control.ReloadInfo, error) {
 	return rl.change("delete-router", func(c *config.Config) error {

@@ -91,6 +91,11 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload 
 		Reload: rl.reloadFile,
 		Export: rl.export,
 		Import: rl.importConfig,
+		Current: func() *config.Config {
+			rl.mu.Lock()
+			defer rl.mu.Unlock()
+			return rl.current
+		},
 		Change: map[string]func(control.ServerGroupChange) (control.ReloadInfo, error){
 			control.VerbCreateServerGroup: rl.createServerGroup,
 			control.VerbDeleteServerGroup: rl.deleteServerGroup,
@@ -104,6 +109,8 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload 
 			control.VerbDeleteHealthCheck: rl.deleteHealthCheck,
 			control.VerbCreateRouter:      rl.createRouter,
 			control.VerbDeleteRouter:      rl.deleteRouter,
+			control.VerbEnableRouter:      rl.enableRouter,
+			control.VerbDisableRouter:     rl.disableRouter,
 		},
 		ModifyRouter: rl.modifyRouter,
 		Status:       routerStatus{r: r, start: start},
@@ -289,6 +296,9 @@ func rules(cfg *config.Config) []balancer.RuleConfig {
 func vrrpConfigs(cfg *config.Config) []router.VRRPConfig {
 	var out []router.VRRPConfig
 	for _, v := range cfg.VRRP {
+		if !v.Enabled {
+			continue // disable-router: configured, not running
+		}
 		ic := vrrp.Config{
 			Name:         v.Name,
 			VRID:         v.VRID,

@@ -9,6 +9,7 @@ import (
 
 	"ulb/balancer"
 	"ulb/balancer/health"
+	"ulb/config"
 	"ulb/conntrack"
 	"ulb/router/control"
 	"ulb/vrrp"
@@ -46,6 +47,9 @@ type Sources struct {
 	// RuleChange creates and deletes rules, health checks and VRRP instances (nil:
 	// refused), by verb.
 	RuleChange map[string]func(control.RuleChange) (control.ReloadInfo, error)
+	// Current is the configuration in effect (nil: none), for what only it knows, such
+	// as the VRRP instances that are configured but disabled.
+	Current func() *config.Config
 	// ModifyRouter changes a VRRP instance (nil: refused).
 	ModifyRouter func(control.RouterChange) (control.ReloadInfo, error)
 }
@@ -113,7 +117,8 @@ func Register(srv *control.Server, s Sources) {
 		return s.ModifyRouter(a)
 	})
 	for _, verb := range []string{control.VerbCreateRule, control.VerbDeleteRule, control.VerbCreateHealthCheck,
-		control.VerbDeleteHealthCheck, control.VerbCreateRouter, control.VerbDeleteRouter} {
+		control.VerbDeleteHealthCheck, control.VerbCreateRouter, control.VerbDeleteRouter,
+		control.VerbEnableRouter, control.VerbDisableRouter} {
 		handle(srv, verb, func(a control.RuleChange) (any, error) {
 			fn := s.RuleChange[verb]
 			if fn == nil {

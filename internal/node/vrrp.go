@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"ulb/config"
 	"ulb/router"
 	"ulb/router/control"
 	"ulb/vrrp"
@@ -43,6 +44,13 @@ func registerVRRP(srv *control.Server, s Sources) {
 					continue
 				}
 				out = append(out, routerInfo(in, s.VRRP.VRRPPort(in.Name)))
+			}
+		}
+		if s.Current != nil {
+			for _, v := range s.Current().VRRP {
+				if !v.Enabled && (a.Name == "" || v.Name == a.Name) {
+					out = append(out, disabledRouterInfo(v))
+				}
 			}
 		}
 		if a.Name != "" && len(out) == 0 {
@@ -94,6 +102,23 @@ func routerInfo(in vrrp.Info, port string) control.RouterInfo {
 	for reason, n := range in.Counters.Drops {
 		if n != 0 {
 			ri.Counters.Drops[vrrp.DropReason(reason).String()] = n
+		}
+	}
+	return ri
+}
+
+// disabledRouterInfo describes an instance that is configured but disabled.
+func disabledRouterInfo(v config.VRRP) control.RouterInfo {
+	ri := control.RouterInfo{Name: v.Name, VRID: int(v.VRID), Port: v.Port, Family: control.FamilyIPv4,
+		Version: v.Version, Priority: v.Priority, EffectivePriority: v.Priority,
+		AdverInterval: v.Interval.Milliseconds(), MasterAdverInterval: v.Interval.Milliseconds(),
+		Preempt: v.Preempt, PreemptDelay: v.PreemptDelay.Milliseconds(), Accept: v.Accept,
+		State: control.RouterDisabled, SyncGroup: v.SyncGroup,
+		Counters: control.VRRPCounters{Drops: map[string]uint64{}}}
+	for _, a := range v.Addresses {
+		ri.Addresses = append(ri.Addresses, a.Addr().String())
+		if a.Addr().Is6() {
+			ri.Family = control.FamilyIPv6
 		}
 	}
 	return ri

@@ -584,9 +584,11 @@ const (
 	VerbCreateHealthCheck = "create-healthcheck" // args RuleChange
 	VerbDeleteHealthCheck = "delete-healthcheck" // args RuleChange (Name only)
 	// VRRP instances, as vrrpadm has them: TOML is one [[vrrp]] table.
-	VerbCreateRouter = "create-router" // args RuleChange
-	VerbModifyRouter = "modify-router" // args RouterChange
-	VerbDeleteRouter = "delete-router" // args RuleChange (Name only)
+	VerbCreateRouter  = "create-router"  // args RuleChange
+	VerbModifyRouter  = "modify-router"  // args RouterChange
+	VerbDeleteRouter  = "delete-router"  // args RuleChange (Name only)
+	VerbEnableRouter  = "enable-router"  // args RuleChange (Name only)
+	VerbDisableRouter = "disable-router" // args RuleChange (Name only)
 )
 
 // RouterChange changes a VRRP instance (vrrpadm modify-router): the fields set.
@@ -677,6 +679,8 @@ const (
 	RouterBackup = "backup"
 	RouterMaster = "master"
 	RouterFault  = "fault"
+	// RouterDisabled is an instance configured but not running (disable-router).
+	RouterDisabled = "disabled"
 )
 
 // Address families of RouterInfo.Family.
