@@ -109,6 +109,7 @@ var verbs = []verb{
 		indent + "happen, one line each, until interrupted or COUNT events:\n" +
 		indent + "of KIND (vrrp, health), about NAME (a VRRP instance, or\n" +
 		indent + "GROUP/SERVER)", watch},
+	{"wizard", "[-f] [-o FILE]", "write a configuration from setup questions (no ulbd needed)", wizardVerb},
 	{"help", "", "this text", nil},
 }
 
@@ -148,6 +149,7 @@ type cmd struct {
 	socket string
 	json   bool
 	stdout io.Writer
+	stdin  io.Reader // the wizard's answers
 	client *control.Client
 }
 
@@ -996,6 +998,11 @@ func sleep(ctx context.Context, d time.Duration) error {
 // Run runs ulbadm with the arguments after the program name and returns the exit code.
 // ctx ends a running show-stats loop or watch (main cancels it on SIGINT and SIGTERM).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	return RunInput(ctx, args, os.Stdin, stdout, stderr, getenv)
+}
+
+// RunInput is Run with standard input given: the wizard reads its answers from stdin.
+func RunInput(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("ulbadm", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	socket := fs.String("s", "", "")
@@ -1012,7 +1019,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		return usage(err)
 	}
-	c := &cmd{socket: *socket, stdout: stdout}
+	c := &cmd{socket: *socket, stdout: stdout, stdin: stdin}
 	if c.socket == "" {
 		c.socket = getenv(SocketEnv)
 	}
