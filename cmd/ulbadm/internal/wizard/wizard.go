@@ -233,6 +233,11 @@ func (w *wizard) validate() error {
 				msgs = append(msgs, m)
 			}
 		}
+		if len(msgs) > 1 {
+			// [sync] vrrp names the instance the VIP's answer makes: when that
+			// instance is refused, its reason is the one to tell.
+			msgs = slices.DeleteFunc(msgs, func(m string) bool { return strings.HasPrefix(m, "sync: no [[vrrp]] named") })
+		}
 		if len(msgs) > 0 {
 			return errors.New(strings.Join(msgs, "\n  "))
 		}
@@ -358,7 +363,7 @@ func (w *wizard) interview() error {
 		},
 		// One-arm or two-arm, and how the packets reach the servers.
 		func() error {
-			return w.ask(question{prompt: "One-arm (one network) or two-arm (outside and inside networks) (one-arm, two-arm)", def: "two-arm",
+			return w.ask(question{prompt: "One-arm (one network) or two-arm (outside and inside)", def: "two-arm",
 				set: func(s string) error {
 					c, err := choice(s, "one-arm", "two-arm")
 					a.twoArm = c == "two-arm"
@@ -396,7 +401,7 @@ func (w *wizard) interview() error {
 		},
 		func() error {
 			for i := range a.portNames() {
-				prompt := fmt.Sprintf("This node's address(es) on %s (ADDRESS/PREFIX, comma-separated)", a.devices[i])
+				prompt := fmt.Sprintf("This node's address(es) on %s, %s (ADDRESS/PREFIX, comma-separated)", a.portNames()[i], a.devices[i])
 				if err := w.ask(question{prompt: prompt, set: func(s string) error {
 					a.addrs = append(a.addrs, list(s))
 					return nil
