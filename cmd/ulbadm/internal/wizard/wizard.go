@@ -587,8 +587,9 @@ func (w *wizard) nextSteps(file string) {
 			"     so their replies must come back through the router.\n", step, gw)
 		step++
 	case config.DSR:
-		fmt.Fprintf(out, "  %d. On each real server, put the VIP %s on lo and keep it from answering ARP for it\n"+
-			"     (sysctl net.ipv4.conf.all.arp_ignore=1, arp_announce=2): DSR servers answer the client directly.\n", step, a.vip)
+		fmt.Fprintf(out, "  %d. On each real server, put the VIP %s on lo and keep it from answering ARP or\n"+
+			"     neighbour solicitations for it (Linux: arp_ignore=1, arp_announce=2): DSR servers\n"+
+			"     answer the client directly.\n", step, a.vip)
 		step++
 	}
 	if a.pair {
