@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"ulb/config"
 )
@@ -185,9 +186,9 @@ func (w *wizard) ask(q question) error {
 			err = q.set(answer)
 			if err == nil {
 				err = w.validate()
-				if err != nil && q.undo != nil {
-					q.undo()
-				}
+			}
+			if err != nil && q.undo != nil {
+				q.undo()
 			}
 		}
 		if err == nil {
@@ -203,6 +204,9 @@ func (w *wizard) ask(q question) error {
 // checkLine refuses what no answer holds: control characters (a TOML string cannot
 // hold them unescaped, and no name or address has one).
 func checkLine(s string) error {
+	if !utf8.ValidString(s) {
+		return errors.New("the answer is not UTF-8 text")
+	}
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f {
 			return fmt.Errorf("the answer holds a control character (%q)", r)

@@ -294,9 +294,21 @@ func TestWizardPair(t *testing.T) {
 // TestWizardFullNATPair: two-arm full-NAT in a pair; the source addresses the servers
 // answer float with VRRP on the inside port.
 func TestWizardFullNATPair(t *testing.T) {
-	cfg, _ := load(t, []string{"pair", "master", "", "203.0.113.22", "", "two-arm", "full-nat", "", "",
+	cfg, out := load(t, []string{"pair", "master", "lb\x01", "\xff", "", "203.0.113.22", "", "two-arm", "full-nat", "", "",
 		"198.51.100.21/24", "203.0.113.21/24", "none", "", "198.51.100.20", "", "",
-		"203.0.113.60, 203.0.113.61", "203.0.113.50", "", "", "", "ping"})
+		"203.0.113.60-203.0.113.61", "203.0.113.60, 203.0.113.61", "203.0.113.50", "", "", "", "ping"})
+	for _, want := range []string{
+		"the answer holds a control character ('\\x01')",
+		"the answer is not UTF-8 text",
+		"in a pair each source address floats with VRRP: list the addresses, not a range",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if cfg.Hostname != "lb1" {
+		t.Errorf("hostname %q", cfg.Hostname)
+	}
 	r := checkRule(t, cfg, "198.51.100.20", config.FullNAT)
 	if !slices.Equal(r.ProxySource, []netip.Addr{addr("203.0.113.60"), addr("203.0.113.61")}) {
 		t.Errorf("proxy_source %v", r.ProxySource)
