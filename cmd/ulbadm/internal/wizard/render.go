@@ -244,9 +244,9 @@ func (a *answers) render() *doc {
 // renderVRRP writes a pair's virtual routers: "vip" holds the VIP on the (outside)
 // port; with two arms a second one on the inside port holds the servers' floating
 // gateway (half-nat) or the full-NAT source addresses, and both are in one sync group,
-// so that one node is master of both (RFC 9568 §5.1 leaves grouping to the
-// implementation; keepalived calls it a vrrp_sync_group). One-arm full-NAT source
-// addresses float in "vip" itself.
+// so that one node is master of both (VRRP itself has no such groups; keepalived's
+// vrrp_sync_group is the model). One-arm full-NAT source addresses float in "vip"
+// itself.
 func (a *answers) renderVRRP(d *doc, names []string) {
 	if !a.pair || !a.vip.IsValid() {
 		return
