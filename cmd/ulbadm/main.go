@@ -2,7 +2,8 @@
 //
 //	ulbadm [-s SOCKET] [-o json] VERB [options] [object]
 //
-// Run "ulbadm help" for the verbs.
+// Run "ulbadm help" for the verbs. One of them needs no ulbd: ulbadm wizard writes a
+// first configuration from setup questions.
 package main
 
 import (

@@ -120,6 +120,8 @@ var verbs = []verb{
 		"VRRP instances; PRIO is the effective priority (/CONFIGURED when tracking lowered it), MODE o=owner p=preempt a=accept; -f prints every field and the counters, a block per instance", showRouter},
 	{"watch", "[-k KIND] [-n COUNT] [NAME]", "print ulbd's events as they happen",
 		"print ulbd's events (VRRP states, server health) as they happen, one line each, until interrupted or COUNT events: of KIND (vrrp, health), about NAME (a VRRP instance, or GROUP/SERVER)", watch},
+	{"wizard", "[-f] [-o FILE]", "write a configuration from setup questions",
+		"ask the setup questions (single unit or HA pair, one-arm or two-arm, addresses, gateway, the first virtual and real servers, a health check), each answer checked as ulbd checks its file, and write the configuration atomically to FILE (default /etc/ulb/ulbd.toml; an existing one only with -f); answers may come from a pipe; needs no ulbd", wizardVerb},
 	{"help", "[VERB]", "this text, or a verb's options and details",
 		"without VERB, every verb with one line; with VERB, its usage line and what it does", nil},
 }
@@ -175,6 +177,7 @@ type cmd struct {
 	socket string
 	json   bool
 	stdout io.Writer
+	stdin  io.Reader // the wizard's answers
 	client *control.Client
 }
 
@@ -1023,6 +1026,11 @@ func sleep(ctx context.Context, d time.Duration) error {
 // Run runs ulbadm with the arguments after the program name and returns the exit code.
 // ctx ends a running show-stats loop or watch (main cancels it on SIGINT and SIGTERM).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	return RunInput(ctx, args, os.Stdin, stdout, stderr, getenv)
+}
+
+// RunInput is Run with standard input given: the wizard reads its answers from stdin.
+func RunInput(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("ulbadm", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	socket := fs.String("s", "", "")
@@ -1039,7 +1047,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		return usage(err)
 	}
-	c := &cmd{socket: *socket, stdout: stdout}
+	c := &cmd{socket: *socket, stdout: stdout, stdin: stdin}
 	if c.socket == "" {
 		c.socket = getenv(SocketEnv)
 	}
