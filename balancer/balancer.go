@@ -85,6 +85,12 @@ type serverState struct {
 	id    uint32
 	key   serverKey
 	conns atomic.Int64 // for max_conns and leastconn
+	// over is set when conns reaches max_conns and cleared when conns falls below the
+	// lower threshold (see member.acquire and release); low mirrors the configured lower
+	// threshold for FlowEnded, which sees no member.
+	over atomic.Bool
+	max  atomic.Int64
+	low  atomic.Int64
 	// Guarded by Balancer.mu.
 	health healthState // health checks' verdict and agent load (health_state.go)
 }
@@ -293,7 +299,8 @@ func (b *Balancer) publish() {
 			ps := b.pairs[pairKey{rs.id, ss.id}]
 			m := &r.members[j]
 			*m = member{srv: ss, pair: ps, addr: sc.Addr, port: sc.Port,
-				maxConns: int64(sc.MaxConns)}
+				maxConns: int64(sc.MaxConns), lowConns: lowThreshold(sc)}
+			ss.setThresholds(m.maxConns, m.lowConns)
 			r.byPair[ps.id] = int32(j)
 		}
 		r.setEffectiveWeights()
@@ -408,6 +415,7 @@ func (b *Balancer) FlowEnded(rule, server uint32, client netip.Addr) {
 		ps := s.pairIDs[server]
 		decr(&ps.c.connsNow)
 		decr(&ps.srv.conns)
+		ps.srv.release()
 	}
 	if r, ok := s.Rule(rule); ok && r.bits >= 0 {
 		b.persist.release(r.persistKey(client), b.now().UnixNano())

@@ -133,7 +133,13 @@ type ServerConfig struct {
 	// flows (existing ones go on).
 	Weight int
 	// MaxConns limits the server's active flows (over every rule sharing it); 0 = no limit.
+	// A server that reaches it is overloaded: it takes no new flows until its count
+	// falls below MinConns (IPVS's u_threshold and l_threshold, hysteresis).
 	MaxConns int
+	// MinConns is the count below which an overloaded server takes new flows again
+	// (1..MaxConns; MinConns == MaxConns is a plain cap without hysteresis). 0 means
+	// IPVS's default, three quarters of MaxConns: overloaded until conns*4 < MaxConns*3.
+	MinConns int
 	// Disabled servers start disabled (the zero value is enabled).
 	Disabled bool
 }
@@ -225,6 +231,8 @@ func (rc *RuleConfig) validate() error {
 			add(ErrFamily, "server %v", s.Addr)
 		case s.Weight < 0 || s.Weight > MaxWeight || s.MaxConns < 0:
 			add(ErrServer, "%v: weight %d (0-%d) or max_conns %d", ap, s.Weight, MaxWeight, s.MaxConns)
+		case s.MinConns < 0 || (s.MinConns > 0 && s.MaxConns == 0) || s.MinConns > s.MaxConns:
+			add(ErrServer, "%v: min_conns %d needs max_conns and must not pass it (max_conns %d)", ap, s.MinConns, s.MaxConns)
 		case seen[ap]:
 			add(ErrServer, "%v listed twice", ap)
 		case rc.Topology == DSR && s.Port != 0 && s.Port != rc.PortLo:
@@ -314,9 +322,10 @@ type member struct {
 	addr     netip.Addr
 	port     uint16
 	weight   int64
-	maxConns int64
-	eligible bool // the pair is enabled, not down, and its effective weight > 0
-	down     bool // health checks declared the server down
+	maxConns int64 // 0: no limit
+	lowConns int64 // an overloaded server takes new flows again below this count
+	eligible bool  // the pair is enabled, not down, and its effective weight > 0
+	down     bool  // health checks declared the server down
 }
 
 // ID is the rule's stable identifier: flows store it and give it back to FlowEnded and

@@ -123,8 +123,14 @@ type ServerInfo struct {
 	Port     uint16 // as configured: 0 = the client's destination port
 	Weight   int    // as configured
 	MaxConns int
-	State    ServerState
-	Since    time.Time // when State last changed (zero: never)
+	// MinConns is the lower threshold in effect: min_conns, or IPVS's default of three
+	// quarters of MaxConns (0 without MaxConns). Overloaded is set from the flow that
+	// brought the server to MaxConns until its flows fall below MinConns; meanwhile it
+	// takes no new flows.
+	MinConns   int
+	Overloaded bool
+	State      ServerState
+	Since      time.Time // when State last changed (zero: never)
 	// Health is HealthUnknown, HealthUp or HealthDown (health checks); Load is the agent's
 	// last load figure (0-100), or -1 when no agent reported one; EffectiveWeight is the
 	// weight the schedulers use (see health_state.go), relative to the rule's other servers.
@@ -148,7 +154,7 @@ func (b *Balancer) Servers() []ServerInfo {
 			m := &r.members[i]
 			out = append(out, ServerInfo{ID: m.pair.id, Rule: r.cfg.Name, Group: m.srv.key.group,
 				Addr: m.addr, Port: m.port, Weight: r.cfg.Servers[i].Weight, MaxConns: int(m.maxConns),
-				State: m.pair.admin, Since: m.pair.since, Health: m.srv.health.String(),
+				MinConns: int(m.lowConns), Overloaded: m.full(), State: m.pair.admin, Since: m.pair.since, Health: m.srv.health.String(),
 				Load: m.srv.health.load, EffectiveWeight: int(m.weight), ConnsNow: m.pair.c.connsNow.Load(),
 				ConnsTotal: m.pair.c.connsTotal.Load(), ServerConns: m.srv.conns.Load()})
 		}

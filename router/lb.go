@@ -159,7 +159,11 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 	if !ok {
 		sorry := l.r.ruleOptions(rule.Name()).SorryServer
 		if !sorry.IsValid() || rule.Topology() == balancer.DSR {
-			l.bc.drop(DropLBNoServer)
+			if pick.Overloaded {
+				l.bc.drop(DropLBOverloaded)
+			} else {
+				l.bc.drop(DropLBNoServer)
+			}
 			l.refuse(p, t)
 			return conntrack.Flow{}, false
 		}
