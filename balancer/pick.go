@@ -130,14 +130,18 @@ func (s *serverState) setThresholds(maxConns, low int64) {
 // min_conns, or IPVS's default when only max_conns is set, three quarters of it
 // (ip_vs_unbind_dest clears the overload when conns*4 < u_threshold*3, that is when
 // conns < ceil(3*u/4)).
-func lowThreshold(sc ServerConfig) int64 {
+func lowThreshold(sc ServerConfig) int64 { return int64(sc.LowConns()) }
+
+// LowConns is the lower threshold in effect for the server: MinConns, or IPVS's
+// default of three quarters of MaxConns (rounded up); 0 without MaxConns.
+func (sc ServerConfig) LowConns() int {
 	switch {
 	case sc.MaxConns == 0:
 		return 0
 	case sc.MinConns > 0:
-		return int64(sc.MinConns)
+		return sc.MinConns
 	}
-	return (3*int64(sc.MaxConns) + 3) / 4
+	return (3*sc.MaxConns + 3) / 4
 }
 
 // schedule runs the rule's algorithm over its eligible servers and returns the chosen

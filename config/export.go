@@ -328,6 +328,9 @@ func (e *encoder) serverGroup(g *ServerGroup) {
 		if s.MaxConns != 0 {
 			pairs = append(pairs, "max_conns = "+strconv.Itoa(s.MaxConns))
 		}
+		if s.MinConns != 0 {
+			pairs = append(pairs, "min_conns = "+strconv.Itoa(s.MinConns))
+		}
 		if !s.Enabled {
 			pairs = append(pairs, "enabled = false")
 		}

@@ -485,6 +485,7 @@ func mutations() map[string]func(c *Config) {
 		".ServerGroups[].Servers[].Port":     func(c *Config) { c.ServerGroup("web").Servers[2].Port = 81 },
 		".ServerGroups[].Servers[].Weight":   func(c *Config) { c.ServerGroup("web").Servers[2].Weight = 7 },
 		".ServerGroups[].Servers[].MaxConns": func(c *Config) { c.ServerGroup("web").Servers[2].MaxConns = 5 },
+		".ServerGroups[].Servers[].MinConns": func(c *Config) { c.ServerGroup("web").Servers[1].MinConns = 500 },
 		".ServerGroups[].Servers[].Enabled":  func(c *Config) { c.ServerGroup("web").Servers[0].Enabled = false },
 		".Rules[].Name":                      func(c *Config) { c.Rule("dns").Name = "dns53" },
 		".Rules[].VIP":                       func(c *Config) { c.Rule("web6").VIP = a("2001:db8:1::101") },

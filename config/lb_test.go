@@ -61,7 +61,7 @@ name = "empty"
 				`15: servergroup "a": max_conns must be an integer, not string "many"`,
 				`16: servergroup "a": weight 65536 out of range 0..65535`,
 				`16: servergroup "a": enabled must be true or false, not string "yes"`,
-				`17: unknown key "adress" in a server (keys: address, port, weight, max_conns, enabled)`,
+				`17: unknown key "adress" in a server (keys: address, port, weight, max_conns, min_conns, enabled)`,
 				`17: servergroup "a": a server needs an address`,
 				`18: servergroup "a": server 203.0.113.10 is the router's own address on port "inside"`,
 				`19: servergroup "a": server address "203.0.113.0/24": must be an address without a prefix length`,
@@ -293,7 +293,7 @@ servergroup = "sg"
 				`18: unknown key "tcp" in [conntrack.timeout] (keys: established, syn_sent, syn_recv, fin_wait, time_wait, close, close_wait, last_ack, udp, icmp)`,
 				`19: conntrack timeout icmp must be a duration string like "60s", not integer 5`,
 				`23: servergroup "bad": server "nonsense" is not an address or address:port (like "203.0.113.200:80" or "[2001:db8::200]:80")`,
-				`35: unknown key "Weight" in a server (keys: address, port, weight, max_conns, enabled)`,
+				`35: unknown key "Weight" in a server (keys: address, port, weight, max_conns, min_conns, enabled)`,
 				`42: unknown key "colour" in [[rule]]`,
 				`49: rule "proxy-is-server": proxy_source 203.0.113.200 is also a server (line 27)`,
 				`57: rule "proxy-is-vip": proxy_source 198.51.100.101 is the VIP of rule "proxy-is-server"`,
@@ -344,6 +344,24 @@ capacity = "big"
 				`28: rule "r": enabled must be true or false, not string "yes"`,
 				`31: conntrack timeout must be a table, not string "5s"`,
 				`32: conntrack capacity must be an integer, not string "big"`,
+			}},
+		{"thresholds", ports + `
+[[servergroup]]
+name = "t"
+server = [
+  { address = "203.0.113.200", min_conns = 5 },
+  { address = "203.0.113.201", max_conns = 10, min_conns = 11 },
+  { address = "203.0.113.202", max_conns = 10, min_conns = -1 },
+  { address = "203.0.113.203", max_conns = 10, min_conns = "few" },
+  { address = "203.0.113.204", max_conns = 10, min_conns = 10 },
+  { address = "203.0.113.205", max_conns = 10, min_conns = 0 },
+]
+`,
+			[]string{
+				`14: servergroup "t": min_conns 5 needs max_conns (the count at which the server stops taking new flows; min_conns is where it starts again)`,
+				`15: servergroup "t": min_conns 11 is above max_conns 10: an overloaded server takes new flows again below min_conns, so it must be at most max_conns`,
+				`16: servergroup "t": min_conns -1 out of range 0..100000000`,
+				`17: servergroup "t": min_conns must be an integer, not string "few"`,
 			}},
 	}
 	for _, tt := range tests {

@@ -110,6 +110,7 @@ func groupInfos(b *balancer.Balancer, name string) ([]control.ServerGroupInfo, e
 		for _, s := range c.Servers {
 			info.Servers = append(info.Servers, control.GroupMember{
 				Address: s.Addr.String(), Port: s.Port, Weight: s.Weight, MaxConns: s.MaxConns,
+				MinConns: s.LowConns(),
 			})
 		}
 		seen[g] = len(out)
@@ -134,6 +135,8 @@ func serverInfos(b *balancer.Balancer, rule string, now time.Time) ([]control.Se
 			Port:            si.Port,
 			Weight:          si.Weight,
 			MaxConns:        si.MaxConns,
+			MinConns:        si.MinConns,
+			Overloaded:      si.Overloaded,
 			State:           serverStateName(si.State),
 			Health:          si.Health,
 			Load:            si.Load,

@@ -276,7 +276,7 @@ func rules(cfg *config.Config) []balancer.RuleConfig {
 		if g := cfg.ServerGroup(r.ServerGroup); g != nil {
 			for _, s := range g.Servers {
 				rc.Servers = append(rc.Servers, balancer.ServerConfig{
-					Addr: s.Addr, Port: s.Port, Weight: s.Weight, MaxConns: s.MaxConns, Disabled: !s.Enabled,
+					Addr: s.Addr, Port: s.Port, Weight: s.Weight, MaxConns: s.MaxConns, MinConns: s.MinConns, Disabled: !s.Enabled,
 				})
 			}
 		}

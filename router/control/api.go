@@ -326,6 +326,9 @@ type GroupMember struct {
 	Port     uint16 `json:"port,omitempty"` // 0: the client's destination port
 	Weight   int    `json:"weight"`
 	MaxConns int    `json:"max_conns"` // 0: no limit
+	// MinConns is the lower threshold in effect: min_conns, or three quarters of
+	// MaxConns when min_conns is not set (0 without MaxConns).
+	MinConns int `json:"min_conns"`
 }
 
 // ShowServerArgs selects the servers show-server lists: those of one rule, or of every
@@ -349,7 +352,12 @@ type ServerInfo struct {
 	Port     uint16 `json:"port,omitempty"` // 0: the client's destination port
 	Weight   int    `json:"weight"`
 	MaxConns int    `json:"max_conns"` // 0: no limit
-	State    string `json:"state"`     // ServerEnabled, ServerDisabled or ServerDraining
+	// MinConns is the lower threshold in effect (see GroupMember). Overloaded is set
+	// from the flow that brought the server to MaxConns until its flows fall below
+	// MinConns: meanwhile it takes no new flows (its flows go on).
+	MinConns   int    `json:"min_conns"`
+	Overloaded bool   `json:"overloaded"`
+	State      string `json:"state"` // ServerEnabled, ServerDisabled or ServerDraining
 	// Draining is the seconds since drain-server, while State is ServerDraining.
 	Draining int64 `json:"draining,omitempty"`
 	// Health is HealthUp, HealthDown or HealthUnknown (no check yet, or none

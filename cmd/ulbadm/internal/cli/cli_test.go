@@ -236,20 +236,20 @@ SERVERGROUP:   web6 (1 servers)
 CONNS:         1
 `},
 		{[]string{"show-servergroup"}, `
-GROUP  ADDRESS          PORT  WEIGHT  MAX-CONNS  RULES
-web    203.0.113.200    80    1       -          web
-web    203.0.113.210    80    3       1000       web
-web6   2001:db8:2::200  -     1       -          web6
+GROUP  ADDRESS          PORT  WEIGHT  MAX/MIN-CONNS  RULES
+web    203.0.113.200    80    1       -              web
+web    203.0.113.210    80    3       1000/750       web
+web6   2001:db8:2::200  -     1       -              web6
 `},
 		{[]string{"show-servergroup", "web6"}, `
-GROUP  ADDRESS          PORT  WEIGHT  MAX-CONNS  RULES
-web6   2001:db8:2::200  -     1       -          web6
+GROUP  ADDRESS          PORT  WEIGHT  MAX/MIN-CONNS  RULES
+web6   2001:db8:2::200  -     1       -              web6
 `},
 		{[]string{"show-server"}, `
-RULE  GROUP  SERVER            WEIGHT  MAX-CONNS  STATE    HEALTH  LOAD  CONNS  TOTAL
-web   web    203.0.113.200:80  1       -          enabled  up      -     2      3
-web   web    203.0.113.210:80  3       1000       enabled  down    -     0      0
-web6  web6   2001:db8:2::200   1/4     -          enabled  up      20    1      1
+RULE  GROUP  SERVER            WEIGHT  MAX/MIN-CONNS  STATE    HEALTH  LOAD  CONNS  TOTAL
+web   web    203.0.113.200:80  1       -              enabled  up      -     2      3
+web   web    203.0.113.210:80  3       1000/750       enabled  down    -     0      0
+web6  web6   2001:db8:2::200   1/4     -              enabled  up      20    1      1
 `},
 		{[]string{"show-conn"}, `
 RULE  PROTO  CLIENT                 VIP                     PROXY                  SERVER                  STATE        AGE   IDLE  PACKETS  BYTES
@@ -333,9 +333,9 @@ func TestServerAndRuleVerbs(t *testing.T) {
 		}
 	}
 	out, _, _ := run(t, env, "show-server", "web")
-	want := `RULE  GROUP  SERVER            WEIGHT  MAX-CONNS  STATE         HEALTH  LOAD  CONNS  TOTAL
-web   web    203.0.113.200:80  1       -          disabled      up      -     2      3
-web   web    203.0.113.210:80  3       1000       draining(0s)  down    -     0      0
+	want := `RULE  GROUP  SERVER            WEIGHT  MAX/MIN-CONNS  STATE         HEALTH  LOAD  CONNS  TOTAL
+web   web    203.0.113.200:80  1       -              disabled      up      -     2      3
+web   web    203.0.113.210:80  3       1000/750       draining(0s)  down    -     0      0
 `
 	if out != want {
 		t.Errorf("show-server web after disable and drain:\n%s\nwant:\n%s", out, want)

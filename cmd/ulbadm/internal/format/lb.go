@@ -11,12 +11,12 @@ import (
 
 func i64(n int64) string { return strconv.FormatInt(n, 10) }
 
-// limit prints a connection cap: "-" for none.
-func limit(n int) string {
-	if n == 0 {
+// limits prints connection thresholds as "MAX/MIN", or "-" for none.
+func limits(maxConns, minConns int) string {
+	if maxConns == 0 {
 		return none
 	}
-	return strconv.Itoa(n)
+	return strconv.Itoa(maxConns) + "/" + strconv.Itoa(minConns)
 }
 
 // seconds prints a duration in seconds as "90s", or "-" when zero.
@@ -100,13 +100,13 @@ func ServerGroups(w io.Writer, groups []control.ServerGroupInfo) error {
 			rules = strings.Join(g.Rules, ",")
 		}
 		for _, m := range g.Servers {
-			rows = append(rows, []string{g.Name, m.Address, port(m.Port), strconv.Itoa(m.Weight), limit(m.MaxConns), rules})
+			rows = append(rows, []string{g.Name, m.Address, port(m.Port), strconv.Itoa(m.Weight), limits(m.MaxConns, m.MinConns), rules})
 		}
 		if len(g.Servers) == 0 {
 			rows = append(rows, []string{g.Name, none, none, none, none, rules})
 		}
 	}
-	return table(w, "GROUP\tADDRESS\tPORT\tWEIGHT\tMAX-CONNS\tRULES", rows)
+	return table(w, "GROUP\tADDRESS\tPORT\tWEIGHT\tMAX/MIN-CONNS\tRULES", rows)
 }
 
 func port(p uint16) string {
@@ -118,23 +118,27 @@ func port(p uint16) string {
 
 // Servers writes show-server's table: each server within each rule, with its weight
 // (as configured, then /EFFECTIVE when health or an agent's load changed it), its admin
-// state (draining shows for how long), its health, the agent's load ("-": none) and its
+// state (draining shows for how long; an enabled server at its connection threshold
+// shows overloaded), its max_conns/min_conns, its health, the agent's load ("-": none) and its
 // flows now and in total.
 func Servers(w io.Writer, servers []control.ServerInfo) error {
 	rows := make([][]string, 0, len(servers))
 	for _, s := range servers {
 		state := or(s.State)
-		if s.State == control.ServerDraining {
+		switch {
+		case s.State == control.ServerDraining:
 			state = fmt.Sprintf("draining(%ds)", s.Draining)
+		case s.State == control.ServerEnabled && s.Overloaded:
+			state = "overloaded"
 		}
 		weight := strconv.Itoa(s.Weight)
 		if s.EffectiveWeight != s.Weight {
 			weight += "/" + strconv.Itoa(s.EffectiveWeight)
 		}
-		rows = append(rows, []string{s.Rule, s.Group, s.Endpoint(), weight, limit(s.MaxConns), state,
+		rows = append(rows, []string{s.Rule, s.Group, s.Endpoint(), weight, limits(s.MaxConns, s.MinConns), state,
 			or(s.Health), load(s.Load), u(s.ConnsActive), u(s.ConnsTotal)})
 	}
-	return table(w, "RULE\tGROUP\tSERVER\tWEIGHT\tMAX-CONNS\tSTATE\tHEALTH\tLOAD\tCONNS\tTOTAL", rows)
+	return table(w, "RULE\tGROUP\tSERVER\tWEIGHT\tMAX/MIN-CONNS\tSTATE\tHEALTH\tLOAD\tCONNS\tTOTAL", rows)
 }
 
 // Conns writes show-conn's table, like ilbadm show-nat; PROXY is the full-NAT source

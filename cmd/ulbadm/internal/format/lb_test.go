@@ -27,8 +27,31 @@ RULE  PROTO  CLIENT  VIP  PROXY  SERVER  STATE  AGE  IDLE  PACKETS  BYTES
 		t.Fatal(err)
 	}
 	check(t, &b, `
-GROUP  ADDRESS  PORT  WEIGHT  MAX-CONNS  RULES
-empty  -        -     -       -          -
+GROUP  ADDRESS  PORT  WEIGHT  MAX/MIN-CONNS  RULES
+empty  -        -     -       -              -
+`)
+}
+
+// TestServersOverloaded: an enabled server at its threshold shows overloaded, with its
+// thresholds; a draining one shows draining.
+func TestServersOverloaded(t *testing.T) {
+	var b bytes.Buffer
+	err := Servers(&b, []control.ServerInfo{
+		{Rule: "r", Group: "g", Address: "203.0.113.1", Port: 80, Weight: 1, EffectiveWeight: 1, MaxConns: 4, MinConns: 2,
+			Overloaded: true, State: control.ServerEnabled, Health: "up", Load: -1, ConnsActive: 4, ConnsTotal: 9},
+		{Rule: "r", Group: "g", Address: "203.0.113.2", Port: 80, Weight: 1, EffectiveWeight: 1, MaxConns: 4, MinConns: 3,
+			Overloaded: true, State: control.ServerDraining, Draining: 5, Health: "up", Load: -1, ConnsActive: 4, ConnsTotal: 4},
+		{Rule: "r", Group: "g", Address: "203.0.113.3", Port: 80, Weight: 1, EffectiveWeight: 1,
+			State: control.ServerEnabled, Health: "up", Load: -1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, &b, `
+RULE  GROUP  SERVER          WEIGHT  MAX/MIN-CONNS  STATE         HEALTH  LOAD  CONNS  TOTAL
+r     g      203.0.113.1:80  1       4/2            overloaded    up      -     4      9
+r     g      203.0.113.2:80  1       4/3            draining(5s)  up      -     4      4
+r     g      203.0.113.3:80  1       -              enabled       up      -     0      0
 `)
 }
 
