@@ -620,6 +620,10 @@ type ServerGroupChange struct {
 	Name    string   `json:"name"`
 	Servers []string `json:"servers,omitempty"`
 	Force   bool     `json:"force,omitempty"`
+	// MaxConns and MinConns are the connection thresholds of the servers given
+	// (create-servergroup, add-server); 0: none / the default lower threshold.
+	MaxConns int `json:"max_conns,omitempty"`
+	MinConns int `json:"min_conns,omitempty"`
 }
 
 // VerbReload re-reads ulbd's configuration file and applies it, as SIGHUP does: no

@@ -78,10 +78,13 @@ var verbs = []verb{
 	{"disable-rule", "NAME...", "rules take no new flows; their flows go on", ruleVerb(control.VerbDisableRule)},
 	{"export-config", "", "print the configuration in effect as TOML that ulbd -check\n" +
 		indent + "accepts (as ulbd last loaded it; comments are not kept)", exportConfig},
-	{"create-servergroup", "[-s server=SERVER[,SERVER...]] GROUP", "a new server group (as ilbadm); SERVER is ADDRESS or\n" +
-		indent + "ADDRESS:PORT; saved, like every change below, for ulbd's next start", groupVerb(control.VerbCreateServerGroup, "s", false)},
+	{"create-servergroup", "[-s server=SERVER[,SERVER...]] [-l max-conns=N[,min-conns=M]] GROUP", "a new server group (as ilbadm); SERVER is ADDRESS or\n" +
+		indent + "ADDRESS:PORT; -l: the servers' connection thresholds; saved,\n" +
+		indent + "like every change below, for ulbd's next start", groupVerb(control.VerbCreateServerGroup, "s", false)},
 	{"delete-servergroup", "GROUP", "remove a server group no rule uses", groupVerb(control.VerbDeleteServerGroup, "", false)},
-	{"add-server", "-e SERVER[,SERVER...] GROUP", "add servers to a group; new flows reach them", groupVerb(control.VerbAddServer, "e", false)},
+	{"add-server", "-e SERVER[,SERVER...] [-l max-conns=N[,min-conns=M]] GROUP", "add servers to a group; new flows reach them; -l: their\n" +
+		indent + "connection thresholds (none at max-conns takes new flows\n" +
+		indent + "until below min-conns, default 3/4 of max-conns)", groupVerb(control.VerbAddServer, "e", false)},
 	{"remove-server", "[-f] -s server=SERVER[,SERVER...] GROUP", "remove servers from a group; one that carries flows\n" +
 		indent + "only with -f (its flows are then removed)", groupVerb(control.VerbRemoveServer, "s", true)},
 	{"create-rule", "[-e] [-p] -i vip=V,port=P[,protocol=tcp|udp] -m lbalg=A,type=T[,proxy-src=R][,pmask=M] [-t conn-drain=S][,persist-timeout=S] -o servergroup=G NAME",
@@ -272,11 +275,15 @@ func exportConfig(ctx context.Context, c *cmd, args []string) error {
 // allowed, and the group as the operand.
 func groupVerb(verb, serversFlag string, force bool) func(context.Context, *cmd, []string) error {
 	return func(ctx context.Context, c *cmd, args []string) error {
-		var servers string
+		var servers, limits string
 		var f bool
+		thresholds := verb == control.VerbCreateServerGroup || verb == control.VerbAddServer
 		ops, err := parse(verb, args, 1, 1, func(fs *flag.FlagSet) {
 			if serversFlag != "" {
 				fs.StringVar(&servers, serversFlag, "", "")
+			}
+			if thresholds {
+				fs.StringVar(&limits, "l", "", "")
 			}
 			if force {
 				fs.BoolVar(&f, "f", false, "")
@@ -286,6 +293,11 @@ func groupVerb(verb, serversFlag string, force bool) func(context.Context, *cmd,
 			return err
 		}
 		a := control.ServerGroupChange{Name: ops[0], Force: f}
+		if limits != "" {
+			if a.MaxConns, a.MinConns, err = parseLimits(verb, limits); err != nil {
+				return err
+			}
+		}
 		if serversFlag == "s" && servers != "" {
 			v, ok := strings.CutPrefix(servers, "server=")
 			if !ok {
@@ -306,6 +318,27 @@ func groupVerb(verb, serversFlag string, force bool) func(context.Context, *cmd,
 		}
 		return show(ctx, c, verb, a, format.Reload)
 	}
+}
+
+// parseLimits reads -l max-conns=N[,min-conns=M]; ulbd checks the values as it checks a
+// file's max_conns and min_conns.
+func parseLimits(verb, list string) (maxConns, minConns int, err error) {
+	for _, pair := range strings.Split(list, ",") {
+		k, v, _ := strings.Cut(pair, "=")
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < 0 || (k != "max-conns" && k != "min-conns") {
+			return 0, 0, usagef("%s: -l %q: want max-conns=N[,min-conns=M]", verb, pair)
+		}
+		if k == "max-conns" {
+			maxConns = n
+		} else {
+			minConns = n
+		}
+	}
+	if minConns > 0 && maxConns == 0 {
+		return 0, 0, usagef("%s: -l min-conns needs max-conns", verb)
+	}
+	return maxConns, minConns, nil
 }
 
 // createRule builds a [[rule]] table from ilbadm's create-rule options, or reads one
