@@ -28,7 +28,7 @@ type Pick struct {
 // its map grow.
 func (r *Rule) Pick(client netip.Addr, cport, dport uint16) (Pick, bool) {
 	var m *member
-	if r.bits >= 0 {
+	if r.persistent {
 		m = r.pickPersistent(client, cport, dport)
 	} else {
 		m = r.schedule(client, cport, dport)
@@ -293,7 +293,7 @@ func (r *Rule) pickMaglev(h uint64) *member {
 // pickPersistent returns the server of the client prefix's persistence entry, or
 // schedules one and records it.
 func (r *Rule) pickPersistent(client netip.Addr, cport, dport uint16) *member {
-	k := r.persistKey(client)
+	k := r.persistKey(client, cport, dport)
 	now := r.b.now().UnixNano()
 	sh := r.b.persist.shard(k)
 	sh.mu.Lock()
@@ -322,8 +322,19 @@ func (r *Rule) pickPersistent(client netip.Addr, cport, dport uint16) *member {
 	return m
 }
 
-// persistKey is the persistence key of a client: the rule and the client's prefix.
-func (r *Rule) persistKey(client netip.Addr) persistKey {
+// persistKey is the persistence key of a flow from client:cport to the rule's VIP at
+// dport: the rule and, by the rule's PersistKey, the client's prefix (PersistSrc), the
+// client's prefix and port (PersistSrcPort, BalanceNG's sessionid src+port), or the
+// VIP and destination port (PersistDstPort, sessionid dst+port).
+func (r *Rule) persistKey(client netip.Addr, cport, dport uint16) persistKey {
+	switch r.cfg.PersistKey {
+	case PersistSrcPort:
+		a := client.As16()
+		maskBits(&a, r.bits)
+		return persistKey{rule: r.id, addr: a, port: cport}
+	case PersistDstPort:
+		return persistKey{rule: r.id, addr: r.vip16, port: dport}
+	}
 	a := client.As16()
 	maskBits(&a, r.bits)
 	return persistKey{rule: r.id, addr: a}
@@ -349,7 +360,7 @@ func (r *Rule) initScheduler(prevMaglev, nextMaglev map[string][]uint32) {
 // server like a Pick (max_conns does not refuse it: the flow exists) and renews the client
 // prefix's persistence entry; the router gives it back with FlowEnded. false: no server
 // of the rule is at addr:port.
-func (r *Rule) Adopt(client netip.Addr, dport uint16, addr netip.Addr, port uint16) (Pick, bool) {
+func (r *Rule) Adopt(client netip.Addr, cport, dport uint16, addr netip.Addr, port uint16) (Pick, bool) {
 	var m *member
 	for j := range r.members {
 		c := &r.members[j]
@@ -378,8 +389,8 @@ func (r *Rule) Adopt(client netip.Addr, dport uint16, addr netip.Addr, port uint
 	m.pair.c.connsTotal.Add(1)
 	r.st.c.connsNow.Add(1)
 	r.st.c.connsTotal.Add(1)
-	if r.bits >= 0 {
-		k := r.persistKey(client)
+	if r.persistent {
+		k := r.persistKey(client, cport, dport)
 		now := r.b.now().UnixNano()
 		sh := r.b.persist.shard(k)
 		sh.mu.Lock()

@@ -51,7 +51,7 @@ func TestThresholdHysteresis(t *testing.T) {
 			end := func() {
 				f := onA[len(onA)-1]
 				onA = onA[:len(onA)-1]
-				b.FlowEnded(r.ID(), f.pick.Server, f.client)
+				b.FlowEnded(r.ID(), f.pick.Server, f.client, 0, 0)
 			}
 			if got := pick(200); got != 4 {
 				t.Fatalf("server with max_conns 4 took %d of 200 long flows", got)
@@ -152,7 +152,7 @@ func TestThresholdPersistence(t *testing.T) {
 	if second.Addr != srv4(1) || !serverInfo(t, b, srv4(1)).Overloaded {
 		t.Fatalf("second pick %v, overloaded %v", second.Addr, serverInfo(t, b, srv4(1)).Overloaded)
 	}
-	b.FlowEnded(r.ID(), second.Server, c) // 1 flow: not below min_conns 1
+	b.FlowEnded(r.ID(), second.Server, c, 0, 0) // 1 flow: not below min_conns 1
 	if p := mustPick(t, r, c, 3, 80); p.Addr != srv4(2) {
 		t.Fatalf("client of an overloaded server's entry went to %v", p.Addr)
 	}
@@ -241,11 +241,11 @@ func TestThresholdConcurrent(t *testing.T) {
 				if len(mine) > 5 {
 					f := mine[0]
 					mine = mine[1:]
-					b.FlowEnded(r.ID(), f.pick.Server, f.client)
+					b.FlowEnded(r.ID(), f.pick.Server, f.client, 0, 0)
 				}
 			}
 			for _, f := range mine {
-				b.FlowEnded(r.ID(), f.pick.Server, f.client)
+				b.FlowEnded(r.ID(), f.pick.Server, f.client, 0, 0)
 			}
 		}()
 	}
