@@ -357,9 +357,12 @@ func (e *encoder) rule(r *Rule) {
 	}
 	if r.PMask >= 0 {
 		e.integer("pmask", r.PMask)
-		if r.PersistTimeout != DefaultPersistTimeout {
-			e.dur("persist_timeout", r.PersistTimeout)
-		}
+	}
+	if r.PersistKey != PersistSrc && r.PersistKey != "" {
+		e.str("persist_key", string(r.PersistKey))
+	}
+	if (r.PMask >= 0 || r.PersistKey == PersistDstPort) && r.PersistTimeout != DefaultPersistTimeout {
+		e.dur("persist_timeout", r.PersistTimeout)
 	}
 	if r.ConnDrain != 0 {
 		e.dur("conn_drain", r.ConnDrain)

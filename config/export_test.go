@@ -496,6 +496,7 @@ func mutations() map[string]func(c *Config) {
 		".Rules[].Topology":                  func(c *Config) { c.Rule("dns").Topology = HalfNAT },
 		".Rules[].PMask":                     func(c *Config) { c.Rule("web").PMask = 16 },
 		".Rules[].PersistTimeout":            func(c *Config) { c.Rule("web").PersistTimeout = 90 * time.Minute },
+		".Rules[].PersistKey":                func(c *Config) { c.Rule("web").PersistKey = PersistSrcPort },
 		".Rules[].ConnDrain":                 func(c *Config) { c.Rule("web-full").ConnDrain = 45 * time.Second },
 		".Rules[].ServerGroup":               func(c *Config) { c.Rule("web-full").ServerGroup = "dns" },
 		".Rules[].KeepFlowsOnDown":           func(c *Config) { c.Rule("web").KeepFlowsOnDown = true },

@@ -71,6 +71,7 @@ func ruleInfos(b *balancer.Balancer, name string) ([]control.RuleInfo, error) {
 			Algorithm:   c.Algorithm,
 			Topology:    c.Topology.String(),
 			PMask:       c.PMask,
+			PersistKey:  c.PersistKey.String(),
 			ConnDrain:   int64(c.ConnDrain / time.Second),
 			ServerGroup: c.Group,
 			Servers:     len(c.Servers),
@@ -79,7 +80,7 @@ func ruleInfos(b *balancer.Balancer, name string) ([]control.RuleInfo, error) {
 		if info.Algorithm == "" {
 			info.Algorithm = balancer.RoundRobin
 		}
-		if c.PMask != balancer.NoPersistence {
+		if c.PMask != balancer.NoPersistence || c.PersistKey == balancer.PersistDstPort {
 			info.PersistTimeout = int64(c.PersistTimeout / time.Second)
 		}
 		for _, a := range c.ProxySource {
@@ -339,6 +340,8 @@ func persistList(b *balancer.Balancer, a control.ShowPersistArgs, now time.Time)
 		e := control.PersistInfo{
 			Rule:   p.Rule,
 			Client: p.Client.String(),
+			Key:    p.Key.String(),
+			Port:   p.KeyPort,
 			Server: endpoint(p.Addr, p.Port),
 			Conns:  uint64(max(p.Flows, 0)),
 		}

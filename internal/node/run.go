@@ -260,6 +260,7 @@ func rules(cfg *config.Config) []balancer.RuleConfig {
 			Algorithm:      string(r.Algorithm),
 			ProxySource:    r.ProxySource,
 			PMask:          r.PMask,
+			PersistKey:     persistKey(r.PersistKey),
 			PersistTimeout: r.PersistTimeout,
 			ConnDrain:      r.ConnDrain,
 			Group:          r.ServerGroup,
@@ -283,6 +284,17 @@ func rules(cfg *config.Config) []balancer.RuleConfig {
 		out = append(out, rc)
 	}
 	return out
+}
+
+// persistKey is the balancer's name for a rule's persist_key (config has checked it).
+func persistKey(k config.PersistKey) balancer.PersistKey {
+	switch k {
+	case config.PersistSrcPort:
+		return balancer.PersistSrcPort
+	case config.PersistDstPort:
+		return balancer.PersistDstPort
+	}
+	return balancer.PersistSrc
 }
 
 // vrrpConfigs turns the configuration's [[vrrp]] sections into the router's instances.

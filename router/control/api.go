@@ -299,7 +299,11 @@ type RuleInfo struct {
 	Topology    string   `json:"topology"`               // half-nat | full-nat | dsr
 	ProxySource []string `json:"proxy_source,omitempty"` // full-nat source addresses
 	// PMask is the client prefix length of persistence, -1 for none.
-	PMask          int    `json:"pmask"`
+	PMask int `json:"pmask"`
+	// PersistKey is what persistence keys on: "src" (the client prefix), "src+port" (the
+	// prefix and the client's port) or "dst+port" (the VIP's port: PMask is -1, and the
+	// rule persists all the same).
+	PersistKey     string `json:"persist_key"`
 	PersistTimeout int64  `json:"persist_timeout"` // seconds; 0 without persistence
 	ConnDrain      int64  `json:"conn_drain"`      // seconds; 0: until the flows end
 	ServerGroup    string `json:"servergroup"`
@@ -546,8 +550,13 @@ type PersistList struct {
 
 // PersistInfo is one persistence entry: a client prefix stuck to a server.
 type PersistInfo struct {
-	Rule   string `json:"rule"`
-	Client string `json:"client"` // the client prefix, e.g. 198.51.100.0/24
+	Rule string `json:"rule"`
+	// Client is the client prefix, e.g. 198.51.100.0/24. Key is the rule's persist_key;
+	// Port is the client's port for "src+port", the destination port for "dst+port"
+	// (Client is then the VIP), 0 for "src".
+	Client string `json:"client"`
+	Key    string `json:"key"`
+	Port   uint16 `json:"port,omitempty"`
 	Server string `json:"server"` // address or address:port, as ServerInfo.Endpoint
 	Conns  uint64 `json:"conns"`  // flows using the entry now
 	// Expires is the seconds until the entry expires; it counts down only while Conns

@@ -87,9 +87,10 @@ var verbs = []verb{
 		indent + "until below min-conns, default 3/4 of max-conns)", groupVerb(control.VerbAddServer, "e", false)},
 	{"remove-server", "[-f] -s server=SERVER[,SERVER...] GROUP", "remove servers from a group; one that carries flows\n" +
 		indent + "only with -f (its flows are then removed)", groupVerb(control.VerbRemoveServer, "s", true)},
-	{"create-rule", "[-e] [-p] -i vip=V,port=P[,protocol=tcp|udp] -m lbalg=A,type=T[,proxy-src=R][,pmask=M] [-t conn-drain=S][,persist-timeout=S] -o servergroup=G NAME",
+	{"create-rule", "[-e] [-p] -i vip=V,port=P[,protocol=tcp|udp] -m lbalg=A,type=T[,proxy-src=R][,pmask=M][,persist-key=K] [-t conn-drain=S][,persist-timeout=S] -o servergroup=G NAME",
 		"a new rule, with ilbadm's options (-e: enabled, as ilbadm\n" +
-			indent + "rules start disabled; -p: persistence; type DSR, NAT or\n" +
+			indent + "rules start disabled; -p: persistence; K: src, src+port\n" +
+			indent + "or dst+port (UDP), what it keys on; type DSR, NAT or\n" +
 			indent + "HALF-NAT; times in seconds), or -c FILE: a [[rule]] table", createRule},
 	{"delete-rule", "NAME", "remove a rule; its flows end", nameVerb(control.VerbDeleteRule)},
 	{"create-healthcheck", "-h hc-test=T[,hc-timeout=S][,hc-count=N][,hc-interval=S] NAME",
@@ -396,7 +397,7 @@ func ruleTOML(name string, enable, persist bool, incoming, method, timers, outpu
 	if err != nil {
 		return "", err
 	}
-	m, err := kv("m", method, "lbalg", "type", "proxy-src", "pmask")
+	m, err := kv("m", method, "lbalg", "type", "proxy-src", "pmask", "persist-key")
 	if err != nil {
 		return "", err
 	}
@@ -433,9 +434,17 @@ func ruleTOML(name string, enable, persist bool, incoming, method, timers, outpu
 	if v := m["proxy-src"]; v != "" {
 		fmt.Fprintf(&b, "proxy_source = [%s]\n", strconv.Quote(v))
 	}
+	key := strings.ToLower(m["persist-key"])
+	if key != "" {
+		// BalanceNG's sessionid: src, src+port or dst+port; ulbd checks it with the rest.
+		persist = true
+		line("persist_key", key)
+	}
 	switch v := m["pmask"]; {
 	case v != "" && !persist:
 		return "", usagef("create-rule: pmask needs -p (persistence)")
+	case persist && v == "" && key == "dst+port":
+		// keyed on the VIP's port: no client prefix
 	case persist && v == "":
 		line("pmask", "/32") // ilbadm's default
 	case persist:

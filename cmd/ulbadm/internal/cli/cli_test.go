@@ -434,6 +434,15 @@ enabled = true
 		!strings.Contains(got, "enabled = false") || strings.Contains(got, "pmask") {
 		t.Errorf("ruleTOML NAT: %v\n%s", err, got)
 	}
+	// persist-key: persistence without -p; dst+port has no client prefix.
+	got, err = ruleTOML("sip", false, false, "vip=198.51.100.100,port=5060-5063,protocol=udp", "persist-key=DST+PORT", "", "servergroup=g")
+	if err != nil || !strings.Contains(got, `persist_key = "dst+port"`) || strings.Contains(got, "pmask") {
+		t.Errorf("ruleTOML dst+port: %v\n%s", err, got)
+	}
+	got, err = ruleTOML("dns", false, false, "vip=198.51.100.100,port=53,protocol=udp", "persist-key=src+port", "", "servergroup=g")
+	if err != nil || !strings.Contains(got, `persist_key = "src+port"`) || !strings.Contains(got, `pmask = "/32"`) {
+		t.Errorf("ruleTOML src+port: %v\n%s", err, got)
+	}
 	for _, tc := range []struct {
 		in, m, tm, o, want string
 		persist            bool

@@ -34,14 +34,30 @@ func enabled(b bool) string {
 	return "disabled"
 }
 
-// Rules writes show-rule's table. PERSIST is "/PMASK,TIMEOUT" or "-"; DRAIN is the
-// conn_drain bound ("-": until the flows end).
+// persistKey is a rule's persistence key as show-rule prints it before the timeout:
+// "/PMASK" (the client prefix), "/PMASK+port" (and the client's port), "dst+port" (the
+// VIP's port), or "" without persistence.
+func persistKey(r control.RuleInfo) string {
+	switch {
+	case r.PersistKey == "dst+port":
+		return "dst+port"
+	case r.PMask < 0:
+		return ""
+	case r.PersistKey == "src+port":
+		return fmt.Sprintf("/%d+port", r.PMask)
+	}
+	return fmt.Sprintf("/%d", r.PMask)
+}
+
+// Rules writes show-rule's table. PERSIST is "/PMASK,TIMEOUT" ("/PMASK+port,TIMEOUT"
+// keyed on the client's port too, "dst+port,TIMEOUT" on the VIP's port) or "-"; DRAIN is
+// the conn_drain bound ("-": until the flows end).
 func Rules(w io.Writer, rules []control.RuleInfo) error {
 	rows := make([][]string, 0, len(rules))
 	for _, r := range rules {
 		persist := none
-		if r.PMask >= 0 {
-			persist = fmt.Sprintf("/%d,%ds", r.PMask, r.PersistTimeout)
+		if k := persistKey(r); k != "" {
+			persist = fmt.Sprintf("%s,%ds", k, r.PersistTimeout)
 		}
 		rows = append(rows, []string{r.Name, enabled(r.Enabled), or(r.Protocol), r.VIP, r.Ports, or(r.Algorithm),
 			or(r.Topology), persist, seconds(r.ConnDrain), or(r.ServerGroup), strconv.Itoa(r.Servers), u(r.ConnsActive)})
@@ -57,8 +73,13 @@ func RulesFull(w io.Writer, rules []control.RuleInfo) error {
 			fmt.Fprintln(w)
 		}
 		persist := "none"
-		if r.PMask >= 0 {
-			persist = fmt.Sprintf("/%d for %ds", r.PMask, r.PersistTimeout)
+		switch k := persistKey(r); {
+		case r.PersistKey == "dst+port":
+			persist = fmt.Sprintf("per destination port (dst+port) for %ds", r.PersistTimeout)
+		case r.PersistKey == "src+port" && k != "":
+			persist = fmt.Sprintf("/%d and the client's port (src+port) for %ds", r.PMask, r.PersistTimeout)
+		case k != "":
+			persist = fmt.Sprintf("%s for %ds", k, r.PersistTimeout)
 		}
 		drain := "until the flows end"
 		if r.ConnDrain > 0 {
@@ -164,6 +185,9 @@ func more(w io.Writer, shown, total int, what string) error {
 }
 
 // Persist writes show-persist's table; EXPIRES is "-" while flows use the entry.
+//
+// CLIENT is the entry's key: the client prefix, with "port N" for src+port, or "to VIP
+// port N" for dst+port.
 func Persist(w io.Writer, l control.PersistList) error {
 	rows := make([][]string, 0, len(l.Entries))
 	for _, e := range l.Entries {
@@ -171,7 +195,14 @@ func Persist(w io.Writer, l control.PersistList) error {
 		if e.Conns > 0 {
 			exp = none
 		}
-		rows = append(rows, []string{e.Rule, e.Client, e.Server, u(e.Conns), exp})
+		client := e.Client
+		switch e.Key {
+		case "src+port":
+			client += " port " + strconv.Itoa(int(e.Port))
+		case "dst+port":
+			client = "to " + strings.TrimSuffix(strings.TrimSuffix(e.Client, "/32"), "/128") + " port " + strconv.Itoa(int(e.Port))
+		}
+		rows = append(rows, []string{e.Rule, client, e.Server, u(e.Conns), exp})
 	}
 	if err := table(w, "RULE\tCLIENT\tSERVER\tCONNS\tEXPIRES", rows); err != nil {
 		return err

@@ -71,6 +71,49 @@ all   disabled  udp    192.0.2.1  1-65535  hash-ip    dsr       /0,60s   -      
 `)
 }
 
+// TestPersistKeys: show-rule and show-persist say what a rule's persistence keys on.
+func TestPersistKeys(t *testing.T) {
+	var b bytes.Buffer
+	rules := []control.RuleInfo{
+		{Name: "sp", VIP: "192.0.2.1", Ports: "53", Protocol: "udp", Algorithm: "roundrobin", Topology: "half-nat",
+			PMask: 32, PersistKey: "src+port", PersistTimeout: 300, ServerGroup: "g", Servers: 2},
+		{Name: "dp", VIP: "192.0.2.1", Ports: "5060-5063", Protocol: "udp", Algorithm: "roundrobin", Topology: "half-nat",
+			PMask: -1, PersistKey: "dst+port", PersistTimeout: 60, ServerGroup: "g", Servers: 2},
+		{Name: "none", VIP: "192.0.2.1", Ports: "80", Protocol: "tcp", Algorithm: "roundrobin", Topology: "half-nat",
+			PMask: -1, PersistKey: "src", ServerGroup: "g", Servers: 2},
+	}
+	if err := Rules(&b, rules); err != nil {
+		t.Fatal(err)
+	}
+	check(t, &b, `
+NAME  STATE     PROTO  VIP        PORTS      ALGORITHM   TOPOLOGY  PERSIST        DRAIN  SERVERGROUP  SERVERS  CONNS
+sp    disabled  udp    192.0.2.1  53         roundrobin  half-nat  /32+port,300s  -      g            2        0
+dp    disabled  udp    192.0.2.1  5060-5063  roundrobin  half-nat  dst+port,60s   -      g            2        0
+none  disabled  tcp    192.0.2.1  80         roundrobin  half-nat  -              -      g            2        0
+`)
+	b.Reset()
+	if err := RulesFull(&b, rules[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if out := b.String(); !strings.Contains(out, "/32 and the client's port (src+port) for 300s") ||
+		!strings.Contains(out, "per destination port (dst+port) for 60s") {
+		t.Errorf("show-rule -f:\n%s", out)
+	}
+	b.Reset()
+	err := Persist(&b, control.PersistList{Total: 2, Entries: []control.PersistInfo{
+		{Rule: "sp", Client: "198.51.100.2/32", Key: "src+port", Port: 40000, Server: "203.0.113.201", Conns: 1},
+		{Rule: "dp", Client: "192.0.2.1/32", Key: "dst+port", Port: 5061, Server: "203.0.113.202", Expires: 40},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, &b, `
+RULE  CLIENT                      SERVER         CONNS  EXPIRES
+sp    198.51.100.2/32 port 40000  203.0.113.201  1      -
+dp    to 192.0.2.1 port 5061      203.0.113.202  0      40s
+`)
+}
+
 func TestComputeLBRates(t *testing.T) {
 	snap := func(up int64, c control.LBCounters) *control.StatsInfo {
 		return &control.StatsInfo{Uptime: up * 1e9, Rules: []control.RuleStats{{Name: "a", LBCounters: c}, {Name: "b"}}}
