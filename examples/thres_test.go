@@ -1,6 +1,7 @@
 package examples
 
 import (
+	"net"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"ulb/bench/netns"
 	"ulb/router/control"
 )
 
@@ -25,10 +27,68 @@ func thresServers(t *testing.T, rule string) map[string]control.ServerInfo {
 	return out
 }
 
+// askUDPFrom sends a query from 198.51.100.2:port (a socket of its own in ns) to a
+// bench UDP server behind to and returns the name it answers with; it retries a few
+// times, as a UDP client does.
+func askUDPFrom(t *testing.T, ns string, port int, to string) string {
+	t.Helper()
+	var name string
+	err := netns.Do(ns, func() error {
+		raddr, err := net.ResolveUDPAddr("udp", to)
+		if err != nil {
+			return err
+		}
+		c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(198, 51, 100, 2), Port: port}, raddr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		buf := make([]byte, 512)
+		for range 5 {
+			if _, err := c.Write([]byte("who")); err != nil {
+				return err
+			}
+			c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			n, err := c.Read(buf)
+			if err == nil {
+				name = strings.TrimSpace(string(buf[:n]))
+				return nil
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("UDP from port %d to %s: %v (answer %q)", port, to, err, name)
+	}
+	if name == "" {
+		t.Fatalf("UDP from port %d to %s: no answer", port, to)
+	}
+	return name
+}
+
+// waitNoFlows waits until the rule has no flow left in the connection table (UDP flows
+// expire after 2s idle on this bench).
+func waitNoFlows(t *testing.T, rule string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var l control.ConnList
+		ulbadm(t, thresSocket, &l, "show-conn", "-r", rule)
+		if len(l.Conns) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rule %s still has flows: %+v", rule, l.Conns)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
 // TestConnThresholds brings up testdata/thres: real long-lived TCP connections through
 // the VIP to a server with max_conns 4 and min_conns 2 (IPVS's u-threshold and
-// l-threshold), the overload refusal counted when every server is at max_conns, and the
-// thresholds given to ulbadm's server verbs.
+// l-threshold), the overload refusal counted when every server is at max_conns, real
+// UDP clients under persist_key src+port and dst+port, and the thresholds given to
+// ulbadm's server verbs.
 func TestConnThresholds(t *testing.T) {
 	dir := copyFiles(t, "testdata/thres", "bench.toml", "lb1.toml")
 	b := upBench(t, filepath.Join(dir, "bench.toml"))
@@ -157,6 +217,58 @@ func TestConnThresholds(t *testing.T) {
 		}
 		for _, s := range open {
 			s.finish(t)
+		}
+	})
+
+	t.Run("persist_key src+port", func(t *testing.T) {
+		// Round robin: the first socket's key goes to one server, the second's to the
+		// other (with the default key, both would share their address's server).
+		a := askUDPFrom(t, client, 41000, "198.51.100.100:53")
+		b := askUDPFrom(t, client, 41001, "198.51.100.100:53")
+		if a == b {
+			t.Fatalf("two sockets of one address both went to %s: src+port did not tell them apart", a)
+		}
+		waitNoFlows(t, "sp")
+		// New flows, in the other order: without persistence round robin would swap them.
+		for range 2 {
+			if got := askUDPFrom(t, client, 41001, "198.51.100.100:53"); got != b {
+				t.Errorf("port 41001 came back to %s after its flow expired, had %s", got, b)
+			}
+			if got := askUDPFrom(t, client, 41000, "198.51.100.100:53"); got != a {
+				t.Errorf("port 41000 came back to %s after its flow expired, had %s", got, a)
+			}
+		}
+		var list control.PersistList
+		ulbadm(t, thresSocket, &list, "show-persist", "-r", "sp")
+		if list.Total != 2 || list.Entries[0].Key != "src+port" || list.Entries[0].Port != 41000 || list.Entries[1].Port != 41001 {
+			t.Errorf("show-persist -r sp: %+v, want the two sockets", list)
+		}
+	})
+
+	t.Run("persist_key dst+port", func(t *testing.T) {
+		first := askUDPFrom(t, client, 42000, "198.51.100.100:5060")
+		second := askUDPFrom(t, client, 42001, "198.51.100.100:5061")
+		if first == second {
+			t.Fatalf("ports 5060 and 5061 both on %s: round robin over the ports' keys should split them", first)
+		}
+		for i, port := range []int{42002, 42003, 42004} {
+			if got := askUDPFrom(t, client, port, "198.51.100.100:5061"); got != second {
+				t.Errorf("client %d to port 5061 reached %s, the port is on %s", i, got, second)
+			}
+		}
+		waitNoFlows(t, "dp")
+		if got := askUDPFrom(t, client, 42005, "198.51.100.100:5060"); got != first {
+			t.Errorf("after the flows expired a new client to port 5060 reached %s, the port is on %s", got, first)
+		}
+		var list control.PersistList
+		ulbadm(t, thresSocket, &list, "show-persist", "-r", "dp")
+		if list.Total != 2 || list.Entries[0].Key != "dst+port" || list.Entries[0].Client != "198.51.100.100/32" || list.Entries[0].Port != 5060 {
+			t.Errorf("show-persist -r dp: %+v", list)
+		}
+		var rules []control.RuleInfo
+		ulbadm(t, thresSocket, &rules, "show-rule", "dp")
+		if len(rules) != 1 || rules[0].PersistKey != "dst+port" || rules[0].PersistTimeout != 60 {
+			t.Errorf("show-rule dp: %+v", rules)
 		}
 	})
 
