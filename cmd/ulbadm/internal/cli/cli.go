@@ -57,8 +57,9 @@ var verbs = []verb{
 	{"show-rule", "[-f] [NAME]", "load-balancing rules; -f prints every field, a block per rule", showRule},
 	{"show-servergroup", "[NAME]", "server groups and their servers as configured", showServerGroup},
 	{"show-server", "[RULE]", "each rule's servers: weight (/EFFECTIVE when health or load\n" +
-		indent + "changed it), limit, state, health, agent load, flows now and\n" +
-		indent + "in total", showServer},
+		indent + "changed it), max_conns/min_conns, state (overloaded: at\n" +
+		indent + "max_conns, until below min_conns), health, agent load, flows\n" +
+		indent + "now and in total", showServer},
 	{"show-hc-result", "[-r RULE | -g GROUP] [SERVER]", "health check results per server: state, consecutive\n" +
 		indent + "failures, RTT, agent load, last and next check, last result", showHCResult},
 	{"show-healthcheck", "[NAME]", "health checks as configured and the groups they test", showHealthCheck},
