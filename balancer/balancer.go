@@ -45,7 +45,8 @@ type ServerState uint8
 
 // Server states.
 const (
-	// Enabled servers take new flows (when their weight is above 0 and under max_conns).
+	// Enabled servers take new flows (when their weight is above 0 and they are not
+	// overloaded: see ServerConfig.MaxConns).
 	Enabled ServerState = iota
 	// Disabled servers take no new flows, and Drained reports their flows for removal
 	// at once (like a halt).

@@ -21,8 +21,8 @@ type Pick struct {
 // and counts the new connection on the rule and the server; the router gives it back
 // with FlowEnded when the flow ends (or when it cannot use the Pick). Persistence comes
 // first: a client prefix with a live entry goes to that entry's server while the server
-// takes new flows. false means no server can take the flow (none enabled, all at
-// max_conns): a drop, counted on the rule.
+// takes new flows. false means no server can take the flow (none enabled, all
+// overloaded: Pick.Overloaded says which): a drop, counted on the rule.
 //
 // Pick does not allocate, except when a persistence entry for a new client prefix makes
 // its map grow.
@@ -117,8 +117,7 @@ func (s *serverState) setThresholds(maxConns, low int64) {
 	prev := s.max.Swap(maxConns)
 	s.low.Store(low)
 	n := s.conns.Load()
-	switch {
-	case maxConns == 0 || maxConns > prev || n < low:
+	if maxConns == 0 || maxConns > prev || n < low {
 		s.over.Store(false)
 	}
 	if maxConns > 0 && n >= maxConns {
