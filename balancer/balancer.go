@@ -45,7 +45,8 @@ type ServerState uint8
 
 // Server states.
 const (
-	// Enabled servers take new flows (when their weight is above 0 and under max_conns).
+	// Enabled servers take new flows (when their weight is above 0 and they are not
+	// overloaded: see ServerConfig.MaxConns).
 	Enabled ServerState = iota
 	// Disabled servers take no new flows, and Drained reports their flows for removal
 	// at once (like a halt).
@@ -85,6 +86,12 @@ type serverState struct {
 	id    uint32
 	key   serverKey
 	conns atomic.Int64 // for max_conns and leastconn
+	// over is set when conns reaches max_conns and cleared when conns falls below the
+	// lower threshold (see member.acquire and release); low mirrors the configured lower
+	// threshold for FlowEnded, which sees no member.
+	over atomic.Bool
+	max  atomic.Int64
+	low  atomic.Int64
 	// Guarded by Balancer.mu.
 	health healthState // health checks' verdict and agent load (health_state.go)
 }
@@ -169,7 +176,7 @@ func (b *Balancer) Snapshot() *Snapshot { return b.snap.Load() }
 // Rules and servers that stay keep their IDs, counters and state. An admin state set at
 // run time (EnableRule, DrainServer, ...) stays unless the new configuration changes that
 // rule's Enabled or that server's Disabled value. Persistence entries of removed rules and
-// of rules whose PMask changed are dropped.
+// of rules whose PMask or PersistKey changed are dropped.
 func (b *Balancer) Set(rules []RuleConfig) error {
 	if err := validateAll(rules); err != nil {
 		return err
@@ -209,7 +216,7 @@ func (b *Balancer) Set(rules []RuleConfig) error {
 		if prev == nil || prev.Enabled != rc.Enabled {
 			rs.enabled = rc.Enabled
 		}
-		if prev != nil && prev.PMask != rc.PMask {
+		if prev != nil && (prev.PMask != rc.PMask || prev.PersistKey != rc.PersistKey) {
 			dropPersist = append(dropPersist, rs.id)
 		}
 		rs.live = true
@@ -294,7 +301,7 @@ func (b *Balancer) publish() {
 		rs := b.rules[rc.Name]
 		a, _ := parseAlgo(rc.Algorithm)
 		r := &Rule{b: b, cfg: *rc, id: rs.id, st: rs, algo: a, enabled: rs.enabled,
-			vip16: rc.VIP.As16(), bits: -1}
+			vip16: rc.VIP.As16(), bits: -1, persistent: rc.persistent()}
 		if rc.PMask != NoPersistence {
 			r.bits = rc.PMask
 			if rc.VIP.Is4() {
@@ -308,7 +315,8 @@ func (b *Balancer) publish() {
 			ps := b.pairs[pairKey{rs.id, ss.id}]
 			m := &r.members[j]
 			*m = member{srv: ss, pair: ps, addr: sc.Addr, port: sc.Port,
-				maxConns: int64(sc.MaxConns)}
+				maxConns: int64(sc.MaxConns), lowConns: lowThreshold(sc)}
+			ss.setThresholds(m.maxConns, m.lowConns)
 			r.byPair[ps.id] = int32(j)
 		}
 		r.setEffectiveWeights()
@@ -411,10 +419,11 @@ func (s *Snapshot) CountDrop(rule, server uint32) {
 
 // FlowEnded gives back the connection a Pick counted: the router calls it from conntrack's
 // OnExpire for every balanced flow that leaves the table, and when it cannot use a Pick
-// (conntrack full, no full-NAT port). client is the flow's client address (the source of
-// its original direction): persistence entries live while their flows do. It works across
-// reloads, also for rules and servers no longer configured.
-func (b *Balancer) FlowEnded(rule, server uint32, client netip.Addr) {
+// (conntrack full, no full-NAT port). client:cport is the flow's client (the source of
+// its original direction) and dport its destination port, as given to Pick: persistence
+// entries live while their flows do. It works across reloads, also for rules and servers
+// no longer configured.
+func (b *Balancer) FlowEnded(rule, server uint32, client netip.Addr, cport, dport uint16) {
 	s := b.snap.Load()
 	if int(rule) < len(s.ruleIDs) && s.ruleIDs[rule] != nil {
 		decr(&s.ruleIDs[rule].c.connsNow)
@@ -423,9 +432,10 @@ func (b *Balancer) FlowEnded(rule, server uint32, client netip.Addr) {
 		ps := s.pairIDs[server]
 		decr(&ps.c.connsNow)
 		decr(&ps.srv.conns)
+		ps.srv.release()
 	}
-	if r, ok := s.Rule(rule); ok && r.bits >= 0 {
-		b.persist.release(r.persistKey(client), b.now().UnixNano())
+	if r, ok := s.Rule(rule); ok && r.persistent {
+		b.persist.release(r.persistKey(client, cport, dport), b.now().UnixNano())
 	}
 }
 

@@ -38,7 +38,7 @@ func BenchmarkPick(b *testing.B) {
 					if !ok {
 						b.Fatal("no pick")
 					}
-					bal.FlowEnded(r.ID(), p.Server, c)
+					bal.FlowEnded(r.ID(), p.Server, c, 0, 0)
 				}
 			})
 		}
@@ -61,7 +61,7 @@ func BenchmarkPickParallel(b *testing.B) {
 					if !ok {
 						b.Fatal("no pick")
 					}
-					bal.FlowEnded(r.ID(), p.Server, c)
+					bal.FlowEnded(r.ID(), p.Server, c, 0, 0)
 					i++
 				}
 			})

@@ -48,7 +48,7 @@ func TestConcurrentPick(t *testing.T) {
 				if ctx.Err() != nil || len(open) >= 8 {
 					f := open[0]
 					open = open[1:]
-					b.FlowEnded(f.rule, f.server, f.c)
+					b.FlowEnded(f.rule, f.server, f.c, 0, 0)
 					continue
 				}
 				s := b.Snapshot()
@@ -145,6 +145,11 @@ func TestAllocs(t *testing.T) {
 	p := persistRule(WeightedRoundRobin, 24, 3)
 	p.Name, p.PortLo, p.PortHi = "persist", 2000, 2000
 	rules = append(rules, p)
+	sp := persistRule(Maglev, 32, 3)
+	sp.Name, sp.PortLo, sp.PortHi, sp.Proto, sp.PersistKey = "src+port", 2001, 2001, ProtoUDP, PersistSrcPort
+	dp := persistRule(RoundRobin, NoPersistence, 3)
+	dp.Name, dp.PortLo, dp.PortHi, dp.Proto, dp.PersistKey = "dst+port", 2002, 2010, ProtoUDP, PersistDstPort
+	rules = append(rules, sp, dp)
 	b, _ := setup(t, rules...)
 	s := b.Snapshot()
 	c := clientN(7, false)
@@ -157,7 +162,7 @@ func TestAllocs(t *testing.T) {
 				t.Fatal("no pick")
 			}
 			s.Account(r.ID(), p.Server, true, 1500)
-			b.FlowEnded(r.ID(), p.Server, c)
+			b.FlowEnded(r.ID(), p.Server, c, 1, lo)
 		})
 		if n != 0 {
 			t.Errorf("%s: Pick+Account+FlowEnded allocate %v times", r.Name(), n)

@@ -220,7 +220,7 @@ func TestHealthPersistence(t *testing.T) {
 		if p.Addr == srv4(1) {
 			on1[clientN(i, false)] = true
 		}
-		b.FlowEnded(r.ID(), p.Server, clientN(i, false))
+		b.FlowEnded(r.ID(), p.Server, clientN(i, false), 0, 0)
 	}
 	if len(on1) != 5 || len(b.Persist()) != 10 {
 		t.Fatalf("setup: %d clients on .1, %d entries", len(on1), len(b.Persist()))

@@ -109,7 +109,7 @@ func countPicks(t testing.TB, b *Balancer, r *Rule, n int, end bool) map[netip.A
 		p := mustPick(t, r, c, uint16(1024+i%60000), 80)
 		got[p.Addr]++
 		if end {
-			b.FlowEnded(r.ID(), p.Server, c)
+			b.FlowEnded(r.ID(), p.Server, c, 0, 0)
 		}
 	}
 	return got

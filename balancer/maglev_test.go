@@ -198,7 +198,7 @@ func TestMaglevRuleDisruption(t *testing.T) {
 	for i := range before {
 		p := mustPick(t, r, clientN(i, true), uint16(i), 80)
 		before[i] = p.Addr
-		b.FlowEnded(r.ID(), p.Server, clientN(i, true))
+		b.FlowEnded(r.ID(), p.Server, clientN(i, true), 0, 0)
 	}
 	gone := r.members[3].addr
 	if err := b.DisableServer("web", gone, 0); err != nil {

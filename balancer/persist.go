@@ -12,7 +12,10 @@ const persistShards = 64
 // prefixes costs the garbage collector nothing to scan.
 type persistKey struct {
 	rule uint32
-	addr [16]byte // the client's address masked to the rule's pmask, IPv4 as mapped IPv6
+	// addr is the client's address masked to the rule's pmask, IPv4 as mapped IPv6; for
+	// PersistDstPort, the VIP.
+	addr [16]byte
+	port uint16 // the client's port (PersistSrcPort), the destination port (PersistDstPort), else 0
 }
 
 type persistVal struct {
@@ -56,7 +59,7 @@ func (t *persistTable) init(limit int) {
 }
 
 func (t *persistTable) shard(k persistKey) *persistShard {
-	return &t.shards[hash16(seedPersist^uint64(k.rule), &k.addr)%persistShards]
+	return &t.shards[hash16(seedPersist^uint64(k.rule)^uint64(k.port)<<32, &k.addr)%persistShards]
 }
 
 // release records the end of one flow of k's prefix.

@@ -73,7 +73,7 @@ func TestPersistenceTimeout(t *testing.T) {
 	pa := mustPick(t, r, a, 1, 80) // server 1
 	pb := mustPick(t, r, bb, 1, 80)
 	pc := mustPick(t, r, c, 1, 80) // servers 2, 3; the next new prefix gets 4
-	b.FlowEnded(r.ID(), pa.Server, a)
+	b.FlowEnded(r.ID(), pa.Server, a, 0, 0)
 
 	// Within the timeout of its last flow's end, a returns to its server.
 	clk.Advance(59 * time.Second)
@@ -81,7 +81,7 @@ func TestPersistenceTimeout(t *testing.T) {
 	if p.Addr != pa.Addr {
 		t.Fatalf("within persist_timeout: %v, want %v", p.Addr, pa.Addr)
 	}
-	b.FlowEnded(r.ID(), p.Server, a)
+	b.FlowEnded(r.ID(), p.Server, a, 0, 0)
 	if ps := b.Persist(); ps[0].Flows != 0 || !ps[0].Expires.Equal(clk.Now().Add(time.Minute)) {
 		t.Errorf("entry after the flow ended: %+v", ps[0])
 	}
@@ -96,7 +96,7 @@ func TestPersistenceTimeout(t *testing.T) {
 		t.Errorf("entry with a live flow expired: %v, want %v", p.Addr, pb.Addr)
 	}
 	// Expire sweeps the entries without flows whose timeout passed: c's, once it ends.
-	b.FlowEnded(r.ID(), pc.Server, c)
+	b.FlowEnded(r.ID(), pc.Server, c, 0, 0)
 	clk.Advance(2 * time.Minute)
 	swept := 0
 	for range persistShards {
@@ -190,7 +190,7 @@ func TestPersistenceCapacity(t *testing.T) {
 		t.Errorf("entries %d refused %d, want 2 and 1", st.PersistEntries, st.PersistRefused)
 	}
 	for i, p := range picks {
-		b.FlowEnded(r.ID(), p.Server, clientN(i, false))
+		b.FlowEnded(r.ID(), p.Server, clientN(i, false), 0, 0)
 	}
 	clk.Advance(2 * time.Minute)
 	for range persistShards {

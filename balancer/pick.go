@@ -12,27 +12,31 @@ type Pick struct {
 	// like the client's destination port within a port-range rule), or the client's
 	// destination port when the server has none.
 	Port uint16
+	// Overloaded is set on a refused Pick when the rule has servers that take new flows
+	// but every one of them is overloaded (at max_conns, or not yet back below min_conns).
+	Overloaded bool
 }
 
 // Pick chooses the server for a new flow from client:cport to the rule's VIP at dport
 // and counts the new connection on the rule and the server; the router gives it back
 // with FlowEnded when the flow ends (or when it cannot use the Pick). Persistence comes
 // first: a client prefix with a live entry goes to that entry's server while the server
-// takes new flows. false means no server can take the flow (none enabled, all at
-// max_conns): a drop, counted on the rule.
+// takes new flows. false means no server can take the flow (none enabled, all
+// overloaded: Pick.Overloaded says which): a drop, counted on the rule.
 //
 // Pick does not allocate, except when a persistence entry for a new client prefix makes
 // its map grow.
 func (r *Rule) Pick(client netip.Addr, cport, dport uint16) (Pick, bool) {
 	var m *member
-	if r.bits >= 0 {
+	if r.persistent {
 		m = r.pickPersistent(client, cport, dport)
 	} else {
 		m = r.schedule(client, cport, dport)
 	}
 	if m == nil {
 		r.st.c.drops.Add(1)
-		return Pick{}, false
+		// Eligible servers have a weight above 0, so only their thresholds refused them.
+		return Pick{Overloaded: len(r.eligible) > 0}, false
 	}
 	// acquire counted the flow on m.srv.
 	m.pair.c.connsNow.Add(1)
@@ -49,27 +53,94 @@ func (r *Rule) Pick(client netip.Addr, cport, dport uint16) (Pick, bool) {
 	return p, true
 }
 
-// full reports whether m is at its max_conns.
+// full reports whether m's server is overloaded: at its max_conns, or not yet back
+// below its lower threshold since it was.
 func (m *member) full() bool {
-	return m.maxConns > 0 && m.srv.conns.Load() >= m.maxConns
+	return m.maxConns > 0 && (m.srv.over.Load() || m.srv.conns.Load() >= m.maxConns)
 }
 
-// acquire counts a new connection on m's server unless that would pass max_conns.
+// acquire counts a new connection on m's server unless the server is overloaded. The
+// flow that brings the count to max_conns marks the server overloaded; it stays so
+// until release sees the count below the lower threshold. This is IPVS's connection
+// threshold (ip_vs_bind_dest / ip_vs_unbind_dest): u_threshold sets
+// IP_VS_DEST_F_OVERLOAD, l_threshold (default 3/4 of u_threshold) clears it, and the
+// schedulers skip overloaded servers. Unlike IPVS, max_conns is also a hard cap here: the
+// compare-and-swap never passes it, even when several loops pick at once.
 func (m *member) acquire() bool {
 	c := &m.srv.conns
 	if m.maxConns == 0 {
 		c.Add(1)
 		return true
 	}
+	if m.srv.over.Load() {
+		return false
+	}
 	for {
 		n := c.Load()
 		if n >= m.maxConns {
+			m.srv.overload(m.lowConns)
 			return false
 		}
 		if c.CompareAndSwap(n, n+1) {
+			if n+1 >= m.maxConns {
+				m.srv.overload(m.lowConns)
+			}
 			return true
 		}
 	}
+}
+
+// overload marks the server overloaded. A release that lowered the count below low
+// before the mark was visible did not clear it, so the count is checked again after
+// the mark (atomics are sequentially consistent: a release after this check sees the
+// mark and clears it itself).
+func (s *serverState) overload(low int64) {
+	s.over.Store(true)
+	if s.conns.Load() < low {
+		s.over.Store(false)
+	}
+}
+
+// release clears the overload mark once the count has fallen below the lower
+// threshold; FlowEnded calls it after lowering the count.
+func (s *serverState) release() {
+	if s.over.Load() && s.conns.Load() < s.low.Load() {
+		s.over.Store(false)
+	}
+}
+
+// setThresholds records a server's thresholds as a new snapshot configures them, and
+// brings the overload mark in line, as IPVS does when a destination is edited
+// (__ip_vs_update_dest): no limit or a higher limit clears it; a count at or over a
+// lowered limit sets it. b.mu is held.
+func (s *serverState) setThresholds(maxConns, low int64) {
+	prev := s.max.Swap(maxConns)
+	s.low.Store(low)
+	n := s.conns.Load()
+	if maxConns == 0 || maxConns > prev || n < low {
+		s.over.Store(false)
+	}
+	if maxConns > 0 && n >= maxConns {
+		s.over.Store(true)
+	}
+}
+
+// lowThreshold is the count below which an overloaded server takes new flows again:
+// min_conns, or IPVS's default when only max_conns is set, three quarters of it
+// (ip_vs_unbind_dest clears the overload when conns*4 < u_threshold*3, that is when
+// conns < ceil(3*u/4)).
+func lowThreshold(sc ServerConfig) int64 { return int64(sc.LowConns()) }
+
+// LowConns is the lower threshold in effect for the server: MinConns, or IPVS's
+// default of three quarters of MaxConns (rounded up); 0 without MaxConns.
+func (sc ServerConfig) LowConns() int {
+	switch {
+	case sc.MaxConns == 0:
+		return 0
+	case sc.MinConns > 0:
+		return sc.MinConns
+	}
+	return (3*sc.MaxConns + 3) / 4
 }
 
 // schedule runs the rule's algorithm over its eligible servers and returns the chosen
@@ -157,7 +228,7 @@ func (r *Rule) pickLeast(weighted bool) *member {
 		for i := range n {
 			m := el[(start+i)%n]
 			c := m.srv.conns.Load()
-			if m.maxConns > 0 && c >= m.maxConns {
+			if m.full() {
 				continue
 			}
 			if best == nil || (weighted && c*best.weight < bc*m.weight) || (!weighted && c < bc) {
@@ -221,7 +292,7 @@ func (r *Rule) pickMaglev(h uint64) *member {
 // pickPersistent returns the server of the client prefix's persistence entry, or
 // schedules one and records it.
 func (r *Rule) pickPersistent(client netip.Addr, cport, dport uint16) *member {
-	k := r.persistKey(client)
+	k := r.persistKey(client, cport, dport)
 	now := r.b.now().UnixNano()
 	sh := r.b.persist.shard(k)
 	sh.mu.Lock()
@@ -250,8 +321,19 @@ func (r *Rule) pickPersistent(client netip.Addr, cport, dport uint16) *member {
 	return m
 }
 
-// persistKey is the persistence key of a client: the rule and the client's prefix.
-func (r *Rule) persistKey(client netip.Addr) persistKey {
+// persistKey is the persistence key of a flow from client:cport to the rule's VIP at
+// dport: the rule and, by the rule's PersistKey, the client's prefix (PersistSrc), the
+// client's prefix and port (PersistSrcPort, BalanceNG's sessionid src+port), or the
+// VIP and destination port (PersistDstPort, sessionid dst+port).
+func (r *Rule) persistKey(client netip.Addr, cport, dport uint16) persistKey {
+	switch r.cfg.PersistKey {
+	case PersistSrcPort:
+		a := client.As16()
+		maskBits(&a, r.bits)
+		return persistKey{rule: r.id, addr: a, port: cport}
+	case PersistDstPort:
+		return persistKey{rule: r.id, addr: r.vip16, port: dport}
+	}
 	a := client.As16()
 	maskBits(&a, r.bits)
 	return persistKey{rule: r.id, addr: a}
@@ -277,7 +359,7 @@ func (r *Rule) initScheduler(prevMaglev, nextMaglev map[string][]uint32) {
 // server like a Pick (max_conns does not refuse it: the flow exists) and renews the client
 // prefix's persistence entry; the router gives it back with FlowEnded. false: no server
 // of the rule is at addr:port.
-func (r *Rule) Adopt(client netip.Addr, dport uint16, addr netip.Addr, port uint16) (Pick, bool) {
+func (r *Rule) Adopt(client netip.Addr, cport, dport uint16, addr netip.Addr, port uint16) (Pick, bool) {
 	var m *member
 	for j := range r.members {
 		c := &r.members[j]
@@ -299,13 +381,15 @@ func (r *Rule) Adopt(client netip.Addr, dport uint16, addr netip.Addr, port uint
 	if m == nil {
 		return Pick{}, false
 	}
-	m.srv.conns.Add(1)
+	if n := m.srv.conns.Add(1); m.maxConns > 0 && n >= m.maxConns {
+		m.srv.overload(m.lowConns)
+	}
 	m.pair.c.connsNow.Add(1)
 	m.pair.c.connsTotal.Add(1)
 	r.st.c.connsNow.Add(1)
 	r.st.c.connsTotal.Add(1)
-	if r.bits >= 0 {
-		k := r.persistKey(client)
+	if r.persistent {
+		k := r.persistKey(client, cport, dport)
 		now := r.b.now().UnixNano()
 		sh := r.b.persist.shard(k)
 		sh.mu.Lock()

@@ -60,7 +60,7 @@ func TestWeightedRoundRobinSmooth(t *testing.T) {
 				run, last = 1, pk.Addr
 			}
 			maxRun = max(maxRun, run)
-			b.FlowEnded(r.ID(), pk.Server, clientN(i, false))
+			b.FlowEnded(r.ID(), pk.Server, clientN(i, false), 0, 0)
 		}
 		for i := 1; i <= 3; i++ {
 			if count[srv4(i)] != i {
@@ -113,7 +113,7 @@ func TestHashConsistency(t *testing.T) {
 		r := mustRule(t, b, name)
 		lo, _ := r.Ports()
 		p := mustPick(t, r, c, cport, lo)
-		b.FlowEnded(r.ID(), p.Server, c)
+		b.FlowEnded(r.ID(), p.Server, c, 0, 0)
 		return p.Addr
 	}
 	portMatters := map[string]int{}
@@ -187,7 +187,7 @@ func TestLeastConn(t *testing.T) {
 	ended := 0
 	for _, f := range flows {
 		if f.p.Addr == srv4(2) && ended < 5 {
-			b.FlowEnded(r.ID(), f.p.Server, f.c)
+			b.FlowEnded(r.ID(), f.p.Server, f.c, 0, 0)
 			ended++
 		}
 	}
@@ -237,7 +237,7 @@ func TestWeightZeroAndMaxConns(t *testing.T) {
 	if d := b.Stats().Rules[0].Drops; d != 1 {
 		t.Errorf("rule drops = %d, want 1", d)
 	}
-	b.FlowEnded(r.ID(), p1.Server, clientN(1, false))
+	b.FlowEnded(r.ID(), p1.Server, clientN(1, false), 0, 0)
 	if p := mustPick(t, r, clientN(3, false), 1, 80); p.Server != p1.Server {
 		t.Errorf("the freed slot was not used")
 	}
@@ -256,7 +256,7 @@ func TestAdopt(t *testing.T) {
 	c := clientN(1, false)
 	var picks []Pick
 	for range 2 { // twice: past max_conns 1
-		p, ok := r.Adopt(c, 80, srv4(2), 80)
+		p, ok := r.Adopt(c, 1000, 80, srv4(2), 80)
 		if !ok || p.Addr != srv4(2) || p.Port != 80 {
 			t.Fatalf("Adopt: %+v %v", p, ok)
 		}
@@ -277,15 +277,15 @@ func TestAdopt(t *testing.T) {
 		t.Fatalf("persistence %+v, want the client on %v", p, srv4(2))
 	}
 	for _, p := range picks {
-		b.FlowEnded(r.ID(), p.Server, c)
+		b.FlowEnded(r.ID(), p.Server, c, 0, 0)
 	}
 	if n := conns(); n != 0 {
 		t.Fatalf("server conns %d after FlowEnded, want 0", n)
 	}
-	if _, ok := r.Adopt(c, 80, srv4(9), 80); ok {
+	if _, ok := r.Adopt(c, 1000, 80, srv4(9), 80); ok {
 		t.Fatal("Adopt to an address that is no server succeeded")
 	}
-	if _, ok := r.Adopt(c, 80, srv4(1), 8080); ok {
+	if _, ok := r.Adopt(c, 1000, 80, srv4(1), 8080); ok {
 		t.Fatal("Adopt to a server's address on another port succeeded")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +91,50 @@ func parseAlgo(s string) (algo, bool) {
 // NoPersistence is the PMask of a rule without persistence.
 const NoPersistence = -1
 
+// PersistKey says what a rule's persistence entries are keyed on, after BalanceNG's
+// sessionid: which flows are one session that must reach one server.
+type PersistKey uint8
+
+// Persistence keys.
+const (
+	// PersistSrc keys on the client's address masked to PMask (ILB's pmask, IPVS's
+	// persistence with a netmask; BalanceNG's sessionid src): every flow of a client
+	// prefix reaches one server.
+	PersistSrc PersistKey = iota
+	// PersistSrcPort keys on the client's prefix and source port (sessionid src+port):
+	// the flows of one client socket reach one server, also after an idle UDP flow
+	// expired; clients behind one NAT address are told apart by their ports.
+	PersistSrcPort
+	// PersistDstPort keys on the VIP and the destination port (sessionid dst+port): every
+	// client's flows to one port of the rule's range reach one server. UDP only (Set
+	// refuses it on TCP, see validate); PMask is NoPersistence, the client not being
+	// part of the key.
+	PersistDstPort
+)
+
+// PersistKeys lists the keys' names as the configuration writes them, by value.
+var PersistKeys = []string{"src", "src+port", "dst+port"}
+
+func (k PersistKey) String() string {
+	if int(k) < len(PersistKeys) {
+		return PersistKeys[k]
+	}
+	return fmt.Sprintf("persistkey(%d)", uint8(k))
+}
+
+// ParsePersistKey returns the PersistKey named s; "" is PersistSrc.
+func ParsePersistKey(s string) (PersistKey, error) {
+	if s == "" {
+		return PersistSrc, nil
+	}
+	for i, n := range PersistKeys {
+		if n == s {
+			return PersistKey(i), nil
+		}
+	}
+	return 0, fmt.Errorf("%w: %q (want %s)", ErrPersistKey, s, strings.Join(PersistKeys, ", "))
+}
+
 // RuleConfig is one balancing rule as the router builds it from the configuration.
 type RuleConfig struct {
 	// Name identifies the rule in listings, admin verbs and across reloads.
@@ -106,8 +151,12 @@ type RuleConfig struct {
 	// ProxySource lists the full-NAT source addresses (required for FullNAT, else unused).
 	ProxySource []netip.Addr
 	// PMask is the persistence prefix length of the client's address (0-32 for IPv4,
-	// 0-128 for IPv6), or NoPersistence (-1).
+	// 0-128 for IPv6), or NoPersistence (-1). PersistSrc and PersistSrcPort persist when
+	// it is set; PersistDstPort always does, with PMask NoPersistence.
 	PMask int
+	// PersistKey is what persistence keys on (PersistSrc, the zero value: the client
+	// prefix).
+	PersistKey PersistKey
 	// PersistTimeout is how long a persistence entry outlives its last use and its last flow.
 	PersistTimeout time.Duration
 	// ConnDrain is how long the flows of a draining server may go on before Drained reports
@@ -133,7 +182,13 @@ type ServerConfig struct {
 	// flows (existing ones go on).
 	Weight int
 	// MaxConns limits the server's active flows (over every rule sharing it); 0 = no limit.
+	// A server that reaches it is overloaded: it takes no new flows until its count
+	// falls below MinConns (IPVS's u_threshold and l_threshold, hysteresis).
 	MaxConns int
+	// MinConns is the count below which an overloaded server takes new flows again
+	// (1..MaxConns; MinConns == MaxConns is a plain cap without hysteresis). 0 means
+	// IPVS's default, three quarters of MaxConns: overloaded until conns*4 < MaxConns*3.
+	MinConns int
 	// Disabled servers start disabled (the zero value is enabled).
 	Disabled bool
 }
@@ -150,6 +205,7 @@ var (
 	ErrProxySource = errors.New("full-nat needs proxy source addresses")
 	ErrDSRPort     = errors.New("dsr cannot translate ports")
 	ErrPMask       = errors.New("pmask out of range")
+	ErrPersistKey  = errors.New("invalid persistence key")
 	ErrServer      = errors.New("invalid server")
 	ErrOverlap     = errors.New("VIP, protocol and ports overlap another rule")
 	ErrGroup       = errors.New("rules sharing a server group list different servers")
@@ -162,6 +218,11 @@ const MaxWeight = 65535
 // maxServersPerRule bounds a rule's server list (Maglev table entries are uint32, but a
 // table is only useful with far fewer servers than entries).
 const maxServersPerRule = 4096
+
+// persistent reports whether the rule has persistence.
+func (rc *RuleConfig) persistent() bool {
+	return rc.PMask != NoPersistence || rc.PersistKey == PersistDstPort
+}
 
 func (rc *RuleConfig) groupName() string {
 	if rc.Group != "" {
@@ -209,8 +270,29 @@ func (rc *RuleConfig) validate() error {
 	if rc.PMask != NoPersistence && (rc.PMask < 0 || rc.PMask > bits) {
 		add(ErrPMask, "%d (0-%d or %d)", rc.PMask, bits, NoPersistence)
 	}
-	if rc.PMask != NoPersistence && rc.PersistTimeout < 0 {
+	if rc.persistent() && rc.PersistTimeout < 0 {
 		add(ErrPMask, "negative persist timeout %v", rc.PersistTimeout)
+	}
+	switch rc.PersistKey {
+	case PersistSrc:
+	case PersistSrcPort:
+		if rc.PMask == NoPersistence {
+			add(ErrPersistKey, "src+port needs a pmask (the client prefix the port goes with)")
+		}
+	case PersistDstPort:
+		// A TCP connection is one session by itself: its state lives in the server that
+		// answered its SYN, and every client connects to the same VIP:port, so keying on
+		// the destination would only pile every client of a port on one server. UDP
+		// services that keep one state per port of a range (a stream or a conference per
+		// port) are where it means something.
+		if rc.Proto != ProtoUDP {
+			add(ErrPersistKey, "dst+port is for UDP: a TCP connection is a session of its own, and keying on the destination would send every client of a port to one server")
+		}
+		if rc.PMask != NoPersistence {
+			add(ErrPersistKey, "dst+port does not key on the client: no pmask")
+		}
+	default:
+		add(ErrPersistKey, "%v", rc.PersistKey)
 	}
 	if len(rc.Servers) > maxServersPerRule {
 		add(ErrTooMany, "%d (at most %d)", len(rc.Servers), maxServersPerRule)
@@ -225,6 +307,8 @@ func (rc *RuleConfig) validate() error {
 			add(ErrFamily, "server %v", s.Addr)
 		case s.Weight < 0 || s.Weight > MaxWeight || s.MaxConns < 0:
 			add(ErrServer, "%v: weight %d (0-%d) or max_conns %d", ap, s.Weight, MaxWeight, s.MaxConns)
+		case s.MinConns < 0 || (s.MinConns > 0 && s.MaxConns == 0) || s.MinConns > s.MaxConns:
+			add(ErrServer, "%v: min_conns %d needs max_conns and must not pass it (max_conns %d)", ap, s.MinConns, s.MaxConns)
 		case seen[ap]:
 			add(ErrServer, "%v listed twice", ap)
 		case rc.Topology == DSR && s.Port != 0 && s.Port != rc.PortLo:
@@ -293,6 +377,8 @@ type Rule struct {
 	enabled bool
 	vip16   [16]byte
 	bits    int // persistence prefix length over the 16-byte form, or -1
+	// persistent rules look flows up in the persistence table (RuleConfig.persistent).
+	persistent bool
 	// members are every configured server, in configuration order.
 	members []member
 	// eligible are the members that take new flows: enabled, not down, effective weight > 0.
@@ -314,9 +400,10 @@ type member struct {
 	addr     netip.Addr
 	port     uint16
 	weight   int64
-	maxConns int64
-	eligible bool // the pair is enabled, not down, and its effective weight > 0
-	down     bool // health checks declared the server down
+	maxConns int64 // 0: no limit
+	lowConns int64 // an overloaded server takes new flows again below this count
+	eligible bool  // the pair is enabled, not down, and its effective weight > 0
+	down     bool  // health checks declared the server down
 }
 
 // ID is the rule's stable identifier: flows store it and give it back to FlowEnded and

@@ -58,7 +58,7 @@ func TestDrainAndDisable(t *testing.T) {
 	// The router removes the flows: their servers are no longer listed.
 	for _, f := range flows {
 		if f.p.Addr != srv4(3) {
-			b.FlowEnded(r.ID(), f.p.Server, f.c)
+			b.FlowEnded(r.ID(), f.p.Server, f.c, 0, 0)
 		}
 	}
 	if got := refs(); len(got) != 0 {
@@ -260,7 +260,7 @@ func TestReloadKeepsState(t *testing.T) {
 		t.Errorf("Drained once the conn_drain of removed .1 passed = %+v", removed)
 	}
 	for i, p := range picks {
-		b.FlowEnded(r.ID(), p.Server, clientN(i, false))
+		b.FlowEnded(r.ID(), p.Server, clientN(i, false), 0, 0)
 	}
 	if d := b.Drained(); len(d) != 0 {
 		t.Errorf("Drained after every flow ended = %+v", d)
@@ -270,12 +270,12 @@ func TestReloadKeepsState(t *testing.T) {
 		t.Errorf("rule conns now = %d after every flow ended", st.Rules[0].ConnsNow)
 	}
 	// Ending flows again (a caller bug) never goes below zero.
-	b.FlowEnded(r.ID(), picks[1].Server, clientN(1, false))
+	b.FlowEnded(r.ID(), picks[1].Server, clientN(1, false), 0, 0)
 	if st := b.Stats(); st.Rules[0].ConnsNow != 0 || st.Servers[0].ConnsNow != 0 {
 		t.Errorf("conns went negative: %+v", st)
 	}
 	// Unknown IDs are ignored.
-	b.FlowEnded(9999, 9999, clientN(1, false))
+	b.FlowEnded(9999, 9999, clientN(1, false), 0, 0)
 	b.Snapshot().Account(9999, 9999, true, 1)
 	b.Snapshot().CountDrop(9999, 0)
 

@@ -123,8 +123,14 @@ type ServerInfo struct {
 	Port     uint16 // as configured: 0 = the client's destination port
 	Weight   int    // as configured
 	MaxConns int
-	State    ServerState
-	Since    time.Time // when State last changed (zero: never)
+	// MinConns is the lower threshold in effect: min_conns, or IPVS's default of three
+	// quarters of MaxConns (0 without MaxConns). Overloaded is set from the flow that
+	// brought the server to MaxConns until its flows fall below MinConns; meanwhile it
+	// takes no new flows.
+	MinConns   int
+	Overloaded bool
+	State      ServerState
+	Since      time.Time // when State last changed (zero: never)
 	// Health is HealthUnknown, HealthUp or HealthDown (health checks); Load is the agent's
 	// last load figure (0-100), or -1 when no agent reported one; EffectiveWeight is the
 	// weight the schedulers use (see health_state.go), relative to the rule's other servers.
@@ -148,7 +154,7 @@ func (b *Balancer) Servers() []ServerInfo {
 			m := &r.members[i]
 			out = append(out, ServerInfo{ID: m.pair.id, Rule: r.cfg.Name, Group: m.srv.key.group,
 				Addr: m.addr, Port: m.port, Weight: r.cfg.Servers[i].Weight, MaxConns: int(m.maxConns),
-				State: m.pair.admin, Since: m.pair.since, Health: m.srv.health.String(),
+				MinConns: int(m.lowConns), Overloaded: m.full(), State: m.pair.admin, Since: m.pair.since, Health: m.srv.health.String(),
 				Load: m.srv.health.load, EffectiveWeight: int(m.weight), ConnsNow: m.pair.c.connsNow.Load(),
 				ConnsTotal: m.pair.c.connsTotal.Load(), ServerConns: m.srv.conns.Load()})
 		}
@@ -158,13 +164,19 @@ func (b *Balancer) Servers() []ServerInfo {
 
 // PersistInfo is one persistence entry.
 type PersistInfo struct {
-	Rule   string
-	Client netip.Prefix // the client prefix (the rule's pmask)
-	Server uint32       // Pick.Server
-	Addr   netip.Addr   // the server's address and configured port
-	Port   uint16
-	Flows  int       // live flows from the prefix
-	Last   time.Time // last use or end of its last flow
+	Rule string
+	// Key is the rule's PersistKey. Client is the client prefix (the rule's pmask) and
+	// KeyPort the client's port (PersistSrcPort); for PersistDstPort, Client is the VIP
+	// as a single-address prefix and KeyPort the destination port. KeyPort is 0 for
+	// PersistSrc.
+	Key     PersistKey
+	Client  netip.Prefix
+	KeyPort uint16
+	Server  uint32     // Pick.Server
+	Addr    netip.Addr // the server's address and configured port
+	Port    uint16
+	Flows   int       // live flows from the prefix
+	Last    time.Time // last use or end of its last flow
 	// Expires is when the entry goes if nothing uses it; zero while it has flows.
 	Expires time.Time
 }
@@ -185,8 +197,12 @@ func (b *Balancer) Persist() []PersistInfo {
 		if r.cfg.VIP.Is4() {
 			a = a.Unmap()
 		}
-		p := PersistInfo{Rule: r.cfg.Name, Client: netip.PrefixFrom(a, r.cfg.PMask), Server: v.server,
-			Flows: int(v.flows), Last: time.Unix(0, v.last)}
+		bits := r.cfg.PMask
+		if r.cfg.PersistKey == PersistDstPort {
+			bits = a.BitLen()
+		}
+		p := PersistInfo{Rule: r.cfg.Name, Key: r.cfg.PersistKey, Client: netip.PrefixFrom(a, bits), KeyPort: k.port,
+			Server: v.server, Flows: int(v.flows), Last: time.Unix(0, v.last)}
 		if int(v.server) < len(s.pairIDs) && s.pairIDs[v.server] != nil {
 			k := s.pairIDs[v.server].srv.key
 			p.Addr, p.Port = k.addr, k.port
@@ -203,7 +219,10 @@ func (b *Balancer) Persist() []PersistInfo {
 			}
 			return 1
 		}
-		return x.Client.Addr().Compare(y.Client.Addr())
+		if c := x.Client.Addr().Compare(y.Client.Addr()); c != 0 {
+			return c
+		}
+		return int(x.KeyPort) - int(y.KeyPort)
 	})
 	return out
 }

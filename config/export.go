@@ -328,6 +328,9 @@ func (e *encoder) serverGroup(g *ServerGroup) {
 		if s.MaxConns != 0 {
 			pairs = append(pairs, "max_conns = "+strconv.Itoa(s.MaxConns))
 		}
+		if s.MinConns != 0 {
+			pairs = append(pairs, "min_conns = "+strconv.Itoa(s.MinConns))
+		}
 		if !s.Enabled {
 			pairs = append(pairs, "enabled = false")
 		}
@@ -354,9 +357,12 @@ func (e *encoder) rule(r *Rule) {
 	}
 	if r.PMask >= 0 {
 		e.integer("pmask", r.PMask)
-		if r.PersistTimeout != DefaultPersistTimeout {
-			e.dur("persist_timeout", r.PersistTimeout)
-		}
+	}
+	if r.PersistKey != PersistSrc && r.PersistKey != "" {
+		e.str("persist_key", string(r.PersistKey))
+	}
+	if (r.PMask >= 0 || r.PersistKey == PersistDstPort) && r.PersistTimeout != DefaultPersistTimeout {
+		e.dur("persist_timeout", r.PersistTimeout)
 	}
 	if r.ConnDrain != 0 {
 		e.dur("conn_drain", r.ConnDrain)

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // groups are valid server groups that rule cases build on (lines 10 to 21, after ports).
@@ -61,7 +62,7 @@ name = "empty"
 				`15: servergroup "a": max_conns must be an integer, not string "many"`,
 				`16: servergroup "a": weight 65536 out of range 0..65535`,
 				`16: servergroup "a": enabled must be true or false, not string "yes"`,
-				`17: unknown key "adress" in a server (keys: address, port, weight, max_conns, enabled)`,
+				`17: unknown key "adress" in a server (keys: address, port, weight, max_conns, min_conns, enabled)`,
 				`17: servergroup "a": a server needs an address`,
 				`18: servergroup "a": server 203.0.113.10 is the router's own address on port "inside"`,
 				`19: servergroup "a": server address "203.0.113.0/24": must be an address without a prefix length`,
@@ -124,7 +125,7 @@ pmask = "/129"
 				`37: rule #2: vip 198.51.100.0 is the network address of 198.51.100.0/24 (port "outside")`,
 				`38: rule #2: port "90-80": the range's first port is above its last`,
 				`39: rule #2: proxy_source applies only to topology full-nat, not half-nat`,
-				`40: rule #2: persist_timeout needs pmask (the client prefix length that persistence keys on)`,
+				`40: rule #2: persist_timeout needs pmask (the client prefix length that persistence keys on) or persist_key`,
 				`44: rule "c": vip "224.0.0.1/32" must be an address without a prefix length`,
 				`45: rule "c": port "65536": ports are 1..65535`,
 				`46: rule "c": servergroup must be a string, not integer 5`,
@@ -293,7 +294,7 @@ servergroup = "sg"
 				`18: unknown key "tcp" in [conntrack.timeout] (keys: established, syn_sent, syn_recv, fin_wait, time_wait, close, close_wait, last_ack, udp, icmp)`,
 				`19: conntrack timeout icmp must be a duration string like "60s", not integer 5`,
 				`23: servergroup "bad": server "nonsense" is not an address or address:port (like "203.0.113.200:80" or "[2001:db8::200]:80")`,
-				`35: unknown key "Weight" in a server (keys: address, port, weight, max_conns, enabled)`,
+				`35: unknown key "Weight" in a server (keys: address, port, weight, max_conns, min_conns, enabled)`,
 				`42: unknown key "colour" in [[rule]]`,
 				`49: rule "proxy-is-server": proxy_source 203.0.113.200 is also a server (line 27)`,
 				`57: rule "proxy-is-vip": proxy_source 198.51.100.101 is the VIP of rule "proxy-is-server"`,
@@ -345,6 +346,63 @@ capacity = "big"
 				`31: conntrack timeout must be a table, not string "5s"`,
 				`32: conntrack capacity must be an integer, not string "big"`,
 			}},
+		{"persist_key", ports + groups + `
+[[rule]]
+name = "tcp-dst"
+vip = "198.51.100.100"
+port = "80"
+persist_key = "dst+port"
+servergroup = "web"
+
+[[rule]]
+name = "dst-pmask"
+vip = "198.51.100.100"
+port = "5060-5063"
+protocol = "udp"
+persist_key = "dst+port"
+pmask = 24
+servergroup = "web"
+
+[[rule]]
+name = "bad"
+vip = "198.51.100.100"
+port = "53"
+protocol = "udp"
+persist_key = "dst"
+servergroup = "web"
+
+[[rule]]
+name = "num"
+vip = "198.51.100.101"
+port = "53"
+protocol = "udp"
+persist_key = 5
+servergroup = "web"
+`,
+			[]string{
+				`27: rule "tcp-dst": persist_key "dst+port" is for protocol udp: a TCP connection is a session of its own, and keying on the destination would send every client of a port to one server (use "src" or "src+port")`,
+				`36: rule "dst-pmask": pmask with persist_key "dst+port": that key is the VIP's port, not the client's address`,
+				`44: rule "bad": unknown persist_key "dst": want src, src+port or dst+port`,
+				`52: rule "num": persist_key must be a string, not integer 5`,
+			}},
+		{"thresholds", ports + `
+[[servergroup]]
+name = "t"
+server = [
+  { address = "203.0.113.200", min_conns = 5 },
+  { address = "203.0.113.201", max_conns = 10, min_conns = 11 },
+  { address = "203.0.113.202", max_conns = 10, min_conns = -1 },
+  { address = "203.0.113.203", max_conns = 10, min_conns = "few" },
+  { address = "203.0.113.204", max_conns = 10, min_conns = 10 },
+  { address = "203.0.113.205", max_conns = 10, min_conns = 0 },
+]
+`,
+			[]string{
+				`14: servergroup "t": min_conns 5 needs max_conns (the count at which the server stops taking new flows; min_conns is where it starts again)`,
+				`15: servergroup "t": min_conns 11 is above max_conns 10: an overloaded server takes new flows again below min_conns, so it must be at most max_conns`,
+				`16: servergroup "t": min_conns -1 out of range 0..100000000`,
+				`17: servergroup "t": min_conns must be an integer, not string "few"`,
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -357,5 +415,79 @@ capacity = "big"
 				t.Errorf("issues:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(tt.want, "\n     "))
 			}
 		})
+	}
+}
+
+// TestParsePersistKey: persist_key turns persistence on (src and src+port on the whole
+// client address when pmask is not given), dst+port persists without pmask, and every
+// form survives Marshal.
+func TestParsePersistKey(t *testing.T) {
+	c, err := Parse("t.toml", []byte(ports+groups+`
+[[rule]]
+name = "plain"
+vip = "198.51.100.100"
+port = "80"
+servergroup = "web"
+
+[[rule]]
+name = "sp"
+vip = "198.51.100.100"
+port = "53"
+protocol = "udp"
+persist_key = "src+port"
+servergroup = "web"
+
+[[rule]]
+name = "sp24"
+vip = "198.51.100.100"
+port = "54"
+protocol = "udp"
+pmask = 24
+persist_key = "SRC+PORT"
+persist_timeout = "20s"
+servergroup = "web"
+
+[[rule]]
+name = "dp"
+vip = "198.51.100.100"
+port = "5060-5063"
+protocol = "udp"
+persist_key = "dst+port"
+persist_timeout = "90s"
+servergroup = "web"
+
+[[rule]]
+name = "sp6"
+vip = "2001:db8:1::100"
+port = "53"
+protocol = "udp"
+persist_key = "src"
+servergroup = "web6"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		rule    string
+		key     PersistKey
+		pmask   int
+		timeout time.Duration
+	}{
+		{"plain", PersistSrc, -1, 0},
+		{"sp", PersistSrcPort, 32, DefaultPersistTimeout},
+		{"sp24", PersistSrcPort, 24, 20 * time.Second},
+		{"dp", PersistDstPort, -1, 90 * time.Second},
+		{"sp6", PersistSrc, 128, DefaultPersistTimeout},
+	} {
+		r := c.Rule(tc.rule)
+		if r.PersistKey != tc.key || r.PMask != tc.pmask || r.PersistTimeout != tc.timeout {
+			t.Errorf("rule %s: key %q pmask %d timeout %v; want %q %d %v", tc.rule, r.PersistKey, r.PMask, r.PersistTimeout, tc.key, tc.pmask, tc.timeout)
+		}
+	}
+	out := roundTrip(t, "t.toml", c, true)
+	for _, want := range []string{`persist_key = "src+port"`, `persist_key = "dst+port"`, `persist_timeout = "1m30s"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("export lacks %s:\n%s", want, out)
+		}
 	}
 }

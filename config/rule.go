@@ -28,6 +28,21 @@ func (p Protocol) Number() uint8 {
 	return 6
 }
 
+// PersistKey is what a rule's persistence keys on (BalanceNG's sessionid).
+type PersistKey string
+
+// Persistence keys.
+const (
+	// PersistSrc keys on the client's prefix (pmask): the default.
+	PersistSrc PersistKey = "src"
+	// PersistSrcPort keys on the client's prefix and source port: one client socket is
+	// one session (a UDP client keeps its server across flows that expired).
+	PersistSrcPort PersistKey = "src+port"
+	// PersistDstPort keys on the VIP and destination port: every client of one port of
+	// the rule is one session on one server. UDP rules only, without pmask.
+	PersistDstPort PersistKey = "dst+port"
+)
+
 // Algorithm is a rule's scheduling algorithm.
 type Algorithm string
 
@@ -91,8 +106,11 @@ type Rule struct {
 	// PMask is the client prefix length persistence keys on (0-32 for IPv4, 0-128 for
 	// IPv6), or -1 for no persistence.
 	PMask int
+	// PersistKey is what persistence keys on (PersistSrc when not configured); with
+	// PersistDstPort, PMask is -1 and the rule persists all the same.
+	PersistKey PersistKey
 	// PersistTimeout is how long a persistence entry outlives the last flow that used it
-	// (DefaultPersistTimeout when not configured; 0 when PMask is -1).
+	// (DefaultPersistTimeout when not configured; 0 without persistence).
 	PersistTimeout time.Duration
 	// ConnDrain bounds how long the flows of a draining or removed server are kept. 0 (the
 	// default, as in ILB) keeps them until they end: a TCP close or their idle timeout.
@@ -144,6 +162,7 @@ type rawRule struct {
 	ProxySource     value `toml:"proxy_source"`
 	PMask           value `toml:"pmask"`
 	PersistTimeout  value `toml:"persist_timeout"`
+	PersistKey      value `toml:"persist_key"`
 	ConnDrain       value `toml:"conn_drain"`
 	ServerGroup     value `toml:"servergroup"`
 	Enabled         value `toml:"enabled"`
@@ -169,7 +188,7 @@ func (d *decoder) rules(p toml.Primitive, ports []Port, groups []ServerGroup, gp
 	var paths []string // of the accepted rules
 	for i, r := range raws {
 		path := indexPath("rule", i)
-		rl := Rule{Protocol: TCP, Algorithm: RoundRobin, Topology: HalfNAT, PMask: -1, Enabled: true}
+		rl := Rule{Protocol: TCP, Algorithm: RoundRobin, Topology: HalfNAT, PMask: -1, PersistKey: PersistSrc, Enabled: true}
 		ok := true
 		label := fmt.Sprintf("rule #%d", i+1)
 
@@ -276,9 +295,10 @@ func (d *decoder) rules(p toml.Primitive, ports []Port, groups []ServerGroup, gp
 				ok = false
 			}
 		}
+		ok = d.persistKey(r, &rl, path, label) && ok
 		if dur, good := is.duration(r.PersistTimeout, path+".persist_timeout", label+": persist_timeout", time.Second, MaxPersistTimeout); good {
-			if !r.PMask.set {
-				is.at(path+".persist_timeout", "%s: persist_timeout needs pmask (the client prefix length that persistence keys on)", label)
+			if !r.PMask.set && !r.PersistKey.set {
+				is.at(path+".persist_timeout", "%s: persist_timeout needs pmask (the client prefix length that persistence keys on) or persist_key", label)
 				ok = false
 			}
 			rl.PersistTimeout = dur
@@ -494,6 +514,50 @@ func (d *decoder) portRange(v value, path, label string) (lo, hi uint16, ok bool
 		return bad("the range's first port is above its last")
 	}
 	return uint16(l), uint16(h), true
+}
+
+// persistKey decodes persist_key, BalanceNG's sessionid: "src" (the client prefix, as
+// pmask alone), "src+port" (the client prefix and port) or "dst+port" (the VIP's port).
+// A key without pmask turns persistence on: src and src+port on the whole client
+// address; dst+port does not key on the client, so pmask is refused with it, and so is
+// TCP, where it means nothing (see below).
+func (d *decoder) persistKey(r rawRule, rl *Rule, path, label string) bool {
+	is := d.is
+	s, good := is.str(r.PersistKey, path+".persist_key", label+": persist_key")
+	if !good {
+		return !r.PersistKey.set
+	}
+	k := PersistKey(strings.ToLower(s))
+	switch k {
+	case PersistSrc, PersistSrcPort:
+		if !r.PMask.set {
+			rl.PMask = 32
+			if rl.VIP.Is6() {
+				rl.PMask = 128
+			}
+			rl.PersistTimeout = DefaultPersistTimeout
+		}
+	case PersistDstPort:
+		// A TCP connection is a session by itself (its state lives on the server that
+		// took its SYN) and every client connects to the same VIP:port, so keying on the
+		// destination would pile all of a port's clients on one server and persist
+		// nothing that needs it. UDP services that keep one state per port of a range
+		// (a stream, a conference, a game per port) are where it means something.
+		if rl.Protocol != UDP {
+			is.at(path+".persist_key", `%s: persist_key "dst+port" is for protocol udp: a TCP connection is a session of its own, and keying on the destination would send every client of a port to one server (use "src" or "src+port")`, label)
+			return false
+		}
+		if r.PMask.set {
+			is.at(path+".pmask", `%s: pmask with persist_key "dst+port": that key is the VIP's port, not the client's address`, label)
+			return false
+		}
+		rl.PersistTimeout = DefaultPersistTimeout
+	default:
+		is.at(path+".persist_key", "%s: unknown persist_key %q: want src, src+port or dst+port", label, s)
+		return false
+	}
+	rl.PersistKey = k
+	return true
 }
 
 // pmask parses the persistence prefix length: an integer or "/N".

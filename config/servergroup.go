@@ -38,8 +38,14 @@ type Server struct {
 	// Weight is the server's share for the weighted algorithms (DefaultWeight when not
 	// configured); 0 takes no new flows under any algorithm.
 	Weight int
-	// MaxConns caps the server's active flows (per rule); 0 is no limit.
+	// MaxConns caps the server's active flows (over every rule using the group); 0 is no
+	// limit. A server that reaches it is overloaded: it takes no new flows until its
+	// flows fall below MinConns (Loadbalancer.org's Maximum / Minimum Connections, IPVS's
+	// u-threshold / l-threshold); its flows go on.
 	MaxConns int
+	// MinConns is the lower threshold, 1..MaxConns (MaxConns itself: a plain cap without
+	// hysteresis); 0, the default, is IPVS's: below three quarters of MaxConns.
+	MinConns int
 	// Enabled is the server's initial state (true when not configured); ulbadm
 	// enable-server / disable-server change it while ulbd runs.
 	Enabled bool
@@ -71,7 +77,7 @@ type rawServerGroup struct {
 }
 
 // serverKeys are the keys of one server entry.
-var serverKeys = []string{"address", "port", "weight", "max_conns", "enabled"}
+var serverKeys = []string{"address", "port", "weight", "max_conns", "min_conns", "enabled"}
 
 // groupPos remembers where a group was defined, for messages of the rules that use it.
 type groupPos struct {
@@ -242,7 +248,7 @@ func (d *decoder) serverString(s, path, label string) (Server, bool) {
 	return srv, true
 }
 
-// serverTable decodes { address, port, weight, max_conns, enabled }.
+// serverTable decodes { address, port, weight, max_conns, min_conns, enabled }.
 func (d *decoder) serverTable(m map[string]any, path, label string) (Server, bool) {
 	is := d.is
 	srv := Server{Weight: DefaultWeight, Enabled: true}
@@ -284,6 +290,7 @@ func (d *decoder) serverTable(m map[string]any, path, label string) (Server, boo
 	}{
 		{"weight", &srv.Weight, 0, MaxWeight},
 		{"max_conns", &srv.MaxConns, 0, MaxMaxConns},
+		{"min_conns", &srv.MinConns, 0, MaxMaxConns},
 	} {
 		n, good := is.integer(get(t.key), path+"."+t.key, label+": "+t.key)
 		if !good {
@@ -296,6 +303,19 @@ func (d *decoder) serverTable(m map[string]any, path, label string) (Server, boo
 			continue
 		}
 		*t.dst = int(n)
+	}
+	// min_conns is IPVS's l_threshold: below it an overloaded server takes new flows
+	// again, so it means something only under max_conns (u_threshold), and past it a
+	// server would never take flows again.
+	if get("min_conns").set && srv.MinConns > 0 && ok {
+		switch {
+		case srv.MaxConns == 0:
+			is.at(path+".min_conns", "%s: min_conns %d needs max_conns (the count at which the server stops taking new flows; min_conns is where it starts again)", label, srv.MinConns)
+			ok = false
+		case srv.MinConns > srv.MaxConns:
+			is.at(path+".min_conns", "%s: min_conns %d is above max_conns %d: an overloaded server takes new flows again below min_conns, so it must be at most max_conns", label, srv.MinConns, srv.MaxConns)
+			ok = false
+		}
 	}
 	if b, good := is.boolean(get("enabled"), path+".enabled", label+": enabled"); good {
 		srv.Enabled = b

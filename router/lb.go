@@ -159,7 +159,11 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 	if !ok {
 		sorry := l.r.ruleOptions(rule.Name()).SorryServer
 		if !sorry.IsValid() || rule.Topology() == balancer.DSR {
-			l.bc.drop(DropLBNoServer)
+			if pick.Overloaded {
+				l.bc.drop(DropLBOverloaded)
+			} else {
+				l.bc.drop(DropLBNoServer)
+			}
 			l.refuse(p, t)
 			return conntrack.Flow{}, false
 		}
@@ -197,7 +201,7 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 			proxy, pport, ok = pools.GetFor(p.src)
 		}
 		if pools == nil || !ok {
-			l.r.lb.FlowEnded(rule.ID(), pick.Server, p.src)
+			l.r.lb.FlowEnded(rule.ID(), pick.Server, p.src, t.sport, t.dport)
 			snap.CountDrop(rule.ID(), pick.Server)
 			l.bc.drop(DropLBNoProxyPort)
 			return conntrack.Flow{}, false
@@ -215,7 +219,7 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 		return f, true
 	}
 	// Give the pick back before anything else.
-	l.r.lb.FlowEnded(rule.ID(), pick.Server, p.src)
+	l.r.lb.FlowEnded(rule.ID(), pick.Server, p.src, t.sport, t.dport)
 	if proxy.IsValid() {
 		l.r.proxyPorts.Put(proxy, pport)
 	}

@@ -728,3 +728,45 @@ func TestNewFlowBudget(t *testing.T) {
 		t.Error("the next batch has no budget")
 	}
 }
+
+// TestOverloadedServer: a rule whose one server is at max_conns refuses a new flow with a
+// RST, counted as lb-overloaded (not lb-no-server); the server's existing flows go on,
+// and once a flow ends below the lower threshold the next SYN gets through.
+func TestOverloadedServer(t *testing.T) {
+	f := newLBFixture(t, nil)
+	rules := lbRules()
+	rules[0].Servers[0].MaxConns = 2 // IPVS's default lower threshold: below 2
+	if err := f.r.lb.Set(rules); err != nil {
+		t.Fatal(err)
+	}
+	c := lbCases[0] // half-NAT, IPv4
+	vip := netip.AddrPortFrom(c.vip(), c.vport())
+	syn := func(port uint16, out int) []byte {
+		return f.pass(f.left, out, tcpFrame(macHostL, macRouterL, netip.AddrPortFrom(hostL4, port), vip, 64, flagSYN, 1000, nil))
+	}
+	for _, p := range []uint16{45000, 45001} {
+		if syn(p, 1) == nil {
+			t.Fatalf("SYN from port %d not forwarded", p)
+		}
+	}
+	rst := syn(45002, 0)
+	if rst == nil {
+		t.Fatal("a SYN to a rule whose server is overloaded got no answer")
+	}
+	if tcp, ok := gopacket.NewPacket(rst, layers.LayerTypeEthernet, gopacket.Default).Layer(layers.LayerTypeTCP).(*layers.TCP); !ok || !tcp.RST {
+		t.Fatal("a SYN to a rule whose server is overloaded got no RST")
+	}
+	if d := f.left.bc.drops; d[DropLBOverloaded] != 1 || d[DropLBNoServer] != 0 {
+		t.Errorf("drops lb-overloaded %d, lb-no-server %d; want 1 and 0", d[DropLBOverloaded], d[DropLBNoServer])
+	}
+	ack := tcpFrame(macHostL, macRouterL, netip.AddrPortFrom(hostL4, 45000), vip, 64, flagACK, 1001, []byte("x"))
+	if f.pass(f.left, 1, ack) == nil {
+		t.Error("an existing flow of the overloaded server was refused")
+	}
+	if !f.r.ct.Delete(conntrack.MakeTuple(hostL4, c.vip(), 45001, c.vport(), header.ProtocolTCP)) {
+		t.Fatal("no flow to delete")
+	}
+	if syn(45003, 1) == nil {
+		t.Error("below the lower threshold: SYN not forwarded")
+	}
+}

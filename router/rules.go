@@ -123,7 +123,7 @@ func (r *Router) flowEnded(f conntrack.Flow) {
 	if f.Server == sorryServer {
 		return // a sorry-server flow took nothing from the balancer
 	}
-	r.lb.FlowEnded(f.Rule, f.Server, f.Orig.Src())
+	r.lb.FlowEnded(f.Rule, f.Server, f.Orig.Src(), f.Orig.SrcPort, f.Orig.DstPort)
 	if f.Topology == conntrack.FullNAT {
 		r.proxyPorts.Put(f.Reply.Dst(), f.Reply.DstPort)
 	}

@@ -43,6 +43,7 @@ const (
 	DropLBSourceLimit                     // a new flow over its client prefix's limit (Config.SourceLimit)
 	DropLBProxyPending                    // a segment of a SYN-proxied flow while the server's handshake is not done
 	DropLBNewFlowBudget                   // a new flow past its batch's budget (Config.NewFlowBudget)
+	DropLBOverloaded                      // every server that takes new flows is overloaded (max_conns, until below min_conns)
 	numDropReasons
 )
 
@@ -83,6 +84,7 @@ var dropReasonNames = [numDropReasons]string{
 	DropLBSourceLimit:   "lb-source-limit",
 	DropLBProxyPending:  "lb-proxy-pending",
 	DropLBNewFlowBudget: "lb-new-flow-budget",
+	DropLBOverloaded:    "lb-overloaded",
 }
 
 func (d DropReason) String() string {

@@ -222,18 +222,18 @@ func (r *Router) syncAdopt(rec ctsync.Record) ctsync.Outcome {
 	if !ok || rule.Topology() != conntrack.Topology(rec.Topology) {
 		return ctsync.Unknown
 	}
-	pick, ok := rule.Adopt(rec.Orig.Src(), rec.Orig.DstPort, rec.Server.Addr(), rec.Server.Port())
+	pick, ok := rule.Adopt(rec.Orig.Src(), rec.Orig.SrcPort, rec.Orig.DstPort, rec.Server.Addr(), rec.Server.Port())
 	if !ok {
 		return ctsync.Unknown
 	}
 	f := conntrack.Flow{Orig: rec.Orig, Reply: rec.Reply, Rule: rule.ID(), Server: pick.Server,
 		Topology: conntrack.Topology(rec.Topology), State: rec.State, Adjust: rec.Adjust}
 	if rule.Topology() == balancer.FullNAT && (r.proxyPorts == nil || !r.proxyPorts.Take(rec.Reply.Dst(), rec.Reply.DstPort)) {
-		r.lb.FlowEnded(rule.ID(), pick.Server, rec.Orig.Src())
+		r.lb.FlowEnded(rule.ID(), pick.Server, rec.Orig.Src(), rec.Orig.SrcPort, rec.Orig.DstPort)
 		return ctsync.Refused
 	}
 	if err := r.ct.Insert(f); err != nil {
-		r.lb.FlowEnded(rule.ID(), pick.Server, rec.Orig.Src())
+		r.lb.FlowEnded(rule.ID(), pick.Server, rec.Orig.Src(), rec.Orig.SrcPort, rec.Orig.DstPort)
 		if rule.Topology() == balancer.FullNAT {
 			r.proxyPorts.Put(rec.Reply.Dst(), rec.Reply.DstPort)
 		}

@@ -66,15 +66,18 @@ func (rl *reloader) commit(what string, c *config.Config) (control.ReloadInfo, e
 	return info, nil
 }
 
-// parseServers reads ilbadm-style server lists into config servers.
-func parseServers(refs []string) ([]config.Server, error) {
+// parseServers reads ilbadm-style server lists into config servers, with the
+// change's connection thresholds (validated with the rest when the changed
+// configuration is parsed again).
+func parseServers(a control.ServerGroupChange) ([]config.Server, error) {
 	var out []config.Server
-	for _, r := range refs {
-		a, p, err := control.ParseServerRef(r)
+	for _, r := range a.Servers {
+		addr, p, err := control.ParseServerRef(r)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, config.Server{Addr: a, Port: p, Weight: config.DefaultWeight, Enabled: true})
+		out = append(out, config.Server{Addr: addr, Port: p, Weight: config.DefaultWeight, Enabled: true,
+			MaxConns: a.MaxConns, MinConns: a.MinConns})
 	}
 	return out, nil
 }
@@ -94,7 +97,7 @@ func (rl *reloader) createServerGroup(a control.ServerGroupChange) (control.Relo
 		if _, err := findGroup(c, a.Name); err == nil {
 			return fmt.Errorf("server group %q exists", a.Name)
 		}
-		servers, err := parseServers(a.Servers)
+		servers, err := parseServers(a)
 		if err != nil {
 			return err
 		}
@@ -128,7 +131,7 @@ func (rl *reloader) addServer(a control.ServerGroupChange) (control.ReloadInfo, 
 		if err != nil {
 			return err
 		}
-		servers, err := parseServers(a.Servers)
+		servers, err := parseServers(a)
 		if err != nil {
 			return err
 		}

@@ -71,6 +71,7 @@ func ruleInfos(b *balancer.Balancer, name string) ([]control.RuleInfo, error) {
 			Algorithm:   c.Algorithm,
 			Topology:    c.Topology.String(),
 			PMask:       c.PMask,
+			PersistKey:  c.PersistKey.String(),
 			ConnDrain:   int64(c.ConnDrain / time.Second),
 			ServerGroup: c.Group,
 			Servers:     len(c.Servers),
@@ -79,7 +80,7 @@ func ruleInfos(b *balancer.Balancer, name string) ([]control.RuleInfo, error) {
 		if info.Algorithm == "" {
 			info.Algorithm = balancer.RoundRobin
 		}
-		if c.PMask != balancer.NoPersistence {
+		if c.PMask != balancer.NoPersistence || c.PersistKey == balancer.PersistDstPort {
 			info.PersistTimeout = int64(c.PersistTimeout / time.Second)
 		}
 		for _, a := range c.ProxySource {
@@ -110,6 +111,7 @@ func groupInfos(b *balancer.Balancer, name string) ([]control.ServerGroupInfo, e
 		for _, s := range c.Servers {
 			info.Servers = append(info.Servers, control.GroupMember{
 				Address: s.Addr.String(), Port: s.Port, Weight: s.Weight, MaxConns: s.MaxConns,
+				MinConns: s.LowConns(),
 			})
 		}
 		seen[g] = len(out)
@@ -134,6 +136,8 @@ func serverInfos(b *balancer.Balancer, rule string, now time.Time) ([]control.Se
 			Port:            si.Port,
 			Weight:          si.Weight,
 			MaxConns:        si.MaxConns,
+			MinConns:        si.MinConns,
+			Overloaded:      si.Overloaded,
 			State:           serverStateName(si.State),
 			Health:          si.Health,
 			Load:            si.Load,
@@ -336,6 +340,8 @@ func persistList(b *balancer.Balancer, a control.ShowPersistArgs, now time.Time)
 		e := control.PersistInfo{
 			Rule:   p.Rule,
 			Client: p.Client.String(),
+			Key:    p.Key.String(),
+			Port:   p.KeyPort,
 			Server: endpoint(p.Addr, p.Port),
 			Conns:  uint64(max(p.Flows, 0)),
 		}

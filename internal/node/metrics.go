@@ -42,6 +42,7 @@ type metricsCollector struct {
 
 	srvConnsActive, srvConnsTotal, srvPackets, srvBytes, srvDrops *prometheus.Desc
 	srvWeight, srvEffWeight, srvHealth, srvAdmin                  *prometheus.Desc
+	srvOverloaded, srvMaxConns, srvMinConns                       *prometheus.Desc
 
 	persistEntries, persistRefused *prometheus.Desc
 
@@ -98,6 +99,9 @@ func newMetricsCollector(s Sources) *metricsCollector {
 	c.srvEffWeight = d("server_effective_weight", "The weight the schedulers use after health and agent load.", sl...)
 	c.srvHealth = d("server_health", "1 for the balancer's view of the server's health (up, down, unknown: no check took it down yet, it takes flows), 0 for the others.", append(sl, "state")...)
 	c.srvAdmin = d("server_admin_state", "1 for the server's administrative state (enabled, disabled, draining), 0 for the others.", append(sl, "state")...)
+	c.srvOverloaded = d("server_overloaded", "1 while the server takes no new flows because it reached max_conns and is not yet below min_conns.", sl...)
+	c.srvMaxConns = d("server_max_conns", "The server's max_conns (0: no limit).", sl...)
+	c.srvMinConns = d("server_min_conns", "The lower threshold in effect: min_conns, or 3/4 of max_conns when not set.", sl...)
 
 	c.persistEntries = d("persistence_entries", "Persistence entries (expired ones not yet swept included).")
 	c.persistRefused = d("persistence_refused_total", "Persistence entries not made because the table was full.")
@@ -255,6 +259,9 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.srvEffWeight, float64(si.EffectiveWeight), l...)
 			enum(c.srvHealth, healthStates, si.Health, l...)
 			enum(c.srvAdmin, adminStates, serverStateName(si.State), l...)
+			gauge(c.srvOverloaded, b2f(si.Overloaded), l...)
+			gauge(c.srvMaxConns, float64(si.MaxConns), l...)
+			gauge(c.srvMinConns, float64(si.MinConns), l...)
 		}
 	}
 	if s.VRRP != nil {

@@ -47,11 +47,18 @@ func TestMetricsCollector(t *testing.T) {
 	server := netip.MustParseAddr("203.0.113.201")
 	if err := b.Set([]balancer.RuleConfig{{Name: "web", VIP: netip.MustParseAddr("198.51.100.100"), PortLo: 80, PortHi: 80,
 		Proto: balancer.ProtoTCP, PMask: balancer.NoPersistence, Enabled: true, Group: "web",
-		Servers: []balancer.ServerConfig{{Addr: server, Port: 80, Weight: 3}}}}); err != nil {
+		Servers: []balancer.ServerConfig{{Addr: server, Port: 80, Weight: 3},
+			{Addr: netip.MustParseAddr("203.0.113.202"), Port: 80, Weight: 1, MaxConns: 1}}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.DisableServer("web", server, 80); err != nil {
 		t.Fatal(err)
+	}
+	// The one enabled server takes a flow: at its max_conns 1, overloaded.
+	if r, ok := b.Snapshot().RuleByName("web"); !ok {
+		t.Fatal("no rule")
+	} else if p, ok := r.Pick(netip.MustParseAddr("192.0.2.7"), 40000, 80); !ok || p.Addr != netip.MustParseAddr("203.0.113.202") {
+		t.Fatalf("Pick %+v %v", p, ok)
 	}
 	s := Sources{
 		Status: fakeStatus{control.StatsInfo{Uptime: int64(90 * time.Second),
@@ -110,6 +117,11 @@ func TestMetricsCollector(t *testing.T) {
 		{"ulb_server_weight", map[string]string{"rule": "web", "server": "203.0.113.201:80"}, 3},
 		{"ulb_server_admin_state", map[string]string{"server": "203.0.113.201:80", "state": "disabled"}, 1},
 		{"ulb_server_admin_state", map[string]string{"server": "203.0.113.201:80", "state": "enabled"}, 0},
+		{"ulb_server_overloaded", map[string]string{"server": "203.0.113.202:80"}, 1},
+		{"ulb_server_overloaded", map[string]string{"server": "203.0.113.201:80"}, 0},
+		{"ulb_server_max_conns", map[string]string{"server": "203.0.113.202:80"}, 1},
+		{"ulb_server_min_conns", map[string]string{"server": "203.0.113.202:80"}, 1},
+		{"ulb_server_max_conns", map[string]string{"server": "203.0.113.201:80"}, 0},
 		{"ulb_vrrp_state", map[string]string{"instance": "vip", "state": "master"}, 1},
 		{"ulb_vrrp_state", map[string]string{"instance": "vip", "state": "backup"}, 0},
 		{"ulb_vrrp_priority", map[string]string{"instance": "vip"}, 200},

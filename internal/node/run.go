@@ -267,6 +267,7 @@ func rules(cfg *config.Config) []balancer.RuleConfig {
 			Algorithm:      string(r.Algorithm),
 			ProxySource:    r.ProxySource,
 			PMask:          r.PMask,
+			PersistKey:     persistKey(r.PersistKey),
 			PersistTimeout: r.PersistTimeout,
 			ConnDrain:      r.ConnDrain,
 			Group:          r.ServerGroup,
@@ -283,13 +284,24 @@ func rules(cfg *config.Config) []balancer.RuleConfig {
 		if g := cfg.ServerGroup(r.ServerGroup); g != nil {
 			for _, s := range g.Servers {
 				rc.Servers = append(rc.Servers, balancer.ServerConfig{
-					Addr: s.Addr, Port: s.Port, Weight: s.Weight, MaxConns: s.MaxConns, Disabled: !s.Enabled,
+					Addr: s.Addr, Port: s.Port, Weight: s.Weight, MaxConns: s.MaxConns, MinConns: s.MinConns, Disabled: !s.Enabled,
 				})
 			}
 		}
 		out = append(out, rc)
 	}
 	return out
+}
+
+// persistKey is the balancer's name for a rule's persist_key (config has checked it).
+func persistKey(k config.PersistKey) balancer.PersistKey {
+	switch k {
+	case config.PersistSrcPort:
+		return balancer.PersistSrcPort
+	case config.PersistDstPort:
+		return balancer.PersistDstPort
+	}
+	return balancer.PersistSrc
 }
 
 // vrrpConfigs turns the configuration's [[vrrp]] sections into the router's instances.

@@ -299,7 +299,11 @@ type RuleInfo struct {
 	Topology    string   `json:"topology"`               // half-nat | full-nat | dsr
 	ProxySource []string `json:"proxy_source,omitempty"` // full-nat source addresses
 	// PMask is the client prefix length of persistence, -1 for none.
-	PMask          int    `json:"pmask"`
+	PMask int `json:"pmask"`
+	// PersistKey is what persistence keys on: "src" (the client prefix), "src+port" (the
+	// prefix and the client's port) or "dst+port" (the VIP's port: PMask is -1, and the
+	// rule persists all the same).
+	PersistKey     string `json:"persist_key"`
 	PersistTimeout int64  `json:"persist_timeout"` // seconds; 0 without persistence
 	ConnDrain      int64  `json:"conn_drain"`      // seconds; 0: until the flows end
 	ServerGroup    string `json:"servergroup"`
@@ -326,6 +330,9 @@ type GroupMember struct {
 	Port     uint16 `json:"port,omitempty"` // 0: the client's destination port
 	Weight   int    `json:"weight"`
 	MaxConns int    `json:"max_conns"` // 0: no limit
+	// MinConns is the lower threshold in effect: min_conns, or three quarters of
+	// MaxConns when min_conns is not set (0 without MaxConns).
+	MinConns int `json:"min_conns"`
 }
 
 // ShowServerArgs selects the servers show-server lists: those of one rule, or of every
@@ -349,7 +356,12 @@ type ServerInfo struct {
 	Port     uint16 `json:"port,omitempty"` // 0: the client's destination port
 	Weight   int    `json:"weight"`
 	MaxConns int    `json:"max_conns"` // 0: no limit
-	State    string `json:"state"`     // ServerEnabled, ServerDisabled or ServerDraining
+	// MinConns is the lower threshold in effect (see GroupMember). Overloaded is set
+	// from the flow that brought the server to MaxConns until its flows fall below
+	// MinConns: meanwhile it takes no new flows (its flows go on).
+	MinConns   int    `json:"min_conns"`
+	Overloaded bool   `json:"overloaded"`
+	State      string `json:"state"` // ServerEnabled, ServerDisabled or ServerDraining
 	// Draining is the seconds since drain-server, while State is ServerDraining.
 	Draining int64 `json:"draining,omitempty"`
 	// Health is HealthUp, HealthDown or HealthUnknown (no check yet, or none
@@ -538,8 +550,13 @@ type PersistList struct {
 
 // PersistInfo is one persistence entry: a client prefix stuck to a server.
 type PersistInfo struct {
-	Rule   string `json:"rule"`
-	Client string `json:"client"` // the client prefix, e.g. 198.51.100.0/24
+	Rule string `json:"rule"`
+	// Client is the client prefix, e.g. 198.51.100.0/24. Key is the rule's persist_key;
+	// Port is the client's port for "src+port", the destination port for "dst+port"
+	// (Client is then the VIP), 0 for "src".
+	Client string `json:"client"`
+	Key    string `json:"key"`
+	Port   uint16 `json:"port,omitempty"`
 	Server string `json:"server"` // address or address:port, as ServerInfo.Endpoint
 	Conns  uint64 `json:"conns"`  // flows using the entry now
 	// Expires is the seconds until the entry expires; it counts down only while Conns
@@ -614,6 +631,10 @@ type ServerGroupChange struct {
 	Name    string   `json:"name"`
 	Servers []string `json:"servers,omitempty"`
 	Force   bool     `json:"force,omitempty"`
+	// MaxConns and MinConns are the connection thresholds of the servers given
+	// (create-servergroup, add-server); 0: none / the default lower threshold.
+	MaxConns int `json:"max_conns,omitempty"`
+	MinConns int `json:"min_conns,omitempty"`
 }
 
 // VerbReload re-reads ulbd's configuration file and applies it, as SIGHUP does: no

@@ -63,7 +63,7 @@ var verbs = []verb{
 	{"show-servergroup", "[NAME]", "server groups as configured",
 		"server groups and their servers as configured", showServerGroup},
 	{"show-server", "[RULE]", "each rule's servers: weight, state, health, flows",
-		"each rule's servers: weight (/EFFECTIVE when health or load changed it), limit, state, health, agent load, flows now and in total", showServer},
+		"each rule's servers: weight (/EFFECTIVE when health or load changed it), max_conns/min_conns, state (overloaded: at max_conns, until below min_conns), health, agent load, flows now and in total", showServer},
 	{"show-hc-result", "[-r RULE | -g GROUP] [SERVER]", "health check results per server",
 		"health check results per server: state, consecutive failures, RTT, agent load, last and next check, last result", showHCResult},
 	{"show-healthcheck", "[NAME]", "health checks as configured",
@@ -86,16 +86,16 @@ var verbs = []verb{
 		"rules take no new flows; their flows go on", ruleVerb(control.VerbDisableRule)},
 	{"export-config", "", "print the configuration in effect as TOML",
 		"print the configuration in effect as TOML that ulbd -check accepts (as ulbd last loaded it; comments are not kept)", exportConfig},
-	{"create-servergroup", "[-s server=SERVER[,SERVER...]] GROUP", "create a server group",
-		"a new server group (as ilbadm); SERVER is ADDRESS or ADDRESS:PORT; saved, like every change below, for ulbd's next start", groupVerb(control.VerbCreateServerGroup, "s", false)},
+	{"create-servergroup", "[-s server=SERVER[,SERVER...]] [-l max-conns=N[,min-conns=M]] GROUP", "create a server group",
+		"a new server group (as ilbadm); SERVER is ADDRESS or ADDRESS:PORT; -l: the servers' connection thresholds; saved, like every change below, for ulbd's next start", groupVerb(control.VerbCreateServerGroup, "s", false)},
 	{"delete-servergroup", "GROUP", "remove a server group no rule uses",
 		"remove a server group no rule uses", groupVerb(control.VerbDeleteServerGroup, "", false)},
-	{"add-server", "-e SERVER[,SERVER...] GROUP", "add servers to a group",
-		"add servers to a group; new flows reach them", groupVerb(control.VerbAddServer, "e", false)},
+	{"add-server", "-e SERVER[,SERVER...] [-l max-conns=N[,min-conns=M]] GROUP", "add servers to a group",
+		"add servers to a group; new flows reach them; -l: their connection thresholds (none at max-conns takes new flows until below min-conns, default 3/4 of max-conns)", groupVerb(control.VerbAddServer, "e", false)},
 	{"remove-server", "[-f] -s server=SERVER[,SERVER...] GROUP", "remove servers from a group",
 		"remove servers from a group; one that carries flows only with -f (its flows drain as conn_drain says)", groupVerb(control.VerbRemoveServer, "s", true)},
-	{"create-rule", "[-e] [-p] -i vip=V,port=P[,protocol=tcp|udp] -m lbalg=A,type=T[,proxy-src=R][,pmask=M] [-t conn-drain=S][,persist-timeout=S] -o servergroup=G NAME", "create a load-balancing rule",
-		"a new rule, with ilbadm's options (-e: enabled, as ilbadm rules start disabled; -p: persistence; type DSR, NAT or HALF-NAT; times in seconds), or -c FILE: a [[rule]] table", createRule},
+	{"create-rule", "[-e] [-p] -i vip=V,port=P[,protocol=tcp|udp] -m lbalg=A,type=T[,proxy-src=R][,pmask=M][,persist-key=K] [-t conn-drain=S][,persist-timeout=S] -o servergroup=G NAME", "create a load-balancing rule",
+		"a new rule, with ilbadm's options (-e: enabled, as ilbadm rules start disabled; -p: persistence; K: src, src+port or dst+port (UDP), what it keys on; type DSR, NAT or HALF-NAT; times in seconds), or -c FILE: a [[rule]] table", createRule},
 	{"delete-rule", "NAME", "remove a rule",
 		"remove a rule; its flows drain as its conn_drain says", nameVerb(control.VerbDeleteRule)},
 	{"create-healthcheck", "-h hc-test=T[,hc-timeout=S][,hc-count=N][,hc-interval=S] NAME", "create a health check",
@@ -302,11 +302,15 @@ func exportConfig(ctx context.Context, c *cmd, args []string) error {
 // allowed, and the group as the operand.
 func groupVerb(verb, serversFlag string, force bool) func(context.Context, *cmd, []string) error {
 	return func(ctx context.Context, c *cmd, args []string) error {
-		var servers string
+		var servers, limits string
 		var f bool
+		thresholds := verb == control.VerbCreateServerGroup || verb == control.VerbAddServer
 		ops, err := parse(verb, args, 1, 1, func(fs *flag.FlagSet) {
 			if serversFlag != "" {
 				fs.StringVar(&servers, serversFlag, "", "")
+			}
+			if thresholds {
+				fs.StringVar(&limits, "l", "", "")
 			}
 			if force {
 				fs.BoolVar(&f, "f", false, "")
@@ -316,6 +320,11 @@ func groupVerb(verb, serversFlag string, force bool) func(context.Context, *cmd,
 			return err
 		}
 		a := control.ServerGroupChange{Name: ops[0], Force: f}
+		if limits != "" {
+			if a.MaxConns, a.MinConns, err = parseLimits(verb, limits); err != nil {
+				return err
+			}
+		}
 		if serversFlag == "s" && servers != "" {
 			v, ok := strings.CutPrefix(servers, "server=")
 			if !ok {
@@ -336,6 +345,27 @@ func groupVerb(verb, serversFlag string, force bool) func(context.Context, *cmd,
 		}
 		return show(ctx, c, verb, a, format.Reload)
 	}
+}
+
+// parseLimits reads -l max-conns=N[,min-conns=M]; ulbd checks the values as it checks a
+// file's max_conns and min_conns.
+func parseLimits(verb, list string) (maxConns, minConns int, err error) {
+	for _, pair := range strings.Split(list, ",") {
+		k, v, _ := strings.Cut(pair, "=")
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < 0 || (k != "max-conns" && k != "min-conns") {
+			return 0, 0, usagef("%s: -l %q: want max-conns=N[,min-conns=M]", verb, pair)
+		}
+		if k == "max-conns" {
+			maxConns = n
+		} else {
+			minConns = n
+		}
+	}
+	if minConns > 0 && maxConns == 0 {
+		return 0, 0, usagef("%s: -l min-conns needs max-conns", verb)
+	}
+	return maxConns, minConns, nil
 }
 
 // createRule builds a [[rule]] table from ilbadm's create-rule options, or reads one
@@ -393,7 +423,7 @@ func ruleTOML(name string, enable, persist bool, incoming, method, timers, outpu
 	if err != nil {
 		return "", err
 	}
-	m, err := kv("m", method, "lbalg", "type", "proxy-src", "pmask")
+	m, err := kv("m", method, "lbalg", "type", "proxy-src", "pmask", "persist-key")
 	if err != nil {
 		return "", err
 	}
@@ -430,9 +460,17 @@ func ruleTOML(name string, enable, persist bool, incoming, method, timers, outpu
 	if v := m["proxy-src"]; v != "" {
 		fmt.Fprintf(&b, "proxy_source = [%s]\n", strconv.Quote(v))
 	}
+	key := strings.ToLower(m["persist-key"])
+	if key != "" {
+		// BalanceNG's sessionid: src, src+port or dst+port; ulbd checks it with the rest.
+		persist = true
+		line("persist_key", key)
+	}
 	switch v := m["pmask"]; {
 	case v != "" && !persist:
 		return "", usagef("create-rule: pmask needs -p (persistence)")
+	case persist && v == "" && key == "dst+port":
+		// keyed on the VIP's port: no client prefix
 	case persist && v == "":
 		line("pmask", "/32") // ilbadm's default
 	case persist:

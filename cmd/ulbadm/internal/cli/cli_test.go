@@ -256,20 +256,20 @@ SERVERGROUP:   web6 (1 servers)
 CONNS:         1
 `},
 		{[]string{"show-servergroup"}, `
-GROUP  ADDRESS          PORT  WEIGHT  MAX-CONNS  RULES
-web    203.0.113.200    80    1       -          web
-web    203.0.113.210    80    3       1000       web
-web6   2001:db8:2::200  -     1       -          web6
+GROUP  ADDRESS          PORT  WEIGHT  MAX/MIN-CONNS  RULES
+web    203.0.113.200    80    1       -              web
+web    203.0.113.210    80    3       1000/750       web
+web6   2001:db8:2::200  -     1       -              web6
 `},
 		{[]string{"show-servergroup", "web6"}, `
-GROUP  ADDRESS          PORT  WEIGHT  MAX-CONNS  RULES
-web6   2001:db8:2::200  -     1       -          web6
+GROUP  ADDRESS          PORT  WEIGHT  MAX/MIN-CONNS  RULES
+web6   2001:db8:2::200  -     1       -              web6
 `},
 		{[]string{"show-server"}, `
-RULE  GROUP  SERVER            WEIGHT  MAX-CONNS  STATE    HEALTH  LOAD  CONNS  TOTAL
-web   web    203.0.113.200:80  1       -          enabled  up      -     2      3
-web   web    203.0.113.210:80  3       1000       enabled  down    -     0      0
-web6  web6   2001:db8:2::200   1/4     -          enabled  up      20    1      1
+RULE  GROUP  SERVER            WEIGHT  MAX/MIN-CONNS  STATE    HEALTH  LOAD  CONNS  TOTAL
+web   web    203.0.113.200:80  1       -              enabled  up      -     2      3
+web   web    203.0.113.210:80  3       1000/750       enabled  down    -     0      0
+web6  web6   2001:db8:2::200   1/4     -              enabled  up      20    1      1
 `},
 		{[]string{"show-conn"}, `
 RULE  PROTO  CLIENT                 VIP                     PROXY                  SERVER                  STATE        AGE   IDLE  PACKETS  BYTES
@@ -353,9 +353,9 @@ func TestServerAndRuleVerbs(t *testing.T) {
 		}
 	}
 	out, _, _ := run(t, env, "show-server", "web")
-	want := `RULE  GROUP  SERVER            WEIGHT  MAX-CONNS  STATE         HEALTH  LOAD  CONNS  TOTAL
-web   web    203.0.113.200:80  1       -          disabled      up      -     2      3
-web   web    203.0.113.210:80  3       1000       draining(0s)  down    -     0      0
+	want := `RULE  GROUP  SERVER            WEIGHT  MAX/MIN-CONNS  STATE         HEALTH  LOAD  CONNS  TOTAL
+web   web    203.0.113.200:80  1       -              disabled      up      -     2      3
+web   web    203.0.113.210:80  3       1000/750       draining(0s)  down    -     0      0
 `
 	if out != want {
 		t.Errorf("show-server web after disable and drain:\n%s\nwant:\n%s", out, want)
@@ -395,6 +395,10 @@ func TestLBErrors(t *testing.T) {
 		{[]string{"disable-server", "web"}, ExitUsage, `ulbadm: disable-server: server "web" is not an address or address:port (like 203.0.113.200:80 or [2001:db8::200]:80)`, true},
 		{[]string{"disable-server", "203.0.113.200:0"}, ExitUsage, `ulbadm: disable-server: server "203.0.113.200:0": port 0 is not a port`, true},
 		{[]string{"enable-rule"}, ExitUsage, "ulbadm: enable-rule: missing operand", true},
+		{[]string{"add-server", "-e", "203.0.113.9", "-l", "max-conns=many", "web"}, ExitUsage, `ulbadm: add-server: -l "max-conns=many": want max-conns=N[,min-conns=M]`, true},
+		{[]string{"add-server", "-e", "203.0.113.9", "-l", "min-conns=3", "web"}, ExitUsage, "ulbadm: add-server: -l min-conns needs max-conns", true},
+		{[]string{"create-servergroup", "-l", "maxconns=3", "g"}, ExitUsage, `ulbadm: create-servergroup: -l "maxconns=3": want max-conns=N[,min-conns=M]`, true},
+		{[]string{"remove-server", "-s", "server=203.0.113.9", "-l", "max-conns=3", "web"}, ExitUsage, "ulbadm: remove-server: flag provided but not defined: -l", true},
 		{[]string{"show-rule", "a", "b"}, ExitUsage, `ulbadm: show-rule: unexpected argument "b"`, true},
 		{[]string{"show-conn", "0"}, ExitUsage, `ulbadm: show-conn: bad count "0": want a positive integer`, true},
 		{[]string{"show-conn", "-s", "x"}, ExitUsage, `ulbadm: show-conn: server "x" is not an address or address:port (like 203.0.113.200:80 or [2001:db8::200]:80)`, true},
@@ -449,6 +453,15 @@ enabled = true
 	if err != nil || !strings.Contains(got, `topology = "full-nat"`) || !strings.Contains(got, `proxy_source = ["203.0.113.50-203.0.113.52"]`) ||
 		!strings.Contains(got, "enabled = false") || strings.Contains(got, "pmask") {
 		t.Errorf("ruleTOML NAT: %v\n%s", err, got)
+	}
+	// persist-key: persistence without -p; dst+port has no client prefix.
+	got, err = ruleTOML("sip", false, false, "vip=198.51.100.100,port=5060-5063,protocol=udp", "persist-key=DST+PORT", "", "servergroup=g")
+	if err != nil || !strings.Contains(got, `persist_key = "dst+port"`) || strings.Contains(got, "pmask") {
+		t.Errorf("ruleTOML dst+port: %v\n%s", err, got)
+	}
+	got, err = ruleTOML("dns", false, false, "vip=198.51.100.100,port=53,protocol=udp", "persist-key=src+port", "", "servergroup=g")
+	if err != nil || !strings.Contains(got, `persist_key = "src+port"`) || !strings.Contains(got, `pmask = "/32"`) {
+		t.Errorf("ruleTOML src+port: %v\n%s", err, got)
 	}
 	for _, tc := range []struct {
 		in, m, tm, o, want string

@@ -243,12 +243,12 @@ func addFlows(b *balancer.Balancer, table *conntrack.Table, clock *time.Time) er
 		if f.ended > 0 {
 			*clock = Now.Add(-f.ended)
 		}
-		pick, ok := rule.Adopt(f.client.Addr(), f.vip.Port(), f.server.Addr(), f.server.Port())
+		pick, ok := rule.Adopt(f.client.Addr(), f.client.Port(), f.vip.Port(), f.server.Addr(), f.server.Port())
 		if !ok {
 			return fmt.Errorf("rule %s has no server %s", f.rule, f.server)
 		}
 		if f.ended > 0 {
-			b.FlowEnded(rule.ID(), pick.Server, f.client.Addr())
+			b.FlowEnded(rule.ID(), pick.Server, f.client.Addr(), f.client.Port(), f.vip.Port())
 			*clock = Now
 			continue
 		}
@@ -312,12 +312,12 @@ func (s *status) Stats() control.StatsInfo {
 			if port == 0 {
 				port = rc.PortLo
 			}
-			pick, _ := rule.Adopt(client, rc.PortLo, sc.Addr, port)
-			s.b.FlowEnded(rule.ID(), pick.Server, client)
+			pick, _ := rule.Adopt(client, 0, rc.PortLo, sc.Addr, port)
+			s.b.FlowEnded(rule.ID(), pick.Server, client, 0, rc.PortLo)
 			if i == 0 {
 				for range 10 - n {
-					rule.Adopt(client, rc.PortLo, sc.Addr, port)
-					s.b.FlowEnded(rule.ID(), pick.Server, client)
+					rule.Adopt(client, 0, rc.PortLo, sc.Addr, port)
+					s.b.FlowEnded(rule.ID(), pick.Server, client, 0, rc.PortLo)
 				}
 			}
 			for range 500 / n {

@@ -11,12 +11,12 @@ import (
 
 func i64(n int64) string { return strconv.FormatInt(n, 10) }
 
-// limit prints a connection cap: "-" for none.
-func limit(n int) string {
-	if n == 0 {
+// limits prints connection thresholds as "MAX/MIN", or "-" for none.
+func limits(maxConns, minConns int) string {
+	if maxConns == 0 {
 		return none
 	}
-	return strconv.Itoa(n)
+	return strconv.Itoa(maxConns) + "/" + strconv.Itoa(minConns)
 }
 
 // seconds prints a duration in seconds as "90s", or "-" when zero.
@@ -34,14 +34,30 @@ func enabled(b bool) string {
 	return "disabled"
 }
 
-// Rules writes show-rule's table. PERSIST is "/PMASK,TIMEOUT" or "-"; DRAIN is the
-// conn_drain bound ("-": until the flows end).
+// persistKey is a rule's persistence key as show-rule prints it before the timeout:
+// "/PMASK" (the client prefix), "/PMASK+port" (and the client's port), "dst+port" (the
+// VIP's port), or "" without persistence.
+func persistKey(r control.RuleInfo) string {
+	switch {
+	case r.PersistKey == "dst+port":
+		return "dst+port"
+	case r.PMask < 0:
+		return ""
+	case r.PersistKey == "src+port":
+		return fmt.Sprintf("/%d+port", r.PMask)
+	}
+	return fmt.Sprintf("/%d", r.PMask)
+}
+
+// Rules writes show-rule's table. PERSIST is "/PMASK,TIMEOUT" ("/PMASK+port,TIMEOUT"
+// keyed on the client's port too, "dst+port,TIMEOUT" on the VIP's port) or "-"; DRAIN is
+// the conn_drain bound ("-": until the flows end).
 func Rules(w io.Writer, rules []control.RuleInfo) error {
 	rows := make([][]string, 0, len(rules))
 	for _, r := range rules {
 		persist := none
-		if r.PMask >= 0 {
-			persist = fmt.Sprintf("/%d,%ds", r.PMask, r.PersistTimeout)
+		if k := persistKey(r); k != "" {
+			persist = fmt.Sprintf("%s,%ds", k, r.PersistTimeout)
 		}
 		rows = append(rows, []string{r.Name, enabled(r.Enabled), or(r.Protocol), r.VIP, r.Ports, or(r.Algorithm),
 			or(r.Topology), persist, seconds(r.ConnDrain), or(r.ServerGroup), strconv.Itoa(r.Servers), u(r.ConnsActive)})
@@ -57,8 +73,13 @@ func RulesFull(w io.Writer, rules []control.RuleInfo) error {
 			fmt.Fprintln(w)
 		}
 		persist := "none"
-		if r.PMask >= 0 {
-			persist = fmt.Sprintf("/%d for %ds", r.PMask, r.PersistTimeout)
+		switch k := persistKey(r); {
+		case r.PersistKey == "dst+port":
+			persist = fmt.Sprintf("per destination port (dst+port) for %ds", r.PersistTimeout)
+		case r.PersistKey == "src+port" && k != "":
+			persist = fmt.Sprintf("/%d and the client's port (src+port) for %ds", r.PMask, r.PersistTimeout)
+		case k != "":
+			persist = fmt.Sprintf("%s for %ds", k, r.PersistTimeout)
 		}
 		drain := "until the flows end"
 		if r.ConnDrain > 0 {
@@ -100,13 +121,13 @@ func ServerGroups(w io.Writer, groups []control.ServerGroupInfo) error {
 			rules = strings.Join(g.Rules, ",")
 		}
 		for _, m := range g.Servers {
-			rows = append(rows, []string{g.Name, m.Address, port(m.Port), strconv.Itoa(m.Weight), limit(m.MaxConns), rules})
+			rows = append(rows, []string{g.Name, m.Address, port(m.Port), strconv.Itoa(m.Weight), limits(m.MaxConns, m.MinConns), rules})
 		}
 		if len(g.Servers) == 0 {
 			rows = append(rows, []string{g.Name, none, none, none, none, rules})
 		}
 	}
-	return table(w, "GROUP\tADDRESS\tPORT\tWEIGHT\tMAX-CONNS\tRULES", rows)
+	return table(w, "GROUP\tADDRESS\tPORT\tWEIGHT\tMAX/MIN-CONNS\tRULES", rows)
 }
 
 func port(p uint16) string {
@@ -118,23 +139,27 @@ func port(p uint16) string {
 
 // Servers writes show-server's table: each server within each rule, with its weight
 // (as configured, then /EFFECTIVE when health or an agent's load changed it), its admin
-// state (draining shows for how long), its health, the agent's load ("-": none) and its
+// state (draining shows for how long; an enabled server at its connection threshold
+// shows overloaded), its max_conns/min_conns, its health, the agent's load ("-": none) and its
 // flows now and in total.
 func Servers(w io.Writer, servers []control.ServerInfo) error {
 	rows := make([][]string, 0, len(servers))
 	for _, s := range servers {
 		state := or(s.State)
-		if s.State == control.ServerDraining {
+		switch {
+		case s.State == control.ServerDraining:
 			state = fmt.Sprintf("draining(%ds)", s.Draining)
+		case s.State == control.ServerEnabled && s.Overloaded:
+			state = "overloaded"
 		}
 		weight := strconv.Itoa(s.Weight)
 		if s.EffectiveWeight != s.Weight {
 			weight += "/" + strconv.Itoa(s.EffectiveWeight)
 		}
-		rows = append(rows, []string{s.Rule, s.Group, s.Endpoint(), weight, limit(s.MaxConns), state,
+		rows = append(rows, []string{s.Rule, s.Group, s.Endpoint(), weight, limits(s.MaxConns, s.MinConns), state,
 			or(s.Health), load(s.Load), u(s.ConnsActive), u(s.ConnsTotal)})
 	}
-	return table(w, "RULE\tGROUP\tSERVER\tWEIGHT\tMAX-CONNS\tSTATE\tHEALTH\tLOAD\tCONNS\tTOTAL", rows)
+	return table(w, "RULE\tGROUP\tSERVER\tWEIGHT\tMAX/MIN-CONNS\tSTATE\tHEALTH\tLOAD\tCONNS\tTOTAL", rows)
 }
 
 // Conns writes show-conn's table, like ilbadm show-nat; PROXY is the full-NAT source
@@ -160,6 +185,9 @@ func more(w io.Writer, shown, total int, what string) error {
 }
 
 // Persist writes show-persist's table; EXPIRES is "-" while flows use the entry.
+//
+// CLIENT is the entry's key: the client prefix, with "port N" for src+port, or "to VIP
+// port N" for dst+port.
 func Persist(w io.Writer, l control.PersistList) error {
 	rows := make([][]string, 0, len(l.Entries))
 	for _, e := range l.Entries {
@@ -167,7 +195,14 @@ func Persist(w io.Writer, l control.PersistList) error {
 		if e.Conns > 0 {
 			exp = none
 		}
-		rows = append(rows, []string{e.Rule, e.Client, e.Server, u(e.Conns), exp})
+		client := e.Client
+		switch e.Key {
+		case "src+port":
+			client += " port " + strconv.Itoa(int(e.Port))
+		case "dst+port":
+			client = "to " + strings.TrimSuffix(strings.TrimSuffix(e.Client, "/32"), "/128") + " port " + strconv.Itoa(int(e.Port))
+		}
+		rows = append(rows, []string{e.Rule, client, e.Server, u(e.Conns), exp})
 	}
 	if err := table(w, "RULE\tCLIENT\tSERVER\tCONNS\tEXPIRES", rows); err != nil {
 		return err

@@ -27,8 +27,31 @@ RULE  PROTO  CLIENT  VIP  PROXY  SERVER  STATE  AGE  IDLE  PACKETS  BYTES
 		t.Fatal(err)
 	}
 	check(t, &b, `
-GROUP  ADDRESS  PORT  WEIGHT  MAX-CONNS  RULES
-empty  -        -     -       -          -
+GROUP  ADDRESS  PORT  WEIGHT  MAX/MIN-CONNS  RULES
+empty  -        -     -       -              -
+`)
+}
+
+// TestServersOverloaded: an enabled server at its threshold shows overloaded, with its
+// thresholds; a draining one shows draining.
+func TestServersOverloaded(t *testing.T) {
+	var b bytes.Buffer
+	err := Servers(&b, []control.ServerInfo{
+		{Rule: "r", Group: "g", Address: "203.0.113.1", Port: 80, Weight: 1, EffectiveWeight: 1, MaxConns: 4, MinConns: 2,
+			Overloaded: true, State: control.ServerEnabled, Health: "up", Load: -1, ConnsActive: 4, ConnsTotal: 9},
+		{Rule: "r", Group: "g", Address: "203.0.113.2", Port: 80, Weight: 1, EffectiveWeight: 1, MaxConns: 4, MinConns: 3,
+			Overloaded: true, State: control.ServerDraining, Draining: 5, Health: "up", Load: -1, ConnsActive: 4, ConnsTotal: 4},
+		{Rule: "r", Group: "g", Address: "203.0.113.3", Port: 80, Weight: 1, EffectiveWeight: 1,
+			State: control.ServerEnabled, Health: "up", Load: -1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, &b, `
+RULE  GROUP  SERVER          WEIGHT  MAX/MIN-CONNS  STATE         HEALTH  LOAD  CONNS  TOTAL
+r     g      203.0.113.1:80  1       4/2            overloaded    up      -     4      9
+r     g      203.0.113.2:80  1       4/3            draining(5s)  up      -     4      4
+r     g      203.0.113.3:80  1       -              enabled       up      -     0      0
 `)
 }
 
@@ -45,6 +68,49 @@ func TestRulesPersistence(t *testing.T) {
 	check(t, &b, `
 NAME  STATE     PROTO  VIP        PORTS    ALGORITHM  TOPOLOGY  PERSIST  DRAIN  SERVERGROUP  SERVERS  CONNS
 all   disabled  udp    192.0.2.1  1-65535  hash-ip    dsr       /0,60s   -      g            3        0
+`)
+}
+
+// TestPersistKeys: show-rule and show-persist say what a rule's persistence keys on.
+func TestPersistKeys(t *testing.T) {
+	var b bytes.Buffer
+	rules := []control.RuleInfo{
+		{Name: "sp", VIP: "192.0.2.1", Ports: "53", Protocol: "udp", Algorithm: "roundrobin", Topology: "half-nat",
+			PMask: 32, PersistKey: "src+port", PersistTimeout: 300, ServerGroup: "g", Servers: 2},
+		{Name: "dp", VIP: "192.0.2.1", Ports: "5060-5063", Protocol: "udp", Algorithm: "roundrobin", Topology: "half-nat",
+			PMask: -1, PersistKey: "dst+port", PersistTimeout: 60, ServerGroup: "g", Servers: 2},
+		{Name: "none", VIP: "192.0.2.1", Ports: "80", Protocol: "tcp", Algorithm: "roundrobin", Topology: "half-nat",
+			PMask: -1, PersistKey: "src", ServerGroup: "g", Servers: 2},
+	}
+	if err := Rules(&b, rules); err != nil {
+		t.Fatal(err)
+	}
+	check(t, &b, `
+NAME  STATE     PROTO  VIP        PORTS      ALGORITHM   TOPOLOGY  PERSIST        DRAIN  SERVERGROUP  SERVERS  CONNS
+sp    disabled  udp    192.0.2.1  53         roundrobin  half-nat  /32+port,300s  -      g            2        0
+dp    disabled  udp    192.0.2.1  5060-5063  roundrobin  half-nat  dst+port,60s   -      g            2        0
+none  disabled  tcp    192.0.2.1  80         roundrobin  half-nat  -              -      g            2        0
+`)
+	b.Reset()
+	if err := RulesFull(&b, rules[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if out := b.String(); !strings.Contains(out, "/32 and the client's port (src+port) for 300s") ||
+		!strings.Contains(out, "per destination port (dst+port) for 60s") {
+		t.Errorf("show-rule -f:\n%s", out)
+	}
+	b.Reset()
+	err := Persist(&b, control.PersistList{Total: 2, Entries: []control.PersistInfo{
+		{Rule: "sp", Client: "198.51.100.2/32", Key: "src+port", Port: 40000, Server: "203.0.113.201", Conns: 1},
+		{Rule: "dp", Client: "192.0.2.1/32", Key: "dst+port", Port: 5061, Server: "203.0.113.202", Expires: 40},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, &b, `
+RULE  CLIENT                      SERVER         CONNS  EXPIRES
+sp    198.51.100.2/32 port 40000  203.0.113.201  1      -
+dp    to 192.0.2.1 port 5061      203.0.113.202  0      40s
 `)
 }
 
