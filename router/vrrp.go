@@ -112,7 +112,9 @@ func (r *Router) SetVRRP(cfgs []VRRPConfig) error {
 	var next, added []*vrrpNode
 	kept := map[*vrrpNode]bool{}
 	for _, c := range cfgs {
-		if n := byName[c.Instance.Name]; n != nil && reflect.DeepEqual(n.cfg, c) &&
+		// An instance whose port was replaced (a reload that changed its device) is
+		// made again on the new one.
+		if n := byName[c.Instance.Name]; n != nil && reflect.DeepEqual(n.cfg, c) && r.livePort(c.Port) == n.rp &&
 			(c.SyncGroup == "" || oldGroups[c.SyncGroup] == newGroups[c.SyncGroup]) {
 			kept[n] = true
 			next = append(next, n)
@@ -181,11 +183,11 @@ func syncGroupSigs(cfgs []VRRPConfig) map[string]string {
 
 // newVRRPNode makes an instance and its tracker, not yet registered anywhere.
 func (r *Router) newVRRPNode(c VRRPConfig) (*vrrpNode, error) {
-	i, ok := r.byName[c.Port]
+	i, ok := r.tab.Load().byName[c.Port]
 	if !ok {
 		return nil, fmt.Errorf("%w: vrrp %s: no port %q", ErrConfig, c.Instance.Name, c.Port)
 	}
-	rp := r.ports[i]
+	rp := r.ports()[i]
 	if rp.layer3 {
 		return nil, fmt.Errorf("%w: vrrp %s: port %s has no Ethernet", ErrConfig, c.Instance.Name, c.Port)
 	}
@@ -196,7 +198,7 @@ func (r *Router) newVRRPNode(c VRRPConfig) (*vrrpNode, error) {
 		ic.Log = r.log.With("vrrp", ic.Name)
 	}
 	ipv6 := len(ic.Addresses) > 0 && ic.Addresses[0].Is6()
-	ic.Primary = rp.src4
+	ic.Primary = rp.state().src4
 	if ipv6 {
 		ic.Primary = header.LinkLocalFromMAC(rp.mac)
 	}
@@ -428,7 +430,7 @@ func (r *Router) setVRRPLocal(addrs []netip.Addr, port int, on bool) {
 			delete(r.vrrpLocal, a)
 		}
 	}
-	if t, err := r.buildFIB(r.routes, r.byName); err == nil {
+	if t, err := r.buildFIB(r.routes); err == nil {
 		r.fib.Store(t)
 	}
 }
@@ -477,11 +479,11 @@ func (c routerClock) After(d time.Duration) <-chan time.Time { return time.After
 // linkUp reports whether the named port's device has its link (carrier) up; ports
 // without a kernel device (tests) are always up, unknown ones down.
 func (r *Router) linkUp(name string) bool {
-	i, ok := r.byName[name]
+	i, ok := r.tab.Load().byName[name]
 	if !ok {
 		return false
 	}
-	rp := r.ports[i]
+	rp := r.ports()[i]
 	if rp.cfg.Device == "" {
 		return true
 	}
