@@ -96,15 +96,15 @@ type Config struct {
 
 // Router is the forwarding engine. Create it with New, start it with Run.
 type Router struct {
-	log   *slog.Logger
-	now   func() time.Time
-	tick  time.Duration
+	log  *slog.Logger
+	now  func() time.Time
+	tick time.Duration
 	// tab is the ports, indexed by routerPort.idx (and fib.NextHop.Port): a reload
 	// appends new ports and marks removed ones (their slots stay), so indexes held
 	// anywhere stay right (ports.go).
-	tab   atomic.Pointer[portTable]
-	fib   atomic.Pointer[fib.Table]
-	icmp  *tokenBucket
+	tab  atomic.Pointer[portTable]
+	fib  atomic.Pointer[fib.Table]
+	icmp *tokenBucket
 	// redirects limits ICMP redirects.
 	redirects *tokenBucket
 	// maxFrame is the largest frame any port sends (MTU + Ethernet header); the loops'
