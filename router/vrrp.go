@@ -50,6 +50,8 @@ type vrrpNode struct {
 	in      *vrrp.Instance
 	cfg     VRRPConfig
 	tracker *vrrp.Tracker
+	// primary is the instance's primary address (its adverts' source), from its port.
+	primary netip.Addr
 
 	mu       sync.Mutex
 	master   bool
@@ -114,7 +116,10 @@ func (r *Router) SetVRRP(cfgs []VRRPConfig) error {
 	for _, c := range cfgs {
 		// An instance whose port was replaced (a reload that changed its device) is
 		// made again on the new one.
+		// So is one whose primary address went with its port's addresses (RFC 9568
+		// §6.1: the adverts' source is the interface's primary address).
 		if n := byName[c.Instance.Name]; n != nil && reflect.DeepEqual(n.cfg, c) && r.livePort(c.Port) == n.rp &&
+			n.primary == vrrpPrimary(n.rp, c) &&
 			(c.SyncGroup == "" || oldGroups[c.SyncGroup] == newGroups[c.SyncGroup]) {
 			kept[n] = true
 			next = append(next, n)
@@ -197,11 +202,8 @@ func (r *Router) newVRRPNode(c VRRPConfig) (*vrrpNode, error) {
 	if ic.Log == nil {
 		ic.Log = r.log.With("vrrp", ic.Name)
 	}
-	ipv6 := len(ic.Addresses) > 0 && ic.Addresses[0].Is6()
-	ic.Primary = rp.state().src4
-	if ipv6 {
-		ic.Primary = header.LinkLocalFromMAC(rp.mac)
-	}
+	ic.Primary = vrrpPrimary(rp, c)
+	n.primary = ic.Primary
 	in, err := vrrp.New(ic)
 	if err != nil {
 		return nil, fmt.Errorf("%w: vrrp %s: %v", ErrConfig, ic.Name, err)
@@ -213,6 +215,15 @@ func (r *Router) newVRRPNode(c VRRPConfig) (*vrrpNode, error) {
 		return nil, fmt.Errorf("%w: vrrp %s: %v", ErrConfig, ic.Name, err)
 	}
 	return n, nil
+}
+
+// vrrpPrimary is the primary address of an instance of c on rp: the port's first IPv4
+// address, or for IPv6 its link-local address.
+func vrrpPrimary(rp *routerPort, c VRRPConfig) netip.Addr {
+	if a := c.Instance.Addresses; len(a) > 0 && a[0].Is6() {
+		return header.LinkLocalFromMAC(rp.mac)
+	}
+	return rp.state().src4
 }
 
 // attachVRRP registers an instance with its port: the port's mux, the VRRP group's
