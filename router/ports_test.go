@@ -15,6 +15,7 @@ import (
 	"ulb/router/header"
 	"ulb/router/port"
 	"ulb/router/port/porttest"
+	"ulb/vrrp"
 )
 
 var (
@@ -359,5 +360,73 @@ func TestForwardAfterSetPortsAllocatesNothing(t *testing.T) {
 		if allocs := testing.AllocsPerRun(1000, func() { pass(c.frame, c.out) }); allocs != 0 {
 			t.Errorf("%v allocations per packet to port %d", allocs, c.out)
 		}
+	}
+}
+
+// TestSetPortsVRRP: an instance on a port whose device a reload replaces is shut down on
+// the old device (priority 0) and made again on the new one, and one whose port's
+// primary address changed is made again with it as its adverts' source (RFC 9568
+// §5.1.1.1, the primary address of the interface).
+func TestSetPortsVRRP(t *testing.T) {
+	rl, hl := porttest.NewPair(macRouterL, macHostL, 1500)
+	rr, hr := porttest.NewPair(macRouterR, macHostR, 1500)
+	v1 := VRRPConfig{Port: "right", Instance: vrrp.Config{Name: "v1", VRID: 9, Version: 2, Priority: 255,
+		Interval: time.Second, Addresses: []netip.Addr{netip.MustParseAddr("198.51.100.100")}}}
+	r, err := New(Config{
+		Ports: []PortConfig{
+			{Name: "left", Port: rl, Addresses: benchPorts()[0].Addresses},
+			{Name: "right", Port: rr, Addresses: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24")}},
+		},
+		VRRP: []VRRPConfig{v1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := startBench(t, r, newPeer(hl, macHostL, hostL4), newPeer(hr, macHostR, hostR4))
+	advertFrom := func(src netip.Addr, prio uint8) func(gopacket.Packet) bool {
+		return func(p gopacket.Packet) bool {
+			a, ok := p.Layer(layers.LayerTypeVRRP).(*layers.VRRPv2)
+			ip := ipv4Of(p)
+			return ok && ip != nil && a.VirtualRtrID == 9 && a.Priority == prio && netip.AddrFrom4([4]byte(ip.SrcIP.To4())) == src
+		}
+	}
+	tb.right.expect(t, "advert from the first address", advertFrom(netip.MustParseAddr("198.51.100.1"), 255))
+
+	// The primary address changes: the node's reload order (SetPorts, then SetVRRP).
+	ps := []PortConfig{{Name: "left", Addresses: benchPorts()[0].Addresses},
+		{Name: "right", Addresses: []netip.Prefix{netip.MustParsePrefix("198.51.100.5/24")}}}
+	if err := r.SetPorts(ps, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetVRRP([]VRRPConfig{v1}); err != nil {
+		t.Fatal(err)
+	}
+	tb.right.expect(t, "advert from the new primary address", advertFrom(netip.MustParseAddr("198.51.100.5"), 255))
+
+	// The device changes: the instance goes first (its priority-0 advert on the old
+	// device), then comes back on the new one.
+	rr2, hr2 := porttest.NewPair(macRouterT, macHostR, 1500)
+	right2 := newPeer(hr2, macHostR, hostR4)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go right2.run(&wg)
+	t.Cleanup(func() { hr2.Close(); wg.Wait() })
+	if err := r.SetVRRP(nil); err != nil {
+		t.Fatal(err)
+	}
+	tb.right.expect(t, "goodbye on the old device", advertFrom(netip.MustParseAddr("198.51.100.5"), 0))
+	ps[1].Port = rr2
+	if err := r.SetPorts(ps, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetVRRP([]VRRPConfig{v1}); err != nil {
+		t.Fatal(err)
+	}
+	p := right2.expect(t, "advert on the new device", advertFrom(netip.MustParseAddr("198.51.100.5"), 255))
+	if e := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet); e.SrcMAC.String() != "00:00:5e:00:01:09" {
+		t.Errorf("advert from %s, want the virtual MAC", e.SrcMAC)
+	}
+	if n := r.vrrpNodes(); len(n) != 1 || n[0].rp != r.livePort("right") {
+		t.Error("the instance is not on the new port")
 	}
 }

@@ -117,7 +117,7 @@ func (r *Router) SetVRRP(cfgs []VRRPConfig) error {
 		// An instance whose port was replaced (a reload that changed its device) is
 		// made again on the new one.
 		// So is one whose primary address went with its port's addresses (RFC 9568
-		// §6.1: the adverts' source is the interface's primary address).
+		// §5.1.1.1: the adverts' source is the interface's primary address).
 		if n := byName[c.Instance.Name]; n != nil && reflect.DeepEqual(n.cfg, c) && r.livePort(c.Port) == n.rp &&
 			n.primary == vrrpPrimary(n.rp, c) &&
 			(c.SyncGroup == "" || oldGroups[c.SyncGroup] == newGroups[c.SyncGroup]) {
