@@ -137,12 +137,18 @@ func TestSetPortsAddresses(t *testing.T) {
 	}
 }
 
-// TestSetPortsOptions changes a port's MTU and redirects at run time, and refuses an
-// MTU larger than the link's.
+// TestSetPortsOptions changes a port's MTU, directed_broadcast and redirects at run
+// time, and refuses an MTU larger than the link's.
 func TestSetPortsOptions(t *testing.T) {
 	tb := newTestBench(t)
+	bcast := netip.MustParseAddr("198.51.100.255")
+	tb.left.sendRaw(udp4(hostL4, bcast, 64, 0, []byte("directed")))
+	tb.right.expectNone(t, "directed broadcast while off", isUDPTo(bcast))
+	tb.left.sendRaw(udp4(hostL4, netip.MustParseAddr("192.0.2.50"), 64, 0, []byte("hairpin")))
+	tb.left.expectNone(t, "redirect while off", isICMPv4(layers.ICMPv4TypeRedirect, layers.ICMPv4CodeHost))
 	ps := benchPorts("198.51.100.1/24", "2001:db8:2::1/64")
 	ps[1].MTU = 1300
+	ps[1].DirectedBroadcast = true
 	ps[0].Redirects = true
 	if err := tb.r.SetPorts(ps, benchRoutes); err != nil {
 		t.Fatal(err)
@@ -156,6 +162,16 @@ func TestSetPortsOptions(t *testing.T) {
 	ic := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
 	if mtu := ic.Seq; mtu != 1300 {
 		t.Errorf("next-hop MTU %d, want 1300", mtu)
+	}
+	// RFC 1812 §5.2.7.2: with redirects on, a packet that leaves by the port it came in
+	// by earns its sender a host redirect.
+	tb.left.sendRaw(udp4(hostL4, netip.MustParseAddr("192.0.2.50"), 64, 0, []byte("hairpin")))
+	tb.left.expect(t, "redirect once on", isICMPv4(layers.ICMPv4TypeRedirect, layers.ICMPv4CodeHost))
+	// RFC 1812 §5.3.5.2: turned on, the directed broadcast goes out as a link broadcast.
+	tb.left.sendRaw(udp4(hostL4, bcast, 64, 0, []byte("directed")))
+	bp := tb.right.expect(t, "directed broadcast once on", isUDPTo(bcast))
+	if e := bp.Layer(layers.LayerTypeEthernet).(*layers.Ethernet); !bytes.Equal(e.DstMAC, layers.EthernetBroadcast) {
+		t.Errorf("directed broadcast sent to %s", e.DstMAC)
 	}
 	ps[1].MTU = 9000
 	if err := tb.r.SetPorts(ps, benchRoutes); !errors.Is(err, ErrConfig) {
