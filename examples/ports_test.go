@@ -23,7 +23,8 @@ import (
 //   - a port added on the extra link, which the first file did not use: traffic routes
 //     through it to far; then removed: show-port no longer lists it, far is unreachable;
 //   - a port naming a device that does not exist: refused with a clear message, nothing
-//     changed.
+//     changed;
+//   - the added port's batch changed: opened again on a new socket, still routing.
 func TestReloadPorts(t *testing.T) {
 	const socket = "/run/ulb/rport.sock"
 	dir := copyFiles(t, "testdata/rport", "bench.toml", "lb1.toml")
@@ -151,6 +152,14 @@ address = ["2001:db8:9::1/64"]
 		t.Errorf("show-port after the refused reload: %v", got)
 	}
 	check(t, bench.Check{Type: bench.CheckPing, From: "client", To: "203.0.113.2", Count: 1})
+	// A changed open option (batch): the port is opened again on a new socket.
+	rebatched := []byte(strings.Replace(string(withExtra), `device = "extra"`, "device = \"extra\"\nbatch = 16", 1))
+	info = reloadWith(t, socket, conf, rebatched)
+	if !slices.Equal(info.PortsAdded, []string{"extra"}) || len(info.PortsRemoved) != 0 {
+		t.Errorf("reload changing extra's batch: %+v, want extra opened again", info)
+	}
+	check(t, bench.Check{Type: bench.CheckPing, From: "client", To: "203.0.113.2", Count: 2})
+	check(t, bench.Check{Type: bench.CheckConns, From: "client", To: "203.0.113.2:80", Count: 10, ExpectNames: []string{"far"}})
 	running("the port was removed")
 
 	// The port removed.
