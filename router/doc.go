@@ -6,7 +6,12 @@
 //
 // # How a frame flows
 //
-// Each port has one receive loop (Run starts them, each on its own locked OS thread).
+// Each port has one receive loop (Run starts them, each on its own locked OS thread;
+// SetPorts, a reload, starts the loop of a port added while Run runs and stops that of
+// a removed one, ports.go). What a stage reads of a port that a reload may change (its
+// addresses, error sources, broadcast addresses, MTU, options) is one immutable
+// portState behind an atomic.Pointer (routerPort.state), and the ports are a portTable
+// whose indexes never change (a removed port's slot stays, never matched).
 // A frame passes these stages, in order:
 //
 //	loop.run              reads a batch from the port (port.Port.Read), headroom in front;

@@ -152,7 +152,7 @@ func (l *loop) ipv4(buf []byte) {
 		l.local4(buf, ip)
 		return
 	}
-	if nh.Kind == fib.Connected && l.r.ports[nh.Port].isBroadcast4(dst) {
+	if nh.Kind == fib.Connected && l.r.ports()[nh.Port].isBroadcast4(dst) {
 		l.directedBroadcast(&p, nh)
 		return
 	}
@@ -163,7 +163,7 @@ func (l *loop) ipv4(buf []byte) {
 		l.bc.drop(DropLinkBroadcast)
 		return
 	}
-	if nh.Port == l.in.idx && l.in.redirects {
+	if nh.Port == l.in.idx && l.in.state().redirects {
 		l.redirect4(&p, nh)
 	}
 	l.forward(&p, nh, dst, nil)
@@ -200,7 +200,7 @@ type rewrite struct {
 // port, fragmented or cut into segments when it must be. Packets the router originates
 // do not come here (see route).
 func (l *loop) forward(p *pkt, nh fib.NextHop, to netip.Addr, rw *rewrite) {
-	ep := l.r.ports[nh.Port]
+	ep := l.r.ports()[nh.Port]
 	if p.ttl() <= 1 {
 		if p.v6 {
 			l.icmpError(p.ip, header.ICMPv6TimeExceeded, header.ICMPv6HopLimitExceeded, 0)
@@ -211,7 +211,7 @@ func (l *loop) forward(p *pkt, nh fib.NextHop, to netip.Addr, rw *rewrite) {
 		return
 	}
 	how := sendWhole
-	if len(p.ip) > ep.mtu {
+	if len(p.ip) > ep.state().mtu {
 		if how = l.oversize(p, ep); how == sendNot {
 			return
 		}
@@ -273,12 +273,12 @@ func (l *loop) oversize(p *pkt, ep *routerPort) sendHow {
 	vh := port.Hdr(p.buf, headroom)
 	gso := vh.IsGSO()
 	switch {
-	case gso && gsoSegmentLen(p.ip, vh) <= ep.mtu:
+	case gso && gsoSegmentLen(p.ip, vh) <= ep.state().mtu:
 		return sendWhole
 	case p.v6:
-		l.icmpError(p.ip, header.ICMPv6PacketTooBig, 0, uint32(ep.mtu))
+		l.icmpError(p.ip, header.ICMPv6PacketTooBig, 0, uint32(ep.state().mtu))
 	case header.IPv4(p.ip).DontFragment():
-		l.icmpError(p.ip, header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded, uint32(ep.mtu))
+		l.icmpError(p.ip, header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded, uint32(ep.state().mtu))
 	case gso:
 		return sendSegments
 	default:
@@ -306,6 +306,9 @@ func (l *loop) emit(ep *routerPort, gw, dst netip.Addr, buf []byte) {
 		}
 		eth.SetDestination(mac)
 	}
+	if ep.idx >= len(l.out) {
+		l.growOut() // a port added since the loop started
+	}
 	l.out[ep.idx] = append(l.out[ep.idx], buf)
 }
 
@@ -322,8 +325,8 @@ func (l *loop) route(buf []byte, dst netip.Addr) {
 		l.bc.drop(DropNoRoute)
 		return
 	}
-	ep := l.r.ports[nh.Port]
-	if len(buf)-headroom-ethLen > ep.mtu {
+	ep := l.r.ports()[nh.Port]
+	if len(buf)-headroom-ethLen > ep.state().mtu {
 		// A reply to a reassembled request can be larger than the link: the router, its
 		// source, fragments it (RFC 791 section 3.2, RFC 8200 section 4.5).
 		if dst.Is4() {
@@ -455,7 +458,7 @@ func (l *loop) ipv6(buf []byte) {
 		l.bc.drop(DropNoRoute)
 		return
 	}
-	if nh.Port == l.in.idx && l.in.redirects {
+	if nh.Port == l.in.idx && l.in.state().redirects {
 		l.redirect6(&p, nh)
 	}
 	l.forward(&p, nh, dst, nil)

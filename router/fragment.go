@@ -25,7 +25,7 @@ func (l *loop) fragment4(buf []byte, ep *routerPort, gw, to netip.Addr) {
 		if off == 0 {
 			fhl = hl
 		}
-		room := (ep.mtu - fhl) &^ 7
+		room := (ep.state().mtu - fhl) &^ 7
 		if room <= 0 {
 			l.bc.drop(DropFragment)
 			return
@@ -153,12 +153,12 @@ func (l *loop) segment4(buf []byte, ep *routerPort, gw, to netip.Addr) {
 		seg := g.bufs[i][:headroom+g.sizes[i]]
 		port.Hdr(seg, headroom).Clear() // SegmentTCP completed every checksum
 		ipLen := g.sizes[i] - ethLen
-		if ipLen <= ep.mtu {
+		if ipLen <= ep.state().mtu {
 			l.bc.forwarded++
 			l.emit(ep, gw, to, seg)
 			continue
 		}
-		if len(l.scratch)-l.nused < fragments(ipLen, ep.mtu) {
+		if len(l.scratch)-l.nused < fragments(ipLen, ep.state().mtu) {
 			l.flushPort(ep)
 			l.nused = mark
 		}

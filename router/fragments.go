@@ -263,7 +263,7 @@ func (l *loop) recordFragment(p *pkt, rw *rewrite, to netip.Addr) {
 // A packet queued from it (an echo reply) is written before the buffer is reused.
 func (l *loop) reasmBuffer() []byte {
 	if l.reasmBusy {
-		for _, ep := range l.r.ports {
+		for _, ep := range l.r.ports() {
 			l.flushPort(ep)
 		}
 		l.reasmBusy = false
@@ -331,14 +331,14 @@ func (l *loop) reassembled(buf, out []byte, n int) []byte {
 // the port it came in on (RFC 792, RFC 1122 section 3.3.2, RFC 8200 section 4.5). It runs
 // in Run's timer, outside the receive loops.
 func (r *Router) reassemblyTimedOut(first []byte, in int) {
-	if in < 0 || in >= len(r.ports) {
+	if in < 0 || in >= len(r.ports()) {
 		return
 	}
 	typ, code := header.ICMPv6TimeExceeded, header.ICMPv6ReassemblyTimeout
 	if len(first) > 0 && first[0]>>4 == 4 {
 		typ, code = header.ICMPv4TimeExceeded, header.ICMPv4ReassemblyTimeout
 	}
-	src, dst, ok := errorAddrs(r.ports[in], first, typ, code)
+	src, dst, ok := errorAddrs(r.ports()[in], first, typ, code)
 	if !ok || !r.icmp.allow(r.now()) {
 		return
 	}
@@ -347,7 +347,7 @@ func (r *Router) reassemblyTimedOut(first []byte, in int) {
 		return
 	}
 	buf := make([]byte, headroom+ethLen+header.ICMPv6MaxErrorSize)
-	r.ports[in].counters.ICMPErrors.Add(1)
+	r.ports()[in].counters.ICMPErrors.Add(1)
 	r.sendOutside(rp, nh, dst, writeICMPError(buf, src, dst, first, typ, code, 0))
 }
 
@@ -365,7 +365,7 @@ func (l *loop) fragment6(buf []byte, ep *routerPort, gw, to netip.Addr) {
 		return
 	}
 	data := ip.Payload()
-	room := (ep.mtu - header.IPv6MinimumSize - header.IPv6FragmentSize) &^ 7
+	room := (ep.state().mtu - header.IPv6MinimumSize - header.IPv6FragmentSize) &^ 7
 	if room <= 0 {
 		l.bc.drop(DropFragment)
 		return

@@ -292,7 +292,7 @@ func TestIPv6FragmentsInTransit(t *testing.T) {
 	if mtu := binary.BigEndian.Uint32(p.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6).Contents[4:8]); mtu != 1400 {
 		t.Errorf("packet too big says MTU %d, want 1400", mtu)
 	}
-	if n := tb.r.ports[0].counters.Drops[DropIPv6Header].Load(); n != 0 {
+	if n := tb.r.ports()[0].counters.Drops[DropIPv6Header].Load(); n != 0 {
 		t.Errorf("%d fragments dropped as bad IPv6 headers", n)
 	}
 }
@@ -419,7 +419,7 @@ func TestReassemblyErrors(t *testing.T) {
 	if st.Overlaps != 1 || st.Discarded != 1 || st.OverLimit != 2 || st.Malformed != 1 {
 		t.Errorf("reassembly stats %+v", st)
 	}
-	if n := tb.r.ports[0].counters.Drops[DropReassembly].Load(); n != 5 {
+	if n := tb.r.ports()[0].counters.Drops[DropReassembly].Load(); n != 5 {
 		t.Errorf("%d reassembly drops, want 5", n)
 	}
 }
@@ -533,17 +533,17 @@ func TestFragmentsThroughBalancer(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range []netip.Addr{hostL4, hostL6} {
-		r.ports[0].neigh.AddStatic(a, header.MAC(macHostL))
+		r.ports()[0].neigh.AddStatic(a, header.MAC(macHostL))
 	}
 	for _, a := range []netip.Addr{hostR4, hostR6} {
-		r.ports[1].neigh.AddStatic(a, header.MAC(macHostR))
+		r.ports()[1].neigh.AddStatic(a, header.MAC(macHostR))
 	}
 	left, right := newPeer(hl, macHostL), newPeer(hr, macHostR)
 	runBench(t, r, left, right, hl, hr)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("reassembly %+v", r.ReassemblyStats())
-			for _, rp := range r.ports {
+			for _, rp := range r.ports() {
 				for d := range numDropReasons {
 					if n := rp.counters.Drops[d].Load(); n != 0 {
 						t.Logf("port %s: %s: %d", rp.cfg.Name, d, n)

@@ -230,7 +230,7 @@ func TestGSOFragmentAllocatesNothing(t *testing.T) {
 		r := newLBRouter(t, newDiscardLeft(), d)
 		frame := gsoBuf(macHostL, macRouterL, netip.AddrPortFrom(hostL4, 40000), netip.AddrPortFrom(hostR4, 80), false, payload)
 		d.frames = 0 // the announcements of the rules' addresses
-		check(t, r.newLoop(r.ports[0]), d, frame)
+		check(t, r.newLoop(r.ports()[0]), d, frame)
 	})
 	t.Run("balanced", func(t *testing.T) {
 		d := &discardPort{mac: macRouterR, mtu: 1400}

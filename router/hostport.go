@@ -41,10 +41,10 @@ func (l *loop) masquerade(p *pkt, t l4) {
 			l.bc.drop(DropNoRoute)
 			return
 		}
-		ep := l.r.ports[nh.Port]
-		src := ep.src4
+		ep := l.r.ports()[nh.Port]
+		src := ep.state().src4
 		if p.v6 {
-			src = ep.src6
+			src = ep.state().src6
 		}
 		if !src.IsValid() || src.IsLinkLocalUnicast() {
 			l.bc.drop(DropNoRoute)
@@ -79,8 +79,8 @@ func (r *Router) newMasqPorts() error {
 	if err != nil {
 		return err
 	}
-	for _, rp := range r.ports {
-		for _, a := range rp.addrs {
+	for _, rp := range r.ports() {
+		for _, a := range rp.state().addrs {
 			if !rp.host && !a.Addr().IsLinkLocalUnicast() {
 				if err := pp.Add(a.Addr()); err != nil {
 					return err

@@ -42,13 +42,13 @@ func (l *loop) icmpError(orig []byte, typ, code uint8, rest uint32) {
 func errorAddrs(p *routerPort, orig []byte, typ, code uint8) (src, dst netip.Addr, ok bool) {
 	if header.IPv4(orig).IsValid() {
 		ip := header.IPv4(orig)
-		return p.src4, ip.SourceAddr(), p.src4.IsValid() && header.ShouldSendICMPv4Error(ip)
+		return p.state().src4, ip.SourceAddr(), p.state().src4.IsValid() && header.ShouldSendICMPv4Error(ip)
 	}
 	ip := header.IPv6(orig)
 	if !ip.IsValid() {
 		return src, dst, false
 	}
-	src, dst = p.src6, ip.SourceAddr()
+	src, dst = p.state().src6, ip.SourceAddr()
 	if dst.IsLinkLocalUnicast() && !p.layer3 {
 		// To a link-local address, from the router's own on that link: the source a
 		// node picks for that destination (RFC 4443 §2.2, RFC 6724 §5 rule 2).

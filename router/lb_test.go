@@ -107,10 +107,10 @@ func newLBRouter(tb testing.TB, left, right port.Port) *Router {
 		tb.Fatal(err)
 	}
 	for _, a := range []netip.Addr{hostL4, hostL6, hopL4, hopL6} {
-		r.ports[0].neigh.AddStatic(a, header.MAC(macHostL))
+		r.ports()[0].neigh.AddStatic(a, header.MAC(macHostL))
 	}
 	for _, a := range []netip.Addr{hostR4, hostR6, hopR4, hopR6} {
-		r.ports[1].neigh.AddStatic(a, header.MAC(macHostR))
+		r.ports()[1].neigh.AddStatic(a, header.MAC(macHostR))
 	}
 	return r
 }
@@ -490,7 +490,7 @@ func newLBFixture(tb testing.TB, right port.Port) *lbFixture {
 		right, _ = porttest.NewPair(macRouterR, macHostR, 1500)
 	}
 	r := newLBRouter(tb, rl, right)
-	return &lbFixture{r: r, left: r.newLoop(r.ports[0]), right: r.newLoop(r.ports[1]), buf: make([]byte, port.BufSize)}
+	return &lbFixture{r: r, left: r.newLoop(r.ports()[0]), right: r.newLoop(r.ports()[1]), buf: make([]byte, port.BufSize)}
 }
 
 // pass hands frame to loop l and returns the one frame it queued on port out (nil for

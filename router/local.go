@@ -113,7 +113,7 @@ func (l *loop) local6(buf []byte, ip header.IPv6, off int, proto uint8, frag boo
 		}
 		if dst.IsMulticast() {
 			// An echo to all nodes is answered from the port's own address.
-			dst = l.in.src6
+			dst = l.in.state().src6
 			if !dst.IsValid() {
 				l.bc.drop(DropLocalUnhandled)
 				return

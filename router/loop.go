@@ -48,7 +48,7 @@ func (r *Router) newLoop(in *routerPort) *loop {
 		bufs:    make([][]byte, n),
 		sizes:   make([]int, n),
 		scratch: make([][]byte, n*scratchPerFrame),
-		out:     make([][][]byte, len(r.ports)),
+		out:     make([][][]byte, len(r.ports())),
 	}
 	for i := range l.bufs {
 		l.bufs[i] = make([]byte, port.BufSize)
@@ -89,7 +89,7 @@ func (l *loop) batch(n int) {
 
 // flush writes the frames queued per egress port and the batch's counters.
 func (l *loop) flush() {
-	for _, ep := range l.r.ports {
+	for _, ep := range l.r.ports() {
 		l.flushPort(ep)
 	}
 	l.nused = 0
@@ -97,8 +97,20 @@ func (l *loop) flush() {
 	l.bc.flush(&l.in.counters)
 }
 
+// growOut makes room in out for the ports added since the loop started (SetPorts): it
+// allocates once per added port, not per frame.
+func (l *loop) growOut() {
+	n := cap(l.out[0])
+	for len(l.out) < len(l.r.ports()) {
+		l.out = append(l.out, make([][]byte, 0, n))
+	}
+}
+
 // flushPort writes the frames queued on ep so far.
 func (l *loop) flushPort(ep *routerPort) {
+	if ep.idx >= len(l.out) {
+		return // added since the loop started, nothing queued on it yet
+	}
 	frames := l.out[ep.idx]
 	if len(frames) == 0 {
 		return

@@ -59,9 +59,9 @@ func (l *loop) options4(ip header.IPv4) bool {
 // egress port's, "as known in the environment into which this datagram is being
 // forwarded" (RFC 791 section 3.1, RFC 1812 section 5.3.13.5).
 func (l *loop) transitOptions4(ip header.IPv4, ep *routerPort) {
-	a := ep.src4
+	a := ep.state().src4
 	if !a.IsValid() {
-		a = l.in.src4
+		a = l.in.state().src4
 	}
 	l.stampOptions4(ip, a)
 }

@@ -55,7 +55,7 @@ func ip4Options(t *testing.T, p gopacket.Packet) ([]byte, []layers.IPv4Option) {
 // waitDrops waits for the left port's drop counter of reason to reach want.
 func waitDrops(t *testing.T, tb *testBench, reason DropReason, want uint64) {
 	t.Helper()
-	c := &tb.r.ports[0].counters
+	c := &tb.r.ports()[0].counters
 	for deadline := time.Now().Add(2 * time.Second); c.Drops[reason].Load() < want && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -414,7 +414,7 @@ func TestLinkLocalSourceBeyondScope(t *testing.T) {
 	tb := newTestBench(t)
 	ll := netip.MustParseAddr("fe80::2")
 	// The router knows the host's link-local address on the left link only.
-	tb.r.ports[0].neigh.AddStatic(ll, header.MAC(macHostL))
+	tb.r.ports()[0].neigh.AddStatic(ll, header.MAC(macHostL))
 	tb.left.sendRaw(udp6(ll, hostR6, 64, []byte("scope")))
 	pkt := tb.left.expect(t, "beyond scope of source address", isICMPv6(layers.ICMPv6TypeDestinationUnreachable, header.ICMPv6BeyondScope))
 	e := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
@@ -468,7 +468,7 @@ func FuzzHandleOptions(f *testing.F) {
 	f.Add([]byte{header.IPv4OptionLSRR, 7, 4, 198, 51, 100, 2}, true)
 	f.Add([]byte{0x88, 9, 0, 0}, false)
 	l, _ := loopFixture(f, false)
-	l.r.ports[0].neigh.AddStatic(hostL4, header.MAC(macHostL)) // errors and replies go out too
+	l.r.ports()[0].neigh.AddStatic(hostL4, header.MAC(macHostL)) // errors and replies go out too
 	buf := make([]byte, port.BufSize)
 	f.Fuzz(func(t *testing.T, opts []byte, local bool) {
 		if len(opts) > 40 {
@@ -507,7 +507,7 @@ func FuzzHandleIPv6Ext(f *testing.F) {
 	f.Add(uint8(47), []byte{}, true)
 	f.Add(header.ProtocolFragment, []byte{47, 0, 0, 1, 0, 0, 0, 1}, true)
 	l, _ := loopFixture(f, true)
-	l.r.ports[0].neigh.AddStatic(hostL6, header.MAC(macHostL))
+	l.r.ports()[0].neigh.AddStatic(hostL6, header.MAC(macHostL))
 	buf := make([]byte, port.BufSize)
 	f.Fuzz(func(t *testing.T, nh uint8, ext []byte, local bool) {
 		if len(ext) > 512 {

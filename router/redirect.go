@@ -25,7 +25,7 @@ func broadcast4(p netip.Prefix) netip.Addr {
 // isBroadcast4 reports whether a is the directed broadcast address of one of the
 // port's IPv4 networks.
 func (rp *routerPort) isBroadcast4(a netip.Addr) bool {
-	for _, b := range rp.bcast4 {
+	for _, b := range rp.state().bcast4 {
 		if a == b {
 			return true
 		}
@@ -46,7 +46,7 @@ func (l *loop) directedBroadcast(p *pkt, nh fib.NextHop) {
 	case l.l2mcast:
 		// RFC 1812 §5.3.4: what came as a link-layer broadcast is not forwarded.
 		l.bc.drop(DropLinkBroadcast)
-	case !l.r.ports[nh.Port].directedBroadcast:
+	case !l.r.ports()[nh.Port].state().directedBroadcast:
 		// RFC 2644 (BCP 34): forwarding directed broadcasts is off unless configured.
 		// RFC 1812 §5.3.5.2 allows an ICMP unreachable here; the drop is silent, so
 		// that a sweep of broadcast addresses learns nothing.
@@ -72,7 +72,7 @@ func (l *loop) vrrpNodeFor(m header.MAC) *vrrpNode {
 // onLink reports whether a is on one of the port's networks of a's family (link-local
 // ones included), and returns that network.
 func (rp *routerPort) onLink(a netip.Addr) (netip.Prefix, bool) {
-	for _, p := range rp.addrs {
+	for _, p := range rp.state().addrs {
 		if p.Contains(a) {
 			return p, true
 		}
@@ -178,7 +178,7 @@ func (l *loop) redirect6(p *pkt, nh fib.NextHop) {
 	// for a frame sent to the virtual MAC of a VRRP instance this router is master for,
 	// that virtual router's link-local address, which the host uses as its router
 	// (RFC 9568 §8.2.1). An instance without a link-local address sends none.
-	src := l.in.ll6
+	src := l.in.state().ll6
 	if d := header.Ethernet(p.buf[headroom:]).Destination(); d != l.in.mac {
 		n := l.vrrpNodeFor(d)
 		if n == nil {

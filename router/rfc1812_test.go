@@ -79,18 +79,18 @@ func newRFCFixture(tb testing.TB, mod func(*Config)) *rfcFixture {
 		tb.Fatal(err)
 	}
 	for _, a := range []netip.Addr{hostL4, hostL6} {
-		r.ports[0].neigh.AddStatic(a, header.MAC(macHostL))
+		r.ports()[0].neigh.AddStatic(a, header.MAC(macHostL))
 	}
 	for _, a := range []netip.Addr{gwL4, gwL6LL, gwL6, onlinkL4, onlinkL6} {
-		r.ports[0].neigh.AddStatic(a, header.MAC(macGwL))
+		r.ports()[0].neigh.AddStatic(a, header.MAC(macGwL))
 	}
 	for _, a := range []netip.Addr{hostR4, hostR6} {
-		r.ports[1].neigh.AddStatic(a, header.MAC(macHostR))
+		r.ports()[1].neigh.AddStatic(a, header.MAC(macHostR))
 	}
 	if err := r.SetRoutes(cfg.Routes); err != nil {
 		tb.Fatal(err)
 	}
-	return &rfcFixture{r: r, l: r.newLoop(r.ports[0]), clock: clock}
+	return &rfcFixture{r: r, l: r.newLoop(r.ports()[0]), clock: clock}
 }
 
 // pass hands frame to the left port's loop and returns the packets it queued, per
@@ -216,7 +216,7 @@ func TestDirectedBroadcast(t *testing.T) {
 		// The left port does not allow them: a broadcast from the right to the left
 		// network is dropped.
 		fr := newRFCFixture(t, func(c *Config) { c.Ports[1].DirectedBroadcast = true })
-		rl := fr.r.newLoop(fr.r.ports[1])
+		rl := fr.r.newLoop(fr.r.ports()[1])
 		buf := make([]byte, port.BufSize)
 		frame := withDstMAC(udp4TTL(hostR4, bcastL, 64), macRouterR)
 		copy(buf[headroom:], frame)

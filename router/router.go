@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -97,17 +96,24 @@ type Config struct {
 
 // Router is the forwarding engine. Create it with New, start it with Run.
 type Router struct {
-	log   *slog.Logger
-	now   func() time.Time
-	tick  time.Duration
-	ports []*routerPort
-	fib   atomic.Pointer[fib.Table]
-	icmp  *tokenBucket
+	log  *slog.Logger
+	now  func() time.Time
+	tick time.Duration
+	// tab is the ports, indexed by routerPort.idx (and fib.NextHop.Port): a reload
+	// appends new ports and marks removed ones (their slots stay), so indexes held
+	// anywhere stay right (ports.go).
+	tab  atomic.Pointer[portTable]
+	fib  atomic.Pointer[fib.Table]
+	icmp *tokenBucket
 	// redirects limits ICMP redirects.
 	redirects *tokenBucket
-	// maxFrame is the largest frame any port sends (MTU + Ethernet header).
+	// maxFrame is the largest frame any port sends (MTU + Ethernet header); the loops'
+	// scratch buffers are made for it, so a port added later may not send larger ones.
 	maxFrame int
-	byName   map[string]int
+	// loops runs the ports' receive loops while Run runs (ports.go); portsMu
+	// serializes SetPorts.
+	loops   loopRunner
+	portsMu sync.Mutex
 
 	// The load balancer: rules, the connection table, full-NAT source ports.
 	lb         *balancer.Balancer
@@ -163,21 +169,18 @@ type routerPort struct {
 	cfg    PortConfig
 	p      port.Port
 	mac    header.MAC
-	mtu    int
 	layer3 bool
-	host   bool           // the host port
-	addrs  []netip.Prefix // own addresses, with the IPv6 link-local on Ethernet ports
-	src4   netip.Addr     // source of ICMPv4 errors sent from this port
-	src6   netip.Addr     // source of ICMPv6 errors sent from this port
-	neigh  *arpd.Neighbours
+	host   bool // the host port
+	// linkMTU is the device's MTU, the largest a reload may set.
+	linkMTU int
+	// st is what a reload may change (addresses, MTU, options): one immutable
+	// portState, replaced whole; read it with state().
+	st    atomic.Pointer[portState]
+	neigh *arpd.Neighbours
 	// vrrpMux hands the port's adverts to its VRRP instances; nil until it has one.
 	vrrpMux atomic.Pointer[vrrp.Mux]
-
-	ll6    netip.Addr   // the port's link-local address: source of its redirects
-	bcast4 []netip.Addr // directed broadcast addresses of its IPv4 networks
-	// directedBroadcast and redirects are PortConfig's.
-	directedBroadcast bool
-	redirects         bool
+	// done is closed when the port's receive loop has returned (ports.go).
+	done chan struct{}
 
 	vmacMu sync.Mutex
 	vmacs  atomic.Pointer[[]header.MAC] // virtual MACs the port is master for
@@ -242,78 +245,22 @@ func New(cfg Config) (*Router, error) {
 	if err := r.SetDefence(cfg.SYNProxy, cfg.SourceLimit, cfg.NewFlowBudget); err != nil {
 		return nil, err
 	}
-	byName := map[string]int{}
+	tab := &portTable{byName: map[string]int{}}
 	for i, pc := range cfg.Ports {
-		if _, dup := byName[pc.Name]; dup {
+		if _, dup := tab.byName[pc.Name]; dup {
 			return nil, fmt.Errorf("%w: duplicate port %q", ErrConfig, pc.Name)
 		}
-		byName[pc.Name] = i
-		rp := &routerPort{
-			idx:    i,
-			cfg:    pc,
-			p:      pc.Port,
-			mtu:    pc.Port.MTU(),
-			layer3: pc.Port.Layer3(),
-			host:   pc.Host,
-			addrs:  append([]netip.Prefix(nil), pc.Addresses...),
-
-			directedBroadcast: pc.DirectedBroadcast,
-			redirects:         pc.Redirects && !pc.Port.Layer3(),
+		rp, err := r.newPort(i, pc, cfg.Now, cfg.Logger)
+		if err != nil {
+			return nil, err
 		}
-		if pc.Host {
-			rp.addrs = []netip.Prefix{HostPortRouter, HostPortRouter6}
-		}
-		if pc.MTU != 0 {
-			if pc.MTU > rp.mtu {
-				return nil, fmt.Errorf("%w: port %s: mtu %d is larger than the link's %d", ErrConfig, pc.Name, pc.MTU, rp.mtu)
-			}
-			rp.mtu = pc.MTU
-		}
-		copy(rp.mac[:], pc.Port.HardwareAddr())
-		if !rp.layer3 {
-			rp.addrs = append(rp.addrs, netip.PrefixFrom(header.LinkLocalFromMAC(rp.mac), 64))
-		}
-		for _, a := range rp.addrs {
-			if a.Addr().Is4() && a.Bits() < 31 {
-				rp.bcast4 = append(rp.bcast4, broadcast4(a))
-			}
-			if a.Addr().IsLinkLocalUnicast() && !rp.ll6.IsValid() {
-				rp.ll6 = a.Addr()
-			}
-			switch {
-			case a.Addr().Is4() && !rp.src4.IsValid():
-				rp.src4 = a.Addr()
-			case a.Addr().Is6() && !a.Addr().IsLinkLocalUnicast() && !rp.src6.IsValid():
-				rp.src6 = a.Addr()
-			}
-		}
-		if !rp.src6.IsValid() && !rp.layer3 {
-			rp.src6 = header.LinkLocalFromMAC(rp.mac)
-		}
-		if f := rp.mtu + 18; f > r.maxFrame {
+		if f := rp.state().mtu + 18; f > r.maxFrame {
 			r.maxFrame = f
 		}
-		if !rp.layer3 {
-			rp.neigh = arpd.New(arpd.Config{
-				Port:          pc.Name,
-				MAC:           rp.mac,
-				Addresses:     pc.Addresses,
-				Send:          rp.sendOne,
-				OnUnreachable: r.hostUnreachable,
-				Now:           cfg.Now,
-				Logger:        cfg.Logger.With("port", pc.Name),
-			})
-			if mf, ok := pc.Port.(port.MulticastFilter); ok {
-				for _, m := range rp.neigh.MulticastMACs() {
-					if err := mf.AddMulticast(m[:]); err != nil {
-						return nil, fmt.Errorf("port %s: join %s: %w", pc.Name, m, err)
-					}
-				}
-			}
-		}
-		r.ports = append(r.ports, rp)
+		tab.byName[pc.Name] = i
+		tab.ports = append(tab.ports, rp)
 	}
-	r.byName = byName
+	r.tab.Store(tab)
 	r.probes = probe.New(probeWire{r})
 	r.lb = balancer.New(balancer.Config{Now: cfg.Now, Logger: cfg.Logger})
 	ctc := cfg.Conntrack
@@ -329,7 +276,7 @@ func New(cfg Config) (*Router, error) {
 	if err := r.newMasqPorts(); err != nil {
 		return nil, fmt.Errorf("%w: masquerade ports: %v", ErrConfig, err)
 	}
-	for _, rp := range r.ports {
+	for _, rp := range r.ports() {
 		if rp.host {
 			r.hostPort = rp
 			r.tracking.Store(true) // its replies come back through the connection table
@@ -349,7 +296,7 @@ func New(cfg Config) (*Router, error) {
 func (r *Router) SetRoutes(routes []Route) error {
 	r.cfgMu.Lock()
 	defer r.cfgMu.Unlock()
-	t, err := r.buildFIB(routes, r.byName)
+	t, err := r.buildFIB(routes)
 	if err != nil {
 		return err
 	}
@@ -358,17 +305,24 @@ func (r *Router) SetRoutes(routes []Route) error {
 	return nil
 }
 
-// buildFIB makes the routing table: the router's own addresses (local), the connected
-// prefixes of the ports, and the static routes.
-func (r *Router) buildFIB(routes []Route, byName map[string]int) (*fib.Table, error) {
+// buildFIB makes the routing table of the ports in effect: the router's own addresses
+// (local), the connected prefixes of the ports, and the static routes.
+func (r *Router) buildFIB(routes []Route) (*fib.Table, error) {
+	return r.buildFIBFor(routes, r.tab.Load(), nil)
+}
+
+// buildFIBFor makes the routing table of the ports of tab, a port's state taken from
+// next when it has one there (a reload's new addresses, not yet published), else its
+// own; removed ports have none.
+func (r *Router) buildFIBFor(routes []Route, tab *portTable, next map[*routerPort]*portState) (*fib.Table, error) {
 	var b fib.Builder
-	for _, rp := range r.ports {
-		for _, a := range rp.addrs {
+	for _, rp := range tab.ports {
+		for _, a := range stateIn(rp, next).addrs {
 			b.Insert(a.Masked(), fib.NextHop{Port: rp.idx, Kind: fib.Connected})
 		}
 	}
-	for _, rp := range r.ports {
-		for _, a := range rp.addrs {
+	for _, rp := range tab.ports {
+		for _, a := range stateIn(rp, next).addrs {
 			b.Insert(netip.PrefixFrom(a.Addr(), a.Addr().BitLen()), fib.NextHop{Port: rp.idx, Kind: fib.Local})
 		}
 	}
@@ -382,13 +336,13 @@ func (r *Router) buildFIB(routes []Route, byName map[string]int) (*fib.Table, er
 	for _, rt := range routes {
 		nh := fib.NextHop{Gateway: rt.Via, Kind: fib.Static}
 		if rt.Port != "" {
-			i, ok := byName[rt.Port]
+			i, ok := tab.byName[rt.Port]
 			if !ok {
 				return nil, fmt.Errorf("%w: route to %s: no port %q", ErrConfig, rt.To, rt.Port)
 			}
 			nh.Port = i
 		} else {
-			i, ok := r.connectedPort(rt.Via)
+			i, ok := connectedPortIn(rt.Via, tab, next)
 			if !ok {
 				return nil, fmt.Errorf("%w: route to %s: gateway %s is on no connected prefix", ErrConfig, rt.To, rt.Via)
 			}
@@ -400,8 +354,12 @@ func (r *Router) buildFIB(routes []Route, byName map[string]int) (*fib.Table, er
 }
 
 func (r *Router) connectedPort(a netip.Addr) (int, bool) {
-	for _, rp := range r.ports {
-		for _, p := range rp.addrs {
+	return connectedPortIn(a, r.tab.Load(), nil)
+}
+
+func connectedPortIn(a netip.Addr, tab *portTable, next map[*routerPort]*portState) (int, bool) {
+	for _, rp := range tab.ports {
+		for _, p := range stateIn(rp, next).addrs {
 			if p.Contains(a) {
 				return rp.idx, true
 			}
@@ -428,36 +386,8 @@ func (rp *routerPort) sendOne(buf []byte, offset int) {
 func (r *Router) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, len(r.ports))
-	for i, rp := range r.ports {
-		cpu := -1
-		if len(r.threadCPUs) > 0 {
-			cpu = r.threadCPUs[i%len(r.threadCPUs)]
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			restore, err := tuneThread(r.threadNice, cpu)
-			defer restore()
-			if err != nil {
-				errc <- fmt.Errorf("port %s: %w", rp.cfg.Name, err)
-				cancel()
-				return
-			}
-			if err := r.newLoop(rp).run(ctx); err != nil && ctx.Err() == nil {
-				errc <- fmt.Errorf("port %s: %w", rp.cfg.Name, err)
-				cancel()
-			}
-		}()
-	}
-	for _, rp := range r.ports {
-		if rp.neigh != nil {
-			rp.neigh.Announce()
-		}
-	}
+	errc := make(chan error, 1)
+	r.loops.start(r, ctx, cancel, errc)
 	vctx, vcancel := context.WithCancel(context.Background())
 	vdone := make(chan struct{})
 	go func() {
@@ -479,8 +409,8 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-t.C:
-			for _, rp := range r.ports {
-				if rp.neigh != nil {
+			for _, rp := range r.ports() {
+				if rp.neigh != nil && !rp.state().removed {
 					rp.neigh.Tick()
 				}
 			}
@@ -500,10 +430,7 @@ loop:
 	vcancel()
 	<-vdone
 	// Close the ports so blocked reads return, then wait for the loops.
-	for _, rp := range r.ports {
-		rp.p.Close()
-	}
-	wg.Wait()
+	r.loops.stop(r)
 	select {
 	case err := <-errc:
 		return err

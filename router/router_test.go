@@ -364,10 +364,10 @@ func TestForwardIPv4(t *testing.T) {
 	tb.left.sendRaw(udp4(hostL4, hostR4, 64, 0, payload))
 	tb.right.expect(t, "second UDP", isUDPTo(hostR4))
 	// The counters are added at the end of the batch, after its frames went out.
-	for deadline := time.Now().Add(2 * time.Second); tb.r.ports[0].counters.Forwarded.Load() != 2 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(2 * time.Second); tb.r.ports()[0].counters.Forwarded.Load() != 2 && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if got := tb.r.ports[0].counters.Forwarded.Load(); got != 2 {
+	if got := tb.r.ports()[0].counters.Forwarded.Load(); got != 2 {
 		t.Errorf("forwarded %d, want 2", got)
 	}
 }
@@ -557,8 +557,8 @@ func TestHostUnreachable(t *testing.T) {
 	}
 	// The errors go back to a known host: the test's clock runs too fast for the left
 	// host's answers to resolutions to be sure to arrive in time.
-	r.ports[0].neigh.AddStatic(hostL4, header.MAC(macHostL))
-	r.ports[0].neigh.AddStatic(hostL6, header.MAC(macHostL))
+	r.ports()[0].neigh.AddStatic(hostL4, header.MAC(macHostL))
+	r.ports()[0].neigh.AddStatic(hostL6, header.MAC(macHostL))
 	left, right := newPeer(hl, macHostL, hostL4, hostL6), newPeer(hr, macHostR)
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -656,7 +656,7 @@ func TestMalformedFramesCounted(t *testing.T) {
 		{badV6, DropIPv6Header},
 		{append(bytes.Clone(good[:12]), 0x88, 0xb5, 1, 2), DropEtherType},
 	}
-	c := &tb.r.ports[0].counters
+	c := &tb.r.ports()[0].counters
 	for _, tc := range cases {
 		tb.left.sendRaw(tc.frame)
 	}
@@ -699,7 +699,7 @@ func TestHandleShortFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := r.newLoop(r.ports[0])
+	l := r.newLoop(r.ports()[0])
 	frame := udp4(hostL4, hostR4, 64, 0, nil)
 	for n := 0; n < len(frame); n++ {
 		buf := make([]byte, headroom+n)
@@ -733,11 +733,11 @@ func loopFixture(tb testing.TB, v6 bool) (*loop, []byte) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r.ports[1].neigh.AddStatic(host, header.MAC(macHostR))
+	r.ports()[1].neigh.AddStatic(host, header.MAC(macHostR))
 	if v6 {
-		return r.newLoop(r.ports[0]), udp6(hostL6, hostR6, 64, make([]byte, 18))
+		return r.newLoop(r.ports()[0]), udp6(hostL6, hostR6, 64, make([]byte, 18))
 	}
-	return r.newLoop(r.ports[0]), udp4(hostL4, hostR4, 64, 0, make([]byte, 18))
+	return r.newLoop(r.ports()[0]), udp4(hostL4, hostR4, 64, 0, make([]byte, 18))
 }
 
 func TestForwardAllocatesNothing(t *testing.T) {

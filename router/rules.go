@@ -47,18 +47,18 @@ func (r *Router) SetRules(rules []balancer.RuleConfig) error {
 	// Addresses a VRRP instance backs up are answered for by it, with its virtual MAC,
 	// while it is master.
 	for a, i := range r.virtual {
-		if j, ok := virtual[a]; (!ok || j != i) && i >= 0 && r.ports[i].neigh != nil && !r.vrrp.owned[a] {
-			r.ports[i].neigh.RemoveVirtual(a)
+		if j, ok := virtual[a]; (!ok || j != i) && i >= 0 && r.ports()[i].neigh != nil && !r.vrrp.owned[a] {
+			r.ports()[i].neigh.RemoveVirtual(a)
 		}
 	}
 	for a, i := range virtual {
-		if i >= 0 && r.ports[i].neigh != nil && !r.vrrp.owned[a] {
-			r.ports[i].neigh.AddVirtual(a, r.ports[i].mac)
+		if i >= 0 && r.ports()[i].neigh != nil && !r.vrrp.owned[a] {
+			r.ports()[i].neigh.AddVirtual(a, r.ports()[i].mac)
 		}
 	}
 	old := r.virtual
 	r.virtual = virtual
-	t, err := r.buildFIB(r.routes, r.byName)
+	t, err := r.buildFIB(r.routes)
 	if err != nil {
 		r.virtual = old
 		return err
@@ -69,8 +69,8 @@ func (r *Router) SetRules(rules []balancer.RuleConfig) error {
 		r.tracking.Store(true)
 	}
 	for a, i := range virtual {
-		if _, was := old[a]; !was && i >= 0 && r.ports[i].neigh != nil && !r.vrrp.owned[a] {
-			r.ports[i].neigh.AnnounceAddress(a)
+		if _, was := old[a]; !was && i >= 0 && r.ports()[i].neigh != nil && !r.vrrp.owned[a] {
+			r.ports()[i].neigh.AnnounceAddress(a)
 		}
 	}
 	return nil

@@ -21,15 +21,22 @@ type PortStatus struct {
 	Neighbours         *arpd.Neighbours // nil on a layer-3 port
 	// DirectedBroadcast and Redirects are the port's PortConfig options.
 	DirectedBroadcast, Redirects bool
+	// Removed marks the slot of a port a reload removed (SetPorts): it keeps its index
+	// and counters, and has no addresses or routes any more.
+	Removed bool
 }
 
-// Ports describes the router's ports, in configuration order (the host port last).
+// Ports describes the router's ports by index (a NextHop's Port): those it started
+// with in configuration order (the host port last), then those added by SetPorts;
+// removed ones are marked Removed.
 func (r *Router) Ports() []PortStatus {
-	out := make([]PortStatus, len(r.ports))
-	for i, rp := range r.ports {
-		out[i] = PortStatus{Name: rp.cfg.Name, Device: rp.cfg.Device, Kind: rp.cfg.Kind, MAC: rp.mac, MTU: rp.mtu,
-			Addresses: rp.addrs, Port: rp.p, Counters: &rp.counters, Neighbours: rp.neigh,
-			DirectedBroadcast: rp.directedBroadcast, Redirects: rp.redirects}
+	ports := r.ports()
+	out := make([]PortStatus, len(ports))
+	for i, rp := range ports {
+		st := rp.state()
+		out[i] = PortStatus{Name: rp.cfg.Name, Device: rp.cfg.Device, Kind: rp.cfg.Kind, MAC: rp.mac, MTU: st.mtu,
+			Addresses: st.addrs, Port: rp.p, Counters: &rp.counters, Neighbours: rp.neigh,
+			DirectedBroadcast: st.directedBroadcast, Redirects: st.redirects, Removed: st.removed}
 	}
 	return out
 }

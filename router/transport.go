@@ -29,7 +29,7 @@ func (w probeWire) Source(dst netip.Addr) (netip.Addr, int, error) {
 	if err != nil {
 		return src, 0, err
 	}
-	return src, rp.mtu, nil
+	return src, rp.state().mtu, nil
 }
 
 func (w probeWire) Send(ip []byte) {
@@ -56,9 +56,9 @@ func (r *Router) probeRoute(dst netip.Addr) (*routerPort, fib.NextHop, netip.Add
 	if !ok {
 		return nil, nh, netip.Addr{}, fmt.Errorf("probe %s: no route", dst)
 	}
-	src := rp.src4
+	src := rp.state().src4
 	if dst.Is6() {
-		src = rp.src6
+		src = rp.state().src6
 	}
 	if !src.IsValid() {
 		return nil, nh, netip.Addr{}, fmt.Errorf("probe %s: port %s has no address of that family", dst, rp.cfg.Name)

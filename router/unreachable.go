@@ -57,7 +57,7 @@ func (r *Router) routeBack(dst netip.Addr) (*routerPort, fib.NextHop, bool) {
 	if !ok || nh.Kind == fib.Local {
 		return nil, nh, false
 	}
-	return r.ports[nh.Port], nh, true
+	return r.ports()[nh.Port], nh, true
 }
 
 // sendOutside sends a packet the router made outside the receive loops.

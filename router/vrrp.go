@@ -50,6 +50,8 @@ type vrrpNode struct {
 	in      *vrrp.Instance
 	cfg     VRRPConfig
 	tracker *vrrp.Tracker
+	// primary is the instance's primary address (its adverts' source), from its port.
+	primary netip.Addr
 
 	mu       sync.Mutex
 	master   bool
@@ -112,7 +114,12 @@ func (r *Router) SetVRRP(cfgs []VRRPConfig) error {
 	var next, added []*vrrpNode
 	kept := map[*vrrpNode]bool{}
 	for _, c := range cfgs {
-		if n := byName[c.Instance.Name]; n != nil && reflect.DeepEqual(n.cfg, c) &&
+		// An instance whose port was replaced (a reload that changed its device) is
+		// made again on the new one.
+		// So is one whose primary address went with its port's addresses (RFC 9568
+		// §5.1.1.1: the adverts' source is the interface's primary address).
+		if n := byName[c.Instance.Name]; n != nil && reflect.DeepEqual(n.cfg, c) && r.livePort(c.Port) == n.rp &&
+			n.primary == vrrpPrimary(n.rp, c) &&
 			(c.SyncGroup == "" || oldGroups[c.SyncGroup] == newGroups[c.SyncGroup]) {
 			kept[n] = true
 			next = append(next, n)
@@ -181,11 +188,11 @@ func syncGroupSigs(cfgs []VRRPConfig) map[string]string {
 
 // newVRRPNode makes an instance and its tracker, not yet registered anywhere.
 func (r *Router) newVRRPNode(c VRRPConfig) (*vrrpNode, error) {
-	i, ok := r.byName[c.Port]
+	i, ok := r.tab.Load().byName[c.Port]
 	if !ok {
 		return nil, fmt.Errorf("%w: vrrp %s: no port %q", ErrConfig, c.Instance.Name, c.Port)
 	}
-	rp := r.ports[i]
+	rp := r.ports()[i]
 	if rp.layer3 {
 		return nil, fmt.Errorf("%w: vrrp %s: port %s has no Ethernet", ErrConfig, c.Instance.Name, c.Port)
 	}
@@ -195,11 +202,8 @@ func (r *Router) newVRRPNode(c VRRPConfig) (*vrrpNode, error) {
 	if ic.Log == nil {
 		ic.Log = r.log.With("vrrp", ic.Name)
 	}
-	ipv6 := len(ic.Addresses) > 0 && ic.Addresses[0].Is6()
-	ic.Primary = rp.src4
-	if ipv6 {
-		ic.Primary = header.LinkLocalFromMAC(rp.mac)
-	}
+	ic.Primary = vrrpPrimary(rp, c)
+	n.primary = ic.Primary
 	in, err := vrrp.New(ic)
 	if err != nil {
 		return nil, fmt.Errorf("%w: vrrp %s: %v", ErrConfig, ic.Name, err)
@@ -211,6 +215,15 @@ func (r *Router) newVRRPNode(c VRRPConfig) (*vrrpNode, error) {
 		return nil, fmt.Errorf("%w: vrrp %s: %v", ErrConfig, ic.Name, err)
 	}
 	return n, nil
+}
+
+// vrrpPrimary is the primary address of an instance of c on rp: the port's first IPv4
+// address, or for IPv6 its link-local address.
+func vrrpPrimary(rp *routerPort, c VRRPConfig) netip.Addr {
+	if a := c.Instance.Addresses; len(a) > 0 && a[0].Is6() {
+		return header.LinkLocalFromMAC(rp.mac)
+	}
+	return rp.state().src4
 }
 
 // attachVRRP registers an instance with its port: the port's mux, the VRRP group's
@@ -428,7 +441,7 @@ func (r *Router) setVRRPLocal(addrs []netip.Addr, port int, on bool) {
 			delete(r.vrrpLocal, a)
 		}
 	}
-	if t, err := r.buildFIB(r.routes, r.byName); err == nil {
+	if t, err := r.buildFIB(r.routes); err == nil {
 		r.fib.Store(t)
 	}
 }
@@ -477,11 +490,11 @@ func (c routerClock) After(d time.Duration) <-chan time.Time { return time.After
 // linkUp reports whether the named port's device has its link (carrier) up; ports
 // without a kernel device (tests) are always up, unknown ones down.
 func (r *Router) linkUp(name string) bool {
-	i, ok := r.byName[name]
+	i, ok := r.tab.Load().byName[name]
 	if !ok {
 		return false
 	}
-	rp := r.ports[i]
+	rp := r.ports()[i]
 	if rp.cfg.Device == "" {
 		return true
 	}

@@ -24,6 +24,9 @@ func (rs routerStatus) Ports() []control.PortInfo {
 	ports := rs.r.Ports()
 	out := make([]control.PortInfo, 0, len(ports))
 	for _, ps := range ports {
+		if ps.Removed {
+			continue // a port a reload removed: its slot stays in the router
+		}
 		pi := control.PortInfo{
 			Name:         ps.Name,
 			Device:       ps.Device,
@@ -93,7 +96,7 @@ func (rs routerStatus) Routes() []control.RouteInfo {
 func (rs routerStatus) Neighbours() []control.NeighInfo {
 	var out []control.NeighInfo
 	for _, ps := range rs.r.Ports() {
-		if ps.Neighbours == nil {
+		if ps.Neighbours == nil || ps.Removed {
 			continue
 		}
 		for _, e := range ps.Neighbours.Entries() {
@@ -137,7 +140,9 @@ func (rs routerStatus) Stats() control.StatsInfo {
 	}
 	for _, ps := range rs.r.Ports() {
 		c := ps.Counters
-		si.Ports = append(si.Ports, control.PortStats{Name: ps.Name, PortCounters: portCounters(ps.Port)})
+		if !ps.Removed { // a removed port's counters stay in the totals
+			si.Ports = append(si.Ports, control.PortStats{Name: ps.Name, PortCounters: portCounters(ps.Port)})
+		}
 		si.Forwarded += c.Forwarded.Load()
 		si.Local += c.Local.Load()
 		si.ICMPSent += c.ICMPErrors.Load()

@@ -12,11 +12,15 @@ import (
 	"ulb/router/control"
 )
 
-// reloader applies reloaded configurations, from SIGHUP and from the reload verb, one at
-// a time: VRRP instances (unchanged ones keep their state), [defence] (but its
-// new_flow_ring), connection sync, routes, rules and health checks. What the router
-// cannot change while it runs (its ports, new_flow_ring, [dataplane], [conntrack]) is
-// left as it started and reported.
+// reloader applies reloaded configurations, from SIGHUP, the reload verb and
+// import-config, one at a time: the ports (added ones opened and started, removed ones
+// stopped and closed, changed addresses, MTU, redirects and directed_broadcast applied
+// in place; a port whose device or open options changed is closed and opened again;
+// the unchanged ones keep their loops and flows), VRRP instances (unchanged ones keep
+// their state), [defence] (but its new_flow_ring), connection sync, routes, rules and
+// health checks. What the router cannot change while it runs (the host port,
+// new_flow_ring, [dataplane], [conntrack], [metrics], control_socket) is left as it
+// started and reported.
 type reloader struct {
 	mu       sync.Mutex
 	changeMu sync.Mutex // serializes run-time changes (change), which read current first
@@ -26,6 +30,7 @@ type reloader struct {
 	started  *config.Config       // the configuration ulbd started with
 	sync     config.Sync          // the [sync] in effect
 	current  *config.Config       // the configuration last applied
+	ports    []config.Port        // the [[port]]s in effect
 	onReload func(*config.Config) // what the caller owns (the log level); may be nil
 }
 
@@ -67,8 +72,9 @@ func (rl *reloader) importConfig(a control.ImportArgs) (control.ReloadInfo, erro
 	return rl.commit("import-config from "+a.Name, cfg)
 }
 
-// apply installs a validated configuration: routes, rules, their options and the health
-// checks, each refused as a whole when the router rejects it.
+// apply installs a validated configuration: ports, VRRP, [defence], [sync], routes,
+// rules, their options and the health checks, each refused as a whole when the router
+// rejects it (a refusal of the ports changes nothing at all).
 func (rl *reloader) apply(c *config.Config) (control.ReloadInfo, error) {
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
@@ -78,10 +84,23 @@ func (rl *reloader) apply(c *config.Config) (control.ReloadInfo, error) {
 		rl.log.Warn("configuration", "warning", w.String())
 	}
 	running := rl.started
-	if !samePorts(running.Ports, c.Ports) {
-		rl.log.Warn("reload: ports changed; they take effect only after a restart; routes not reloaded")
-		return info, errors.New("reload refused: the ports changed, which needs a restart; nothing was changed")
+	// The ports first: the VRRP instances, routes and rules below may name new ones.
+	// Opening a new device, or a port set the router refuses, refuses the whole reload
+	// before anything changed.
+	pp, err := rl.planPorts(c)
+	if err != nil {
+		rl.log.Error("reload refused: ports; nothing was changed", "err", err)
+		return info, fmt.Errorf("reload refused: %w; nothing was changed", err)
 	}
+	if pp.any() {
+		if err := rl.applyPorts(pp, c); err != nil {
+			rl.log.Error("reload refused: ports; nothing was changed", "err", err)
+			return info, fmt.Errorf("reload refused: ports: %w; nothing was changed", err)
+		}
+		info.PortsAdded, info.PortsRemoved, info.PortsChanged = pp.added, pp.removed, pp.changed
+		rl.log.Info("reload: ports", "added", pp.added, "removed", pp.removed, "changed", pp.changed)
+	}
+	info.Ports = len(c.Ports)
 	for _, d := range []struct {
 		name    string
 		was, is any

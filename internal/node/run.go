@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"slices"
 	"syscall"
 	"time"
 
@@ -26,9 +25,10 @@ import (
 
 // Run opens the configured ports, starts the router and the control socket, and returns
 // when ctx is cancelled (SIGTERM/SIGINT) after releasing the ports. On SIGHUP and on the
-// reload verb it reads cfg.File again: a valid file replaces the routes, rules and health
-// checks without touching the ports or the flows, and is then handed to onReload (may be
-// nil) for what the caller owns; a change to the ports needs a restart.
+// reload verb it reads cfg.File again: a valid file is applied by the reloader (reload.go:
+// ports, VRRP, routes, rules, health checks and the rest, without touching the flows of
+// what did not change), and is then handed to onReload (may be nil) for what the caller
+// owns.
 func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload func(*config.Config)) error {
 	ports, err := openPorts(cfg, logger)
 	if err != nil {
@@ -86,7 +86,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload 
 	}
 	srv := control.NewServer(cfg.ControlSocket, logger)
 	publishVRRP(r, events)
-	rl := &reloader{log: logger, r: r, checks: checks, started: cfg, sync: cfg.Sync, current: cfg, onReload: onReload}
+	rl := &reloader{log: logger, r: r, checks: checks, started: cfg, sync: cfg.Sync, current: cfg, ports: cfg.Ports, onReload: onReload}
 	sources := Sources{
 		Reload: rl.reloadFile,
 		Export: rl.export,
@@ -168,67 +168,77 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload 
 func openPorts(cfg *config.Config, logger *slog.Logger) ([]router.PortConfig, error) {
 	var out []router.PortConfig
 	for _, pc := range cfg.Ports {
-		var p port.Port
-		var err error
-		switch pc.Kind {
-		case config.KindTUN:
-			mtu := pc.MTU
-			if mtu == 0 {
-				mtu = config.DefaultTUNMTU
-			}
-			p, err = port.OpenTUN(pc.Device, mtu)
-		default:
-			var ap *port.AFPacket
-			ap, err = port.OpenAFPacket(pc.Device, port.AFPacketOptions{
-				BatchSize:     pc.Batch,
-				SocketBuffer:  max(pc.RcvBuf, pc.SndBuf),
-				DropKernelRX:  !pc.KernelRX,
-				SplitNewFlows: cfg.Defence.NewFlowRing,
-			})
-			if err == nil {
-				p = ap
-				if pc.MTU > ap.MTU() {
-					ap.Close()
-					err = fmt.Errorf("mtu %d is larger than device %s's %d", pc.MTU, pc.Device, ap.MTU())
-				}
-			}
-			if err == nil && !pc.KernelRX {
-				if _, derr := ap.KernelRXDropped(); derr != nil {
-					logger.Warn("the kernel's stack still receives the port's frames (it drops them itself, at a cost in CPU)",
-						"port", pc.Name, "err", derr)
-				}
-			}
-		}
+		rpc, err := openPort(pc, cfg.Defence.NewFlowRing, logger)
 		if err != nil {
 			for _, o := range out {
 				o.Port.Close()
 			}
-			return nil, fmt.Errorf("port %s: %w", pc.Name, err)
+			return nil, err
 		}
-		mtu := p.MTU()
-		if pc.MTU != 0 {
-			mtu = pc.MTU
-		}
-		attrs := []any{"port", pc.Name, "device", pc.Device, "kind", string(pc.Kind),
-			"mac", p.HardwareAddr().String(), "mtu", mtu, "batch", p.BatchSize()}
-		if ap, ok := p.(*port.AFPacket); ok {
-			dropped, _ := ap.KernelRXDropped()
-			attrs = append(attrs, "kernel_rx_dropped", dropped)
-		}
-		logger.Info("port open", attrs...)
-		out = append(out, router.PortConfig{
-			Name:      pc.Name,
-			Device:    pc.Device,
-			Kind:      string(pc.Kind),
-			Port:      p,
-			Addresses: pc.Addresses,
-			MTU:       pc.MTU,
-
-			DirectedBroadcast: pc.DirectedBroadcast,
-			Redirects:         pc.Redirects,
-		})
+		out = append(out, rpc)
 	}
 	return out, nil
+}
+
+// openPort opens one configured port's device (at start, and for a port a reload adds),
+// with the [dataplane] and tcx options of pc and newFlowRing ([defence] new_flow_ring).
+func openPort(pc config.Port, newFlowRing bool, logger *slog.Logger) (router.PortConfig, error) {
+	var p port.Port
+	var err error
+	switch pc.Kind {
+	case config.KindTUN:
+		mtu := pc.MTU
+		if mtu == 0 {
+			mtu = config.DefaultTUNMTU
+		}
+		p, err = port.OpenTUN(pc.Device, mtu)
+	default:
+		var ap *port.AFPacket
+		ap, err = port.OpenAFPacket(pc.Device, port.AFPacketOptions{
+			BatchSize:     pc.Batch,
+			SocketBuffer:  max(pc.RcvBuf, pc.SndBuf),
+			DropKernelRX:  !pc.KernelRX,
+			SplitNewFlows: newFlowRing,
+		})
+		if err == nil {
+			p = ap
+			if pc.MTU > ap.MTU() {
+				ap.Close()
+				err = fmt.Errorf("mtu %d is larger than device %s's %d", pc.MTU, pc.Device, ap.MTU())
+			}
+		}
+		if err == nil && !pc.KernelRX {
+			if _, derr := ap.KernelRXDropped(); derr != nil {
+				logger.Warn("the kernel's stack still receives the port's frames (it drops them itself, at a cost in CPU)",
+					"port", pc.Name, "err", derr)
+			}
+		}
+	}
+	if err != nil {
+		return router.PortConfig{}, fmt.Errorf("port %s: %w", pc.Name, err)
+	}
+	mtu := p.MTU()
+	if pc.MTU != 0 {
+		mtu = pc.MTU
+	}
+	attrs := []any{"port", pc.Name, "device", pc.Device, "kind", string(pc.Kind),
+		"mac", p.HardwareAddr().String(), "mtu", mtu, "batch", p.BatchSize()}
+	if ap, ok := p.(*port.AFPacket); ok {
+		dropped, _ := ap.KernelRXDropped()
+		attrs = append(attrs, "kernel_rx_dropped", dropped)
+	}
+	logger.Info("port open", attrs...)
+	return router.PortConfig{
+		Name:      pc.Name,
+		Device:    pc.Device,
+		Kind:      string(pc.Kind),
+		Port:      p,
+		Addresses: pc.Addresses,
+		MTU:       pc.MTU,
+
+		DirectedBroadcast: pc.DirectedBroadcast,
+		Redirects:         pc.Redirects,
+	}, nil
 }
 
 func routes(cfg *config.Config) []router.Route {
@@ -372,12 +382,4 @@ func conntrackConfig(c config.Conntrack) conntrack.Config {
 			UDP: t.UDP, ICMP: t.ICMP,
 		},
 	}
-}
-
-func samePorts(a, b []config.Port) bool {
-	return slices.EqualFunc(a, b, func(x, y config.Port) bool {
-		return x.Name == y.Name && x.Device == y.Device && x.Kind == y.Kind && x.MTU == y.MTU &&
-			slices.Equal(x.Addresses, y.Addresses) &&
-			x.DirectedBroadcast == y.DirectedBroadcast && x.Redirects == y.Redirects
-	})
 }

@@ -658,8 +658,15 @@ type ReloadInfo struct {
 	Routes       int    `json:"routes"`
 	Rules        int    `json:"rules"`
 	HealthChecks int    `json:"health_checks"`
+	Ports        int    `json:"ports"`
+	// PortsAdded, PortsRemoved and PortsChanged name the ports the reload opened (new
+	// ones, and those whose device changed), closed, and changed in place (addresses,
+	// MTU, redirects, directed_broadcast).
+	PortsAdded   []string `json:"ports_added,omitempty"`
+	PortsRemoved []string `json:"ports_removed,omitempty"`
+	PortsChanged []string `json:"ports_changed,omitempty"`
 	// Restart lists the changed parts of the file that take effect only when ulbd
-	// restarts (e.g. "[sync]", "ports").
+	// restarts (e.g. "[dataplane]", "host_port").
 	Restart []string `json:"restart,omitempty"`
 	// Warnings are the file's warnings (FILE:LINE: message).
 	Warnings []string `json:"warnings,omitempty"`

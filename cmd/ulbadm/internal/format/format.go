@@ -236,7 +236,15 @@ func Reload(w io.Writer, r control.ReloadInfo) error {
 	if r.State != "" {
 		verb = "imported"
 	}
-	fmt.Fprintf(w, "%s %s: %d routes, %d rules, %d health checks\n", verb, r.File, r.Routes, r.Rules, r.HealthChecks)
+	fmt.Fprintf(w, "%s %s: %d ports, %d routes, %d rules, %d health checks\n", verb, r.File, r.Ports, r.Routes, r.Rules, r.HealthChecks)
+	for _, p := range []struct {
+		what  string
+		names []string
+	}{{"added", r.PortsAdded}, {"removed", r.PortsRemoved}, {"changed", r.PortsChanged}} {
+		if len(p.names) > 0 {
+			fmt.Fprintf(w, "ports %s: %s\n", p.what, strings.Join(p.names, ", "))
+		}
+	}
 	if len(r.Restart) > 0 {
 		fmt.Fprintf(w, "changed, but taking effect only after a restart: %s\n", strings.Join(r.Restart, ", "))
 	}

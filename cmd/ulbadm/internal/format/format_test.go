@@ -171,3 +171,17 @@ func TestRateWriterRepeatsHeader(t *testing.T) {
 		t.Errorf("line 4 = %q, want %q", lines[4], want)
 	}
 }
+
+// TestReload: the counts, the ports a reload added, removed and changed, what needs a
+// restart.
+func TestReload(t *testing.T) {
+	var b bytes.Buffer
+	Reload(&b, control.ReloadInfo{File: "lb1.toml", Ports: 3, Routes: 1, Rules: 2, HealthChecks: 1,
+		PortsAdded: []string{"extra"}, PortsChanged: []string{"inside", "outside"}, Restart: []string{"[dataplane]"}})
+	check(t, &b, `
+reloaded lb1.toml: 3 ports, 1 routes, 2 rules, 1 health checks
+ports added: extra
+ports changed: inside, outside
+changed, but taking effect only after a restart: [dataplane]
+`)
+}
