@@ -105,10 +105,10 @@ var verbs = []verb{
 	{"show-router", "[-f] [NAME]", "VRRP instances; PRIO is the effective priority (/CONFIGURED\n" +
 		indent + "when tracking lowered it), MODE o=owner p=preempt a=accept;\n" +
 		indent + "-f prints every field and the counters, a block per instance", showRouter},
-	{"watch", "[-k KIND] [-n COUNT] [NAME]", "print ulbd's events (VRRP states, server health) as they\n" +
-		indent + "happen, one line each, until interrupted or COUNT events:\n" +
-		indent + "of KIND (vrrp, health), about NAME (a VRRP instance, or\n" +
-		indent + "GROUP/SERVER)", watch},
+	{"watch", "[-k KIND] [-n COUNT] [NAME]", "print ulbd's events (VRRP states, server health and admin\n" +
+		indent + "state) as they happen, one line each, until interrupted or\n" +
+		indent + "COUNT events: of KIND (vrrp, health, server), about NAME\n" +
+		indent + "(a VRRP instance, or GROUP/SERVER)", watch},
 	{"help", "", "this text", nil},
 }
 
