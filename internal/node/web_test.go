@@ -441,3 +441,37 @@ func TestWebFiles(t *testing.T) {
 		t.Errorf("/nothing: %s", resp.Status)
 	}
 }
+
+// The control verbs publish the same EventServer as the page (their reason is the verb
+// alone), and only for a server whose state changed; a group name selects every rule
+// of the group, with one event per server.
+func TestServerVerbEvents(t *testing.T) {
+	s := webSources(t)
+	s.Now = time.Now
+	sub := s.Events.Subscribe(control.WatchArgs{Kind: control.EventServer}, 0)
+	defer sub.Close()
+	next := func() (control.Event, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		return sub.Next(ctx)
+	}
+	if _, err := s.setServerState(control.VerbDrainServer, control.ServerArgs{Group: "web", Server: "203.0.113.202"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := next()
+	if err != nil || ev.Name != "web/203.0.113.202:80" || ev.From != control.ServerEnabled || ev.To != control.ServerDraining || ev.Reason != "drain-server" {
+		t.Errorf("drain-server: %+v %v", ev, err)
+	}
+	if ev, err := next(); err == nil {
+		t.Errorf("a second event %+v", ev)
+	}
+	if _, err := s.setServerState(control.VerbEnableServer, control.ServerArgs{Server: "203.0.113.201:80"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := next(); err == nil {
+		t.Errorf("enable-server of an enabled server published %+v", ev)
+	}
+	if _, err := s.setServerState("halt-server", control.ServerArgs{Server: "203.0.113.201:80"}, ""); err == nil {
+		t.Error("an unknown verb was accepted")
+	}
+}
