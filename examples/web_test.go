@@ -1,6 +1,7 @@
 package examples
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -170,7 +171,9 @@ func chromiumsIn(ns string) []int {
 // coming back, and after logging in with the configured credential its offline button
 // takes the server out of rotation: show-server says disabled, the rule turns blue,
 // and every new connection through the VIP lands on the other server; online brings
-// it back. A full-page screenshot of each step is written to the artifact directory.
+// it back. A page of another origin that posts to the action with the browser's cached
+// credential is refused (403, logged by ulbd) and changes nothing. A full-page
+// screenshot of each step is written to the artifact directory.
 func TestWebStatusPage(t *testing.T) {
 	testenv.NeedRoot(t)
 	testenv.NeedTool(t, "chromium")
@@ -402,12 +405,33 @@ func TestWebStatusPage(t *testing.T) {
 	waitPage("the connection counters", fmt.Sprintf(`document.querySelector("#rule-web .conns")?.textContent.endsWith(" %d total")`, 2*conns))
 	shot("after-traffic")
 
-	// A request from another origin (a page elsewhere posting to the listener) is
-	// refused even with the browser's credential: the CSRF token and the origin check.
-	step("leave the page", chromedp.Navigate("about:blank"))
-	status, err := eval(`fetch("http://`+webAddr+`/api/server/offline", {method: "POST", mode: "no-cors",
-		body: JSON.stringify({rule: "web", server: "`+webS2+`"})}).then(r => String(r.status), e => "refused: " + e)`, chromedp.EvalAwaitPromise)
-	t.Logf("cross-origin POST from about:blank: %q, %v (0: sent, the answer opaque)", status, err)
+	// Another site (another port of the same host: same-site, not same-origin) posts
+	// to the page's action with the browser's cached credential: refused.
+	evil := startHTTPIn(t, lbNS, "127.0.0.1:9471", "another site")
+	defer evil.stop()
+	step("visit another site", chromedp.Navigate("http://127.0.0.1:9471/"))
+	status, err := eval(`fetch("http://`+webAddr+`/api/server/offline", {method: "POST", mode: "no-cors", credentials: "include",
+		body: JSON.stringify({rule: "web", server: "`+webS2+`"})}).then(r => r.type + " " + r.status, e => "refused: " + e)`, chromedp.EvalAwaitPromise)
+	if err != nil {
+		t.Fatalf("cross-origin POST: %v", err)
+	}
+	t.Logf("cross-origin POST from http://127.0.0.1:9471: %s", status)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		log, _ := os.ReadFile(b.LogPath("ulbd"))
+		refused := false
+		for line := range bytes.Lines(log) {
+			refused = refused || bytes.Contains(line, []byte("path=/api/server/offline")) &&
+				bytes.Contains(line, []byte("status=403")) && bytes.Contains(line, []byte("cross-origin request refused"))
+		}
+		if refused {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ulbd did not log the refusal of the cross-origin POST (%s):\n%s", status, tail(string(log), 10))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	ulbadm(t, webSocket, &servers, "show-server", "web")
 	for _, s := range servers {
 		if s.State != control.ServerEnabled {
