@@ -582,4 +582,8 @@ func (e *encoder) metrics(m *Metrics) {
 	}
 	e.header("[metrics]")
 	e.str("listen", m.Listen.String())
+	if m.WebUser != "" {
+		e.str("web_user", m.WebUser)
+		e.str("web_password_file", m.WebPasswordFile)
+	}
 }

@@ -422,6 +422,7 @@ func mutations() map[string]func(c *Config) {
 	a := netip.MustParseAddr
 	pfx := netip.MustParsePrefix
 	check, _ := filepath.Abs("testdata/check.sh")
+	webPassword := webPasswordFile()
 	return map[string]func(c *Config){
 		".Hostname":      func(c *Config) { c.Hostname = "lb2.example" },
 		".ControlSocket": func(c *Config) { c.ControlSocket = "/run/ulb/other.sock" },
@@ -564,6 +565,12 @@ func mutations() map[string]func(c *Config) {
 		},
 
 		".Metrics.Listen": func(c *Config) { c.Metrics.Listen = netip.MustParseAddrPort("127.0.0.1:9469") },
+		".Metrics.WebUser": func(c *Config) {
+			c.Metrics.Listen, c.Metrics.WebUser, c.Metrics.WebPasswordFile = netip.MustParseAddrPort("127.0.0.1:9469"), "admin", webPassword
+		},
+		".Metrics.WebPasswordFile": func(c *Config) {
+			c.Metrics.Listen, c.Metrics.WebUser, c.Metrics.WebPasswordFile = netip.MustParseAddrPort("127.0.0.1:9469"), "ops", webPassword
+		},
 		".Dataplane.Nice": func(c *Config) { c.Dataplane.Nice = -5 },
 		".Dataplane.CPUs": func(c *Config) { c.Dataplane.CPUs = []int{1, 0, 3} },
 

@@ -2,6 +2,8 @@ package config
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -76,5 +78,57 @@ func TestMetricsErrors(t *testing.T) {
 	_, err := Parse("m.toml", []byte("metrics = 1\n"+metricsBase))
 	if want := "m.toml:1: metrics must be a table"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("metrics = 1: %v, want %q", err, want)
+	}
+}
+
+// webPasswordFile returns the absolute path of testdata/web.password, made readable by
+// its owner only (git does not keep that mode), as the parser wants a password file.
+func webPasswordFile() string {
+	p, _ := filepath.Abs("testdata/web.password")
+	os.Chmod(p, 0o600)
+	return p
+}
+
+func TestMetricsWebCredential(t *testing.T) {
+	pw := webPasswordFile()
+	m := metricsBase + "\n[metrics]\nlisten = \"127.0.0.1:9469\"\n"
+	cfg, err := Parse("m.toml", []byte(m+"web_user = \"admin\"\nweb_password_file = \""+pw+"\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Metrics.WebUser != "admin" || cfg.Metrics.WebPasswordFile != pw {
+		t.Errorf("credential %q %q", cfg.Metrics.WebUser, cfg.Metrics.WebPasswordFile)
+	}
+	if got, err := ReadWebPassword(pw); err != nil || got != "not-a-secret-test-password" {
+		t.Errorf("ReadWebPassword = %q, %v", got, err)
+	}
+	// A relative path is the file's directory's.
+	abs, _ := filepath.Abs("m.toml")
+	cfg, err = Parse(abs, []byte(m+"web_user = \"admin\"\nweb_password_file = \"testdata/web.password\"\n"))
+	if err != nil || cfg.Metrics.WebPasswordFile != pw {
+		t.Errorf("relative password file: %q, %v", cfg.Metrics.WebPasswordFile, err)
+	}
+
+	dir := t.TempDir()
+	open := filepath.Join(dir, "open.password")
+	os.WriteFile(open, []byte("x\n"), 0o644)
+	empty := filepath.Join(dir, "empty.password")
+	os.WriteFile(empty, []byte("\nsecond line\n"), 0o600)
+	for _, tc := range []struct{ body, want string }{
+		{`web_user = "admin"`, "m.toml:25: metrics web_user needs web_password_file too"},
+		{`web_password_file = "` + pw + `"`, "m.toml:25: metrics web_password_file needs web_user too"},
+		{"web_user = \"a:b\"\nweb_password_file = \"" + pw + "\"", `m.toml:25: metrics web_user "a:b": want a non-empty name without a colon`},
+		{"web_user = \"\"\nweb_password_file = \"" + pw + "\"", `m.toml:25: metrics web_user "": want a non-empty name`},
+		{"web_user = 1\nweb_password_file = \"" + pw + "\"", "m.toml:25: metrics web_user must be a string, not integer 1"},
+		{"web_user = \"admin\"\nweb_password_file = \"" + dir + "/none\"", "m.toml:26: metrics web_password_file: stat " + dir + "/none: no such file or directory"},
+		{"web_user = \"admin\"\nweb_password_file = \"" + dir + "\"", "m.toml:26: metrics web_password_file: " + dir + " is not a regular file"},
+		{"web_user = \"admin\"\nweb_password_file = \"" + open + "\"", "m.toml:26: metrics web_password_file: " + open + " has mode 0644: a password file must be readable by its owner only (chmod 600 it)"},
+		{"web_user = \"admin\"\nweb_password_file = \"" + empty + "\"", "m.toml:26: metrics web_password_file: " + empty + ": the first line, the password, is empty"},
+		{"web_user = \"admin\"\nweb_password_file = \"\"", "m.toml:26: metrics web_password_file is empty"},
+	} {
+		_, err := Parse("m.toml", []byte(m+tc.body+"\n"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.body, err, tc.want)
+		}
 	}
 }

@@ -21,12 +21,8 @@ func registerLB(srv *control.Server, s Sources) {
 	handle(srv, control.VerbShowServer, func(a control.ShowServerArgs) (any, error) { return serverInfos(b, a.Rule, s.Now()) })
 	handle(srv, control.VerbShowConn, func(a control.ShowConnArgs) (any, error) { return connList(b, s.Conntrack, a, s.Now()) })
 	handle(srv, control.VerbShowPersist, func(a control.ShowPersistArgs) (any, error) { return persistList(b, a, s.Now()) })
-	for verb, fn := range map[string]func(string, netip.Addr, uint16) error{
-		control.VerbEnableServer:  b.EnableServer,
-		control.VerbDisableServer: b.DisableServer,
-		control.VerbDrainServer:   b.DrainServer,
-	} {
-		handle(srv, verb, func(a control.ServerArgs) (any, error) { return changeServer(b, a, fn, s.Now()) })
+	for _, verb := range []string{control.VerbEnableServer, control.VerbDisableServer, control.VerbDrainServer} {
+		handle(srv, verb, func(a control.ServerArgs) (any, error) { return s.setServerState(verb, a, "") })
 	}
 	for verb, fn := range map[string]func(string) error{
 		control.VerbEnableRule:  b.EnableRule,
@@ -152,6 +148,48 @@ func serverInfos(b *balancer.Balancer, rule string, now time.Time) ([]control.Se
 	}
 	if rule != "" && len(out) == 0 {
 		return nil, fmt.Errorf("no rule %q", rule)
+	}
+	return out, nil
+}
+
+// setServerState runs a server's admin verb (enable-server, disable-server or
+// drain-server) for the control socket and the web page alike, returns the servers it
+// matched and publishes an EventServer for each (group, server) whose state it changed;
+// by says who asked ("" for the control socket).
+func (s Sources) setServerState(verb string, a control.ServerArgs, by string) ([]control.ServerInfo, error) {
+	b := s.Balancer
+	fn := map[string]func(string, netip.Addr, uint16) error{
+		control.VerbEnableServer:  b.EnableServer,
+		control.VerbDisableServer: b.DisableServer,
+		control.VerbDrainServer:   b.DrainServer,
+	}[verb]
+	if fn == nil {
+		return nil, fmt.Errorf("%w: no server verb %q", errBadArgs, verb)
+	}
+	now := s.Now()
+	before := map[string]string{}
+	if all, err := serverInfos(b, "", now); err == nil {
+		for _, si := range all {
+			before[si.Rule+"/"+si.Endpoint()] = si.State
+		}
+	}
+	out, err := changeServer(b, a, fn, now)
+	if err != nil || s.Events == nil {
+		return out, err
+	}
+	reason := verb
+	if by != "" {
+		reason += " from " + by
+	}
+	published := map[string]bool{}
+	for _, si := range out {
+		name := si.Group + "/" + si.Endpoint()
+		was := before[si.Rule+"/"+si.Endpoint()]
+		if was == si.State || published[name] {
+			continue
+		}
+		published[name] = true
+		s.Events.Publish(control.Event{Kind: control.EventServer, Name: name, From: was, To: si.State, Reason: reason})
 	}
 	return out, nil
 }

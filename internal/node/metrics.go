@@ -338,14 +338,18 @@ type metricsServer struct {
 	srv *http.Server
 }
 
-// listenMetrics opens the metrics listener on addr.
-func listenMetrics(addr netip.AddrPort, h http.Handler, logger *slog.Logger) (*metricsServer, error) {
+// listenMetrics opens the metrics listener on addr: h serves MetricsPath, web (when
+// not nil) every other path (the web status page).
+func listenMetrics(addr netip.AddrPort, h, web http.Handler, logger *slog.Logger) (*metricsServer, error) {
 	ln, err := net.Listen("tcp", addr.String())
 	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle(MetricsPath, h)
+	if web != nil {
+		mux.Handle("/", web)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	return &metricsServer{ln: ln, srv: srv}, nil
@@ -354,6 +358,8 @@ func listenMetrics(addr netip.AddrPort, h http.Handler, logger *slog.Logger) (*m
 // serve serves scrapes until ctx ends.
 func (m *metricsServer) serve(ctx context.Context) error {
 	done := make(chan error, 1)
+	// Requests end with ctx: the web page's event streams do not outlast ulbd.
+	m.srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	go func() { done <- m.srv.Serve(m.ln) }()
 	select {
 	case err := <-done:

@@ -123,7 +123,11 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload 
 	Register(srv, sources)
 	var metrics *metricsServer
 	if cfg.Metrics.Listen.IsValid() {
-		if metrics, err = listenMetrics(cfg.Metrics.Listen, MetricsHandler(sources, logger), logger); err != nil {
+		web, werr := webHandler(cfg, sources, logger)
+		if werr == nil {
+			metrics, werr = listenMetrics(cfg.Metrics.Listen, MetricsHandler(sources, logger), web, logger)
+		}
+		if err = werr; err != nil {
 			for _, p := range ports {
 				p.Port.Close()
 			}
@@ -144,7 +148,8 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload 
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ctx) }()
 	if metrics != nil {
-		logger.Info("metrics", "listen", cfg.Metrics.Listen.String(), "path", MetricsPath)
+		logger.Info("metrics", "listen", cfg.Metrics.Listen.String(), "path", MetricsPath,
+			"web", "/", "web_read_only", cfg.Metrics.WebUser == "")
 		go func() {
 			if err := metrics.serve(ctx); err != nil {
 				logger.Error("metrics listener stopped", "err", err)

@@ -777,6 +777,11 @@ const (
 	// ServerInfo.Endpoint) changed health From → To (HealthUp, HealthDown or
 	// HealthUnknown); Reason is the check's last result (e.g. "fail: connection refused").
 	EventHealth = "health"
+	// EventServer: an operator changed a server's administrative state (Name is
+	// "GROUP/ENDPOINT" as for EventHealth) From → To (ServerEnabled, ServerDisabled or
+	// ServerDraining); Reason names the verb and who asked (e.g. "disable-server from
+	// the web page, user admin").
+	EventServer = "server"
 	// EventLost: the subscriber read too slowly and Missed events were dropped before
 	// this one; it has no Seq.
 	EventLost = "lost"

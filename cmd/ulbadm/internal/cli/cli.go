@@ -119,7 +119,7 @@ var verbs = []verb{
 	{"show-router", "[-f] [NAME]", "VRRP instances",
 		"VRRP instances; PRIO is the effective priority (/CONFIGURED when tracking lowered it), MODE o=owner p=preempt a=accept; -f prints every field and the counters, a block per instance", showRouter},
 	{"watch", "[-k KIND] [-n COUNT] [NAME]", "print ulbd's events as they happen",
-		"print ulbd's events (VRRP states, server health) as they happen, one line each, until interrupted or COUNT events: of KIND (vrrp, health), about NAME (a VRRP instance, or GROUP/SERVER)", watch},
+		"print ulbd's events (VRRP states, server health and admin state) as they happen, one line each, until interrupted or COUNT events: of KIND (vrrp, health, server), about NAME (a VRRP instance, or GROUP/SERVER)", watch},
 	{"wizard", "[-f] [-o FILE]", "write a configuration from setup questions",
 		"ask the setup questions (single unit or HA pair, one-arm or two-arm, addresses, gateway, the first virtual and real servers, a health check), each answer checked as ulbd checks its file, and write the configuration atomically to FILE (default /etc/ulb/ulbd.toml; an existing one only with -f); answers may come from a pipe; needs no ulbd", wizardVerb},
 	{"help", "[VERB]", "this text, or a verb's options and details",
