@@ -76,6 +76,9 @@ func ruleInfos(b *balancer.Balancer, name string) ([]control.RuleInfo, error) {
 			Servers:     len(c.Servers),
 			ConnsActive: active[c.Name],
 		}
+		if c.TunnelSource.IsValid() {
+			info.TunnelSource = c.TunnelSource.String()
+		}
 		if info.Algorithm == "" {
 			info.Algorithm = balancer.RoundRobin
 		}

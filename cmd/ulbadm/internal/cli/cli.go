@@ -84,10 +84,11 @@ var verbs = []verb{
 	{"add-server", "-e SERVER[,SERVER...] GROUP", "add servers to a group; new flows reach them", groupVerb(control.VerbAddServer, "e", false)},
 	{"remove-server", "[-f] -s server=SERVER[,SERVER...] GROUP", "remove servers from a group; one that carries flows\n" +
 		indent + "only with -f (its flows drain as conn_drain says)", groupVerb(control.VerbRemoveServer, "s", true)},
-	{"create-rule", "[-e] [-p] -i vip=V,port=P[,protocol=tcp|udp] -m lbalg=A,type=T[,proxy-src=R][,pmask=M] [-t conn-drain=S][,persist-timeout=S] -o servergroup=G NAME",
+	{"create-rule", "[-e] [-p] -i vip=V,port=P[,protocol=tcp|udp] -m lbalg=A,type=T[,proxy-src=R][,tunnel-src=A][,pmask=M] [-t conn-drain=S][,persist-timeout=S] -o servergroup=G NAME",
 		"a new rule, with ilbadm's options (-e: enabled, as ilbadm\n" +
-			indent + "rules start disabled; -p: persistence; type DSR, NAT or\n" +
-			indent + "HALF-NAT; times in seconds), or -c FILE: a [[rule]] table", createRule},
+			indent + "rules start disabled; -p: persistence; type DSR, NAT,\n" +
+			indent + "HALF-NAT or TUNNEL (IP-in-IP to servers on any network);\n" +
+			indent + "times in seconds), or -c FILE: a [[rule]] table", createRule},
 	{"delete-rule", "NAME", "remove a rule; its flows drain as its conn_drain says", nameVerb(control.VerbDeleteRule)},
 	{"create-healthcheck", "-h hc-test=T[,hc-timeout=S][,hc-count=N][,hc-interval=S] NAME",
 		"a new health check, with ilbadm's options (T: PING, TCP, UDP\n" +
@@ -363,7 +364,7 @@ func ruleTOML(name string, enable, persist bool, incoming, method, timers, outpu
 	if err != nil {
 		return "", err
 	}
-	m, err := kv("m", method, "lbalg", "type", "proxy-src", "pmask")
+	m, err := kv("m", method, "lbalg", "type", "proxy-src", "tunnel-src", "pmask")
 	if err != nil {
 		return "", err
 	}
@@ -391,14 +392,17 @@ func ruleTOML(name string, enable, persist bool, incoming, method, timers, outpu
 		line("algorithm", strings.ToLower(v))
 	}
 	if v := m["type"]; v != "" {
-		topo := map[string]string{"dsr": "dsr", "nat": "full-nat", "full-nat": "full-nat", "half-nat": "half-nat"}[strings.ToLower(v)]
+		topo := map[string]string{"dsr": "dsr", "nat": "full-nat", "full-nat": "full-nat", "half-nat": "half-nat", "tunnel": "tunnel"}[strings.ToLower(v)]
 		if topo == "" {
-			return "", usagef("create-rule: -m type=%s: want DSR, NAT or HALF-NAT", v)
+			return "", usagef("create-rule: -m type=%s: want DSR, NAT, HALF-NAT or TUNNEL", v)
 		}
 		line("topology", topo)
 	}
 	if v := m["proxy-src"]; v != "" {
 		fmt.Fprintf(&b, "proxy_source = [%s]\n", strconv.Quote(v))
+	}
+	if v := m["tunnel-src"]; v != "" {
+		line("tunnel_source", v)
 	}
 	switch v := m["pmask"]; {
 	case v != "" && !persist:
