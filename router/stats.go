@@ -43,6 +43,8 @@ const (
 	DropLBSourceLimit                     // a new flow over its client prefix's limit (Config.SourceLimit)
 	DropLBProxyPending                    // a segment of a SYN-proxied flow while the server's handshake is not done
 	DropLBNewFlowBudget                   // a new flow past its batch's budget (Config.NewFlowBudget)
+	DropTunnel                            // a tunnel flow's packet that could not be encapsulated: no source address of its family on the egress port, or an outer packet past 65535 bytes
+	DropTunnelICMP                        // an ICMP error about a tunnel packet of the router's that is not relayed to the client (RFC 2003 section 4, RFC 2473 section 8): quote too short, no such flow, a type not relayed
 	numDropReasons
 )
 
@@ -83,6 +85,8 @@ var dropReasonNames = [numDropReasons]string{
 	DropLBSourceLimit:   "lb-source-limit",
 	DropLBProxyPending:  "lb-proxy-pending",
 	DropLBNewFlowBudget: "lb-new-flow-budget",
+	DropTunnel:          "tunnel",
+	DropTunnelICMP:      "tunnel-icmp",
 }
 
 func (d DropReason) String() string {
