@@ -1,0 +1,370 @@
+package router
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"testing"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/ip4defrag"
+	"github.com/google/gopacket/layers"
+
+	"ulb/balancer"
+	"ulb/conntrack"
+	"ulb/router/header"
+	"ulb/router/port"
+	"ulb/router/port/porttest"
+)
+
+// The tunnel topology over porttest links, driven a frame at a time through the loops:
+// the client on the left, the servers on a network behind a router (hopR4, hopR6) on
+// the right. Every encapsulated packet is decoded with gopacket, its outer header
+// checked field by field, its checksum against a full recomputation, and its inner
+// packet compared byte for byte with what the client sent (TTL decremented).
+
+var (
+	tunServer4 = netip.MustParseAddr("203.0.113.7")
+	tunServer6 = netip.MustParseAddr("2001:db8:3::7")
+	tunServerS = netip.MustParseAddr("203.0.113.8") // the tunnel_source rule's
+)
+
+const (
+	tunPort  = 8085 // the tunnel rules' VIP port
+	tunPortS = 8086 // the rule with a tunnel_source
+)
+
+func tunRules() []balancer.RuleConfig {
+	rule := func(name string, vip netip.Addr, p uint16, srv netip.Addr) balancer.RuleConfig {
+		return balancer.RuleConfig{Name: name, VIP: vip, PortLo: p, PortHi: p, Proto: balancer.ProtoTCP,
+			Algorithm: balancer.RoundRobin, PMask: balancer.NoPersistence, Topology: balancer.Tunnel, Enabled: true,
+			Servers: []balancer.ServerConfig{{Addr: srv, Weight: 1}}}
+	}
+	src := rule("tun4-src", vip4, tunPortS, tunServerS)
+	src.TunnelSource = routerL4
+	return []balancer.RuleConfig{rule("tun4", vip4, tunPort, tunServer4), rule("tun6", vip6, tunPort, tunServer6), src}
+}
+
+type tunFixture struct {
+	r            *Router
+	left, right  *loop
+	hostL, hostR *porttest.Port
+}
+
+// newTunFixture makes the router with the tunnel rules, the right link's MTU mtuR.
+func newTunFixture(tb testing.TB, mtuR int) *tunFixture {
+	tb.Helper()
+	rl, hl := porttest.NewPair(macRouterL, macHostL, 1500)
+	rr, hr := porttest.NewPair(macRouterR, macHostR, mtuR)
+	r, err := New(Config{
+		Ports: []PortConfig{
+			{Name: "left", Port: rl, Addresses: []netip.Prefix{
+				netip.MustParsePrefix("192.0.2.1/24"), netip.MustParsePrefix("2001:db8:1::1/64")}},
+			{Name: "right", Port: rr, Addresses: []netip.Prefix{
+				netip.MustParsePrefix("198.51.100.1/24"), netip.MustParsePrefix("2001:db8:2::1/64")}},
+		},
+		Routes: []Route{
+			{To: netip.MustParsePrefix("203.0.113.0/24"), Via: hopR4},
+			{To: netip.MustParsePrefix("2001:db8:3::/64"), Via: hopR6},
+		},
+		Rules: tunRules(),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, a := range []netip.Addr{hostL4, hostL6} {
+		r.ports[0].neigh.AddStatic(a, header.MAC(macHostL))
+	}
+	for _, a := range []netip.Addr{hopR4, hopR6} {
+		r.ports[1].neigh.AddStatic(a, header.MAC(macHostR))
+	}
+	return &tunFixture{r: r, left: r.newLoop(r.ports[0]), right: r.newLoop(r.ports[1]), hostL: hl, hostR: hr}
+}
+
+// runBuf hands loop l the frame at buf[headroom:] (its virtio-net header before it)
+// and returns every frame the router sent, queued or written, towards the client (left)
+// and towards the servers (right).
+func (f *tunFixture) runBuf(l *loop, buf []byte) (left, right [][]byte) {
+	l.handle(buf)
+	for _, p := range f.r.ports {
+		l.flushPort(p)
+	}
+	l.nused = 0
+	read := func(host *porttest.Port) [][]byte {
+		var got [][]byte
+		for host.Queued() > 0 {
+			bufs := [][]byte{make([]byte, port.BufSize)}
+			sizes := []int{0}
+			if n, _ := host.Read(bufs, sizes, headroom); n == 1 {
+				got = append(got, bufs[0][headroom:headroom+sizes[0]])
+			}
+		}
+		return got
+	}
+	return read(f.hostL), read(f.hostR)
+}
+
+func (f *tunFixture) run(l *loop, frame []byte) (left, right [][]byte) {
+	buf := make([]byte, headroom+len(frame), port.BufSize)
+	copy(buf[headroom:], frame)
+	return f.runBuf(l, buf)
+}
+
+// clientTCP is a client's TCP segment to dst: DSCP EF and ECT(0) in the TOS or traffic
+// class, a flow label on IPv6, DF as given on IPv4, padded with payload to total bytes
+// of IP packet (at least the headers).
+func clientTCP(src, dst netip.AddrPort, flags int, df bool, total int) []byte {
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(src.Port()), DstPort: layers.TCPPort(dst.Port()), Seq: 1000, Window: 1000,
+		SYN: flags&flagSYN != 0, ACK: flags&flagACK != 0}
+	if tcp.ACK {
+		tcp.Ack = 1
+	}
+	if src.Addr().Is4() {
+		payload := make([]byte, max(total-40, 0))
+		for i := range payload {
+			payload[i] = byte(i * 7)
+		}
+		ip := &layers.IPv4{Version: 4, IHL: 5, TOS: 0xb8 | 2, TTL: 64, Id: 77, Protocol: layers.IPProtocolTCP,
+			SrcIP: src.Addr().AsSlice(), DstIP: dst.Addr().AsSlice()}
+		if df {
+			ip.Flags = layers.IPv4DontFragment
+		}
+		tcp.SetNetworkLayerForChecksum(ip)
+		return serialize(eth(macHostL, macRouterL, layers.EthernetTypeIPv4), ip, tcp, gopacket.Payload(payload))
+	}
+	payload := make([]byte, max(total-60, 0))
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	ip := &layers.IPv6{Version: 6, TrafficClass: 0xb8 | 2, FlowLabel: 0x12345, HopLimit: 64, NextHeader: layers.IPProtocolTCP,
+		SrcIP: src.Addr().AsSlice(), DstIP: dst.Addr().AsSlice()}
+	tcp.SetNetworkLayerForChecksum(ip)
+	return serialize(eth(macHostL, macRouterL, layers.EthernetTypeIPv6), ip, tcp, gopacket.Payload(payload))
+}
+
+// forwarded is the client's IP packet as a router forwards it: TTL or hop limit one
+// less, the IPv4 header checksum recomputed (by the test, not the router's code).
+func forwarded(frame []byte) []byte {
+	ip := bytes.Clone(frame[ethLen:])
+	if ip[0]>>4 == 4 {
+		ip = ip[:binary.BigEndian.Uint16(ip[2:])] // no Ethernet padding
+		ip[8]--
+		binary.BigEndian.PutUint16(ip[10:], csumRecomputed(nil, ip[:20], 10))
+	} else {
+		ip[7]--
+	}
+	return ip
+}
+
+// checkOuter decodes an encapsulated frame with gopacket and checks it: MACs to the
+// next hop, the outer header (RFC 2003 section 3.1, RFC 2473 section 3: protocol 4 or
+// next header 41, TTL or hop limit 64, TOS or traffic class copied, DF copied, the
+// flow label copied, lengths, source and destination, the IPv4 checksum against a
+// full recomputation), and that the inner packet is exactly inner. It returns the
+// outer IP packet.
+func checkOuter(t *testing.T, frame []byte, src, dst netip.Addr, inner []byte, df bool) []byte {
+	t.Helper()
+	p := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.Default)
+	e, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	if e == nil || !bytes.Equal(e.SrcMAC, macRouterR) || !bytes.Equal(e.DstMAC, macHostR) {
+		t.Errorf("frame not from the router to the next hop: %v", p)
+	}
+	outer := frame[ethLen:]
+	if dst.Is4() {
+		ip, ok := p.Layers()[1].(*layers.IPv4)
+		if !ok {
+			t.Fatalf("not IPv4: %v", p)
+		}
+		if ip.Protocol != layers.IPProtocolIPv4 || ip.TTL != header.DefaultTTL || ip.TOS != 0xba || ip.IHL != 5 ||
+			int(ip.Length) != 20+len(inner) || !ip.SrcIP.Equal(src.AsSlice()) || !ip.DstIP.Equal(dst.AsSlice()) ||
+			(ip.Flags&layers.IPv4DontFragment != 0) != df || ip.FragOffset != 0 {
+			t.Errorf("outer header %+v, want protocol 4, TTL 64, TOS 0xba, length %d, %s -> %s, DF %v",
+				ip, 20+len(inner), src, dst, df)
+		}
+		if got, want := binary.BigEndian.Uint16(outer[10:]), csumRecomputed(nil, outer[:20], 10); got != want {
+			t.Errorf("outer checksum %#04x, recomputed %#04x", got, want)
+		}
+		if _, ok := p.Layers()[2].(*layers.IPv4); !ok {
+			t.Errorf("gopacket finds no inner IPv4 header: %v", p)
+		}
+		if !bytes.Equal(outer[20:], inner) {
+			t.Errorf("inner packet changed:\n got %x\nwant %x", outer[20:], inner)
+		}
+		return outer
+	}
+	ip, ok := p.Layers()[1].(*layers.IPv6)
+	if !ok {
+		t.Fatalf("not IPv6: %v", p)
+	}
+	if ip.NextHeader != layers.IPProtocolIPv6 || ip.HopLimit != header.DefaultTTL || ip.TrafficClass != 0xba ||
+		ip.FlowLabel != 0x12345 || int(ip.Length) != len(inner) || !ip.SrcIP.Equal(src.AsSlice()) || !ip.DstIP.Equal(dst.AsSlice()) {
+		t.Errorf("outer header %+v, want next header 41, hop limit 64, traffic class 0xba, flow label 0x12345, length %d, %s -> %s",
+			ip, len(inner), src, dst)
+	}
+	if _, ok := p.Layers()[2].(*layers.IPv6); !ok {
+		t.Errorf("gopacket finds no inner IPv6 header: %v", p)
+	}
+	if !bytes.Equal(outer[40:], inner) {
+		t.Errorf("inner packet changed:\n got %x\nwant %x", outer[40:], inner)
+	}
+	return outer
+}
+
+type tunCase struct {
+	name          string
+	client        netip.Addr
+	vip           netip.AddrPort
+	server, outer netip.Addr // the server, and the outer source the router uses
+}
+
+var tunCases = []tunCase{
+	{"ipv4", hostL4, netip.AddrPortFrom(vip4, tunPort), tunServer4, routerR4},
+	{"ipv6", hostL6, netip.AddrPortFrom(vip6, tunPort), tunServer6, routerR6},
+	{"ipv4/tunnel_source", hostL4, netip.AddrPortFrom(vip4, tunPortS), tunServerS, routerL4},
+}
+
+// TestTunnelEncapsulation: a tunnel flow's SYN and data reach the server (behind a
+// routed hop) inside an outer header from the egress port's address (or the
+// rule's tunnel_source), the client's packet inside unchanged but for its TTL.
+func TestTunnelEncapsulation(t *testing.T) {
+	for _, c := range tunCases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newTunFixture(t, 1500)
+			client := netip.AddrPortFrom(c.client, clientPort)
+			for _, fr := range [][]byte{clientTCP(client, c.vip, flagSYN, true, 0), clientTCP(client, c.vip, flagACK, true, 1000)} {
+				_, got := f.run(f.left, fr)
+				if len(got) != 1 {
+					t.Fatalf("%d frames at the server side, want 1", len(got))
+				}
+				inner := forwarded(fr)
+				checkOuter(t, got[0], c.outer, c.server, inner, true)
+				checkChecksums(t, "inner", inner, false)
+			}
+			fl, dir, ok := f.r.ct.Get(conntrack.MakeTuple(c.client, c.vip.Addr(), clientPort, c.vip.Port(), header.ProtocolTCP))
+			if !ok || dir != conntrack.Original || fl.Topology != conntrack.Tunnel || !fl.Reply.IsZero() || fl.OrigPackets != 2 {
+				t.Errorf("flow %+v (found %v), want a tunnel flow without a reply tuple, 2 packets", fl, ok)
+			}
+		})
+	}
+}
+
+// TestTunnelTooBig: the encapsulation lowers the MTU the client's packets see.
+func TestTunnelTooBig(t *testing.T) {
+	client4, client6 := netip.AddrPortFrom(hostL4, clientPort), netip.AddrPortFrom(hostL6, clientPort)
+	vip4p, vip6p := netip.AddrPortFrom(vip4, tunPort), netip.AddrPortFrom(vip6, tunPort)
+
+	t.Run("ipv4 DF: fragmentation needed, MTU 1480", func(t *testing.T) {
+		f := newTunFixture(t, 1500)
+		f.run(f.left, clientTCP(client4, vip4p, flagSYN, true, 0))
+		fr := clientTCP(client4, vip4p, flagACK, true, 1500)
+		left, right := f.run(f.left, fr)
+		if len(right) != 0 {
+			t.Errorf("%d frames sent towards the server", len(right))
+		}
+		// RFC 2003 section 5.1, RFC 1191 section 4.
+		wantError(t, left, fr, routerL4, hostL4, layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeFragmentationNeeded, 1480)
+		if n := f.left.bc.drops[DropTooBig]; n != 1 {
+			t.Errorf("too-big drops %d, want 1", n)
+		}
+	})
+
+	t.Run("ipv4 without DF: the outer packet fragmented", func(t *testing.T) {
+		f := newTunFixture(t, 1500)
+		f.run(f.left, clientTCP(client4, vip4p, flagSYN, false, 0))
+		fr := clientTCP(client4, vip4p, flagACK, false, 1500)
+		_, got := f.run(f.left, fr)
+		if len(got) != 2 {
+			t.Fatalf("%d frames, want 2 fragments", len(got))
+		}
+		defrag := ip4defrag.NewIPv4Defragmenter()
+		var whole *layers.IPv4
+		for i, g := range got {
+			if len(g)-ethLen > 1500 {
+				t.Errorf("fragment %d: %d bytes over the MTU", i, len(g)-ethLen)
+			}
+			ip := gopacket.NewPacket(g, layers.LayerTypeEthernet, gopacket.Default).Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+			if ip.Protocol != layers.IPProtocolIPv4 || ip.Flags&layers.IPv4DontFragment != 0 {
+				t.Errorf("fragment %d: protocol %v flags %v", i, ip.Protocol, ip.Flags)
+			}
+			if sum := binary.BigEndian.Uint16(g[ethLen+10:]); sum != csumRecomputed(nil, g[ethLen:ethLen+20], 10) {
+				t.Errorf("fragment %d: bad header checksum", i)
+			}
+			out, err := defrag.DefragIPv4(ip)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out != nil {
+				whole = out
+			}
+		}
+		if whole == nil {
+			t.Fatal("the fragments do not reassemble")
+		}
+		if !bytes.Equal(whole.Payload, forwarded(fr)) {
+			t.Error("the reassembled outer packet does not carry the client's packet unchanged")
+		}
+	})
+
+	t.Run("ipv6: packet too big, MTU 1460", func(t *testing.T) {
+		f := newTunFixture(t, 1500)
+		f.run(f.left, clientTCP(client6, vip6p, flagSYN, true, 0))
+		fr := clientTCP(client6, vip6p, flagACK, true, 1500)
+		left, right := f.run(f.left, fr)
+		if len(right) != 0 {
+			t.Errorf("%d frames sent towards the server", len(right))
+		}
+		// RFC 2473 section 7.1 (a).
+		wantError(t, left, fr, routerL6, hostL6, layers.ICMPv6TypePacketTooBig, 0, 1460)
+	})
+
+	t.Run("ipv6 over a link of 1300: 1280 fragmented, larger refused with 1280", func(t *testing.T) {
+		f := newTunFixture(t, 1300)
+		f.run(f.left, clientTCP(client6, vip6p, flagSYN, true, 0))
+		fr := clientTCP(client6, vip6p, flagACK, true, 1280)
+		_, got := f.run(f.left, fr)
+		if len(got) != 2 {
+			t.Fatalf("%d frames, want 2 fragments", len(got))
+		}
+		// RFC 2473 section 7.1 (b): the tunnel packet is fragmented.
+		var data []byte
+		for i, g := range got {
+			ip := header.IPv6(g[ethLen:])
+			if len(ip) > 1300 || ip.NextHeader() != header.ProtocolFragment {
+				t.Fatalf("fragment %d: %d bytes, next header %d", i, len(ip), ip.NextHeader())
+			}
+			fh := header.IPv6Fragment(ip[40:])
+			if fh.NextHeader() != header.ProtocolIPv6 || fh.Offset() != len(data) || fh.More() != (i == 0) {
+				t.Errorf("fragment %d: next header %d offset %d more %v", i, fh.NextHeader(), fh.Offset(), fh.More())
+			}
+			data = append(data, ip[48:]...)
+		}
+		if !bytes.Equal(data, forwarded(fr)) {
+			t.Error("the fragments do not carry the client's packet unchanged")
+		}
+		big := clientTCP(client6, vip6p, flagACK, true, 1281)
+		left, right := f.run(f.left, big)
+		if len(right) != 0 {
+			t.Errorf("%d frames sent towards the server", len(right))
+		}
+		wantError(t, left, big, routerL6, hostL6, layers.ICMPv6TypePacketTooBig, 0, 1280)
+	})
+}
+
+// wantError checks that frames is exactly one ICMP error from src to dst with the
+// type, code and MTU, quoting the client's packet sent (as forwarded).
+func wantError(t *testing.T, frames [][]byte, sent []byte, src, dst netip.Addr, typ, code uint8, mtu uint32) {
+	t.Helper()
+	if len(frames) != 1 {
+		t.Fatalf("%d frames towards the client, want one ICMP error", len(frames))
+	}
+	e := decodeError(t, "the error", frames[0])
+	q := gopacket.NewPacket(sent, layers.LayerTypeEthernet, gopacket.Default)
+	tcp := q.Layer(layers.LayerTypeTCP).(*layers.TCP)
+	qsrc, _ := netip.AddrFromSlice(q.NetworkLayer().NetworkFlow().Src().Raw())
+	qdst, _ := netip.AddrFromSlice(q.NetworkLayer().NetworkFlow().Dst().Raw())
+	if e.src != src || e.dst != dst || e.typ != typ || e.code != code || e.mtu != mtu ||
+		e.qsrc != netip.AddrPortFrom(qsrc, uint16(tcp.SrcPort)) || e.qdst != netip.AddrPortFrom(qdst, uint16(tcp.DstPort)) {
+		t.Errorf("error %s -> %s type %d code %d MTU %d quoting %s -> %s, want %s -> %s type %d code %d MTU %d quoting %s:%d -> %s:%d",
+			e.src, e.dst, e.typ, e.code, e.mtu, e.qsrc, e.qdst, src, dst, typ, code, mtu, qsrc, tcp.SrcPort, qdst, tcp.DstPort)
+	}
+}
