@@ -368,3 +368,207 @@ func wantError(t *testing.T, frames [][]byte, sent []byte, src, dst netip.Addr, 
 			e.src, e.dst, e.typ, e.code, e.mtu, e.qsrc, e.qdst, src, dst, typ, code, mtu, qsrc, tcp.SrcPort, qdst, tcp.DstPort)
 	}
 }
+
+// icmpFromHop builds an ICMP (IPv4) or ICMPv6 error from the router inside the tunnel
+// (hopR4, hopR6) to the router's outer source, quoting the outer packet quote.
+func icmpFromHop(dst netip.Addr, typ, code uint8, rest uint32, quote []byte) []byte {
+	if dst.Is4() {
+		ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: hopR4.AsSlice(), DstIP: dst.AsSlice()}
+		ic := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, code), Id: uint16(rest >> 16), Seq: uint16(rest)}
+		return serialize(eth(macHostR, macRouterR, layers.EthernetTypeIPv4), ip, ic, gopacket.Payload(quote))
+	}
+	ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolICMPv6, SrcIP: hopR6.AsSlice(), DstIP: dst.AsSlice()}
+	ic := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(typ, code)}
+	ic.SetNetworkLayerForChecksum(ip)
+	body := binary.BigEndian.AppendUint32(nil, rest)
+	return serialize(eth(macHostR, macRouterR, layers.EthernetTypeIPv6), ip, ic, gopacket.Payload(append(body, quote...)))
+}
+
+// TestTunnelICMPRelay: errors that a router inside the tunnel sends back about an
+// encapsulated packet reach the client, about its own packet, with the MTU less the
+// outer header (RFC 2003 sections 4 and 5.1, RFC 2473 sections 7.1 and 8); the others,
+// and forged or cut ones, are dropped and counted.
+func TestTunnelICMPRelay(t *testing.T) {
+	tests := []struct {
+		name            string
+		v6              bool
+		typ, code       uint8
+		rest            uint32
+		wantTyp, wantCd uint8
+		wantMTU         uint32
+	}{
+		{"ipv4 fragmentation needed", false, layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeFragmentationNeeded, 1400,
+			layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeFragmentationNeeded, 1380},
+		{"ipv4 fragmentation needed without an MTU (RFC 1191 plateau)", false, layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeFragmentationNeeded, 0,
+			layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeFragmentationNeeded, 1006 - 20}, // below the outer 1220
+		{"ipv4 network unreachable", false, layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeNet, 0,
+			layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeHost, 0},
+		{"ipv4 protocol unreachable", false, layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeProtocol, 0,
+			layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeHost, 0},
+		{"ipv4 time exceeded", false, layers.ICMPv4TypeTimeExceeded, 0, 0,
+			layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeHost, 0},
+		{"ipv6 packet too big", true, layers.ICMPv6TypePacketTooBig, 0, 1400, layers.ICMPv6TypePacketTooBig, 0, 1360},
+		{"ipv6 packet too big under 1320", true, layers.ICMPv6TypePacketTooBig, 0, 1300, layers.ICMPv6TypePacketTooBig, 0, 1280},
+		{"ipv6 hop limit exceeded", true, layers.ICMPv6TypeTimeExceeded, 0, 0,
+			layers.ICMPv6TypeDestinationUnreachable, layers.ICMPv6CodeAddressUnreachable, 0},
+		{"ipv6 unreachable", true, layers.ICMPv6TypeDestinationUnreachable, layers.ICMPv6CodeNoRouteToDst, 0,
+			layers.ICMPv6TypeDestinationUnreachable, layers.ICMPv6CodeAddressUnreachable, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tunCases[0]
+			if tt.v6 {
+				c = tunCases[1]
+			}
+			f := newTunFixture(t, 1500)
+			client := netip.AddrPortFrom(c.client, clientPort)
+			f.run(f.left, clientTCP(client, c.vip, flagSYN, true, 0))
+			fr := clientTCP(client, c.vip, flagACK, true, 1200)
+			_, sent := f.run(f.left, fr)
+			if len(sent) != 1 {
+				t.Fatal("data not sent")
+			}
+			left, right := f.run(f.right, icmpFromHop(c.outer, tt.typ, tt.code, tt.rest, sent[0][ethLen:]))
+			if len(right) != 0 {
+				t.Errorf("%d frames back into the tunnel", len(right))
+			}
+			wantError(t, left, fr, c.outer, c.client, tt.wantTyp, tt.wantCd, tt.wantMTU)
+		})
+	}
+
+	t.Run("not relayed", func(t *testing.T) {
+		f := newTunFixture(t, 1500)
+		client := netip.AddrPortFrom(hostL4, clientPort)
+		_, sent := f.run(f.left, clientTCP(client, netip.AddrPortFrom(vip4, tunPort), flagSYN, true, 0))
+		outer := sent[0][ethLen:]
+		other := bytes.Clone(outer) // a packet of no flow: another client port
+		other[20+20+1]++
+		for _, q := range []struct {
+			what      string
+			typ, code uint8
+			quote     []byte
+		}{
+			{"port unreachable (RFC 2003 section 4: MUST NOT)", layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodePort, outer},
+			{"source route failed", layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeSourceRoutingFailed, outer},
+			{"parameter problem", layers.ICMPv4TypeParameterProblem, 0, outer},
+			{"a quote without the inner ports", layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeFragmentationNeeded, outer[:20+20+2]},
+			{"a quote without the inner header", layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeFragmentationNeeded, outer[:20+12]},
+			{"a packet of no flow", layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeFragmentationNeeded, other},
+		} {
+			before := f.right.bc.drops[DropTunnelICMP]
+			left, right := f.run(f.right, icmpFromHop(routerR4, q.typ, q.code, 1400, q.quote))
+			if len(left) != 0 || len(right) != 0 {
+				t.Errorf("%s: %d frames to the client, %d to the servers", q.what, len(left), len(right))
+			}
+			if f.right.bc.drops[DropTunnelICMP] != before+1 {
+				t.Errorf("%s: not counted as tunnel-icmp", q.what)
+			}
+		}
+	})
+}
+
+// TestTunnelGSO: a GSO frame from the client is cut into its segments, each
+// encapsulated; segments that no longer fit are refused (DF) or sent in fragments of
+// the outer packet.
+func TestTunnelGSO(t *testing.T) {
+	client, vip := netip.AddrPortFrom(hostL4, clientPort), netip.AddrPortFrom(vip4, tunPort)
+	payload := gsoPayload()
+	segments := func(t *testing.T, frames [][]byte) []byte {
+		t.Helper()
+		defrag := ip4defrag.NewIPv4Defragmenter()
+		var data []byte
+		for i, g := range frames {
+			if len(g)-ethLen > 1500 {
+				t.Errorf("frame %d: %d bytes over the MTU", i, len(g)-ethLen)
+			}
+			ip := gopacket.NewPacket(g, layers.LayerTypeEthernet, gopacket.Default).Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+			if ip.Protocol != layers.IPProtocolIPv4 || !ip.SrcIP.Equal(routerR4.AsSlice()) || !ip.DstIP.Equal(tunServer4.AsSlice()) {
+				t.Fatalf("frame %d: outer %+v", i, ip)
+			}
+			whole, err := defrag.DefragIPv4(ip)
+			if err != nil || whole == nil {
+				continue
+			}
+			inner := whole.Payload
+			checkChecksums(t, "segment", inner, false)
+			if p := gopacket.NewPacket(inner, layers.LayerTypeIPv4, gopacket.Default); p.Layer(layers.LayerTypeTCP) != nil {
+				data = append(data, p.Layer(layers.LayerTypeTCP).(*layers.TCP).Payload...)
+			}
+		}
+		return data
+	}
+	t.Run("segments that fit", func(t *testing.T) {
+		f := newTunFixture(t, 1500)
+		f.run(f.left, clientTCP(client, vip, flagSYN, false, 0))
+		buf := gsoBuf(macHostL, macRouterL, client, vip, true, payload)
+		port.Hdr(buf, headroom).SetGSOSize(1400) // segments of 1440 bytes, 1460 encapsulated
+		_, right := f.runBuf(f.left, buf)
+		if len(right) != 3 {
+			t.Fatalf("%d frames, want 3 segments", len(right))
+		}
+		if got := segments(t, right); !bytes.Equal(got, payload) {
+			t.Errorf("the segments carry %d bytes, not the payload of %d", len(got), len(payload))
+		}
+	})
+	t.Run("DF set: fragmentation needed 1480", func(t *testing.T) {
+		f := newTunFixture(t, 1500)
+		f.run(f.left, clientTCP(client, vip, flagSYN, true, 0))
+		left, right := f.runBuf(f.left, gsoBuf(macHostL, macRouterL, client, vip, true, payload))
+		if len(right) != 0 || len(left) != 1 {
+			t.Fatalf("%d frames to the servers, %d to the client", len(right), len(left))
+		}
+		if e := decodeError(t, "fragmentation needed", left[0]); e.mtu != 1480 || e.dst != hostL4 || e.qdst != vip {
+			t.Errorf("error %+v, want fragmentation needed, MTU 1480, to the client", e)
+		}
+	})
+	t.Run("DF clear: segments in outer fragments", func(t *testing.T) {
+		f := newTunFixture(t, 1500)
+		f.run(f.left, clientTCP(client, vip, flagSYN, false, 0))
+		_, right := f.runBuf(f.left, gsoBuf(macHostL, macRouterL, client, vip, false, payload))
+		if len(right) != 5 {
+			t.Errorf("%d frames, want 5 (two segments in two fragments each, and one)", len(right))
+		}
+		if got := segments(t, right); !bytes.Equal(got, payload) {
+			t.Errorf("the segments carry %d bytes, not the payload of %d", len(got), len(payload))
+		}
+	})
+}
+
+// TestTunnelAllocatesNothing: an established tunnel flow's packets, and the relay of
+// an error from inside the tunnel, allocate nothing.
+func TestTunnelAllocatesNothing(t *testing.T) {
+	for _, c := range tunCases[:2] {
+		t.Run(c.name, func(t *testing.T) {
+			f := newLBFixture(t, nil)
+			if err := f.r.SetRules(tunRules()); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.r.SetRoutes([]Route{
+				{To: netip.MustParsePrefix("203.0.113.0/24"), Via: hopR4},
+				{To: netip.MustParsePrefix("2001:db8:3::/64"), Via: hopR6},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			f.r.icmp = newTokenBucket(1e9, 1e9) // the relayed errors are the router's own, rate-limited
+			client := netip.AddrPortFrom(c.client, clientPort)
+			syn := f.pass(f.left, 1, clientTCP(client, c.vip, flagSYN, true, 0))
+			if syn == nil {
+				t.Fatal("SYN not sent")
+			}
+			fromHop := icmpFromHop(c.outer, pick(c.client.Is6(), uint8(layers.ICMPv4TypeDestinationUnreachable), layers.ICMPv6TypePacketTooBig),
+				pick(c.client.Is6(), uint8(layers.ICMPv4CodeFragmentationNeeded), 0), 1400, bytes.Clone(syn[ethLen:]))
+			data := clientTCP(client, c.vip, flagACK, true, 1000)
+			allocs := testing.AllocsPerRun(1000, func() {
+				if f.pass(f.left, 1, data) == nil {
+					t.Fatal("client's packet not sent")
+				}
+				if f.pass(f.right, 0, fromHop) == nil {
+					t.Fatal("error not relayed")
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("%v allocations per packet and relayed error", allocs)
+			}
+		})
+	}
+}
