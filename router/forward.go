@@ -216,14 +216,15 @@ func (l *loop) forward(p *pkt, nh fib.NextHop, to netip.Addr, rw *rewrite) {
 		return
 	}
 	how := sendWhole
-	over := 0
+	over, mtu := 0, ep.mtu
 	if rw != nil && rw.tunnel {
 		over = tunnelOverhead(p.v6)
+		mtu = l.r.tunnelPaths.mtu(to, mtu, l.r.now)
 	}
 	switch {
-	case len(p.ip)+over <= ep.mtu:
+	case len(p.ip)+over <= mtu:
 	case over != 0:
-		if how = l.oversizeTunnel(p, ep, over); how == sendNot {
+		if how = l.oversizeTunnel(p, mtu, over); how == sendNot {
 			return
 		}
 	default:
@@ -260,7 +261,7 @@ func (l *loop) forward(p *pkt, nh fib.NextHop, to netip.Addr, rw *rewrite) {
 		rw.snap.Account(rw.rule, rw.server, rw.reply, len(p.ip))
 	}
 	if over != 0 {
-		l.tunnelOut(p, ep, nh.Gateway, to, rw.tunnelSrc)
+		l.tunnelOut(p, ep, mtu, nh.Gateway, to, rw.tunnelSrc)
 		return
 	}
 	switch how {

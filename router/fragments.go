@@ -362,13 +362,18 @@ func (r *Router) ReassemblyStats() reassembly.Stats { return r.reasm.Stats() }
 // fragments (RFC 8200 section 4.5: only a packet's source fragments it), each in a
 // scratch buffer. The packet has no extension headers (the router's own replies).
 func (l *loop) fragment6(buf []byte, ep *routerPort, gw, to netip.Addr) {
+	l.fragment6MTU(buf, ep, ep.mtu, gw, to)
+}
+
+// fragment6MTU is fragment6 for a path MTU of mtu (at most ep's).
+func (l *loop) fragment6MTU(buf []byte, ep *routerPort, mtu int, gw, to netip.Addr) {
 	ip := header.IPv6(buf[headroom+ethLen:])
 	if !ip.IsValid() || header.IsExtensionHeader(ip.NextHeader()) {
 		l.bc.drop(DropFragment)
 		return
 	}
 	data := ip.Payload()
-	room := (ep.mtu - header.IPv6MinimumSize - header.IPv6FragmentSize) &^ 7
+	room := (mtu - header.IPv6MinimumSize - header.IPv6FragmentSize) &^ 7
 	if room <= 0 {
 		l.bc.drop(DropFragment)
 		return

@@ -2,6 +2,9 @@ package router
 
 import (
 	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"ulb/conntrack"
 	"ulb/router/fib"
@@ -36,8 +39,10 @@ func tunnelSource(ep *routerPort, v6 bool) netip.Addr {
 	return ep.src6
 }
 
-// oversizeTunnel decides about a packet that does not fit ep's MTU once encapsulated:
-// the MTU the client's packet sees is the egress MTU less the outer header.
+// oversizeTunnel decides about a packet that does not fit the path MTU to its server
+// once encapsulated (the egress port's MTU, or less when an error from inside the
+// tunnel said so: tunnelPaths): the MTU the client's packet sees is that less the
+// outer header.
 //   - IPv4 with DF set: fragmentation needed with that MTU (RFC 2003 section 5.1: the
 //     tunnel's MTU is the path's less the encapsulation; RFC 1191 section 4: the
 //     next-hop MTU field); with DF clear the outer packet is fragmented after
@@ -51,10 +56,10 @@ func tunnelSource(ep *routerPort, v6 bool) netip.Addr {
 //
 // A GSO frame whose segments fit once encapsulated is cut into them (sendSegments): no
 // port can segment a TCP stream inside an IP-in-IP header.
-func (l *loop) oversizeTunnel(p *pkt, ep *routerPort, over int) sendHow {
+func (l *loop) oversizeTunnel(p *pkt, pathMTU, over int) sendHow {
 	vh := port.Hdr(p.buf, headroom)
 	gso := vh.IsGSO()
-	mtu := ep.mtu - over
+	mtu := pathMTU - over
 	size := len(p.ip)
 	if gso {
 		size = gsoSegmentLen(p.ip, vh)
@@ -85,7 +90,7 @@ func (l *loop) oversizeTunnel(p *pkt, ep *routerPort, over int) sendHow {
 // decided): it encapsulates the packet towards the server to and sends it out of ep,
 // whole or as fragments of the outer packet; a GSO frame is cut into its segments
 // first, each encapsulated.
-func (l *loop) tunnelOut(p *pkt, ep *routerPort, gw, to, src netip.Addr) {
+func (l *loop) tunnelOut(p *pkt, ep *routerPort, mtu int, gw, to, src netip.Addr) {
 	if !src.IsValid() {
 		src = tunnelSource(ep, p.v6)
 	}
@@ -94,7 +99,7 @@ func (l *loop) tunnelOut(p *pkt, ep *routerPort, gw, to, src netip.Addr) {
 		return
 	}
 	if port.Hdr(p.buf, headroom).IsGSO() {
-		l.segmentTunnel(p.buf, p.v6, ep, gw, to, src)
+		l.segmentTunnel(p.buf, p.v6, ep, mtu, gw, to, src)
 		return
 	}
 	// The inner packet is sent as its source would have: a checksum its kernel left to
@@ -105,7 +110,7 @@ func (l *loop) tunnelOut(p *pkt, ep *routerPort, gw, to, src netip.Addr) {
 		l.bc.drop(DropTunnel)
 		return
 	}
-	l.sendTunneled(buf, p.v6, ep, gw, to)
+	l.sendTunneled(buf, p.v6, ep, mtu, gw, to)
 }
 
 // encapsulate moves the IP packet of inLen bytes at buf[headroom+ethLen:] up by the
@@ -134,25 +139,27 @@ func (l *loop) encapsulate(buf []byte, inLen int, v6 bool, src, dst netip.Addr) 
 }
 
 // sendTunneled queues an encapsulated frame on ep, as fragments of the outer packet when
-// it does not fit (see oversizeTunnel).
-func (l *loop) sendTunneled(buf []byte, v6 bool, ep *routerPort, gw, to netip.Addr) {
-	if len(buf)-headroom-ethLen <= ep.mtu {
+// it does not fit (see oversizeTunnel): IPv6 ones of the path MTU mtu, as only the
+// source fragments; IPv4 ones (DF clear) of ep's MTU, which routers inside the tunnel
+// may cut further.
+func (l *loop) sendTunneled(buf []byte, v6 bool, ep *routerPort, mtu int, gw, to netip.Addr) {
+	n := len(buf) - headroom - ethLen
+	switch {
+	case v6 && n > mtu:
+		l.bc.forwarded++
+		l.fragment6MTU(buf, ep, mtu, gw, to)
+	case !v6 && n > ep.mtu:
+		l.fragment4(buf, ep, gw, to)
+	default:
 		l.bc.forwarded++
 		l.emit(ep, gw, to, buf)
-		return
-	}
-	if v6 {
-		l.bc.forwarded++
-		l.fragment6(buf, ep, gw, to)
-	} else {
-		l.fragment4(buf, ep, gw, to)
 	}
 }
 
 // segmentTunnel cuts a TCP GSO frame (TTL already decremented) into its segments, as
 // segment4 does, and sends each encapsulated. What this frame queued on ep is written
 // here, at once: the segments and fragments live in buffers the next frame reuses.
-func (l *loop) segmentTunnel(buf []byte, v6 bool, ep *routerPort, gw, to, src netip.Addr) {
+func (l *loop) segmentTunnel(buf []byte, v6 bool, ep *routerPort, mtu int, gw, to, src netip.Addr) {
 	frame := buf[headroom:]
 	vh := port.Hdr(buf, headroom)
 	over := tunnelOverhead(v6)
@@ -175,11 +182,11 @@ func (l *loop) segmentTunnel(buf []byte, v6 bool, ep *routerPort, gw, to, src ne
 			l.bc.drop(DropTunnel)
 			continue
 		}
-		if ipLen := len(seg) - headroom - ethLen; ipLen > ep.mtu && len(l.scratch)-l.nused < fragments(ipLen, ep.mtu)+1 {
+		if ipLen := len(seg) - headroom - ethLen; ipLen > mtu && len(l.scratch)-l.nused < fragments(ipLen, mtu)+1 {
 			l.flushPort(ep)
 			l.nused = mark
 		}
-		l.sendTunneled(seg, v6, ep, gw, to)
+		l.sendTunneled(seg, v6, ep, mtu, gw, to)
 	}
 	l.flushPort(ep)
 	l.nused = mark
@@ -222,10 +229,15 @@ func (l *loop) tunnelError(p *pkt, msg []byte) bool {
 		l.bc.drop(DropTunnelICMP)
 		return true
 	}
-	typ, code, rest, ok := relayedError(msg, outer, p.v6)
+	typ, code, rest, path, ok := relayedError(msg, outer, p.v6)
 	if !ok {
 		l.bc.drop(DropTunnelICMP)
 		return true
+	}
+	if path != 0 {
+		// RFC 2003 section 5.1, RFC 2473 section 7.1: the tunnel's MTU, kept as soft
+		// state for the packets that follow, whichever client sends them.
+		l.r.tunnelPaths.learn(odst, path, l.r.now())
 	}
 	l.bc.local++ // the error ends here; what reaches the client is the router's own
 	l.relayError(inner, p.v6, typ, code, rest)
@@ -278,7 +290,8 @@ func (l *loop) tunnelFlow(inner []byte, v6 bool, srv netip.Addr) bool {
 }
 
 // relayedError is the error the client gets for an error from inside the tunnel: its
-// type, code and second word (the MTU). ok is false for errors not relayed.
+// type, code and second word (the MTU), and for a too-big error the path MTU to the
+// server it reported (else 0). ok is false for errors not relayed.
 //
 // IPv4, RFC 2003 section 4: network, host and protocol unreachable become host
 // unreachable (the VIP is on the encapsulator's own network, which the encapsulator
@@ -293,29 +306,30 @@ func (l *loop) tunnelFlow(inner []byte, v6 bool, srv netip.Addr) bool {
 // header, and never below 1280 (section 7.1); destination unreachable and hop limit
 // exceeded become destination unreachable, address unreachable; parameter problems
 // (about the outer header, as the router adds no option) are not relayed.
-func relayedError(msg, outer []byte, v6 bool) (typ, code uint8, rest uint32, ok bool) {
+func relayedError(msg, outer []byte, v6 bool) (typ, code uint8, rest uint32, path int, ok bool) {
 	t, c := msg[0], msg[1]
 	if v6 {
 		switch t {
 		case header.ICMPv6PacketTooBig:
-			mtu := int(header.ICMPv6(msg).Rest()) - header.IPv6TunnelOverhead
-			return header.ICMPv6PacketTooBig, 0, uint32(max(mtu, header.IPv6MinimumMTU)), true
+			path = int(min(header.ICMPv6(msg).MTU(), 0xffff))
+			mtu := path - header.IPv6TunnelOverhead
+			return header.ICMPv6PacketTooBig, 0, uint32(max(mtu, header.IPv6MinimumMTU)), path, true
 		case header.ICMPv6DstUnreachable, header.ICMPv6TimeExceeded:
-			return header.ICMPv6DstUnreachable, header.ICMPv6AddressUnreachable, 0, true
+			return header.ICMPv6DstUnreachable, header.ICMPv6AddressUnreachable, 0, 0, true
 		}
-		return 0, 0, 0, false
+		return 0, 0, 0, 0, false
 	}
 	switch {
 	case t == header.ICMPv4DstUnreachable && c == header.ICMPv4FragmentationNeeded:
-		mtu := int(header.ICMPv4(msg).MTU())
-		if mtu == 0 {
-			mtu = plateauBelow(int(header.IPv4(outer).TotalLength()))
+		path = int(header.ICMPv4(msg).MTU())
+		if path == 0 {
+			path = plateauBelow(int(header.IPv4(outer).TotalLength()))
 		}
-		return header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded, uint32(max(mtu-header.IPv4TunnelOverhead, 68)), true
+		return header.ICMPv4DstUnreachable, header.ICMPv4FragmentationNeeded, uint32(max(path-header.IPv4TunnelOverhead, 68)), path, true
 	case t == header.ICMPv4DstUnreachable && c <= header.ICMPv4ProtoUnreachable, t == header.ICMPv4TimeExceeded:
-		return header.ICMPv4DstUnreachable, header.ICMPv4HostUnreachable, 0, true
+		return header.ICMPv4DstUnreachable, header.ICMPv4HostUnreachable, 0, 0, true
 	}
-	return 0, 0, 0, false
+	return 0, 0, 0, 0, false
 }
 
 // plateauBelow is the largest MTU plateau of RFC 1191 section 7 below n.
@@ -347,4 +361,68 @@ func (l *loop) relayError(orig []byte, v6 bool, typ, code uint8, rest uint32) {
 	}
 	l.bc.icmpErrors++
 	l.route(writeICMPError(b, src, dst, orig, typ, code, rest), dst)
+}
+
+// tunnelPaths is the soft state of RFC 2003 section 5.1 and RFC 2473 section 7.1: the
+// path MTU to each tunnel exit point (server) that an error from inside the tunnel
+// reported, for tunnelPathTimeout (RFC 1191 section 6.3: a reported MTU ages out after
+// about ten minutes, so that a path that grew is found again). The data plane reads an
+// immutable map; errors, which are rare, replace it.
+type tunnelPaths struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[netip.Addr]tunnelPath]
+}
+
+type tunnelPath struct {
+	mtu     int
+	expires int64 // unix nanoseconds
+}
+
+const (
+	tunnelPathTimeout = 10 * time.Minute
+	// maxTunnelPaths bounds the table: past it, no new server is learnt until entries age.
+	maxTunnelPaths = 4096
+)
+
+// mtu is the path MTU towards dst: mtu, or less when an error said so.
+func (t *tunnelPaths) mtu(dst netip.Addr, mtu int, now func() time.Time) int {
+	m := t.m.Load()
+	if m == nil {
+		return mtu
+	}
+	e, ok := (*m)[dst]
+	if !ok || e.mtu >= mtu || e.expires < now().UnixNano() {
+		return mtu
+	}
+	return e.mtu
+}
+
+// learn records that the path to dst carries packets of mtu bytes at most (never below
+// the family's minimum, RFC 791 and RFC 8200).
+func (t *tunnelPaths) learn(dst netip.Addr, mtu int, now time.Time) {
+	mtu = max(mtu, 68)
+	if dst.Is6() {
+		mtu = max(mtu, header.IPv6MinimumMTU)
+	}
+	if m := t.m.Load(); m != nil {
+		// The same news again within a minute (every packet in flight earns one): kept.
+		if e, ok := (*m)[dst]; ok && e.mtu == mtu && e.expires-now.UnixNano() > int64(tunnelPathTimeout-time.Minute) {
+			return
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	next := make(map[netip.Addr]tunnelPath)
+	if m := t.m.Load(); m != nil {
+		for a, e := range *m {
+			if e.expires >= now.UnixNano() {
+				next[a] = e
+			}
+		}
+	}
+	if _, known := next[dst]; !known && len(next) >= maxTunnelPaths {
+		return
+	}
+	next[dst] = tunnelPath{mtu: mtu, expires: now.Add(tunnelPathTimeout).UnixNano()}
+	t.m.Store(&next)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/ip4defrag"
@@ -571,4 +572,79 @@ func TestTunnelAllocatesNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTunnelPathMTU: the MTU an error from inside the tunnel reported is kept for the
+// server (RFC 2003 section 5.1, RFC 2473 section 7.1): the next client's packets get the
+// router's own error at once (IPv4), or are sent in outer fragments that fit (IPv6
+// under 1320).
+func TestTunnelPathMTU(t *testing.T) {
+	t.Run("ipv4", func(t *testing.T) {
+		f := newTunFixture(t, 1500)
+		vip := netip.AddrPortFrom(vip4, tunPort)
+		a, b := netip.AddrPortFrom(hostL4, clientPort), netip.AddrPortFrom(hostL4, clientPort+1)
+		f.run(f.left, clientTCP(a, vip, flagSYN, true, 0))
+		fr := clientTCP(a, vip, flagACK, true, 1200)
+		_, sent := f.run(f.left, fr)
+		left, _ := f.run(f.right, icmpFromHop(routerR4, layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeFragmentationNeeded, 1100, sent[0][ethLen:]))
+		wantError(t, left, fr, routerR4, hostL4, layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeFragmentationNeeded, 1080)
+
+		f.run(f.left, clientTCP(b, vip, flagSYN, true, 0))
+		big := clientTCP(b, vip, flagACK, true, 1200)
+		left, right := f.run(f.left, big)
+		if len(right) != 0 {
+			t.Errorf("%d frames into the tunnel, want none", len(right))
+		}
+		wantError(t, left, big, routerL4, hostL4, layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeFragmentationNeeded, 1080)
+		if _, right := f.run(f.left, clientTCP(b, vip, flagACK, true, 1080)); len(right) != 1 {
+			t.Errorf("a packet of 1080 bytes: %d frames, want 1", len(right))
+		}
+	})
+	t.Run("ipv6 under 1320", func(t *testing.T) {
+		f := newTunFixture(t, 1500)
+		vip := netip.AddrPortFrom(vip6, tunPort)
+		a := netip.AddrPortFrom(hostL6, clientPort)
+		f.run(f.left, clientTCP(a, vip, flagSYN, true, 0))
+		fr := clientTCP(a, vip, flagACK, true, 1400)
+		_, sent := f.run(f.left, fr)
+		left, _ := f.run(f.right, icmpFromHop(routerR6, layers.ICMPv6TypePacketTooBig, 0, 1300, sent[0][ethLen:]))
+		wantError(t, left, fr, routerR6, hostL6, layers.ICMPv6TypePacketTooBig, 0, 1280)
+
+		fr = clientTCP(a, vip, flagACK, true, 1280)
+		_, right := f.run(f.left, fr)
+		if len(right) != 2 {
+			t.Fatalf("%d frames, want 2 fragments", len(right))
+		}
+		var data []byte
+		for i, g := range right {
+			if n := len(g) - ethLen; n > 1300 {
+				t.Errorf("fragment %d: %d bytes, over the path's 1300", i, n)
+			}
+			data = append(data, g[ethLen+48:]...)
+		}
+		if !bytes.Equal(data, forwarded(fr)) {
+			t.Error("the fragments do not carry the client's packet unchanged")
+		}
+	})
+	t.Run("ages out, bounded", func(t *testing.T) {
+		var p tunnelPaths
+		now := time.Now()
+		p.learn(tunServer4, 1100, now.Add(-tunnelPathTimeout-time.Second))
+		if got := p.mtu(tunServer4, 1500, time.Now); got != 1500 {
+			t.Errorf("an aged entry gives %d, want 1500", got)
+		}
+		p.learn(tunServer6, 1000, now)
+		if got := p.mtu(tunServer6, 1500, time.Now); got != header.IPv6MinimumMTU {
+			t.Errorf("IPv6 entry of 1000 gives %d, want 1280", got)
+		}
+		for i := range maxTunnelPaths + 10 {
+			var a [16]byte
+			copy(a[:], tunServer6.AsSlice())
+			a[14], a[15] = byte(i>>8), byte(i)
+			p.learn(netip.AddrFrom16(a), 1300, now)
+		}
+		if n := len(*p.m.Load()); n > maxTunnelPaths {
+			t.Errorf("%d entries, at most %d", n, maxTunnelPaths)
+		}
+	})
 }
