@@ -699,3 +699,27 @@ func FuzzTunnel(f *testing.F) {
 		l.bc = batchCounters{}
 	})
 }
+
+// TestTunnelSourceReload: a new tunnel_source applies to the next packet, of open flows
+// too (the outer header is the rule's, read from the rules in effect).
+func TestTunnelSourceReload(t *testing.T) {
+	f := newTunFixture(t, 1500)
+	client, vip := netip.AddrPortFrom(hostL4, clientPort), netip.AddrPortFrom(vip4, tunPort)
+	fr := clientTCP(client, vip, flagSYN, true, 0)
+	if _, got := f.run(f.left, fr); len(got) != 1 {
+		t.Fatal("SYN not sent")
+	} else {
+		checkOuter(t, got[0], routerR4, tunServer4, forwarded(fr), true)
+	}
+	rules := tunRules()
+	rules[0].TunnelSource = routerL4
+	if err := f.r.SetRules(rules); err != nil {
+		t.Fatal(err)
+	}
+	fr = clientTCP(client, vip, flagACK, true, 100)
+	if _, got := f.run(f.left, fr); len(got) != 1 {
+		t.Fatal("data not sent")
+	} else {
+		checkOuter(t, got[0], routerL4, tunServer4, forwarded(fr), true)
+	}
+}
