@@ -166,7 +166,7 @@ type ruleSeen struct {
 	portPath string
 }
 
-func (d *decoder) rules(p toml.Primitive, ports []Port, groups []ServerGroup, gpos map[string]groupPos) []Rule {
+func (d *decoder) rules(p toml.Primitive, ports []Port, routes []Route, groups []ServerGroup, gpos map[string]groupPos) []Rule {
 	is := d.is
 	var raws []rawRule
 	if !d.tables(p, "rule", &raws) {
@@ -326,7 +326,7 @@ func (d *decoder) rules(p toml.Primitive, ports []Port, groups []ServerGroup, gp
 			case g == nil:
 				ok = false // the group itself was refused
 			case rl.VIP.IsValid() && rl.PortLo != 0:
-				ok = d.checkRuleServers(&rl, g, gpos[s], path, label, ports) && ok
+				ok = d.checkRuleServers(&rl, g, gpos[s], path, label, ports, routes) && ok
 			}
 			if g != nil && g.HealthCheck == "" && r.KeepFlowsOnDown.set {
 				is.warnAt(path+".keep_flows_on_down", "%s: keep_flows_on_down has no effect: servergroup %q has no healthcheck", label, s)
@@ -359,9 +359,10 @@ func (d *decoder) rules(p toml.Primitive, ports []Port, groups []ServerGroup, gp
 }
 
 // checkRuleServers checks a rule against its group's servers: one address family, no
-// port translation under DSR or tunnel, DSR servers on a connected network, server ports that fit
-// the range, no server at the VIP.
-func (d *decoder) checkRuleServers(rl *Rule, g *ServerGroup, gp groupPos, path, label string, ports []Port) bool {
+// port translation under DSR or tunnel, DSR servers on a connected network, tunnel
+// servers on a connected network or a route, server ports that fit the range, no server
+// at the VIP.
+func (d *decoder) checkRuleServers(rl *Rule, g *ServerGroup, gp groupPos, path, label string, ports []Port, routes []Route) bool {
 	is := d.is
 	ok := true
 	span := rl.PortHi - rl.PortLo
@@ -377,6 +378,10 @@ func (d *decoder) checkRuleServers(rl *Rule, g *ServerGroup, gp groupPos, path, 
 		case (rl.Topology == DSR || rl.Topology == Tunnel) && s.Port != 0 && s.Port != rl.PortLo:
 			is.at(path+".servergroup", "%s: topology %s cannot translate ports, but %s has port %d and the rule port %s",
 				label, rl.Topology, where, s.Port, rl.Ports())
+			ok = false
+		case rl.Topology == Tunnel && connectedPort(ports, s.Addr) == nil && !routed(routes, s.Addr):
+			is.at(path+".servergroup", "%s: topology tunnel sends to the server's own address, but no connected network of a port nor a [[route]] reaches %s",
+				label, where)
 			ok = false
 		case rl.Topology == DSR && connectedPort(ports, s.Addr) == nil:
 			is.at(path+".servergroup", "%s: topology dsr reaches servers by MAC address, but %s is not on a connected network of any port",
@@ -725,6 +730,16 @@ func groupNames(groups []ServerGroup) string {
 func contains[T comparable](list []T, v T) bool {
 	for _, e := range list {
 		if e == v {
+			return true
+		}
+	}
+	return false
+}
+
+// routed reports whether a route (a default one included) covers a.
+func routed(routes []Route, a netip.Addr) bool {
+	for _, r := range routes {
+		if r.To.Contains(a) {
 			return true
 		}
 	}

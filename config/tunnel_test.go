@@ -26,6 +26,10 @@ vip = "2001:db8:1::100"
 port = "80"
 topology = "tunnel"
 servergroup = "web6"
+
+[[route]]
+to = "192.0.2.0/24"
+via = "203.0.113.1"
 `
 	cfg, err := Parse("t.toml", []byte(good))
 	if err != nil {
@@ -71,6 +75,13 @@ tunnel_source = "198.51.100.99"
 servergroup = "far"
 
 [[rule]]
+name = "nowhere"
+vip = "2001:db8:1::106"
+port = "80"
+topology = "tunnel"
+servergroup = "lost6"
+
+[[rule]]
 name = "garbage"
 vip = "198.51.100.105"
 port = "80"
@@ -78,14 +89,23 @@ topology = "tunnel"
 tunnel_source = "here"
 sorry_server = "203.0.113.99"
 servergroup = "far"
+
+[[servergroup]]
+name = "lost6"
+server = ["2001:db8:99::1"]
+
+[[route]]
+to = "192.0.2.0/24"
+via = "203.0.113.1"
 `
 	want := []string{
 		`28: rule "translate": topology tunnel cannot translate ports, but server 203.0.113.200:80 of servergroup "web" (line 13) has port 80 and the rule port 8080`,
 		`34: rule "not-tunnel": tunnel_source applies only to topology tunnel, not half-nat`,
 		`42: rule "family": tunnel_source 2001:db8:1::10 is IPv6 but the VIP 198.51.100.103 is IPv4`,
 		`50: rule "foreign": tunnel_source 198.51.100.99 is none of the router's port addresses (the tunnel's ICMP errors come back to it)`,
-		`58: rule "garbage": tunnel_source "here" is not an IP address`,
-		`59: rule "garbage": sorry_server applies only to topology half-nat or full-nat, not tunnel`,
+		`58: rule "nowhere": topology tunnel sends to the server's own address, but no connected network of a port nor a [[route]] reaches server 2001:db8:99::1 of servergroup "lost6" (line 71)`,
+		`65: rule "garbage": tunnel_source "here" is not an IP address`,
+		`66: rule "garbage": sorry_server applies only to topology half-nat or full-nat, not tunnel`,
 	}
 	_, err = Parse("t.toml", []byte(bad))
 	if err == nil {
