@@ -19,7 +19,7 @@ const (
 )
 
 // Topology says how the router forwards a balanced flow: the connection table's
-// topologies, of which a rule has one of HalfNAT, FullNAT and DSR.
+// topologies, of which a rule has one of HalfNAT, FullNAT, DSR and Tunnel.
 type Topology = conntrack.Topology
 
 // Topologies.
@@ -32,9 +32,13 @@ const (
 	// DSR (direct server return) changes only the destination MAC; the server owns the
 	// VIP and answers the client directly.
 	DSR = conntrack.DSR
+	// Tunnel encapsulates the client's packet unchanged in IP-in-IP to the server, which
+	// may sit on any routed network, owns the VIP and answers the client directly.
+	Tunnel = conntrack.Tunnel
 )
 
-// ParseTopology returns the Topology named s ("half-nat", "full-nat", "dsr"); "" is HalfNAT.
+// ParseTopology returns the Topology named s ("half-nat", "full-nat", "dsr", "tunnel"); "" is
+// HalfNAT.
 func ParseTopology(s string) (Topology, error) {
 	switch s {
 	case "", "half-nat":
@@ -43,6 +47,8 @@ func ParseTopology(s string) (Topology, error) {
 		return FullNAT, nil
 	case "dsr":
 		return DSR, nil
+	case "tunnel":
+		return Tunnel, nil
 	}
 	return 0, fmt.Errorf("%w: %q", ErrTopology, s)
 }
@@ -150,6 +156,9 @@ type RuleConfig struct {
 	Topology  Topology
 	// ProxySource lists the full-NAT source addresses (required for FullNAT, else unused).
 	ProxySource []netip.Addr
+	// TunnelSource is the outer source address of a Tunnel rule's encapsulated packets;
+	// invalid (the default): the router's own address on the egress port.
+	TunnelSource netip.Addr
 	// PMask is the persistence prefix length of the client's address (0-32 for IPv4,
 	// 0-128 for IPv6), or NoPersistence (-1). PersistSrc and PersistSrcPort persist when
 	// it is set; PersistDstPort always does, with PMask NoPersistence.
@@ -203,7 +212,7 @@ var (
 	ErrTopology    = errors.New("unknown topology")
 	ErrFamily      = errors.New("address family differs from the VIP's")
 	ErrProxySource = errors.New("full-nat needs proxy source addresses")
-	ErrDSRPort     = errors.New("dsr cannot translate ports")
+	ErrDSRPort     = errors.New("dsr and tunnel cannot translate ports")
 	ErrPMask       = errors.New("pmask out of range")
 	ErrPersistKey  = errors.New("invalid persistence key")
 	ErrServer      = errors.New("invalid server")
@@ -252,7 +261,7 @@ func (rc *RuleConfig) validate() error {
 	if _, ok := parseAlgo(rc.Algorithm); !ok {
 		add(ErrAlgorithm, "%q", rc.Algorithm)
 	}
-	if rc.Topology > DSR {
+	if !rc.Topology.Balanced() {
 		add(ErrTopology, "%v", rc.Topology)
 	}
 	if rc.Topology == FullNAT && len(rc.ProxySource) == 0 {
@@ -262,6 +271,9 @@ func (rc *RuleConfig) validate() error {
 		if !p.IsValid() || p.Is4() != rc.VIP.Is4() || p.Is4In6() {
 			add(ErrFamily, "proxy source %v", p)
 		}
+	}
+	if a := rc.TunnelSource; a.IsValid() && (rc.Topology != Tunnel || a.Is4() != rc.VIP.Is4() || a.Is4In6()) {
+		add(ErrFamily, "tunnel source %v (topology %v)", a, rc.Topology)
 	}
 	bits := 32
 	if rc.VIP.Is6() {
@@ -311,7 +323,7 @@ func (rc *RuleConfig) validate() error {
 			add(ErrServer, "%v: min_conns %d needs max_conns and must not pass it (max_conns %d)", ap, s.MinConns, s.MaxConns)
 		case seen[ap]:
 			add(ErrServer, "%v listed twice", ap)
-		case rc.Topology == DSR && s.Port != 0 && s.Port != rc.PortLo:
+		case rc.Topology.Direct() && s.Port != 0 && s.Port != rc.PortLo:
 			add(ErrDSRPort, "server %v, rule port %d", ap, rc.PortLo)
 		case s.Port != 0 && int(s.Port)+int(rc.PortHi-rc.PortLo) > 65535:
 			add(ErrPortRange, "server %v: range ends past 65535", ap)
@@ -424,6 +436,10 @@ func (r *Rule) Ports() (lo, hi uint16) { return r.cfg.PortLo, r.cfg.PortHi }
 
 // Topology is the rule's forwarding topology.
 func (r *Rule) Topology() Topology { return r.cfg.Topology }
+
+// TunnelSource is the outer source address of a Tunnel rule's packets (invalid: the
+// egress port's own address).
+func (r *Rule) TunnelSource() netip.Addr { return r.cfg.TunnelSource }
 
 // ProxySource is the rule's full-NAT source address list; callers must not modify it.
 func (r *Rule) ProxySource() []netip.Addr { return r.cfg.ProxySource }

@@ -127,7 +127,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	cfg.HealthChecks = d.healthChecks(raw.HealthCheck, checkNames)
 	groups, gpos := d.serverGroups(raw.ServerGroup, cfg.HealthChecks, checkNames, cfg.Ports)
 	cfg.ServerGroups = groups
-	cfg.Rules = d.rules(raw.Rule, cfg.Ports, groups, gpos)
+	cfg.Rules = d.rules(raw.Rule, cfg.Ports, cfg.Routes, groups, gpos)
 	cfg.Conntrack = d.conntrack(raw.Conntrack)
 	cfg.VRRP = d.vrrps(raw.VRRP, cfg.Ports, cfg.Routes, groups, gpos)
 	cfg.Sync = d.sync(raw.Sync, cfg.Ports, cfg.VRRP)

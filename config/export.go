@@ -355,6 +355,9 @@ func (e *encoder) rule(r *Rule) {
 	if len(r.ProxySource) > 0 {
 		e.strs("proxy_source", addrRanges(r.ProxySource))
 	}
+	if r.TunnelSource.IsValid() {
+		e.str("tunnel_source", r.TunnelSource.String())
+	}
 	if r.PMask >= 0 {
 		e.integer("pmask", r.PMask)
 	}

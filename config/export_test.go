@@ -516,6 +516,9 @@ func mutations() map[string]func(c *Config) {
 		".Rules[].ProxySource": func(c *Config) {
 			c.Rule("web-full").ProxySource = []netip.Addr{a("203.0.113.61"), a("203.0.113.62"), a("203.0.113.50"), a("203.0.113.54")}
 		},
+		".Rules[].TunnelSource": func(c *Config) {
+			c.Rule("dns").Topology, c.Rule("dns").TunnelSource = Tunnel, a("198.51.100.10")
+		},
 		".Rules[].SorryServer": func(c *Config) {
 			c.Rule("web6").SorryServer = netip.MustParseAddrPort("[2001:db8:2::98]:8443")
 		},

@@ -114,7 +114,7 @@ pmask = "/129"
 				`26: rule "a b": port "0": ports are 1..65535`,
 				`27: rule "a b": unknown protocol "sctp": want tcp or udp`,
 				`28: rule "a b": unknown algorithm "random": want one of roundrobin, weighted-roundrobin, leastconn, weighted-leastconn, hash-ip, hash-ip-port, hash-ip-vip, maglev`,
-				`29: rule "a b": unknown topology "nat": want half-nat, full-nat or dsr`,
+				`29: rule "a b": unknown topology "nat": want half-nat, full-nat, dsr or tunnel`,
 				`30: rule "a b": pmask 33 out of range 0..32`,
 				`31: rule "a b": persist_timeout "forever" is not a duration (like "90s", "15m" or "1h30m")`,
 				`32: rule "a b": conn_drain -1s out of range 0s..168h`,

@@ -75,6 +75,10 @@ const (
 	// DSR (direct server return) changes only the destination MAC: the servers are on a
 	// connected network, own the VIP on a loopback and answer the client directly.
 	DSR Topology = "dsr"
+	// Tunnel encapsulates the client's packet unchanged in IPv4-in-IPv4 (RFC 2003) or
+	// IPv6-in-IPv6 (RFC 2473) to the server, which may sit on any routed network,
+	// decapsulates, owns the VIP on a loopback and answers the client directly.
+	Tunnel Topology = "tunnel"
 )
 
 // Limits and defaults of the rule keys.
@@ -103,6 +107,10 @@ type Rule struct {
 	// routed to the router by the servers' network. Rules may share addresses: each
 	// address's ports come from one pool.
 	ProxySource []netip.Addr
+	// TunnelSource is the outer source address of a tunnel rule's encapsulated packets:
+	// one of the router's own port addresses, of the VIP's family. Invalid (the
+	// default): the address of the port the packet leaves by.
+	TunnelSource netip.Addr
 	// PMask is the client prefix length persistence keys on (0-32 for IPv4, 0-128 for
 	// IPv6), or -1 for no persistence.
 	PMask int
@@ -160,6 +168,7 @@ type rawRule struct {
 	Algorithm       value `toml:"algorithm"`
 	Topology        value `toml:"topology"`
 	ProxySource     value `toml:"proxy_source"`
+	TunnelSource    value `toml:"tunnel_source"`
 	PMask           value `toml:"pmask"`
 	PersistTimeout  value `toml:"persist_timeout"`
 	PersistKey      value `toml:"persist_key"`
@@ -176,7 +185,7 @@ type ruleSeen struct {
 	portPath string
 }
 
-func (d *decoder) rules(p toml.Primitive, ports []Port, groups []ServerGroup, gpos map[string]groupPos) []Rule {
+func (d *decoder) rules(p toml.Primitive, ports []Port, routes []Route, groups []ServerGroup, gpos map[string]groupPos) []Rule {
 	is := d.is
 	var raws []rawRule
 	if !d.tables(p, "rule", &raws) {
@@ -264,10 +273,10 @@ func (d *decoder) rules(p toml.Primitive, ports []Port, groups []ServerGroup, gp
 
 		if s, good := is.str(r.Topology, path+".topology", label+": topology"); good {
 			switch t := Topology(s); t {
-			case HalfNAT, FullNAT, DSR:
+			case HalfNAT, FullNAT, DSR, Tunnel:
 				rl.Topology = t
 			default:
-				is.at(path+".topology", "%s: unknown topology %q: want half-nat, full-nat or dsr", label, s)
+				is.at(path+".topology", "%s: unknown topology %q: want half-nat, full-nat, dsr or tunnel", label, s)
 				ok = false
 			}
 		} else if r.Topology.set {
@@ -286,6 +295,8 @@ func (d *decoder) rules(p toml.Primitive, ports []Port, groups []ServerGroup, gp
 			rl.ProxySource = list
 			ok = ok && good
 		}
+
+		ok = d.tunnelSource(r.TunnelSource, &rl, path+".tunnel_source", label, ports) && ok
 
 		if r.PMask.set {
 			if n, good := d.pmask(r.PMask, path+".pmask", label, rl.VIP); good {
@@ -335,7 +346,7 @@ func (d *decoder) rules(p toml.Primitive, ports []Port, groups []ServerGroup, gp
 			case g == nil:
 				ok = false // the group itself was refused
 			case rl.VIP.IsValid() && rl.PortLo != 0:
-				ok = d.checkRuleServers(&rl, g, gpos[s], path, label, ports) && ok
+				ok = d.checkRuleServers(&rl, g, gpos[s], path, label, ports, routes) && ok
 			}
 			if g != nil && g.HealthCheck == "" && r.KeepFlowsOnDown.set {
 				is.warnAt(path+".keep_flows_on_down", "%s: keep_flows_on_down has no effect: servergroup %q has no healthcheck", label, s)
@@ -368,9 +379,10 @@ func (d *decoder) rules(p toml.Primitive, ports []Port, groups []ServerGroup, gp
 }
 
 // checkRuleServers checks a rule against its group's servers: one address family, no
-// port translation under DSR, DSR servers on a connected network, server ports that fit
-// the range, no server at the VIP.
-func (d *decoder) checkRuleServers(rl *Rule, g *ServerGroup, gp groupPos, path, label string, ports []Port) bool {
+// port translation under DSR or tunnel, DSR servers on a connected network, tunnel
+// servers on a connected network or a route, server ports that fit the range, no server
+// at the VIP.
+func (d *decoder) checkRuleServers(rl *Rule, g *ServerGroup, gp groupPos, path, label string, ports []Port, routes []Route) bool {
 	is := d.is
 	ok := true
 	span := rl.PortHi - rl.PortLo
@@ -383,9 +395,13 @@ func (d *decoder) checkRuleServers(rl *Rule, g *ServerGroup, gp groupPos, path, 
 		case s.Addr == rl.VIP:
 			is.at(path+".servergroup", "%s: %s is the rule's VIP", label, where)
 			ok = false
-		case rl.Topology == DSR && s.Port != 0 && s.Port != rl.PortLo:
-			is.at(path+".servergroup", "%s: topology dsr cannot translate ports, but %s has port %d and the rule port %s",
-				label, where, s.Port, rl.Ports())
+		case (rl.Topology == DSR || rl.Topology == Tunnel) && s.Port != 0 && s.Port != rl.PortLo:
+			is.at(path+".servergroup", "%s: topology %s cannot translate ports, but %s has port %d and the rule port %s",
+				label, rl.Topology, where, s.Port, rl.Ports())
+			ok = false
+		case rl.Topology == Tunnel && connectedPort(ports, s.Addr) == nil && !routed(routes, s.Addr):
+			is.at(path+".servergroup", "%s: topology tunnel sends to the server's own address, but no connected network of a port nor a [[route]] reaches %s",
+				label, where)
 			ok = false
 		case rl.Topology == DSR && connectedPort(ports, s.Addr) == nil:
 			is.at(path+".servergroup", "%s: topology dsr reaches servers by MAC address, but %s is not on a connected network of any port",
@@ -439,6 +455,36 @@ func (d *decoder) crossRuleChecks(rules []Rule, paths []string, gpos map[string]
 	}
 }
 
+// tunnelSource decodes tunnel_source: one of the router's own port addresses, of the
+// VIP's family, on a tunnel rule (rl's VIP and topology are decoded already). The
+// servers' ICMP errors about the tunnel come back to it (RFC 2003 section 4), so it
+// must be an address the router answers for.
+func (d *decoder) tunnelSource(v value, rl *Rule, path, label string, ports []Port) bool {
+	is := d.is
+	s, good := is.str(v, path, label+": tunnel_source")
+	if !good {
+		return !v.set
+	}
+	if rl.Topology != Tunnel {
+		is.at(path, "%s: tunnel_source applies only to topology tunnel, not %s", label, rl.Topology)
+		return false
+	}
+	a, err := netip.ParseAddr(s)
+	switch {
+	case err != nil || a.Zone() != "" || a.Is4In6():
+		is.at(path, "%s: tunnel_source %q is not an IP address", label, s)
+		return false
+	case rl.VIP.IsValid() && a.Is4() != rl.VIP.Is4():
+		is.at(path, "%s: tunnel_source %s is %s but the VIP %s is %s", label, a, family(a), rl.VIP, family(rl.VIP))
+		return false
+	case ownerOf(ports, a) == "":
+		is.at(path, "%s: tunnel_source %s is none of the router's port addresses (the tunnel's ICMP errors come back to it)", label, a)
+		return false
+	}
+	rl.TunnelSource = a
+	return true
+}
+
 // sorryServer decodes sorry_server: "ADDRESS", "ADDRESS:PORT" or "[IPV6]:PORT", of the
 // VIP's family, on a half-NAT or full-NAT rule (rl's VIP, ports and topology are
 // decoded already).
@@ -448,8 +494,8 @@ func (d *decoder) sorryServer(v value, rl *Rule, path, label string, ports []Por
 	if !good {
 		return !v.set
 	}
-	if rl.Topology == DSR {
-		is.at(path, "%s: sorry_server applies only to topology half-nat or full-nat, not dsr", label)
+	if rl.Topology == DSR || rl.Topology == Tunnel {
+		is.at(path, "%s: sorry_server applies only to topology half-nat or full-nat, not %s", label, rl.Topology)
 		return false
 	}
 	srv, good := d.serverString(s, path, label+": sorry_server")
@@ -748,6 +794,16 @@ func groupNames(groups []ServerGroup) string {
 func contains[T comparable](list []T, v T) bool {
 	for _, e := range list {
 		if e == v {
+			return true
+		}
+	}
+	return false
+}
+
+// routed reports whether a route (a default one included) covers a.
+func routed(routes []Route, a netip.Addr) bool {
+	for _, r := range routes {
+		if r.To.Contains(a) {
 			return true
 		}
 	}

@@ -57,7 +57,7 @@ const (
 )
 
 // Topology is how the router forwards a flow's packets. The values of the balancer's
-// topologies (HalfNAT, FullNAT, DSR) are part of ctsync's wire format and never change.
+// topologies (HalfNAT, FullNAT, DSR, Tunnel) are part of ctsync's wire format and never change.
 type Topology uint8
 
 const (
@@ -75,6 +75,10 @@ const (
 	// HostPort is a connection to one of the router's own addresses that the kernel
 	// behind the host port answers: its destination becomes the kernel's address.
 	HostPort Topology = 4
+	// Tunnel sends the client's packets to the server unchanged inside an IP-in-IP
+	// header (RFC 2003, RFC 2473); as under DSR the server answers the client directly,
+	// so there is no reply tuple.
+	Tunnel Topology = 5
 )
 
 var topologyNames = [...]string{
@@ -83,6 +87,7 @@ var topologyNames = [...]string{
 	DSR:        "dsr",
 	Masquerade: "masquerade",
 	HostPort:   "host-port",
+	Tunnel:     "tunnel",
 }
 
 func (t Topology) String() string {
@@ -94,7 +99,11 @@ func (t Topology) String() string {
 
 // Balanced reports whether t is one of the balancer's topologies (a rule's flow), not the
 // router's own.
-func (t Topology) Balanced() bool { return t <= DSR }
+func (t Topology) Balanced() bool { return t <= DSR || t == Tunnel }
+
+// Direct reports whether the servers answer the client directly, past the router (DSR,
+// Tunnel): the flow has no reply tuple.
+func (t Topology) Direct() bool { return t == DSR || t == Tunnel }
 
 // Tuple returns the flow's tuple for direction d.
 func (f *Flow) Tuple(d Direction) Tuple {

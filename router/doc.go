@@ -46,6 +46,8 @@
 //	                      (nat.ApplyAddrs); without a record, routed as usual (to a
 //	                      VIP: held by the reassembly until the first fragment comes,
 //	                      then sent after it, loop.releaseEarly)
+//	    loop.tunnelError  an ICMP error from inside a tunnel about a packet the router
+//	                      encapsulated, relayed to the client (its MTU learnt per server)
 //	    loop.icmpErrorNAT an ICMP error about a flow, translated for its other end
 //	    fib lookup        the router's own address → loop.local4, local6 (fragments
 //	                      first to loop.reassemble4, reassemble6: router/reassembly; echo
@@ -63,6 +65,12 @@
 //	                      (nat.Apply, nat.TranslateICMPError; a SYN-proxied flow's
 //	                      sequence translation, loop.adjustSegment), IPv4 Record Route and
 //	                      Timestamp (loop.transitOptions4), TTL decrement, then one of
+//	    loop.tunnelOut    a tunnel flow's packet: the MTU check was against the path MTU
+//	                      to the server less the outer header (loop.oversizeTunnel,
+//	                      tunnelPaths); encapsulated IP-in-IP (loop.encapsulate,
+//	                      header.EncapsulateIPv4, EncapsulateIPv6), a GSO frame cut into
+//	                      its segments first (loop.segmentTunnel), then emitted or its
+//	                      outer packet fragmented (loop.sendTunneled)
 //	    loop.emit         MACs from the neighbour cache (a miss queues the frame in arpd
 //	                      while it resolves), the frame queued on the egress port
 //	    loop.fragment4    IPv4 fragments, each in a scratch buffer, each emitted

@@ -133,7 +133,7 @@ func (l *loop) ipv4(buf []byte) {
 				return
 			}
 		case proto == header.ProtocolICMPv4:
-			if icmp := header.ICMPv4(ip.Payload()); icmp.IsValid() && icmp.IsError() && l.icmpErrorNAT(&p) {
+			if icmp := header.ICMPv4(ip.Payload()); icmp.IsValid() && icmp.IsError() && (l.tunnelError(&p, icmp) || l.icmpErrorNAT(&p)) {
 				return
 			}
 		}
@@ -186,10 +186,14 @@ type rewrite struct {
 	reply        bool
 	// adjust translates a SYN-proxied flow's TCP segments (Seq 0 and no flags: none).
 	adjust nat.SeqAdjust
+	// tunnel: the packet goes to its server encapsulated (the tunnel topology), from
+	// tunnelSrc (invalid: the egress port's address); see tunnel.go.
+	tunnel    bool
+	tunnelSrc netip.Addr
 }
 
 // forward is the egress stage of every packet the router forwards: plain IPv4 and IPv6
-// transit (rw nil), balanced flows (half-NAT, full-NAT, DSR), translated ICMP errors and
+// transit (rw nil), balanced flows (half-NAT, full-NAT, DSR, tunnel), translated ICMP errors and
 // the host port's flows. nh is the next hop the route gave, to the address the packet
 // travels to from here (its destination after the rewrite, or DSR's server), which is
 // the neighbour to resolve when nh has no gateway.
@@ -197,8 +201,9 @@ type rewrite struct {
 // In order: the TTL or hop-limit check (time exceeded) and the MTU check (fragmentation
 // needed or packet too big, or the decision to fragment), both about the packet as its
 // sender sent it; then the rewrite, the decrement, and the frame queued on the egress
-// port, fragmented or cut into segments when it must be. Packets the router originates
-// do not come here (see route).
+// port, fragmented or cut into segments when it must be; a tunnel flow's packet is
+// encapsulated last (tunnelOut), the MTU check allowing for the outer header
+// (oversizeTunnel). Packets the router originates do not come here (see route).
 func (l *loop) forward(p *pkt, nh fib.NextHop, to netip.Addr, rw *rewrite) {
 	ep := l.r.ports()[nh.Port]
 	if p.ttl() <= 1 {
@@ -211,7 +216,18 @@ func (l *loop) forward(p *pkt, nh fib.NextHop, to netip.Addr, rw *rewrite) {
 		return
 	}
 	how := sendWhole
-	if len(p.ip) > ep.state().mtu {
+	over, mtu := 0, ep.state().mtu
+	if rw != nil && rw.tunnel {
+		over = tunnelOverhead(p.v6)
+		mtu = l.r.tunnelPaths.mtu(to, mtu, l.r.now)
+	}
+	switch {
+	case len(p.ip)+over <= mtu:
+	case over != 0:
+		if how = l.oversizeTunnel(p, mtu, over); how == sendNot {
+			return
+		}
+	default:
 		if how = l.oversize(p, ep); how == sendNot {
 			return
 		}
@@ -243,6 +259,10 @@ func (l *loop) forward(p *pkt, nh fib.NextHop, to netip.Addr, rw *rewrite) {
 	p.decTTL()
 	if rw != nil && rw.snap != nil {
 		rw.snap.Account(rw.rule, rw.server, rw.reply, len(p.ip))
+	}
+	if over != 0 {
+		l.tunnelOut(p, ep, mtu, nh.Gateway, to, rw.tunnelSrc)
+		return
 	}
 	switch how {
 	case sendFragments:
@@ -426,7 +446,7 @@ func (l *loop) ipv6(buf []byte) {
 				return
 			}
 		case proto == header.ProtocolICMPv6:
-			if icmp := header.ICMPv6(ip[off:]); icmp.IsValid() && icmp.IsError() && l.icmpErrorNAT(&p) {
+			if icmp := header.ICMPv6(ip[off:]); icmp.IsValid() && icmp.IsError() && (l.tunnelError(&p, icmp) || l.icmpErrorNAT(&p)) {
 				return
 			}
 		}

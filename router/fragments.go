@@ -62,8 +62,11 @@ type fragFlow struct {
 	to           netip.Addr
 	rule, server uint32
 	reply        bool
-	expires      int64 // unix nanoseconds
-	seq          uint64
+	// tunnel: the fragments go encapsulated (the tunnel topology), from tunnelSrc.
+	tunnel    bool
+	tunnelSrc netip.Addr
+	expires   int64 // unix nanoseconds
+	seq       uint64
 }
 
 // fragFlows is a small bounded table of fragFlow: a ring of its keys in the order they
@@ -151,7 +154,7 @@ func (l *loop) balanceFragment(p *pkt, l4b []byte) bool {
 		return false
 	}
 	rw := rewrite{nat: nat.Rewrite{Src: f.src, Dst: f.dst}, addrsOnly: true,
-		snap: l.r.lb.Snapshot(), rule: f.rule, server: f.server, reply: f.reply}
+		snap: l.r.lb.Snapshot(), rule: f.rule, server: f.server, reply: f.reply, tunnel: f.tunnel, tunnelSrc: f.tunnelSrc}
 	if nh, ok := l.flowHop(f.to); ok {
 		l.forward(p, nh, f.to, &rw)
 	}
@@ -211,7 +214,7 @@ func (l *loop) releaseEarly(p *pkt, saved []byte) {
 		q := pkt{buf: b, ip: b[headroom+ethLen:], v6: p.v6, src: p.src, dst: p.dst,
 			frag: true, fragProto: p.fragProto, fragID: p.fragID}
 		rw := rewrite{nat: nat.Rewrite{Src: f.src, Dst: f.dst}, addrsOnly: true,
-			snap: l.r.lb.Snapshot(), rule: f.rule, server: f.server, reply: f.reply}
+			snap: l.r.lb.Snapshot(), rule: f.rule, server: f.server, reply: f.reply, tunnel: f.tunnel, tunnelSrc: f.tunnelSrc}
 		l.forward(&q, nh, f.to, &rw)
 	}
 	clear(l.early)
@@ -256,7 +259,7 @@ func (l *loop) rebuildFragment(p *pkt, saved []byte, off int, more bool, data []
 // other fragments.
 func (l *loop) recordFragment(p *pkt, rw *rewrite, to netip.Addr) {
 	l.r.frags.put(makeFragKey(p), fragFlow{src: rw.nat.Src, dst: rw.nat.Dst, to: to,
-		rule: rw.rule, server: rw.server, reply: rw.reply}, l.r.now())
+		rule: rw.rule, server: rw.server, reply: rw.reply, tunnel: rw.tunnel, tunnelSrc: rw.tunnelSrc}, l.r.now())
 }
 
 // reasmBuffer returns the loop's buffer for a reassembled packet, made on first use.
@@ -359,13 +362,18 @@ func (r *Router) ReassemblyStats() reassembly.Stats { return r.reasm.Stats() }
 // fragments (RFC 8200 section 4.5: only a packet's source fragments it), each in a
 // scratch buffer. The packet has no extension headers (the router's own replies).
 func (l *loop) fragment6(buf []byte, ep *routerPort, gw, to netip.Addr) {
+	l.fragment6MTU(buf, ep, ep.state().mtu, gw, to)
+}
+
+// fragment6MTU is fragment6 for a path MTU of mtu (at most ep's).
+func (l *loop) fragment6MTU(buf []byte, ep *routerPort, mtu int, gw, to netip.Addr) {
 	ip := header.IPv6(buf[headroom+ethLen:])
 	if !ip.IsValid() || header.IsExtensionHeader(ip.NextHeader()) {
 		l.bc.drop(DropFragment)
 		return
 	}
 	data := ip.Payload()
-	room := (ep.state().mtu - header.IPv6MinimumSize - header.IPv6FragmentSize) &^ 7
+	room := (mtu - header.IPv6MinimumSize - header.IPv6FragmentSize) &^ 7
 	if room <= 0 {
 		l.bc.drop(DropFragment)
 		return

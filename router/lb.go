@@ -99,7 +99,7 @@ func (l *loop) balance(p *pkt, t l4) bool {
 		if !ok {
 			return false
 		}
-		if t.proto == header.ProtocolTCP && rule.Topology() != balancer.DSR &&
+		if t.proto == header.ProtocolTCP && !rule.Topology().Direct() &&
 			l.r.cookiesFor(t.flags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN) && l.synCookie(snap, rule, p, t, key) {
 			return true
 		}
@@ -158,7 +158,7 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 	pick, ok := rule.Pick(p.src, t.sport, t.dport)
 	if !ok {
 		sorry := l.r.ruleOptions(rule.Name()).SorryServer
-		if !sorry.IsValid() || rule.Topology() == balancer.DSR {
+		if !sorry.IsValid() || rule.Topology().Direct() {
 			if pick.Overloaded {
 				l.bc.drop(DropLBOverloaded)
 			} else {
@@ -207,7 +207,7 @@ func (l *loop) newFlow(snap *balancer.Snapshot, rule *balancer.Rule, p *pkt, t l
 			return conntrack.Flow{}, false
 		}
 		f.Reply = conntrack.MakeTuple(pick.Addr, proxy, pick.Port, pport, t.proto)
-	case balancer.DSR:
+	case balancer.DSR, balancer.Tunnel:
 		// The server answers the client directly: no reply tuple to watch.
 	}
 	f.Account(conntrack.Original, t.flags, len(p.ip))
@@ -271,13 +271,19 @@ func (l *loop) forwardFlow(snap *balancer.Snapshot, p *pkt, f *conntrack.Flow, d
 	case dir == conntrack.Reply:
 		rw.nat = nat.Rewrite{Src: f.Orig.Dst(), Dst: f.Orig.Src(), SrcPort: f.Orig.DstPort, DstPort: f.Orig.SrcPort}
 		to = rw.nat.Dst
-	case f.Topology == conntrack.DSR:
+	case f.Topology.Direct():
 		srv, ok := snap.ServerAddr(f.Server)
 		if !ok {
 			l.bc.drop(DropLBNoServer)
 			return
 		}
-		to = srv // the frame goes to the server unchanged
+		to = srv // the frame goes to the server unchanged (tunnel: inside an outer header)
+		if f.Topology == conntrack.Tunnel {
+			rw.tunnel = true
+			if rule, ok := snap.Rule(f.Rule); ok {
+				rw.tunnelSrc = rule.TunnelSource()
+			}
+		}
 	default:
 		rw.nat = nat.Rewrite{Src: f.Reply.Dst(), Dst: f.Reply.Src(), SrcPort: f.Reply.DstPort, DstPort: f.Reply.SrcPort}
 		to = rw.nat.Dst
@@ -318,7 +324,7 @@ func (l *loop) icmpErrorNAT(p *pkt) bool {
 	// direction of the flow carries.
 	key := conntrack.MakeTuple(q.Dst, q.Src, q.DstPort, q.SrcPort, q.Proto)
 	f, dir, ok := l.r.ct.Get(key)
-	if !ok || f.Topology == conntrack.DSR {
+	if !ok || f.Topology.Direct() {
 		return false
 	}
 	// rw is the rewrite of packets travelling the error's way: it gives the outer

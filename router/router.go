@@ -155,6 +155,8 @@ type Router struct {
 	frags  *fragFlows
 	reasm  *reassembly.Reassembler
 	fragID atomic.Uint32
+	// tunnelPaths is the tunnel topology's path MTU to each server (tunnel.go).
+	tunnelPaths tunnelPaths
 
 	// cfgMu serializes the control plane's changes of routes and rules.
 	cfgMu     sync.Mutex

@@ -44,6 +44,8 @@ const (
 	DropLBProxyPending                    // a segment of a SYN-proxied flow while the server's handshake is not done
 	DropLBNewFlowBudget                   // a new flow past its batch's budget (Config.NewFlowBudget)
 	DropLBOverloaded                      // every server that takes new flows is overloaded (max_conns, until below min_conns)
+	DropTunnel                            // a tunnel flow's packet that could not be encapsulated: no source address of its family on the egress port, or an outer packet past 65535 bytes
+	DropTunnelICMP                        // an ICMP error about a tunnel packet of the router's that is not relayed to the client (RFC 2003 section 4, RFC 2473 section 8): quote too short, no such flow, a type not relayed
 	numDropReasons
 )
 
@@ -85,6 +87,8 @@ var dropReasonNames = [numDropReasons]string{
 	DropLBProxyPending:  "lb-proxy-pending",
 	DropLBNewFlowBudget: "lb-new-flow-budget",
 	DropLBOverloaded:    "lb-overloaded",
+	DropTunnel:          "tunnel",
+	DropTunnelICMP:      "tunnel-icmp",
 }
 
 func (d DropReason) String() string {

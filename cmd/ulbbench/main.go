@@ -14,6 +14,9 @@
 //	                                  send TCP SYNs from random addresses of PREFIX (a
 //	                                  documentation prefix) and random ports
 //	ulbbench serve -name NAME [-tcp ADDR] [-udp ADDR] [-http ADDR] [-sink ADDR] [-ready FILE]
+//	ulbbench decap -tun NAME [-ready FILE]
+//	                                  decapsulate IP-in-IP to a TUN device (a server of a
+//	                                  tunnel bench, on a kernel without ipip / ip6tnl)
 //	ulbbench client tcp|udp|http|transfer|conns -to ADDR:PORT [options]
 //	ulbbench client ping -to ADDR [-count N] [-timeout D]
 //	                                  ICMP / ICMPv6 echo (raw socket, needs root)
@@ -37,6 +40,7 @@ import (
 	"time"
 
 	"ulb/bench"
+	"ulb/bench/decap"
 	"ulb/bench/loadgen"
 	"ulb/bench/traffic"
 )
@@ -46,6 +50,7 @@ const usage = `usage:
   ulbbench down FILE
   ulbbench run  [-bin DIR] FILE
   ulbbench serve -name NAME [-tcp ADDR]... [-udp ADDR]... [-http ADDR]... [-sink ADDR]... [-ready FILE]
+  ulbbench decap -tun NAME [-ready FILE]
   ulbbench client tcp|udp|http|transfer|conns -to ADDR:PORT [-timeout D] [-path P] [-bytes N] [-count N] [-concurrency N]
   ulbbench client ping -to ADDR [-count N] [-timeout D]
   ulbbench client loop -to ADDR:PORT -for D [-interval D] [-attempt-timeout D] [-timeout D]
@@ -71,6 +76,8 @@ func main() {
 		code = serveCmd(ctx, args)
 	case "client":
 		code = clientCmd(ctx, args)
+	case "decap":
+		code = decapCmd(ctx, args)
 	case "compare":
 		code = compareCmd(ctx, args)
 	case "loadgen":
@@ -355,5 +362,32 @@ func floodCmd(ctx context.Context, fs *flag.FlagSet, dur *time.Duration, args []
 		return 1
 	}
 	json.NewEncoder(os.Stdout).Encode(rep)
+	return 0
+}
+
+// decapCmd runs the userspace decapsulator (bench/decap) until ctx ends.
+func decapCmd(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("decap", flag.ContinueOnError)
+	tun := fs.String("tun", "", "the TUN device (existing, up) the inner packets go to")
+	ready := fs.String("ready", "", "file to create once the sockets are open")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *tun == "" || fs.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "ulbbench decap: want -tun NAME")
+		return 2
+	}
+	var st decap.Stats
+	err := decap.Run(ctx, *tun, &st, func() {
+		if *ready != "" {
+			os.WriteFile(*ready, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644)
+		}
+	})
+	fmt.Printf("decap: %d IPv4 and %d IPv6 packets, %d malformed, %d write errors\n",
+		st.Packets4.Load(), st.Packets6.Load(), st.Malformed.Load(), st.WriteErrors.Load())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ulbbench decap:", err)
+		return 1
+	}
 	return 0
 }

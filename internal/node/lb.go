@@ -73,6 +73,9 @@ func ruleInfos(b *balancer.Balancer, name string) ([]control.RuleInfo, error) {
 			Servers:     len(c.Servers),
 			ConnsActive: active[c.Name],
 		}
+		if c.TunnelSource.IsValid() {
+			info.TunnelSource = c.TunnelSource.String()
+		}
 		if info.Algorithm == "" {
 			info.Algorithm = balancer.RoundRobin
 		}
@@ -311,10 +314,10 @@ func connList(b *balancer.Balancer, table *conntrack.Table, a control.ShowConnAr
 	return out, nil
 }
 
-// flowServer is the server a flow goes to: its reply tuple's source, or for DSR (no
+// flowServer is the server a flow goes to: its reply tuple's source, or for DSR and tunnel (no
 // reply tuple) the rule's server at the client's destination port.
 func flowServer(snap *balancer.Snapshot, f conntrack.Flow) netip.AddrPort {
-	if f.Topology == conntrack.DSR {
+	if f.Topology.Direct() {
 		addr, _ := snap.ServerAddr(f.Server)
 		return netip.AddrPortFrom(addr, f.Orig.DstPort)
 	}

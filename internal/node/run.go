@@ -293,6 +293,8 @@ func rules(cfg *config.Config) []balancer.RuleConfig {
 			rc.Topology = balancer.FullNAT
 		case config.DSR:
 			rc.Topology = balancer.DSR
+		case config.Tunnel:
+			rc.Topology, rc.TunnelSource = balancer.Tunnel, r.TunnelSource
 		default:
 			rc.Topology = balancer.HalfNAT
 		}

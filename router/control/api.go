@@ -296,8 +296,11 @@ type RuleInfo struct {
 	Ports       string   `json:"ports"`    // "80" or "8000-8099"
 	Protocol    string   `json:"protocol"` // tcp | udp
 	Algorithm   string   `json:"algorithm"`
-	Topology    string   `json:"topology"`               // half-nat | full-nat | dsr
+	Topology    string   `json:"topology"`               // half-nat | full-nat | dsr | tunnel
 	ProxySource []string `json:"proxy_source,omitempty"` // full-nat source addresses
+	// TunnelSource is a tunnel rule's configured outer source address ("": the egress
+	// port's own).
+	TunnelSource string `json:"tunnel_source,omitempty"`
 	// PMask is the client prefix length of persistence, -1 for none.
 	PMask int `json:"pmask"`
 	// PersistKey is what persistence keys on: "src" (the client prefix), "src+port" (the

@@ -10,8 +10,10 @@ import (
 const (
 	ProtocolHopByHop uint8 = 0
 	ProtocolICMPv4   uint8 = 1
+	ProtocolIPIP     uint8 = 4 // IPv4 in IP (RFC 2003)
 	ProtocolTCP      uint8 = 6
 	ProtocolUDP      uint8 = 17
+	ProtocolIPv6     uint8 = 41 // IPv6 in IP (RFC 2473)
 	ProtocolRouting  uint8 = 43
 	ProtocolFragment uint8 = 44
 	ProtocolESP      uint8 = 50

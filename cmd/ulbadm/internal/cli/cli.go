@@ -94,8 +94,8 @@ var verbs = []verb{
 		"add servers to a group; new flows reach them; -l: their connection thresholds (none at max-conns takes new flows until below min-conns, default 3/4 of max-conns)", groupVerb(control.VerbAddServer, "e", false)},
 	{"remove-server", "[-f] -s server=SERVER[,SERVER...] GROUP", "remove servers from a group",
 		"remove servers from a group; one that carries flows only with -f (its flows drain as conn_drain says)", groupVerb(control.VerbRemoveServer, "s", true)},
-	{"create-rule", "[-e] [-p] -i vip=V,port=P[,protocol=tcp|udp] -m lbalg=A,type=T[,proxy-src=R][,pmask=M][,persist-key=K] [-t conn-drain=S][,persist-timeout=S] -o servergroup=G NAME", "create a load-balancing rule",
-		"a new rule, with ilbadm's options (-e: enabled, as ilbadm rules start disabled; -p: persistence; K: src, src+port or dst+port (UDP), what it keys on; type DSR, NAT or HALF-NAT; times in seconds), or -c FILE: a [[rule]] table", createRule},
+	{"create-rule", "[-e] [-p] -i vip=V,port=P[,protocol=tcp|udp] -m lbalg=A,type=T[,proxy-src=R][,tunnel-src=A][,pmask=M][,persist-key=K] [-t conn-drain=S][,persist-timeout=S] -o servergroup=G NAME", "create a load-balancing rule",
+		"a new rule, with ilbadm's options (-e: enabled, as ilbadm rules start disabled; -p: persistence; K: src, src+port or dst+port (UDP), what it keys on; type DSR, NAT, HALF-NAT or TUNNEL (IP-in-IP to servers on any network, from tunnel-src or the egress port's address); times in seconds), or -c FILE: a [[rule]] table", createRule},
 	{"delete-rule", "NAME", "remove a rule",
 		"remove a rule; its flows drain as its conn_drain says", nameVerb(control.VerbDeleteRule)},
 	{"create-healthcheck", "-h hc-test=T[,hc-timeout=S][,hc-count=N][,hc-interval=S] NAME", "create a health check",
@@ -423,7 +423,7 @@ func ruleTOML(name string, enable, persist bool, incoming, method, timers, outpu
 	if err != nil {
 		return "", err
 	}
-	m, err := kv("m", method, "lbalg", "type", "proxy-src", "pmask", "persist-key")
+	m, err := kv("m", method, "lbalg", "type", "proxy-src", "tunnel-src", "pmask", "persist-key")
 	if err != nil {
 		return "", err
 	}
@@ -451,14 +451,17 @@ func ruleTOML(name string, enable, persist bool, incoming, method, timers, outpu
 		line("algorithm", strings.ToLower(v))
 	}
 	if v := m["type"]; v != "" {
-		topo := map[string]string{"dsr": "dsr", "nat": "full-nat", "full-nat": "full-nat", "half-nat": "half-nat"}[strings.ToLower(v)]
+		topo := map[string]string{"dsr": "dsr", "nat": "full-nat", "full-nat": "full-nat", "half-nat": "half-nat", "tunnel": "tunnel"}[strings.ToLower(v)]
 		if topo == "" {
-			return "", usagef("create-rule: -m type=%s: want DSR, NAT or HALF-NAT", v)
+			return "", usagef("create-rule: -m type=%s: want DSR, NAT, HALF-NAT or TUNNEL", v)
 		}
 		line("topology", topo)
 	}
 	if v := m["proxy-src"]; v != "" {
 		fmt.Fprintf(&b, "proxy_source = [%s]\n", strconv.Quote(v))
+	}
+	if v := m["tunnel-src"]; v != "" {
+		line("tunnel_source", v)
 	}
 	key := strings.ToLower(m["persist-key"])
 	if key != "" {

@@ -463,12 +463,16 @@ enabled = true
 	if err != nil || !strings.Contains(got, `persist_key = "src+port"`) || !strings.Contains(got, `pmask = "/32"`) {
 		t.Errorf("ruleTOML src+port: %v\n%s", err, got)
 	}
+	got, err = ruleTOML("tun", true, false, "vip=198.51.100.102,port=80", "type=TUNNEL,tunnel-src=198.51.100.10", "", "servergroup=web")
+	if err != nil || !strings.Contains(got, `topology = "tunnel"`) || !strings.Contains(got, `tunnel_source = "198.51.100.10"`) {
+		t.Errorf("ruleTOML TUNNEL: %v\n%s", err, got)
+	}
 	for _, tc := range []struct {
 		in, m, tm, o, want string
 		persist            bool
 	}{
 		{"port=80", "", "", "servergroup=g", "needs -i vip=", false},
-		{"vip=192.0.2.1,port=80", "type=TUNNEL", "", "servergroup=g", "want DSR, NAT or HALF-NAT", false},
+		{"vip=192.0.2.1,port=80", "type=IPIP", "", "servergroup=g", "want DSR, NAT, HALF-NAT or TUNNEL", false},
 		{"vip=192.0.2.1,port=80", "pmask=24", "", "servergroup=g", "pmask needs -p", false},
 		{"vip=192.0.2.1,port=80", "", "nat-timeout=5", "servergroup=g", `-t "nat-timeout=5"`, false},
 		{"vip=192.0.2.1,port=80", "", "conn-drain=x", "servergroup=g", "want seconds", false},

@@ -3,6 +3,7 @@ package format
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -94,6 +95,13 @@ func RulesFull(w io.Writer, rules []control.RuleInfo) error {
 			{"PROTOCOL:", r.Protocol}, {"ALGORITHM:", r.Algorithm}, {"TOPOLOGY:", r.Topology},
 			{"PROXY-SOURCE:", proxy}, {"PERSISTENCE:", persist}, {"CONN-DRAIN:", drain},
 			{"SERVERGROUP:", fmt.Sprintf("%s (%d servers)", r.ServerGroup, r.Servers)}, {"CONNS:", u(r.ConnsActive)},
+		}
+		if r.Topology == "tunnel" {
+			src := "the egress port's address"
+			if r.TunnelSource != "" {
+				src = r.TunnelSource
+			}
+			rows = slices.Insert(rows, 7, []string{"TUNNEL-SOURCE:", src})
 		}
 		if err := tableRows(w, rows); err != nil {
 			return err
