@@ -316,3 +316,29 @@ func TestNoGoroutineLeak(t *testing.T) {
 		}
 	}
 }
+
+// TestRulePort: a check without a port tests a server's own port, else (a server that
+// takes the client's destination port) the port of a rule using its group; with neither
+// it fails, saying so.
+func TestRulePort(t *testing.T) {
+	p := newFakeProber()
+	e, _, _ := engine(p)
+	own, ruled, none := target(1), target(2), target(3)
+	ruled.Port, ruled.RulePort = 0, 8080
+	none.Port = 0
+	chk := Check{Test: TestTCP, Interval: 10 * time.Millisecond, Timeout: 50 * time.Millisecond}
+	if err := e.Set(map[string]Check{"c": chk}, map[string][]Target{"c": {own, ruled, none}}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, e)
+	waitResult(t, e, own, time.Second, func(r Result) bool { return r.State == Up })
+	waitResult(t, e, ruled, time.Second, func(r Result) bool { return r.State == Up })
+	if r := waitResult(t, e, none, time.Second, func(r Result) bool { return r.Fails > 0 }); r.LastResult != "fail: no port to test" {
+		t.Errorf("a server and a check without a port: %+v", r)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ports[own.Addr] != own.Port || p.ports[ruled.Addr] != 8080 {
+		t.Errorf("tested ports %v, want %d for the server's own and 8080 for the rule's", p.ports, own.Port)
+	}
+}

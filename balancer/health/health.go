@@ -199,8 +199,11 @@ type Target struct {
 	Group string     // the server group (what balancer.SetHealth takes)
 	Addr  netip.Addr // the server's address
 	Port  uint16     // the server's port (checks with Port 0 test this one)
-	VIP   netip.Addr // a VIP the group serves (the script's first argument)
-	Proto uint8      // balancer.ProtoTCP or balancer.ProtoUDP (the script's third argument)
+	// RulePort is what a check with Port 0 tests on a server with Port 0 (one that
+	// takes the client's destination port): a port of a rule that uses the group.
+	RulePort uint16
+	VIP      netip.Addr // a VIP the group serves (the script's first argument)
+	Proto    uint8      // balancer.ProtoTCP or balancer.ProtoUDP (the script's third argument)
 }
 
 func (t Target) String() string {

@@ -18,10 +18,11 @@ type fakeProber struct {
 	err   map[netip.Addr]error
 	reply map[netip.Addr][]byte
 	calls map[netip.Addr][]time.Time
+	ports map[netip.Addr]uint16 // the port of the last TCP or UDP call
 }
 
 func newFakeProber() *fakeProber {
-	return &fakeProber{err: map[netip.Addr]error{}, reply: map[netip.Addr][]byte{}, calls: map[netip.Addr][]time.Time{}}
+	return &fakeProber{err: map[netip.Addr]error{}, reply: map[netip.Addr][]byte{}, calls: map[netip.Addr][]time.Time{}, ports: map[netip.Addr]uint16{}}
 }
 
 // set scripts a's answers from now on and returns how many calls a had before.
@@ -67,6 +68,9 @@ func (f *fakeProber) Ping(ctx context.Context, dst netip.Addr) (time.Duration, e
 }
 
 func (f *fakeProber) TCPConnect(ctx context.Context, dst netip.AddrPort) (time.Duration, error) {
+	f.mu.Lock()
+	f.ports[dst.Addr()] = dst.Port()
+	f.mu.Unlock()
 	return 2 * time.Millisecond, f.answer(ctx, dst.Addr())
 }
 

@@ -151,5 +151,8 @@ func (p *probe) port() uint16 {
 	if p.chk.Port != 0 {
 		return p.chk.Port
 	}
+	if p.key.target.Port == 0 {
+		return p.key.target.RulePort
+	}
 	return p.key.target.Port
 }

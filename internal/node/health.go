@@ -130,16 +130,20 @@ func healthSets(cfg *config.Config) (map[string]health.Check, map[string][]healt
 			continue
 		}
 		var vip netip.Addr
+		var rulePort uint16
 		proto := uint8(balancer.ProtoTCP)
 		for _, rl := range cfg.Rules {
 			if rl.ServerGroup == g.Name {
-				vip, proto = rl.VIP, rl.Protocol.Number()
+				vip, proto, rulePort = rl.VIP, rl.Protocol.Number(), rl.PortLo
 				break
 			}
 		}
 		for _, s := range g.Servers {
+			// A server without a port takes the client's destination port: its check
+			// tests the first port of the first rule that uses the group, as ILB's
+			// hc-port=ANY tests any port of the rule (the check's own port wins).
 			targets[g.HealthCheck] = append(targets[g.HealthCheck],
-				health.Target{Group: g.Name, Addr: s.Addr, Port: s.Port, VIP: vip, Proto: proto})
+				health.Target{Group: g.Name, Addr: s.Addr, Port: s.Port, RulePort: rulePort, VIP: vip, Proto: proto})
 		}
 	}
 	return checks, targets, nil
