@@ -32,8 +32,15 @@ func buildUlbadm(t *testing.T) string {
 
 func runBin(t *testing.T, bin string, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runBinInput(t, bin, env, "", args...)
+}
+
+// runBinInput runs the built ulbadm with input on its standard input.
+func runBinInput(t *testing.T, bin string, env []string, input string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(input)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()

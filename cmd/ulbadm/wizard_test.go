@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"os/exec"
@@ -26,21 +25,7 @@ var oneArmDSR = []string{
 // ULB_SOCKET naming a socket nobody listens on: the wizard must not need ulbd.
 func runWizard(t *testing.T, bin, answers string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "ULB_SOCKET="+filepath.Join(t.TempDir(), "none.sock"))
-	cmd.Stdin = strings.NewReader(answers)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	default:
-		t.Fatalf("running ulbadm: %v", err)
-	}
-	return o.String(), e.String(), code
+	return runBinInput(t, bin, []string{"ULB_SOCKET=" + filepath.Join(t.TempDir(), "none.sock")}, answers, args...)
 }
 
 func TestBinaryWizard(t *testing.T) {
