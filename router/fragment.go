@@ -128,6 +128,26 @@ func gsoSegmentLen(ip []byte, vh port.VnetHdr) int {
 	return hl + int(vh.GSOSize())
 }
 
+// segmentGSO cuts the GSO frame at buf[headroom:] into the loop's segment buffers, with
+// room for over more bytes in each, and returns how many; a frame it cannot cut is a
+// counted drop.
+func (l *loop) segmentGSO(buf []byte, over int) (int, bool) {
+	frame := buf[headroom:]
+	vh := port.Hdr(buf, headroom)
+	n, maxLen, err := port.GSOSegments(frame, vh)
+	if err != nil || !l.gso.fit(n, maxLen+over) {
+		// Not TCP (UDP GSO has no software segmentation here), or absurd segment counts.
+		l.bc.drop(DropFragment)
+		return 0, false
+	}
+	g := &l.gso
+	if n, err = port.SegmentTCP(frame, vh, g.frames[:n], g.sizes[:n]); err != nil {
+		l.bc.drop(DropFragment)
+		return 0, false
+	}
+	return n, true
+}
+
 // segment4 cuts an IPv4 TCP GSO frame (DF clear, TTL already decremented) whose segments
 // are larger than ep's MTU into those segments, as the sender's NIC would have (see
 // port.SegmentTCP), and sends each towards to through gw, fragmented when it does not
@@ -135,19 +155,11 @@ func gsoSegmentLen(ip []byte, vh port.VnetHdr) int {
 // buffers, both reused before the batch ends: what this frame queued on ep is written
 // here, at once.
 func (l *loop) segment4(buf []byte, ep *routerPort, gw, to netip.Addr) {
-	frame := buf[headroom:]
-	vh := port.Hdr(buf, headroom)
-	n, maxLen, err := port.GSOSegments(frame, vh)
-	if err != nil || !l.gso.fit(n, maxLen) {
-		// Not TCP (UDP GSO has no software segmentation here), or absurd segment counts.
-		l.bc.drop(DropFragment)
+	n, ok := l.segmentGSO(buf, 0)
+	if !ok {
 		return
 	}
 	g := &l.gso
-	if n, err = port.SegmentTCP(frame, vh, g.frames[:n], g.sizes[:n]); err != nil {
-		l.bc.drop(DropFragment)
-		return
-	}
 	mark := l.nused
 	for i := range n {
 		seg := g.bufs[i][:headroom+g.sizes[i]]

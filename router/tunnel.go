@@ -160,19 +160,11 @@ func (l *loop) sendTunneled(buf []byte, v6 bool, ep *routerPort, mtu int, gw, to
 // segment4 does, and sends each encapsulated. What this frame queued on ep is written
 // here, at once: the segments and fragments live in buffers the next frame reuses.
 func (l *loop) segmentTunnel(buf []byte, v6 bool, ep *routerPort, mtu int, gw, to, src netip.Addr) {
-	frame := buf[headroom:]
-	vh := port.Hdr(buf, headroom)
-	over := tunnelOverhead(v6)
-	n, maxLen, err := port.GSOSegments(frame, vh)
-	if err != nil || !l.gso.fit(n, maxLen+over) {
-		l.bc.drop(DropFragment)
+	n, ok := l.segmentGSO(buf, tunnelOverhead(v6))
+	if !ok {
 		return
 	}
 	g := &l.gso
-	if n, err = port.SegmentTCP(frame, vh, g.frames[:n], g.sizes[:n]); err != nil {
-		l.bc.drop(DropFragment)
-		return
-	}
 	mark := l.nused
 	for i := range n {
 		seg := g.bufs[i][:headroom+g.sizes[i]]
