@@ -75,6 +75,16 @@ const (
 	// HostPort is a connection to one of the router's own addresses that the kernel
 	// behind the host port answers: its destination becomes the kernel's address.
 	HostPort Topology = 4
+	// AutoNAT is a connection a host of an autonat network opened towards the outside:
+	// its source becomes the outside address and a port (ICMP echo: an identifier) of
+	// the router's own.
+	AutoNAT Topology = 5
+	// SNAT is a connection the private host of a static 1:1 mapping opened: its source
+	// becomes the mapping's public address, its port kept.
+	SNAT Topology = 6
+	// DNAT is a connection to a static mapping's public address (and port): its
+	// destination becomes the private address (and port).
+	DNAT Topology = 7
 )
 
 var topologyNames = [...]string{
@@ -83,6 +93,9 @@ var topologyNames = [...]string{
 	DSR:        "dsr",
 	Masquerade: "masquerade",
 	HostPort:   "host-port",
+	AutoNAT:    "autonat",
+	SNAT:       "snat",
+	DNAT:       "dnat",
 }
 
 func (t Topology) String() string {
@@ -95,6 +108,11 @@ func (t Topology) String() string {
 // Balanced reports whether t is one of the balancer's topologies (a rule's flow), not the
 // router's own.
 func (t Topology) Balanced() bool { return t <= DSR }
+
+// Outbound reports whether t is a translation of connections that hosts behind the
+// router opened towards the outside (autonat, a 1:1 mapping's SNAT): their Original
+// direction leaves by the outside port.
+func (t Topology) Outbound() bool { return t == AutoNAT || t == SNAT }
 
 // Tuple returns the flow's tuple for direction d.
 func (f *Flow) Tuple(d Direction) Tuple {

@@ -44,6 +44,8 @@ const (
 	DropLBProxyPending                    // a segment of a SYN-proxied flow while the server's handshake is not done
 	DropLBNewFlowBudget                   // a new flow past its batch's budget (Config.NewFlowBudget)
 	DropLBOverloaded                      // every server that takes new flows is overloaded (max_conns, until below min_conns)
+	DropNATNoPort                         // autonat: no free source port (or identifier) on the outside address, or no outside address of the packet's family
+	DropNATNoFlow                         // a TCP segment other than a SYN that would open a translated flow (autonat, static mapping)
 	numDropReasons
 )
 
@@ -85,6 +87,8 @@ var dropReasonNames = [numDropReasons]string{
 	DropLBProxyPending:  "lb-proxy-pending",
 	DropLBNewFlowBudget: "lb-new-flow-budget",
 	DropLBOverloaded:    "lb-overloaded",
+	DropNATNoPort:       "nat-no-port",
+	DropNATNoFlow:       "nat-no-flow",
 }
 
 func (d DropReason) String() string {
