@@ -572,8 +572,8 @@ func mutations() map[string]func(c *Config) {
 		".NAT[].Private":     func(c *Config) { c.NAT[0].Private = netip.MustParseAddrPort("203.0.113.202:0") },
 		".NAT[].Protocol":    func(c *Config) { c.NAT[1].Protocol = UDP },
 		".NAT[].Out":         func(c *Config) { c.NAT[0].Out = "inside" },
-		".Dataplane.Nice": func(c *Config) { c.Dataplane.Nice = -5 },
-		".Dataplane.CPUs": func(c *Config) { c.Dataplane.CPUs = []int{1, 0, 3} },
+		".Dataplane.Nice":    func(c *Config) { c.Dataplane.Nice = -5 },
+		".Dataplane.CPUs":    func(c *Config) { c.Dataplane.CPUs = []int{1, 0, 3} },
 
 		".Defence.SYNCookies":         func(c *Config) { c.Defence.SYNCookies = SYNCookiesAlways },
 		".Defence.SYNCookieThreshold": func(c *Config) { c.Defence.SYNCookieThreshold = 500 },
