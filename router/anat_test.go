@@ -362,3 +362,19 @@ func TestSetNATRefuses(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAutoNATEstablished forwards an inside host's packet of an open autonat flow.
+func BenchmarkAutoNATEstablished(b *testing.B) {
+	f := newNATFixture(b, natTestConfig())
+	host, far := netip.AddrPortFrom(hopR4, 40000), netip.AddrPortFrom(hostL4, 80)
+	if f.pass(f.right, 0, tcpFrame(macHostR, macRouterR, host, far, 64, flagSYN, 1000, nil)) == nil {
+		b.Fatal("SYN not forwarded")
+	}
+	frame := tcpFrame(macHostR, macRouterR, host, far, 64, flagACK, 1001, make([]byte, 18))
+	b.ReportAllocs()
+	for b.Loop() {
+		if f.pass(f.right, 0, frame) == nil {
+			b.Fatal("not forwarded")
+		}
+	}
+}
