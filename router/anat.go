@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 
 	"ulb/conntrack"
@@ -28,10 +29,11 @@ import (
 // the port whose network holds them, as it does for VIPs.
 //
 // What is implemented of the NAT behaviour RFCs, and what not (README, "autonat and
-// static NAT"): TCP and UDP ports and ICMP echo identifiers are translated per flow
-// (address and port-dependent mapping, RFC 4787 section 4.1: a new destination gets a
-// new external port; endpoint-independent mapping, REQ-1, is not done); filtering is
-// endpoint-dependent (only the flow's own remote end gets in); TCP flows open on a SYN
+// static NAT"): TCP and UDP ports and ICMP echo identifiers are mapped
+// endpoint-independently (RFC 4787 section 4.1 REQ-1, RFC 5382 REQ-1, RFC 5508 REQ-1a:
+// an inside endpoint keeps its external port whatever the destination while any flow
+// of it lives, natMap); filtering is address and port-dependent (RFC 4787 section 5,
+// REQ-8: only a flow's own remote end gets in); TCP flows open on a SYN
 // alone (RFC 5382 section 5); ICMP errors about translated flows are translated both
 // ways (RFC 5508 section 4.2, REQ-4 and REQ-5); a balanced flow is never translated (the
 // connection table finds it first), nor is traffic between the router's own networks.
@@ -92,6 +94,68 @@ type natKey struct {
 	addr  netip.Addr
 	proto uint8
 	port  uint16
+}
+
+// natMap holds autonat's endpoint-independent mappings (RFC 4787 section 4.1, REQ-1;
+// RFC 5382 section 2.1, REQ-1; RFC 5508 section 3.1, REQ-1a): an inside host's address,
+// port (echo: identifier) and protocol get one external port on an outside address,
+// counted by the flows that use it, and given back to the pool with the last of them.
+// Only new flows and their ends come here; the keys hold no pointer.
+type natMap struct {
+	mu sync.Mutex
+	m  map[natMapKey]natMapping
+}
+
+type natMapKey struct {
+	inside, outside [16]byte
+	port            uint16
+	proto           uint8
+}
+
+type natMapping struct {
+	port uint16
+	refs uint32
+}
+
+func natMapKeyOf(inside netip.Addr, port uint16, proto uint8, outside netip.Addr) natMapKey {
+	return natMapKey{inside: inside.As16(), outside: outside.As16(), port: port, proto: proto}
+}
+
+// get returns the external port of an inside endpoint, taking one from the pool for
+// its first flow; false when the pool has none.
+func (nm *natMap) get(r *Router, k natMapKey) (uint16, bool) {
+	nm.mu.Lock()
+	defer nm.mu.Unlock()
+	if e, ok := nm.m[k]; ok {
+		e.refs++
+		nm.m[k] = e
+		return e.port, true
+	}
+	p, ok := r.masqPorts.Get(netip.AddrFrom16(k.outside).Unmap())
+	if !ok {
+		return 0, false
+	}
+	if nm.m == nil {
+		nm.m = map[natMapKey]natMapping{}
+	}
+	nm.m[k] = natMapping{port: p, refs: 1}
+	return p, true
+}
+
+// put ends one flow's use of a mapping; the last one gives the port back.
+func (nm *natMap) put(r *Router, k natMapKey) {
+	nm.mu.Lock()
+	defer nm.mu.Unlock()
+	e, ok := nm.m[k]
+	if !ok {
+		return
+	}
+	if e.refs--; e.refs > 0 {
+		nm.m[k] = e
+		return
+	}
+	delete(nm.m, k)
+	r.masqPorts.Put(netip.AddrFrom16(k.outside).Unmap(), e.port)
 }
 
 // natCounters are the router's NAT counters.
@@ -263,7 +327,7 @@ func (l *loop) natFlow(p *pkt, t l4, key conntrack.Tuple) bool {
 				return true
 			}
 			var got bool
-			if pport, got = l.r.masqPorts.Get(pooled); !got {
+			if pport, got = l.r.natMap.get(l.r, natMapKeyOf(p.src, t.sport, t.proto, pooled)); !got {
 				l.bc.drop(DropNATNoPort)
 				return true
 			}
@@ -286,7 +350,7 @@ func (l *loop) natFlow(p *pkt, t l4, key conntrack.Tuple) bool {
 	f.Account(conntrack.Original, t.flags, len(p.ip))
 	if err := l.r.ct.Insert(f); err != nil {
 		if pooled.IsValid() {
-			l.r.masqPorts.Put(pooled, pport)
+			l.r.natMap.put(l.r, natMapKeyOf(p.src, t.sport, t.proto, pooled))
 		}
 		if !errors.Is(err, conntrack.ErrExists) {
 			l.bc.drop(DropLBTableFull)

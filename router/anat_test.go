@@ -161,7 +161,7 @@ func TestAutoNATTCPUDP(t *testing.T) {
 			if back.src != far || back.dst != host {
 				t.Fatalf("SYN-ACK arrived as %s -> %s, want %s -> %s", back.src, back.dst, far, host)
 			}
-			// UDP: a new flow, a new pool port (RFC 4787 address and port-dependent mapping).
+			// UDP: a flow of its own, on a mapping of its own (another protocol).
 			dns := netip.AddrPortFrom(outside, 53)
 			q := decodeNAT(t, "UDP out", f.pass(f.right, 0, udpFrame(macHostR, macRouterR, host, dns, []byte("query"))))
 			if q.src.Addr() != addr || !inPool(q.src.Port()) || q.dst != dns {
@@ -191,6 +191,36 @@ func TestAutoNATTCPUDP(t *testing.T) {
 				t.Errorf("pool ports in use %d after the flow ended, want %d", got, used-1)
 			}
 		})
+	}
+}
+
+// TestAutoNATEndpointIndependent: one inside endpoint keeps its external port towards
+// every destination (RFC 4787 section 4.1, REQ-1) while a flow of it lives; another
+// outside host still cannot send to that port (address and port-dependent filtering,
+// REQ-8); the port goes back to the pool with the endpoint's last flow.
+func TestAutoNATEndpointIndependent(t *testing.T) {
+	f := newNATFixture(t, natTestConfig())
+	host := netip.AddrPortFrom(hopR4, 5000)
+	a := decodeNAT(t, "to the first", f.pass(f.right, 0, udpFrame(macHostR, macRouterR, host, netip.AddrPortFrom(hostL4, 53), nil)))
+	b := decodeNAT(t, "to the second", f.pass(f.right, 0, udpFrame(macHostR, macRouterR, host, netip.AddrPortFrom(hopL4, 53), nil)))
+	if a.src != b.src || a.src.Addr() != autoAddr4 {
+		t.Fatalf("one endpoint mapped to %s and %s", a.src, b.src)
+	}
+	other := decodeNAT(t, "another endpoint", f.pass(f.right, 0, udpFrame(macHostR, macRouterR, netip.AddrPortFrom(hopR4, 5001), netip.AddrPortFrom(hostL4, 53), nil)))
+	if other.src == a.src {
+		t.Fatalf("two endpoints share %s", a.src)
+	}
+	if got := f.pass(f.left, 1, udpFrame(macHostL, macRouterL, netip.AddrPortFrom(hostL4, 999), a.src, nil)); got != nil {
+		t.Errorf("a port the flows' remote ends did not use got in")
+	}
+	used := f.r.masqPorts.InUse(autoAddr4)
+	f.r.ct.Delete(conntrack.MakeTuple(hopR4, hostL4, 5000, 53, header.ProtocolUDP))
+	if got := f.r.masqPorts.InUse(autoAddr4); got != used {
+		t.Errorf("the port went back with a flow of the endpoint still open (%d -> %d in use)", used, got)
+	}
+	f.r.ct.Delete(conntrack.MakeTuple(hopR4, hopL4, 5000, 53, header.ProtocolUDP))
+	if got := f.r.masqPorts.InUse(autoAddr4); got != used-1 {
+		t.Errorf("the endpoint's last flow ended, %d ports in use, want %d", got, used-1)
 	}
 }
 

@@ -136,6 +136,7 @@ type Router struct {
 	natEver  atomic.Bool
 	natAddrs map[netip.Addr]bool
 	natCount natCounters
+	natMap   natMap // autonat's endpoint-independent mappings
 
 	probes *probe.Client // the health checks' probes and VRRP's pings
 	// syncer is connection sync, nil when off; syncMu serializes its changes and guards

@@ -149,7 +149,7 @@ func (r *Router) flowEnded(f conntrack.Flow) {
 		r.masqPorts.Put(f.Reply.Dst(), f.Reply.DstPort)
 		return
 	case conntrack.AutoNAT:
-		r.masqPorts.Put(f.Reply.Dst(), f.Reply.DstPort)
+		r.natMap.put(r, natMapKeyOf(f.Orig.Src(), f.Orig.SrcPort, f.Orig.Proto, f.Reply.Dst()))
 		return
 	case conntrack.HostPort, conntrack.SNAT, conntrack.DNAT:
 		return
