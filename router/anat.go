@@ -30,12 +30,13 @@ import (
 //
 // What is implemented of the NAT behaviour RFCs, and what not (README, "autonat and
 // static NAT"): TCP and UDP ports and ICMP echo identifiers are mapped
-// endpoint-independently (RFC 4787 section 4.1 REQ-1, RFC 5382 REQ-1, RFC 5508 REQ-1a:
+// endpoint-independently (RFC 4787 section 4.1 REQ-1, RFC 5382 section 4.1 REQ-1, and
+// for ICMP query identifiers RFC 5508 section 3.1:
 // an inside endpoint keeps its external port whatever the destination while any flow
 // of it lives, natMap); filtering is address and port-dependent (RFC 4787 section 5,
 // REQ-8: only a flow's own remote end gets in); TCP flows open on a SYN
-// alone (RFC 5382 section 5); ICMP errors about translated flows are translated both
-// ways (RFC 5508 section 4.2, REQ-4 and REQ-5); a balanced flow is never translated (the
+// alone (RFC 5382 section 4.2); ICMP errors about translated flows are translated both
+// ways (RFC 5508 section 4, REQ-4 and REQ-5); a balanced flow is never translated (the
 // connection table finds it first), nor is traffic between the router's own networks.
 
 // NATConfig is the router's autonat and static mappings.
@@ -97,7 +98,7 @@ type natKey struct {
 }
 
 // natMap holds autonat's endpoint-independent mappings (RFC 4787 section 4.1, REQ-1;
-// RFC 5382 section 2.1, REQ-1; RFC 5508 section 3.1, REQ-1a): an inside host's address,
+// RFC 5382 section 4.1, REQ-1; for echo identifiers RFC 5508 section 3.1): an inside host's address,
 // port (echo: identifier) and protocol get one external port on an outside address,
 // counted by the flows that use it, and given back to the pool with the last of them.
 // Only new flows and their ends come here; the keys hold no pointer.
@@ -268,7 +269,8 @@ func (r *Router) ownAddr(a netip.Addr) bool {
 }
 
 // natOpens reports whether a packet may open a translated flow: for TCP a SYN alone
-// (RFC 5382 section 5: the NAT's session starts with the connection's SYN); UDP and ICMP
+// (RFC 5382 section 4.2: a connection, and the NAT's session, starts with its SYN; a
+// simultaneous open's SYN from the outside matches the flow's reply tuple); UDP and ICMP
 // echo requests always.
 func natOpens(t l4) bool {
 	return t.proto != header.ProtocolTCP || t.flags&(header.TCPFlagSYN|header.TCPFlagACK|header.TCPFlagRST) == header.TCPFlagSYN
@@ -310,7 +312,7 @@ func (l *loop) natFlow(p *pkt, t l4, key conntrack.Tuple) bool {
 		} else if a := ns.autoFor(p.src, nh.Port); a != nil {
 			// RFC 3022 section 2.2 (NAPT): the source becomes the outside address and a
 			// port of the pool; ICMP echo's identifier is translated as a port is
-			// (RFC 5508 section 3.1, REQ-1).
+			// (RFC 5508 section 3.1).
 			if !natOpens(t) {
 				l.bc.drop(DropNATNoFlow)
 				return true

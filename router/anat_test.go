@@ -225,7 +225,7 @@ func TestAutoNATEndpointIndependent(t *testing.T) {
 }
 
 // TestAutoNATEcho: a ping from an inside host leaves with a pool identifier and its reply
-// comes back (RFC 5508 section 3.1, REQ-1); an echo request from outside to the router's
+// comes back (RFC 5508 section 3.1); an echo request from outside to the router's
 // address is still the router's to answer.
 func TestAutoNATEcho(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
@@ -259,7 +259,7 @@ func TestAutoNATEcho(t *testing.T) {
 
 // TestAutoNATICMPError: an error from a router on the outside about an autonat flow
 // reaches the inside host with its own source kept and the quote reverted (RFC 5508
-// section 4.2, REQ-4); an error from the inside host about the flow's answers leaves
+// section 4, REQ-4); an error from the inside host about the flow's answers leaves
 // with the outside address as its source (REQ-5).
 func TestAutoNATICMPError(t *testing.T) {
 	f := newNATFixture(t, natTestConfig())

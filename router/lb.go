@@ -335,7 +335,7 @@ func (l *loop) icmpErrorNAT(p *pkt) bool {
 	tr := rewrite{nat: nat.Rewrite{Dst: rw.Dst}, quoted: rw.Reversed(), icmpError: true}
 	switch {
 	case f.Topology.Outbound() || f.Topology == conntrack.DNAT:
-		// RFC 5508 section 4.2: an error from the outside keeps its source, its
+		// RFC 5508 section 4: an error from the outside keeps its source, its
 		// destination becomes the private host's (REQ-4); one from the inside gets the
 		// public address of the mapping or the router's own as its source (REQ-5).
 		if (dir == conntrack.Original) == f.Topology.Outbound() {
