@@ -12,6 +12,7 @@ import (
 
 	"ulb/conntrack"
 	"ulb/router/header"
+	"ulb/router/port"
 )
 
 // Autonat and static mappings over the balancer's fixture: the left link is the
@@ -407,4 +408,34 @@ func BenchmarkAutoNATEstablished(b *testing.B) {
 			b.Fatal("not forwarded")
 		}
 	}
+}
+
+// FuzzHandleNAT feeds arbitrary frames to both loops of a router with autonat, a 1:1
+// mapping and a port forward: every frame is dropped with a reason, delivered,
+// forwarded or translated, and nothing panics.
+func FuzzHandleNAT(f *testing.F) {
+	host, far := netip.AddrPortFrom(hopR4, 40000), netip.AddrPortFrom(hostL4, 80)
+	f.Add(tcpFrame(macHostR, macRouterR, host, far, 64, flagSYN, 1, nil), false)
+	f.Add(udpFrame(macHostR, macRouterR, host, netip.AddrPortFrom(hostL4, 53), []byte("q")), false)
+	f.Add(echoFrame(macHostR, macRouterR, hopR4, hostL4, false, 7), false)
+	f.Add(echoFrame(macHostR, macRouterR, hopR6, hostL6, false, 7), false)
+	f.Add(echoFrame(macHostL, macRouterL, hostL4, autoAddr4, true, masqPortLo), true)
+	f.Add(udpFrame(macHostL, macRouterL, far, netip.AddrPortFrom(public1to1, 7), nil), true)
+	f.Add(tcpFrame(macHostL, macRouterL, far, netip.AddrPortFrom(publicFwd, 2222), 64, flagSYN, 1, nil), true)
+	syn := tcpFrame(macHostR, macRouterR, host, far, 64, flagSYN, 1, nil)
+	f.Add(icmpTooBig(macHostL, macRouterL, hopL4, autoAddr4, 1300, syn[14:]), true)
+	fx := newNATFixture(f, natTestConfig())
+	buf := make([]byte, 0, len(fx.buf))
+	f.Fuzz(func(t *testing.T, frame []byte, fromLeft bool) {
+		if len(frame) > port.MaxFrame {
+			return
+		}
+		l := fx.right
+		if fromLeft {
+			l = fx.left
+		}
+		buf = append(buf[:0], frame...)
+		fx.pass(l, 0, buf)
+		l.bc = batchCounters{}
+	})
 }
