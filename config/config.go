@@ -64,6 +64,10 @@ type Config struct {
 	// management login to the router's addresses) even without HTTP health checks,
 	// which always have one.
 	HostPort bool
+	// AutoNAT masquerades inside networks' connections ([[autonat]]), in file order.
+	AutoNAT []AutoNAT
+	// NAT are the static 1:1 mappings and port forwards ([[nat]]), in file order.
+	NAT []StaticNAT
 	// Warnings are things the file allows but that are likely not meant (e.g. a virtual
 	// address on no connected network of its port), ordered by line; ulbd logs them.
 	Warnings []Issue
@@ -93,6 +97,8 @@ type rawFile struct {
 	Dataplane     toml.Primitive `toml:"dataplane"`
 	Defence       toml.Primitive `toml:"defence"`
 	Metrics       toml.Primitive `toml:"metrics"`
+	AutoNAT       toml.Primitive `toml:"autonat"`
+	NAT           toml.Primitive `toml:"nat"`
 }
 
 // Load reads and parses the file at path.
@@ -134,6 +140,8 @@ func Parse(name string, data []byte) (*Config, error) {
 	cfg.Dataplane = d.dataplane(raw.Dataplane)
 	cfg.Defence = d.defence(raw.Defence)
 	cfg.Metrics = d.metrics(raw.Metrics, cfg.Ports, cfg.Rules, cfg.VRRP)
+	cfg.AutoNAT = d.autoNATs(raw.AutoNAT, cfg.Ports, cfg.Rules)
+	cfg.NAT = d.staticNATs(raw.NAT, cfg.Ports, cfg.Rules, cfg.AutoNAT)
 	d.unknownKeys()
 
 	if err := is.err(); err != nil {
@@ -315,4 +323,5 @@ func sectionName(key string) string {
 // sections lists the arrays of tables the file format knows, supported or not.
 var sections = map[string]struct{}{
 	"port": {}, "route": {}, "vrrp": {}, "healthcheck": {}, "servergroup": {}, "rule": {}, "servergroup.server": {},
+	"autonat": {}, "nat": {},
 }

@@ -115,6 +115,11 @@ func TestLoadFull(t *testing.T) {
 			{Name: "vip6", Port: "outside", VRID: 1, Version: 3, Priority: 100, Interval: time.Second, Preempt: true,
 				Addresses: []netip.Prefix{p("fe80::1:1/64"), p("2001:db8:1::100/64")}, GARPCount: DefaultGARPCount, Enabled: true},
 		},
+		AutoNAT: []AutoNAT{{From: []netip.Prefix{p("203.0.113.0/24")}, Out: "outside"}},
+		NAT: []StaticNAT{
+			{Public: netip.AddrPortFrom(a("198.51.100.50"), 0), Private: netip.AddrPortFrom(a("203.0.113.201"), 0), Out: "outside"},
+			{Public: netip.MustParseAddrPort("198.51.100.51:2222"), Private: netip.MustParseAddrPort("203.0.113.201:22"), Protocol: TCP, Out: "outside"},
+		},
 	}
 	// The compiled pattern is checked apart: DeepEqual would compare its program.
 	if re := cfg.HealthChecks[1].ExpectBody; re == nil || re.String() != "^ok( [0-9]+)?$" || !re.MatchString("ok 12") || re.MatchString("nok") {

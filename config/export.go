@@ -58,6 +58,12 @@ func Marshal(c *Config) ([]byte, error) {
 	e.dataplane(&c.Dataplane)
 	e.defence(&c.Defence)
 	e.metrics(&c.Metrics)
+	for i := range c.AutoNAT {
+		e.autoNAT(&c.AutoNAT[i])
+	}
+	for i := range c.NAT {
+		e.staticNAT(&c.NAT[i])
+	}
 	if e.err != nil {
 		return nil, e.err
 	}
@@ -589,4 +595,34 @@ func (e *encoder) metrics(m *Metrics) {
 		e.str("web_user", m.WebUser)
 		e.str("web_password_file", m.WebPasswordFile)
 	}
+}
+
+func (e *encoder) autoNAT(a *AutoNAT) {
+	e.header("[[autonat]]")
+	from := make([]string, len(a.From))
+	for i, p := range a.From {
+		from[i] = e.quote(p.String())
+	}
+	e.array("from", from)
+	e.str("out", a.Out)
+	if a.Address.IsValid() {
+		e.str("address", a.Address.String())
+	}
+}
+
+func (e *encoder) staticNAT(s *StaticNAT) {
+	e.header("[[nat]]")
+	endpoint := func(ap netip.AddrPort) string {
+		if ap.Port() == 0 {
+			return ap.Addr().String()
+		}
+		return ap.String()
+	}
+	e.str("public", endpoint(s.Public))
+	e.str("private", endpoint(s.Private))
+	if s.Protocol != "" {
+		e.str("protocol", string(s.Protocol))
+	}
+	// Written even when found from public: the parser accepts it as given.
+	e.str("out", s.Out)
 }

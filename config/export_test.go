@@ -577,6 +577,14 @@ func mutations() map[string]func(c *Config) {
 		".Dataplane.Nice": func(c *Config) { c.Dataplane.Nice = -5 },
 		".Dataplane.CPUs": func(c *Config) { c.Dataplane.CPUs = []int{1, 0, 3} },
 
+		".AutoNAT[].From":    func(c *Config) { c.AutoNAT[0].From = []netip.Prefix{pfx("203.0.113.0/25")} },
+		".AutoNAT[].Out":     func(c *Config) { c.AutoNAT[0].Out = "mgmt" },
+		".AutoNAT[].Address": func(c *Config) { c.AutoNAT[0].Address = a("198.51.100.20") },
+		".NAT[].Public":      func(c *Config) { c.NAT[0].Public = netip.MustParseAddrPort("198.51.100.52:0") },
+		".NAT[].Private":     func(c *Config) { c.NAT[0].Private = netip.MustParseAddrPort("203.0.113.202:0") },
+		".NAT[].Protocol":    func(c *Config) { c.NAT[1].Protocol = UDP },
+		".NAT[].Out":         func(c *Config) { c.NAT[0].Out = "inside" },
+
 		".Defence.SYNCookies":         func(c *Config) { c.Defence.SYNCookies = SYNCookiesAlways },
 		".Defence.SYNCookieThreshold": func(c *Config) { c.Defence.SYNCookieThreshold = 500 },
 		".Defence.SYNCookieWScale":    func(c *Config) { c.Defence.SYNCookieWScale = 0 },

@@ -79,6 +79,16 @@ const (
 	// header (RFC 2003, RFC 2473); as under DSR the server answers the client directly,
 	// so there is no reply tuple.
 	Tunnel Topology = 5
+	// AutoNAT is a connection a host of an autonat network opened towards the outside:
+	// its source becomes the outside address and a port (ICMP echo: an identifier) of
+	// the router's own.
+	AutoNAT Topology = 6
+	// SNAT is a connection the private host of a static 1:1 mapping opened: its source
+	// becomes the mapping's public address, its port kept.
+	SNAT Topology = 7
+	// DNAT is a connection to a static mapping's public address (and port): its
+	// destination becomes the private address (and port).
+	DNAT Topology = 8
 )
 
 var topologyNames = [...]string{
@@ -88,6 +98,9 @@ var topologyNames = [...]string{
 	Masquerade: "masquerade",
 	HostPort:   "host-port",
 	Tunnel:     "tunnel",
+	AutoNAT:    "autonat",
+	SNAT:       "snat",
+	DNAT:       "dnat",
 }
 
 func (t Topology) String() string {
@@ -104,6 +117,11 @@ func (t Topology) Balanced() bool { return t <= DSR || t == Tunnel }
 // Direct reports whether the servers answer the client directly, past the router (DSR,
 // Tunnel): the flow has no reply tuple.
 func (t Topology) Direct() bool { return t == DSR || t == Tunnel }
+
+// Outbound reports whether t is a translation of connections that hosts behind the
+// router opened towards the outside (autonat, a 1:1 mapping's SNAT): their Original
+// direction leaves by the outside port.
+func (t Topology) Outbound() bool { return t == AutoNAT || t == SNAT }
 
 // Tuple returns the flow's tuple for direction d.
 func (f *Flow) Tuple(d Direction) Tuple {

@@ -38,7 +38,10 @@
 //	                      prefix's limit (balancer/srclimit); with the SYN proxy on, a
 //	                      SYN to a VIP answered with a cookie and an ACK's cookie checked
 //	                      (loop.synCookie), the server's handshake finished
-//	                      (loop.proxyPending); then forwardFlow
+//	                      (loop.proxyPending); a new flow no rule takes, autonat or a
+//	                      static mapping may translate (loop.natFlow, anat.go: source to
+//	                      the outside address and a pool port, or public to private
+//	                      address); then forwardFlow
 //	    loop.balanceFragment a fragment: the first one balanced as above and its flow's
 //	                      rewrite recorded (loop.recordFragment, a bounded table keyed by
 //	                      source, destination, protocol and identification); the others
@@ -49,6 +52,8 @@
 //	    loop.tunnelError  an ICMP error from inside a tunnel about a packet the router
 //	                      encapsulated, relayed to the client (its MTU learnt per server)
 //	    loop.icmpErrorNAT an ICMP error about a flow, translated for its other end
+//	    loop.natEcho      an ICMP echo request or reply of a translated echo flow (by
+//	                      identifier), or the request that opens one (loop.natFlow)
 //	    fib lookup        the router's own address → loop.local4, local6 (fragments
 //	                      first to loop.reassemble4, reassemble6: router/reassembly; echo
 //	                      replies, answers to probes, loop.toHostPort, RSTs, port

@@ -136,6 +136,9 @@ func (l *loop) ipv4(buf []byte) {
 			if icmp := header.ICMPv4(ip.Payload()); icmp.IsValid() && icmp.IsError() && (l.tunnelError(&p, icmp) || l.icmpErrorNAT(&p)) {
 				return
 			}
+			if l.natEcho(&p, proto, ip.Payload()) {
+				return
+			}
 		}
 	}
 	nh, ok := l.r.fib.Load().Lookup(dst)
@@ -447,6 +450,9 @@ func (l *loop) ipv6(buf []byte) {
 			}
 		case proto == header.ProtocolICMPv6:
 			if icmp := header.ICMPv6(ip[off:]); icmp.IsValid() && icmp.IsError() && (l.tunnelError(&p, icmp) || l.icmpErrorNAT(&p)) {
+				return
+			}
+			if l.natEcho(&p, proto, ip[off:]) {
 				return
 			}
 		}

@@ -97,7 +97,8 @@ func (l *loop) balance(p *pkt, t l4) bool {
 	if !ok {
 		rule, ok := snap.Match(t.proto, p.dst, t.dport)
 		if !ok {
-			return false
+			// Not the balancer's: autonat or a static mapping may translate it.
+			return l.natFlow(p, t, key)
 		}
 		if t.proto == header.ProtocolTCP && !rule.Topology().Direct() &&
 			l.r.cookiesFor(t.flags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN) && l.synCookie(snap, rule, p, t, key) {
@@ -338,7 +339,15 @@ func (l *loop) icmpErrorNAT(p *pkt) bool {
 	// Towards the client the error comes from the VIP, as IPVS does it (the hop behind
 	// the balancer stays hidden); towards the server only the destination changes.
 	tr := rewrite{nat: nat.Rewrite{Dst: rw.Dst}, quoted: rw.Reversed(), icmpError: true}
-	if dir == conntrack.Reply {
+	switch {
+	case f.Topology.Outbound() || f.Topology == conntrack.DNAT:
+		// RFC 5508 section 4: an error from the outside keeps its source, its
+		// destination becomes the private host's (REQ-4); one from the inside gets the
+		// public address of the mapping or the router's own as its source (REQ-5).
+		if (dir == conntrack.Original) == f.Topology.Outbound() {
+			tr.nat.Src = rw.Src
+		}
+	case dir == conntrack.Reply:
 		tr.nat.Src = rw.Src
 	}
 	if nh, ok := l.flowHop(rw.Dst); ok {

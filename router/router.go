@@ -92,6 +92,8 @@ type Config struct {
 	// NewFlowBudget bounds the new flows (and SYN cookies) one batch of a port's frames
 	// may make; past it the batch's other new flows are shed, counted (0: no bound).
 	NewFlowBudget int
+	// NAT is the autonat and the static mappings (anat.go).
+	NAT NATConfig
 }
 
 // Router is the forwarding engine. Create it with New, start it with Run.
@@ -127,6 +129,14 @@ type Router struct {
 	hostPort  *routerPort                           // the host port, nil without one
 	pools     atomic.Pointer[map[uint32]*nat.Pools] // full-NAT proxy sources by rule ID
 	ruleOpts  atomic.Pointer[map[string]RuleOptions]
+	// The autonat and static mappings (anat.go): nil without any; natEver is set once
+	// there were some (echo flows outlive them); natAddrs are the addresses they make
+	// the router's own (under cfgMu).
+	nat      atomic.Pointer[natState]
+	natEver  atomic.Bool
+	natAddrs map[netip.Addr]bool
+	natCount natCounters
+	natMap   natMap // autonat's endpoint-independent mappings
 
 	probes *probe.Client // the health checks' probes and VRRP's pings
 	// syncer is connection sync, nil when off; syncMu serializes its changes and guards
@@ -288,6 +298,9 @@ func New(cfg Config) (*Router, error) {
 		return nil, err
 	}
 	if err := r.SetRules(cfg.Rules); err != nil {
+		return nil, err
+	}
+	if err := r.SetNAT(cfg.NAT); err != nil {
 		return nil, err
 	}
 	return r, nil

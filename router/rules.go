@@ -38,6 +38,41 @@ func (r *Router) SetRules(rules []balancer.RuleConfig) error {
 			virtual[a] = -1
 		}
 	}
+	for a := range r.natAddrs {
+		virtual[a] = -1
+	}
+	r.pools.Store(&pools)
+	if err := r.publishVirtual(virtual); err != nil {
+		return err
+	}
+	if len(rules) > 0 {
+		r.tracking.Store(true)
+	}
+	return nil
+}
+
+// ruleVirtual returns the addresses the rules in effect and the NAT make the router's
+// own: VIPs, full-NAT proxy sources, NAT addresses (not yet placed on ports).
+func (r *Router) ruleVirtual() map[netip.Addr]int {
+	virtual := map[netip.Addr]int{}
+	for _, rule := range r.lb.Snapshot().Rules() {
+		virtual[rule.VIP()] = -1
+		if rule.Topology() == balancer.FullNAT {
+			for _, a := range rule.ProxySource() {
+				virtual[a] = -1
+			}
+		}
+	}
+	for a := range r.natAddrs {
+		virtual[a] = -1
+	}
+	return virtual
+}
+
+// publishVirtual makes virtual the router's virtual addresses: answered for in ARP and
+// NDP on the port whose network holds them, local in the routing table. Called with
+// cfgMu held.
+func (r *Router) publishVirtual(virtual map[netip.Addr]int) error {
 	for a := range virtual {
 		if i, ok := r.connectedPort(a); ok {
 			virtual[a] = i
@@ -63,11 +98,7 @@ func (r *Router) SetRules(rules []balancer.RuleConfig) error {
 		r.virtual = old
 		return err
 	}
-	r.pools.Store(&pools)
 	r.fib.Store(t)
-	if len(rules) > 0 {
-		r.tracking.Store(true)
-	}
 	for a, i := range virtual {
 		if _, was := old[a]; !was && i >= 0 && r.ports()[i].neigh != nil && !r.vrrp.owned[a] {
 			r.ports()[i].neigh.AnnounceAddress(a)
@@ -117,7 +148,10 @@ func (r *Router) flowEnded(f conntrack.Flow) {
 	case conntrack.Masquerade:
 		r.masqPorts.Put(f.Reply.Dst(), f.Reply.DstPort)
 		return
-	case conntrack.HostPort:
+	case conntrack.AutoNAT:
+		r.natMap.put(r, natMapKeyOf(f.Orig.Src(), f.Orig.SrcPort, f.Orig.Proto, f.Reply.Dst()))
+		return
+	case conntrack.HostPort, conntrack.SNAT, conntrack.DNAT:
 		return
 	}
 	if f.Server == sorryServer {

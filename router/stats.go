@@ -46,6 +46,8 @@ const (
 	DropLBOverloaded                      // every server that takes new flows is overloaded (max_conns, until below min_conns)
 	DropTunnel                            // a tunnel flow's packet that could not be encapsulated: no source address of its family on the egress port, or an outer packet past 65535 bytes
 	DropTunnelICMP                        // an ICMP error about a tunnel packet of the router's that is not relayed to the client (RFC 2003 section 4, RFC 2473 section 8): quote too short, no such flow, a type not relayed
+	DropNATNoPort                         // autonat: no free source port (or identifier) on the outside address, or no outside address of the packet's family
+	DropNATNoFlow                         // a TCP segment other than a SYN that would open a translated flow (autonat, static mapping)
 	numDropReasons
 )
 
@@ -89,6 +91,8 @@ var dropReasonNames = [numDropReasons]string{
 	DropLBOverloaded:    "lb-overloaded",
 	DropTunnel:          "tunnel",
 	DropTunnelICMP:      "tunnel-icmp",
+	DropNATNoPort:       "nat-no-port",
+	DropNATNoFlow:       "nat-no-flow",
 }
 
 func (d DropReason) String() string {

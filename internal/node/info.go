@@ -138,6 +138,9 @@ func (rs routerStatus) Stats() control.StatsInfo {
 			CookiesSent: sp.CookiesSent, CookiesValid: sp.CookiesValid,
 			CookiesInvalid: sp.CookiesInvalid, Established: sp.Established, ServerRefused: sp.ServerRefused}
 	}
+	if n := rs.r.NATStats(); n != (router.NATStats{}) {
+		si.NAT = &control.NATInfo{AutoNAT: n.AutoNAT, SNAT: n.SNAT, DNAT: n.DNAT}
+	}
 	for _, ps := range rs.r.Ports() {
 		c := ps.Counters
 		if !ps.Removed { // a removed port's counters stay in the totals

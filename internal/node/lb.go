@@ -306,7 +306,10 @@ func connList(b *balancer.Balancer, table *conntrack.Table, a control.ShowConnAr
 			Packets:  f.OrigPackets + f.ReplyPackets,
 			Bytes:    f.OrigBytes + f.ReplyBytes,
 		}
-		if f.Topology == conntrack.FullNAT {
+		if !f.Topology.Balanced() {
+			ci.Type = f.Topology.String() // the router's own flows: no rule
+		}
+		if f.Topology == conntrack.FullNAT || f.Topology.Outbound() {
 			ci.Proxy = netip.AddrPortFrom(f.Reply.Dst(), f.Reply.DstPort).String()
 		}
 		out.Conns = append(out.Conns, ci)

@@ -52,6 +52,7 @@ type metricsCollector struct {
 	ctFlows, ctCapacity, ctInserted, ctExpired, ctEvicted, ctRefused *prometheus.Desc
 
 	synActive, synActivations, synCookies, synEstablished, synRefused *prometheus.Desc
+	natFlows                                                          *prometheus.Desc
 
 	syncSending, syncMessages, syncRecords, syncRecordResults, syncDropped, syncRequests *prometheus.Desc
 
@@ -127,6 +128,7 @@ func newMetricsCollector(s Sources) *metricsCollector {
 	c.synCookies = d("synproxy_cookies_total", "SYN cookies: sent (SYN-ACKs), valid (ACKs that made a flow), invalid (ACKs with neither flow nor valid cookie).", "result")
 	c.synEstablished = d("synproxy_server_handshakes_total", "Server-side handshakes the SYN proxy completed.")
 	c.synRefused = d("synproxy_server_refused_total", "Server-side handshakes refused (RST).")
+	c.natFlows = d("nat_flows_total", "Flows autonat and the static mappings translated, by type (autonat, snat, dnat); an exhausted pool is the drop reason nat-no-port.", "type")
 
 	c.syncSending = d("sync_sending", "1 while this node sends its flows to its sync peers.")
 	c.syncMessages = d("sync_messages_total", "Connection sync messages, by direction (sent, received).", "direction")
@@ -188,6 +190,11 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.forwarded, si.Forwarded)
 		counter(c.local, si.Local)
 		counter(c.icmpSent, si.ICMPSent)
+		if n := si.NAT; n != nil {
+			counter(c.natFlows, n.AutoNAT, "autonat")
+			counter(c.natFlows, n.SNAT, "snat")
+			counter(c.natFlows, n.DNAT, "dnat")
+		}
 		if sp := si.SYNProxy; sp != nil {
 			gauge(c.synActive, b2f(sp.Active))
 			counter(c.synActivations, sp.Activations)

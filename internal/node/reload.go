@@ -148,6 +148,10 @@ func (rl *reloader) apply(c *config.Config) (control.ReloadInfo, error) {
 		return info, fmt.Errorf("reload: routes installed, rules refused (the running rules stay): %w", err)
 	}
 	rl.r.SetRuleOptions(ruleOptions(c))
+	if err := rl.r.SetNAT(natConfig(c)); err != nil {
+		rl.log.Error("reload: autonat and static NAT refused; the running ones stay", "err", err)
+		return info, fmt.Errorf("reload: routes and rules installed, NAT refused (the running NAT stays): %w", err)
+	}
 	hc, targets, err := healthSets(c)
 	if err == nil {
 		err = rl.checks.set(hc, targets)

@@ -58,6 +58,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *slog.Logger, onReload 
 		SourceLimit:   sourceLimit(cfg.Defence),
 		SYNProxy:      synProxy(cfg.Defence),
 		NewFlowBudget: cfg.Defence.NewFlowBudget,
+		NAT:           natConfig(cfg),
 	})
 	if err != nil {
 		for _, p := range ports {

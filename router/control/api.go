@@ -144,6 +144,16 @@ type StatsInfo struct {
 	Reassembly *ReassemblyInfo `json:"reassembly,omitempty"`
 	// SYNProxy counts the SYN proxy's cookies, when it is on ([defence] syn_cookies).
 	SYNProxy *SYNProxyInfo `json:"syn_proxy,omitempty"`
+	// NAT counts the flows autonat and the static mappings opened, when any did.
+	NAT *NATInfo `json:"nat,omitempty"`
+}
+
+// NATInfo counts the translated flows opened, by kind (the pool's exhaustion is the
+// nat-no-port drop).
+type NATInfo struct {
+	AutoNAT uint64 `json:"autonat"`
+	SNAT    uint64 `json:"snat"`
+	DNAT    uint64 `json:"dnat"`
 }
 
 // SYNProxyInfo are the SYN proxy's counters.
@@ -524,7 +534,10 @@ type ConnList struct {
 // ConnInfo is one flow of the connection table. Addresses are "ip:port" ("[ip]:port"
 // for IPv6; ICMP echo flows carry the echo identifier as the port).
 type ConnInfo struct {
-	Rule     string `json:"rule"`
+	Rule string `json:"rule"`
+	// Type is set for the flows of no rule: masquerade and host-port for the host
+	// port's, autonat, snat and dnat for the NAT's.
+	Type     string `json:"type,omitempty"`
 	Protocol string `json:"protocol"` // tcp | udp | icmp | icmpv6
 	Client   string `json:"client"`
 	VIP      string `json:"vip"`

@@ -171,11 +171,17 @@ func Servers(w io.Writer, servers []control.ServerInfo) error {
 }
 
 // Conns writes show-conn's table, like ilbadm show-nat; PROXY is the full-NAT source
-// ("-" for other topologies). A last line says how many flows were left out.
+// (for autonat and SNAT flows the translated source; "-" for other topologies). A flow
+// of no rule shows its type in parentheses, e.g. "(autonat)". A last line says how many
+// flows were left out.
 func Conns(w io.Writer, l control.ConnList) error {
 	rows := make([][]string, 0, len(l.Conns))
 	for _, c := range l.Conns {
-		rows = append(rows, []string{c.Rule, c.Protocol, c.Client, c.VIP, or(c.Proxy), c.Server, or(c.State),
+		rule := c.Rule
+		if rule == "" && c.Type != "" {
+			rule = "(" + c.Type + ")"
+		}
+		rows = append(rows, []string{rule, c.Protocol, c.Client, c.VIP, or(c.Proxy), c.Server, or(c.State),
 			i64(c.Age) + "s", i64(c.Idle) + "s", u(c.Packets), u(c.Bytes)})
 	}
 	if err := table(w, "RULE\tPROTO\tCLIENT\tVIP\tPROXY\tSERVER\tSTATE\tAGE\tIDLE\tPACKETS\tBYTES", rows); err != nil {
