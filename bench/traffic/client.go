@@ -48,6 +48,13 @@ func AskUDP(ctx context.Context, addr string) (string, error) {
 	}
 	defer c.Close()
 	buf := make([]byte, 2048)
+	var refused error // an ICMP port unreachable seen on any try: said in the error
+	giveUp := func(last error) error {
+		if refused != nil {
+			return fmt.Errorf("no answer from %s: %w (refused: %v)", addr, ctx.Err(), refused)
+		}
+		return fmt.Errorf("no answer from %s: %w (last: %v)", addr, ctx.Err(), last)
+	}
 	for {
 		// An ICMP port unreachable from the previous try can fail this write; the loop
 		// retries either way.
@@ -61,15 +68,18 @@ func AskUDP(ctx context.Context, addr string) (string, error) {
 		if err == nil {
 			return strings.TrimRight(string(buf[:n]), "\r\n"), nil
 		}
-		if ctx.Err() != nil {
-			return "", fmt.Errorf("no answer from %s: %w (last: %v)", addr, ctx.Err(), err)
-		}
 		var ne net.Error
 		if !errors.As(err, &ne) || !ne.Timeout() {
+			refused = err
+		}
+		if ctx.Err() != nil {
+			return "", giveUp(err)
+		}
+		if refused == err {
 			// Connection refused (ICMP port unreachable): wait out the interval and retry.
 			select {
 			case <-ctx.Done():
-				return "", fmt.Errorf("no answer from %s: %w (last: %v)", addr, ctx.Err(), err)
+				return "", giveUp(err)
 			case <-time.After(time.Until(deadline)):
 			}
 		}
