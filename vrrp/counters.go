@@ -135,6 +135,8 @@ type Info struct {
 
 // LinkCounters count an instance's adverts on one of its links.
 type LinkCounters struct {
+	// Name is the extra link's Link.Name; "" for the own port.
+	Name            string
 	AdvertsSent     uint64
 	AdvertsReceived uint64 // passed the receive checks
 	Drops           uint64 // failed them (by reason in Counters.Drops)

@@ -134,7 +134,7 @@ type Instance struct {
 	master     netip.Addr
 	masterPrio uint8
 	counters   Counters
-	links      []LinkCounters // [0] the own port, then Config.Links
+	links      []LinkCounters                // [0] the own port, then Config.Links
 	lastLog    [NumDropReasons + 1]time.Time // the extra one: address-list mismatches
 	pending    []event
 	buf        []byte
@@ -234,6 +234,9 @@ func New(cfg Config) (*Instance, error) {
 		pending: make([]event, 0, 8),
 		links:   make([]LinkCounters, 1+len(links)),
 		buf:     make([]byte, AdvertSize(cfg.Version, len(addrs), ipv6)),
+	}
+	for i, l := range links {
+		in.links[i+1].Name = l.Name
 	}
 	// Build once to prove the fields are valid.
 	if in.build(in.prio) == 0 {

@@ -99,7 +99,7 @@ func TestLinksMasterSendsOnEveryLink(t *testing.T) {
 		}
 	}
 	inf := in.Info()
-	if len(inf.Links) != 2 || inf.Links[0].AdvertsSent != 2 || inf.Links[1].AdvertsSent != 2 {
+	if len(inf.Links) != 2 || inf.Links[1].Name != "xover" || inf.Links[0].AdvertsSent != 2 || inf.Links[1].AdvertsSent != 2 {
 		t.Fatalf("per-link sent counters %+v, want 2 and 2", inf.Links)
 	}
 	// Shutdown says goodbye on every link.
