@@ -131,6 +131,8 @@ type Info struct {
 	// Links are the per-link counters: [0] the instance's own port, then its extra
 	// links (Config.Links), in order.
 	Links []LinkCounters
+	// LinkPrimaries are the router's addresses on the extra links (Config.Links).
+	LinkPrimaries []netip.Addr
 }
 
 // LinkCounters count an instance's adverts on one of its links.

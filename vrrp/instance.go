@@ -331,6 +331,9 @@ func (in *Instance) Info() Info {
 		Counters:            in.counters,
 		Links:               append([]LinkCounters(nil), in.links...),
 	}
+	for _, l := range in.cfg.Links {
+		inf.LinkPrimaries = append(inf.LinkPrimaries, l.Primary)
+	}
 	switch in.state {
 	case Master:
 		inf.Master, inf.MasterPriority = in.cfg.Primary, in.prio
