@@ -6,10 +6,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"ulb/bench"
+	"ulb/internal/testenv"
 	"ulb/router/control"
 )
 
@@ -161,4 +163,46 @@ func TestVRRPAdvertPorts(t *testing.T) {
 	}
 	ping("198.51.100.100")
 	ping("2001:db8:1::100")
+}
+
+// TestVRRPAdvertPortsKeepalived: a keepalived peer on the LAN (a keepalived instance
+// advertises through one interface only) pairs with a ulbd instance that also advertises
+// on a crossover: ulbd's adverts on its own port are what they were, so keepalived
+// stays backup under the higher-priority ulbd, takes over when it dies, and yields when
+// it returns; keepalived's adverts reach ulbd on the LAN only.
+func TestVRRPAdvertPortsKeepalived(t *testing.T) {
+	testenv.NeedTool(t, "keepalived")
+	b := upBench(t, "testdata/vrx/bench.toml")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	// lb2 leaves: the pair is lb1 and keepalived.
+	lb2 := benchPID(t, b, "lb2")
+	syscall.Kill(lb2, syscall.SIGTERM)
+	waitGone(t, lb2)
+	waitState(t, vrxSocket1, "v4", control.RouterMaster, 5*time.Second)
+	ka := startKeepalived(t, b.Namespace("ka"), keepalivedConf(t, 3, 150, false, "0.2"))
+	defer ka.stop(syscall.SIGTERM)
+	time.Sleep(5 * vrxInterval)
+	if kaHolds(ctx, b, "198.51.100.100") {
+		t.Fatal("keepalived took the VIP from a higher-priority ulbd")
+	}
+	// ulbd dies: keepalived takes over within its Master_Down_Interval (plus a margin).
+	lb1 := benchPID(t, b, "lb1")
+	syscall.Kill(lb1, syscall.SIGKILL)
+	waitGone(t, lb1)
+	took := waitKA(t, ctx, b, "198.51.100.100", true, 3*vrxInterval+time.Second)
+	t.Logf("keepalived took over %v after ulbd was killed", took)
+	// ulbd returns as backup, hears keepalived on the LAN (not on the crossover, where no
+	// peer is), and preempts.
+	startIn(t, "testdata/vrx", b.Namespace("lb1"), filepath.Join(binDir, "ulbd"), "-c", "lb1.toml")
+	waitState(t, vrxSocket1, "v4", control.RouterMaster, 10*time.Second)
+	waitKA(t, ctx, b, "198.51.100.100", false, 3*vrxInterval+time.Second)
+	inf := vrxInfo(t, vrxSocket1, "v4")
+	if len(inf.Links) != 2 || inf.Links[0].LastFrom != "198.51.100.13" || inf.Links[1].AdvertsReceived != 0 {
+		t.Errorf("lb1's links %+v: want keepalived's adverts on the LAN, none on the crossover", inf.Links)
+	}
+	holdState(t, vrxSocket1, []string{"v4"}, control.RouterMaster, 5*vrxInterval)
+	if kaHolds(ctx, b, "198.51.100.100") {
+		t.Error("keepalived holds the VIP again beside the master ulbd")
+	}
 }
