@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"ulb/bench"
+	"ulb/config"
 	"ulb/internal/testenv"
 	"ulb/router/control"
 )
@@ -205,4 +207,38 @@ func TestVRRPAdvertPortsKeepalived(t *testing.T) {
 	if kaHolds(ctx, b, "198.51.100.100") {
 		t.Error("keepalived holds the VIP again beside the master ulbd")
 	}
+}
+
+// TestVRRPAdvertPortsVerbs: create-router -x makes, at run time, an instance that also
+// advertises on the crossover: with the LAN cut between the nodes the backup stays
+// backup; the saved run-time state keeps advert_ports.
+func TestVRRPAdvertPortsVerbs(t *testing.T) {
+	dir := copyFiles(t, "testdata/vrx", "bench.toml", "lb1.toml", "lb2.toml")
+	b := upBench(t, filepath.Join(dir, "bench.toml"))
+	waitState(t, vrxSocket1, "v4", control.RouterMaster, 5*time.Second)
+	create := func(socket, prio string) {
+		t.Helper()
+		out, err := exec.Command(filepath.Join(binDir, "ulbadm"), "-s", socket, "create-router", "-V", "2", "-l", "lan",
+			"-x", "xover", "-a", "198.51.100.101", "-p", prio, "-i", "200", "v4x").CombinedOutput()
+		if err != nil {
+			t.Fatalf("create-router on %s: %v\n%s", socket, err, out)
+		}
+	}
+	create(vrxSocket1, "150")
+	create(vrxSocket2, "100")
+	waitState(t, vrxSocket1, "v4x", control.RouterMaster, 5*time.Second)
+	waitState(t, vrxSocket2, "v4x", control.RouterBackup, 5*time.Second)
+	if inf := vrxInfo(t, vrxSocket2, "v4x"); len(inf.Links) != 2 || inf.Links[1].Port != "xover" {
+		t.Fatalf("created v4x's links %+v, want lan and xover", inf.Links)
+	}
+	if c, err := config.Load(filepath.Join(dir, "lb2.toml.state")); err != nil || c.VRRPInstance("v4x") == nil ||
+		!reflect.DeepEqual(c.VRRPInstance("v4x").AdvertPorts, []string{"xover"}) {
+		t.Errorf("the saved state after create-router -x: %v", err)
+	}
+	lan := b.Namespace("lan")
+	if out, err := exec.Command("ip", "-n", lan, "link", "set", "p2", "nomaster").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	holdState(t, vrxSocket2, []string{"v4", "v4x"}, control.RouterBackup, 4*vrxMasterDown)
+	exec.Command("ip", "-n", lan, "link", "set", "p2", "master", "br0").Run()
 }
