@@ -216,3 +216,43 @@ func TestVRRPAdvertPortsRefused(t *testing.T) {
 		t.Errorf("after refused changes: VRRPLinks(vx) = %q, want [left right]", got)
 	}
 }
+
+// SetVRRP (a reload) that adds or removes an instance's advert port makes it again:
+// the removed link's port no longer hands it adverts nor carries its own.
+func TestVRRPAdvertPortsSetVRRP(t *testing.T) {
+	tb, n := linkedRouter(t, 200, false)
+	tb.right.expect(t, "the advert on the extra link", advertOf(t, routerR4, macRouterR, 200))
+	c := n.cfg
+	c.AdvertPorts = nil
+	if err := tb.r.SetVRRP([]VRRPConfig{c}); err != nil {
+		t.Fatal(err)
+	}
+	if got := tb.r.VRRPLinks("vx"); len(got) != 1 {
+		t.Fatalf("links after removing the advert port: %q", got)
+	}
+	if mux := tb.r.livePort("right").vrrpMux.Load(); mux != nil && len(mux.Instances()) != 0 {
+		t.Fatalf("the removed link's port still hands adverts to %d instances", len(mux.Instances()))
+	}
+	// Its goodbye went out on both links; from now on, nothing on the right.
+	time.Sleep(50 * time.Millisecond)
+	for len(tb.right.rx) > 0 {
+		<-tb.right.rx
+	}
+	tb.right.expectNone(t, "an advert on the removed link", advertOf(t, routerR4, macRouterR, 200))
+	c.AdvertPorts = []string{"right"}
+	if err := tb.r.SetVRRP([]VRRPConfig{c}); err != nil {
+		t.Fatal(err)
+	}
+	if got := tb.r.VRRPLinks("vx"); len(got) != 2 {
+		t.Fatalf("links after adding the advert port again: %q", got)
+	}
+	tb.right.expect(t, "the advert on the extra link again", advertOf(t, routerR4, macRouterR, 200))
+	// A higher-priority peer on the extra link is heard again.
+	sendAdvert(tb.right, hostR4, 250, 255)
+	node := tb.r.vrrpNodes()[0]
+	for start := time.Now(); node.in.State() != vrrp.Backup; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 2*time.Second {
+			t.Fatalf("after re-adding the advert port, a priority-250 advert on it: %v, want Backup", node.in.State())
+		}
+	}
+}
