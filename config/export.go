@@ -435,6 +435,9 @@ func (e *encoder) vrrp(v *VRRP) {
 	e.header("[[vrrp]]")
 	e.str("name", v.Name)
 	e.str("port", v.Port)
+	if len(v.AdvertPorts) > 0 {
+		e.strs("advert_ports", v.AdvertPorts)
+	}
 	e.integer("vrid", int(v.VRID))
 	if v.Version != DefaultVRRPVersion {
 		e.integer("version", v.Version)

@@ -528,6 +528,7 @@ func mutations() map[string]func(c *Config) {
 			v := c.VRRPInstance("vip6")
 			v.Port, v.Addresses = "inside", []netip.Prefix{pfx("fe80::1:1/64")}
 		},
+		".VRRP[].AdvertPorts":  func(c *Config) { c.VRRPInstance("vip6").AdvertPorts = []string{"inside"} },
 		".VRRP[].VRID":         func(c *Config) { c.VRRPInstance("vip6").VRID = 2 },
 		".VRRP[].Version":      func(c *Config) { c.VRRPInstance("gw").Version = 3 },
 		".VRRP[].Priority":     func(c *Config) { c.VRRPInstance("gw").Priority = 50 },

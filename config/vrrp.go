@@ -72,7 +72,14 @@ type VRRP struct {
 	Name string
 	// Port is the port the instance runs on (kind afpacket: VRRP needs Ethernet).
 	Port string
-	VRID uint8
+	// AdvertPorts are extra links the instance sends its adverts on and hears its peers
+	// on (VRRP over redundant links: e.g. a crossover cable between the two nodes, so
+	// that a backup that cannot hear the master on Port does not take over while another
+	// link still carries its adverts). Each is another afpacket port; the adverts there
+	// come from its own address (IPv4: its first one; IPv6: its link-local one) and
+	// MAC. They carry adverts only: no virtual MAC, no virtual address there.
+	AdvertPorts []string
+	VRID        uint8
 	// Version is 3 (RFC 9568, the default) or 2 (RFC 3768, IPv4 only).
 	Version int
 	// Priority is 1..255; OwnerPriority means the addresses are the port's own.
@@ -162,6 +169,7 @@ func (c *Config) VRRPInstance(name string) *VRRP {
 type rawVRRP struct {
 	Name         value `toml:"name"`
 	Port         value `toml:"port"`
+	AdvertPorts  value `toml:"advert_ports"`
 	VRID         value `toml:"vrid"`
 	Version      value `toml:"version"`
 	Priority     value `toml:"priority"`
@@ -264,6 +272,9 @@ func (d *decoder) vrrps(p toml.Primitive, ports []Port, routes []Route, groups [
 			ok = false
 		}
 
+		advertPaths, good := d.advertPorts(r.AdvertPorts, path+".advert_ports", label, &v, ports)
+		ok = ok && good
+
 		if n, good := is.integer(r.VRID, path+".vrid", label+": vrid"); good {
 			if n < 1 || n > 255 {
 				is.at(path+".vrid", "%s: vrid %d out of range 1..255", label, n)
@@ -349,13 +360,28 @@ func (d *decoder) vrrps(p toml.Primitive, ports []Port, routes []Route, groups [
 		}
 
 		if v.VRID != 0 && port != nil && len(v.Addresses) > 0 {
-			k := vrrpKey{port: port.Name, vrid: v.VRID, ipv6: v.IPv6()}
-			if first, dup := keys[k]; dup {
-				is.at(path+".vrid", "%s: vrid %d is already used for %s on port %q at line %d",
-					label, v.VRID, family(v.Addresses[0].Addr()), port.Name, is.ix.line(first))
-				ok = false
-			} else {
-				keys[k] = path + ".vrid"
+			// One instance per VRID and family on a port, whether the port is an
+			// instance's own or one of its advert ports: the port's adverts of a VRID
+			// go to one instance.
+			on := append([]string{port.Name}, v.AdvertPorts...)
+			at := append([]string{path + ".vrid"}, advertPaths...)
+			for j, pn := range on {
+				k := vrrpKey{port: pn, vrid: v.VRID, ipv6: v.IPv6()}
+				if first, dup := keys[k]; dup {
+					is.at(at[j], "%s: vrid %d is already used for %s on port %q at line %d",
+						label, v.VRID, family(v.Addresses[0].Addr()), pn, is.ix.line(first))
+					ok = false
+				} else {
+					keys[k] = at[j]
+				}
+			}
+			if !v.IPv6() {
+				for j, pn := range v.AdvertPorts {
+					if ap := findPort(ports, pn); ap != nil && !hasIPv4(ap.Addresses) {
+						is.at(advertPaths[j], "%s: advert port %q has no IPv4 address to send adverts from", label, pn)
+						ok = false
+					}
+				}
 			}
 		}
 
@@ -425,6 +451,44 @@ func (d *decoder) vrrps(p toml.Primitive, ports []Port, routes []Route, groups [
 		}
 	}
 	return out
+}
+
+// advertPorts decodes advert_ports: a port name or a list of them, each another
+// afpacket port than the instance's own, listed once. It returns the path of each
+// accepted entry.
+func (d *decoder) advertPorts(raw value, path, label string, v *VRRP, ports []Port) ([]string, bool) {
+	is := d.is
+	list, paths := is.strList(raw, path, label+": advert_ports")
+	ok := !raw.set || len(list) > 0 || isEmptyList(raw)
+	var accepted []string
+	for j, name := range list {
+		p := findPort(ports, name)
+		switch {
+		case p == nil:
+			is.at(paths[j], "%s: advert_ports: unknown port %q (ports: %s)", label, name, portNames(ports))
+		case p.Kind != KindAFPacket:
+			is.at(paths[j], "%s: advert_ports: port %q is kind %s: VRRP adverts need an Ethernet port (kind afpacket)", label, name, p.Kind)
+		case name == v.Port:
+			is.at(paths[j], "%s: advert_ports: %q is the instance's own port (advert_ports lists the extra links)", label, name)
+		case slices.Contains(v.AdvertPorts, name):
+			is.at(paths[j], "%s: advert_ports lists port %q twice", label, name)
+		default:
+			v.AdvertPorts = append(v.AdvertPorts, name)
+			accepted = append(accepted, paths[j])
+			continue
+		}
+		ok = false
+	}
+	if len(list) != len(v.AdvertPorts) {
+		ok = false
+	}
+	return accepted, ok
+}
+
+// isEmptyList reports whether a value is an empty TOML array.
+func isEmptyList(v value) bool {
+	x, isList := v.v.([]any)
+	return isList && len(x) == 0
 }
 
 // vrrpInterval checks interval against the version's range and resolution.

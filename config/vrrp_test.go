@@ -317,6 +317,57 @@ address = ["fe80::1", "2001:db8:1::10", "2001:db8:1::11"]
 				`16: vrrp "many" has 79 addresses; an advert carries at most 77 IPv6 addresses`,
 				`23: vrrp "owner6": priority 255 is the address owner's, but 2001:db8:1::11 is not an address of port "v6only"`,
 			}},
+		{"advert_ports", `[[port]]
+name = "lan"
+device = "eth1"
+address = ["198.51.100.10/24", "2001:db8:1::10/64"]
+
+[[port]]
+name = "xover"
+device = "eth2"
+address = ["203.0.113.1/30"]
+
+[[port]]
+name = "v6x"
+device = "eth3"
+address = ["2001:db8:9::1/64"]
+
+[[port]]
+name = "tun0"
+device = "tun0"
+kind = "tun"
+address = ["192.0.2.1/30"]
+
+[[vrrp]]
+name = "a"
+port = "lan"
+vrid = 1
+address = ["198.51.100.100"]
+advert_ports = ["xover", "nope", "lan", "tun0", "xover", 7, "v6x"]
+
+[[vrrp]]
+name = "b"
+port = "xover"
+vrid = 1
+address = ["203.0.113.2"]
+
+[[vrrp]]
+name = "c"
+port = "lan"
+vrid = 2
+address = ["198.51.100.102"]
+advert_ports = { port = "xover" }
+`,
+			[]string{
+				`27: vrrp "a": advert_ports[5] must be a string, not integer 7`,
+				`27: vrrp "a": advert_ports: unknown port "nope" (ports: "lan", "xover", "v6x", "tun0")`,
+				`27: vrrp "a": advert_ports: "lan" is the instance's own port (advert_ports lists the extra links)`,
+				`27: vrrp "a": advert_ports: port "tun0" is kind tun: VRRP adverts need an Ethernet port (kind afpacket)`,
+				`27: vrrp "a": advert_ports lists port "xover" twice`,
+				`27: vrrp "a": advert port "v6x" has no IPv4 address to send adverts from`,
+				`32: vrrp "b": vrid 1 is already used for IPv4 on port "xover" at line 27`,
+				`40: vrrp "c": advert_ports must be a list of strings, not table`,
+			}},
 	}
 	for _, tt := range tests {
 		_, err := Parse("f.toml", []byte(tt.toml))
@@ -414,5 +465,37 @@ sync_group = "pair"             # instances in a group change state together
 	v := cfg.VRRP[0]
 	if v.Priority != 200 || len(v.TrackPorts) != 2 || v.TrackPings[0].Weight != 50 || v.SyncGroup != "pair" || len(cfg.Warnings) != 1 {
 		t.Errorf("vrrp = %+v, warnings %v (want the lone sync group's)", v, cfg.Warnings)
+	}
+}
+
+func TestParseAdvertPorts(t *testing.T) {
+	c, err := Parse("f.toml", []byte(ports+`
+[[port]]
+name = "xover"
+device = "eth3"
+address = ["192.0.2.1/30"]
+
+[[vrrp]]
+name = "v4"
+port = "outside"
+vrid = 1
+address = ["198.51.100.100"]
+advert_ports = ["xover", "inside"]
+
+[[vrrp]]
+name = "v6"
+port = "outside"
+vrid = 1
+address = ["2001:db8:1::100"]
+advert_ports = "xover"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.VRRPInstance("v4").AdvertPorts; !reflect.DeepEqual(got, []string{"xover", "inside"}) {
+		t.Errorf("v4 advert ports %q", got)
+	}
+	if got := c.VRRPInstance("v6").AdvertPorts; !reflect.DeepEqual(got, []string{"xover"}) {
+		t.Errorf("v6 advert ports %q", got)
 	}
 }

@@ -28,7 +28,8 @@
 //	  loop.ipv4, ipv6     L3: header, length and checksum, sources a wire must not carry;
 //	                      IPv6 fragments found (header.IPv6.FragmentHeader), the others
 //	                      than the first kept, as a router forwards them;
-//	                      NDP → arpd (HandleNDP), VRRP → vrrp (Mux.Receive); IPv4
+//	                      NDP → arpd (HandleNDP), VRRP → vrrp (Mux.Receive: the
+//	                      port's instances, own or advert_ports link); IPv4
 //	                      options checked (loop.options4: parameter problem, source
 //	                      routes dropped), an IPv6 routing header with segments left
 //	                      for the router answered (loop.routingHeader6); then

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,12 @@ import (
 type VRRPConfig struct {
 	// Port is the name of the port the instance runs on.
 	Port string
+	// AdvertPorts are extra links the instance advertises on, and hears its peers on,
+	// besides Port (VRRP over redundant links: e.g. a crossover cable between the two
+	// nodes). They carry adverts only, from each port's own address and MAC: the
+	// virtual MAC and addresses stay on Port. They are not tracked: a dead extra link
+	// is a lost path to the peer, not a fault of this node.
+	AdvertPorts []string
 	// Instance configures the state machine; the router sets Primary (the port's first
 	// IPv4 address, or its IPv6 link-local address) and Out.
 	Instance vrrp.Config
@@ -52,13 +59,17 @@ type vrrpNode struct {
 	tracker *vrrp.Tracker
 	// primary is the instance's primary address (its adverts' source), from its port.
 	primary netip.Addr
+	// links are the ports of cfg.AdvertPorts, in order, and linkPrimaries the
+	// adverts' source on each.
+	links         []*routerPort
+	linkPrimaries []netip.Addr
 
 	mu       sync.Mutex
 	master   bool
 	nextGARP time.Time
 }
 
-var _ vrrp.Output = (*vrrpNode)(nil)
+var _ vrrp.LinkOutput = (*vrrpNode)(nil)
 
 // vrrpState is the router's VRRP part.
 type vrrpState struct {
@@ -119,7 +130,7 @@ func (r *Router) SetVRRP(cfgs []VRRPConfig) error {
 		// So is one whose primary address went with its port's addresses (RFC 9568
 		// §5.1.1.1: the adverts' source is the interface's primary address).
 		if n := byName[c.Instance.Name]; n != nil && reflect.DeepEqual(n.cfg, c) && r.livePort(c.Port) == n.rp &&
-			n.primary == vrrpPrimary(n.rp, c) &&
+			n.primary == vrrpPrimary(n.rp, c) && r.sameLinks(n, c) &&
 			(c.SyncGroup == "" || oldGroups[c.SyncGroup] == newGroups[c.SyncGroup]) {
 			kept[n] = true
 			next = append(next, n)
@@ -204,6 +215,26 @@ func (r *Router) newVRRPNode(c VRRPConfig) (*vrrpNode, error) {
 	}
 	ic.Primary = vrrpPrimary(rp, c)
 	n.primary = ic.Primary
+	for _, name := range c.AdvertPorts {
+		lp := r.livePort(name)
+		switch {
+		case lp == nil:
+			return nil, fmt.Errorf("%w: vrrp %s: no advert port %q", ErrConfig, c.Instance.Name, name)
+		case lp.layer3:
+			return nil, fmt.Errorf("%w: vrrp %s: advert port %s has no Ethernet", ErrConfig, c.Instance.Name, name)
+		case lp == rp || slices.Contains(n.links, lp):
+			return nil, fmt.Errorf("%w: vrrp %s: port %s is one of its links twice", ErrConfig, c.Instance.Name, name)
+		}
+		// RFC 9568 §5.1.1.1 / §5.1.2.1: the source is the primary address of the
+		// interface the advert goes out of: this link's own.
+		src := vrrpPrimary(lp, c)
+		if !src.IsValid() {
+			return nil, fmt.Errorf("%w: vrrp %s: advert port %s has no IPv4 address to send adverts from", ErrConfig, c.Instance.Name, name)
+		}
+		n.links = append(n.links, lp)
+		n.linkPrimaries = append(n.linkPrimaries, src)
+		ic.Links = append(ic.Links, vrrp.Link{Name: name, Primary: src})
+	}
 	in, err := vrrp.New(ic)
 	if err != nil {
 		return nil, fmt.Errorf("%w: vrrp %s: %v", ErrConfig, ic.Name, err)
@@ -215,6 +246,20 @@ func (r *Router) newVRRPNode(c VRRPConfig) (*vrrpNode, error) {
 		return nil, fmt.Errorf("%w: vrrp %s: %v", ErrConfig, ic.Name, err)
 	}
 	return n, nil
+}
+
+// sameLinks reports whether the instance n still has the extra links c asks for: the
+// same live ports with the same addresses.
+func (r *Router) sameLinks(n *vrrpNode, c VRRPConfig) bool {
+	if len(n.links) != len(c.AdvertPorts) {
+		return false
+	}
+	for i, name := range c.AdvertPorts {
+		if r.livePort(name) != n.links[i] || vrrpPrimary(n.links[i], c) != n.linkPrimaries[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // vrrpPrimary is the primary address of an instance of c on rp: the port's first IPv4
@@ -231,18 +276,13 @@ func vrrpPrimary(rp *routerPort, c VRRPConfig) netip.Addr {
 // instance while master, not by the port).
 func (r *Router) attachVRRP(n *vrrpNode) error {
 	rp := n.rp
-	mux := rp.vrrpMux.Load()
-	if mux == nil {
-		mux = &vrrp.Mux{}
-		rp.vrrpMux.Store(mux)
+	if err := r.attachVRRPLink(n, rp, 0); err != nil {
+		return err
 	}
-	if err := mux.Add(n.in); err != nil {
-		return fmt.Errorf("%w: %v", ErrConfig, err)
-	}
-	if mf, ok := rp.p.(port.MulticastFilter); ok {
-		g := vrrpGroupMAC(n.in.IPv6())
-		if err := mf.AddMulticast(g[:]); err != nil {
-			return fmt.Errorf("port %s: join %s: %w", rp.cfg.Name, g, err)
+	// The extra links hear the adverts too (RFC 9568 §7.1 applies there as on rp).
+	for i, lp := range n.links {
+		if err := r.attachVRRPLink(n, lp, i+1); err != nil {
+			return err
 		}
 	}
 	r.cfgMu.Lock()
@@ -256,9 +296,42 @@ func (r *Router) attachVRRP(n *vrrpNode) error {
 	return nil
 }
 
+// attachVRRPLink registers an instance with the mux of one of its link's ports and joins
+// the VRRP group there.
+func (r *Router) attachVRRPLink(n *vrrpNode, rp *routerPort, link int) error {
+	mux := rp.vrrpMux.Load()
+	if mux == nil {
+		mux = &vrrp.Mux{}
+		rp.vrrpMux.Store(mux)
+	}
+	if err := mux.AddLink(n.in, link); err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if mf, ok := rp.p.(port.MulticastFilter); ok {
+		g := vrrpGroupMAC(n.in.IPv6())
+		if err := mf.AddMulticast(g[:]); err != nil {
+			return fmt.Errorf("port %s: join %s: %w", rp.cfg.Name, g, err)
+		}
+	}
+	return nil
+}
+
 // detachVRRP undoes attachVRRP for an instance the driver has shut down.
 func (r *Router) detachVRRP(n *vrrpNode) {
-	rp := n.rp
+	detachVRRPLink(n, n.rp)
+	for _, lp := range n.links {
+		detachVRRPLink(n, lp)
+	}
+	r.cfgMu.Lock()
+	defer r.cfgMu.Unlock()
+	for _, a := range n.in.Addresses() {
+		delete(r.vrrp.owned, a)
+	}
+}
+
+// detachVRRPLink removes an instance from the mux of one of its links' ports, and
+// leaves the VRRP group there when no instance of the family is left.
+func detachVRRPLink(n *vrrpNode, rp *routerPort) {
 	if mux := rp.vrrpMux.Load(); mux != nil {
 		mux.Remove(n.in)
 		same := false
@@ -270,15 +343,27 @@ func (r *Router) detachVRRP(n *vrrpNode) {
 			mf.RemoveMulticast(g[:])
 		}
 	}
-	r.cfgMu.Lock()
-	defer r.cfgMu.Unlock()
-	for _, a := range n.in.Addresses() {
-		delete(r.vrrp.owned, a)
-	}
 }
 
 // Send transmits an advert from the virtual MAC to the VRRP group.
 func (n *vrrpNode) Send(advert []byte) {
+	n.sendOn(n.rp, n.in.Primary(), n.in.VirtualMAC(), advert)
+}
+
+// SendLink transmits an advert on extra link i from that port's own address and MAC:
+// the virtual MAC belongs to the own port only (a switch on the extra link must not
+// learn it there).
+func (n *vrrpNode) SendLink(i int, advert []byte) {
+	if i < 0 || i >= len(n.links) {
+		return
+	}
+	lp := n.links[i]
+	n.sendOn(lp, n.linkPrimaries[i], lp.mac, advert)
+}
+
+// sendOn transmits an advert on rp from src and the MAC from, to the VRRP group with
+// TTL (hop limit) 255 (RFC 9568 §5.1.1.3, §5.1.2.3).
+func (n *vrrpNode) sendOn(rp *routerPort, src netip.Addr, from header.MAC, advert []byte) {
 	in := n.in
 	dst := in.Destination()
 	buf := make([]byte, headroom+ethLen+header.IPv6MinimumSize+len(advert))
@@ -288,20 +373,20 @@ func (n *vrrpNode) Send(advert []byte) {
 	if in.IPv6() {
 		l = header.IPv6MinimumSize + len(advert)
 		header.EncodeIPv6(ipb, header.IPv6Fields{PayloadLength: uint16(len(advert)), NextHeader: header.ProtocolVRRP,
-			HopLimit: 255, Src: in.Primary(), Dst: dst})
+			HopLimit: 255, Src: src, Dst: dst})
 		copy(ipb[header.IPv6MinimumSize:], advert)
 	} else {
 		l = header.IPv4MinimumSize + len(advert)
 		header.EncodeIPv4(ipb, header.IPv4Fields{TOS: 0xc0, TotalLength: uint16(l), TTL: 255,
-			Protocol: header.ProtocolVRRP, Src: in.Primary(), Dst: dst})
+			Protocol: header.ProtocolVRRP, Src: src, Dst: dst})
 		copy(ipb[header.IPv4MinimumSize:], advert)
 	}
 	et := header.EtherTypeIPv4
 	if in.IPv6() {
 		et = header.EtherTypeIPv6
 	}
-	header.EncodeEthernet(buf[headroom:], vrrpGroupMAC(in.IPv6()), in.VirtualMAC(), et)
-	n.rp.sendOne(buf[:headroom+ethLen+l], headroom)
+	header.EncodeEthernet(buf[headroom:], vrrpGroupMAC(in.IPv6()), from, et)
+	rp.sendOne(buf[:headroom+ethLen+l], headroom)
 }
 
 // OnTransition takes the virtual MAC and addresses on becoming master and releases them
@@ -512,6 +597,21 @@ func (r *Router) VRRPInfo() []vrrp.Info {
 		out = append(out, n.in.Info())
 	}
 	return out
+}
+
+// VRRPLinks names the ports an instance advertises on: its own port first, then its
+// extra links (in the order of vrrp.Info.Links).
+func (r *Router) VRRPLinks(instance string) []string {
+	for _, n := range r.vrrpNodes() {
+		if n.in.Name() == instance {
+			out := []string{n.rp.cfg.Name}
+			for _, lp := range n.links {
+				out = append(out, lp.cfg.Name)
+			}
+			return out
+		}
+	}
+	return nil
 }
 
 // VRRPPort names the port an instance runs on.

@@ -128,4 +128,22 @@ type Info struct {
 	MasterPriority uint8
 	SyncGroup      string
 	Counters       Counters
+	// Links are the per-link counters: [0] the instance's own port, then its extra
+	// links (Config.Links), in order.
+	Links []LinkCounters
+	// LinkPrimaries are the router's addresses on the extra links (Config.Links).
+	LinkPrimaries []netip.Addr
+}
+
+// LinkCounters count an instance's adverts on one of its links.
+type LinkCounters struct {
+	// Name is the extra link's Link.Name; "" for the own port.
+	Name            string
+	AdvertsSent     uint64
+	AdvertsReceived uint64 // passed the receive checks
+	Drops           uint64 // failed them (by reason in Counters.Drops)
+	// LastAdvert is when the last accepted advert came by this link (from the master,
+	// or from a rival while master), and LastFrom its source; zero before any.
+	LastAdvert time.Time
+	LastFrom   netip.Addr
 }

@@ -17,7 +17,11 @@
 // TTL or hop limit 255 (keepalived also sets DSCP CS6, TOS 0xc0), in an Ethernet frame
 // from Instance.VirtualMAC; on a transition to Master it takes the virtual MAC and
 // addresses and sends gratuitous ARPs or unsolicited NAs, and on leaving Master it
-// releases them; it calls Tick at NextTimeout.
+// releases them; it calls Tick at NextTimeout. An instance with extra links
+// (Config.Links, VRRP over redundant links) sends each advert on every link through
+// LinkOutput.SendLink, built again with that link's address as source, and hears its
+// peers on every link (a Mux per port, Mux.AddLink): an advert on any link resets the
+// Master_Down_Timer.
 //
 // Choices where the RFCs leave room or disagree with practice, and why:
 //   - A version 3 IPv4 advert is accepted with or without the pseudo-header in its

@@ -28,6 +28,31 @@ type Output interface {
 	OnTransition(from, to State)
 }
 
+// LinkOutput is the Output of an instance with extra advert links (Config.Links): it
+// also sends on those. The router implements it.
+type LinkOutput interface {
+	Output
+	// SendLink transmits one advert on extra link i (0-based in Config.Links), built
+	// with that link's Primary as its source (the checksum covers it): the router
+	// wraps it in an IP header from Links[i].Primary to Instance.Destination with TTL
+	// (hop limit) 255 and an Ethernet header from that port's own MAC (no virtual MAC
+	// on an extra link). advert is only valid during the call.
+	SendLink(i int, advert []byte)
+}
+
+// Link is an extra link an instance advertises on besides its own port (VRRP over
+// redundant links, as BalanceNG does it against split brain: a crossover cable between
+// the two nodes). It carries adverts only: the virtual MAC and addresses stay on the
+// instance's own port.
+type Link struct {
+	// Name is the port's name, for show-router.
+	Name string
+	// Primary is the router's address on that link: the adverts' source there, and the
+	// address that the tie-break and the own-advert check compare on that link (an
+	// IPv4 address of the port, or its IPv6 link-local address).
+	Primary netip.Addr
+}
+
 // Config describes one virtual router instance.
 type Config struct {
 	Name string
@@ -61,6 +86,10 @@ type Config struct {
 	// Checksum is how version 3 IPv4 adverts are summed when sent (PseudoHeader, the
 	// zero value, is what keepalived sends).
 	Checksum ChecksumMode
+	// Links are extra links that carry the adverts too (each advert goes out on every
+	// link; an advert on any of them is received as on the own port). Out must be a
+	// LinkOutput when there are any.
+	Links []Link
 	// Out receives adverts and transitions. Required.
 	Out Output
 	// Log, when not nil, receives discarded-advert reports (at most one per reason per
@@ -105,6 +134,7 @@ type Instance struct {
 	master     netip.Addr
 	masterPrio uint8
 	counters   Counters
+	links      []LinkCounters                // [0] the own port, then Config.Links
 	lastLog    [NumDropReasons + 1]time.Time // the extra one: address-list mismatches
 	pending    []event
 	buf        []byte
@@ -140,6 +170,11 @@ func New(cfg Config) (*Instance, error) {
 	case !cfg.Primary.IsValid() || cfg.Primary.Is4In6():
 		return bad("no primary address")
 	}
+	if len(cfg.Links) > 0 {
+		if _, ok := cfg.Out.(LinkOutput); !ok {
+			return bad("extra links need an output that sends on them")
+		}
+	}
 	if _, ok := intervalField(cfg.Version, cfg.Interval); !ok {
 		return bad("interval %v out of range for version %d", cfg.Interval, cfg.Version)
 	}
@@ -154,6 +189,18 @@ func New(cfg Config) (*Instance, error) {
 		return bad("IPv6 adverts come from the link-local address, not %v", cfg.Primary)
 	}
 	cfg.Primary = cfg.Primary.WithZone("")
+	links := make([]Link, len(cfg.Links))
+	for i, l := range cfg.Links {
+		p := l.Primary.WithZone("")
+		switch {
+		case !p.IsValid() || p.Is6() != ipv6 || p.Is4In6():
+			return bad("link %s: primary address %v is not of the family of %v", l.Name, l.Primary, cfg.Primary)
+		case ipv6 && !p.IsLinkLocalUnicast():
+			return bad("link %s: IPv6 adverts come from the link-local address, not %v", l.Name, p)
+		}
+		links[i] = Link{Name: l.Name, Primary: p}
+	}
+	cfg.Links = links
 	addrs := make([]netip.Addr, len(cfg.Addresses))
 	for i, a := range cfg.Addresses {
 		if !a.IsValid() || a.Is6() != ipv6 || a.Is4In6() {
@@ -185,7 +232,11 @@ func New(cfg Config) (*Instance, error) {
 		prio:    cfg.Priority,
 		mai:     cfg.Interval,
 		pending: make([]event, 0, 8),
+		links:   make([]LinkCounters, 1+len(links)),
 		buf:     make([]byte, AdvertSize(cfg.Version, len(addrs), ipv6)),
+	}
+	for i, l := range links {
+		in.links[i+1].Name = l.Name
 	}
 	// Build once to prove the fields are valid.
 	if in.build(in.prio) == 0 {
@@ -278,6 +329,10 @@ func (in *Instance) Info() Info {
 		Primary:             in.cfg.Primary,
 		Addresses:           in.Addresses(),
 		Counters:            in.counters,
+		Links:               append([]LinkCounters(nil), in.links...),
+	}
+	for _, l := range in.cfg.Links {
+		inf.LinkPrimaries = append(inf.LinkPrimaries, l.Primary)
 	}
 	switch in.state {
 	case Master:
@@ -440,20 +495,60 @@ func (in *Instance) Receive(now time.Time, src netip.Addr, ttl uint8, payload []
 // header's length), src and dst the IP addresses, ttl the TTL or hop limit. Invalid
 // or unwanted adverts are counted by reason (Counters.Drops), never an error.
 func (in *Instance) ReceiveTo(now time.Time, src, dst netip.Addr, ttl uint8, payload []byte) {
+	in.ReceiveOn(now, 0, src, dst, ttl, payload)
+}
+
+// ReceiveOn handles an advert received on a link: 0 is the instance's own port, i+1
+// is Config.Links[i]. An advert on an extra link goes through the same receive checks
+// (RFC 9568 section 7.1) and the same state machine (section 6.4) as one on the own
+// port, so that a backup's Master_Down_Timer is reset by the master's adverts on any
+// link and it takes over only when no link carried them for Master_Down_Interval,
+// and a master steps down on a better advert from any link (section 6.4.3). Adverts
+// on an unknown link are counted as drops of link 0's kind and ignored.
+func (in *Instance) ReceiveOn(now time.Time, link int, src, dst netip.Addr, ttl uint8, payload []byte) {
 	in.mu.Lock()
 	in.lastNow = now
-	if r, ok := in.check(now, src, dst, ttl, Advert(payload)); !ok {
+	if link < 0 || link >= len(in.links) {
+		link = 0
+	}
+	lc := &in.links[link]
+	if r, ok := in.check(now, link, src, dst, ttl, Advert(payload)); !ok {
+		lc.Drops++
 		in.drop(now, r, src)
 	} else {
-		in.advert(now, src.WithZone(""), Advert(payload))
+		lc.AdvertsReceived++
+		lc.LastAdvert = now
+		lc.LastFrom = src.WithZone("")
+		in.advert(now, link, src.WithZone(""), Advert(payload))
 	}
 	in.mu.Unlock()
 	in.flush()
 }
 
+// linkPrimary returns the router's own address on a link. mu need not be held.
+func (in *Instance) linkPrimary(link int) netip.Addr {
+	if link == 0 {
+		return in.cfg.Primary
+	}
+	return in.cfg.Links[link-1].Primary
+}
+
+// isOwn reports whether src is one of the router's addresses on the instance's links.
+func (in *Instance) isOwn(src netip.Addr) bool {
+	if src == in.cfg.Primary {
+		return true
+	}
+	for _, l := range in.cfg.Links {
+		if src == l.Primary {
+			return true
+		}
+	}
+	return false
+}
+
 // check validates an advert in the order of RFC 9568 and RFC 3768 section 7.1. mu is
 // held.
-func (in *Instance) check(now time.Time, src, dst netip.Addr, ttl uint8, p Advert) (DropReason, bool) {
+func (in *Instance) check(now time.Time, link int, src, dst netip.Addr, ttl uint8, p Advert) (DropReason, bool) {
 	if ttl != 255 {
 		return DropTTL, false
 	}
@@ -482,8 +577,9 @@ func (in *Instance) check(now time.Time, src, dst netip.Addr, ttl uint8, p Adver
 	if in.owner {
 		return DropOwner, false
 	}
-	if src.WithZone("") == in.cfg.Primary {
-		// A master that heard itself would take its advert for a rival's.
+	if in.isOwn(src.WithZone("")) {
+		// A master that heard itself (on any of its links, should two of them be
+		// bridged) would take its advert for a rival's.
 		return DropSelf, false
 	}
 	if in.cfg.Version == 2 {
@@ -553,7 +649,7 @@ func (in *Instance) sameAddresses(p Advert) bool {
 }
 
 // advert runs the state machine on a valid advert. mu is held.
-func (in *Instance) advert(now time.Time, src netip.Addr, p Advert) {
+func (in *Instance) advert(now time.Time, link int, src netip.Addr, p Advert) {
 	in.counters.AdvertsReceived++
 	prio := p.Priority()
 	if prio == PriorityStop {
@@ -591,7 +687,9 @@ func (in *Instance) advert(now time.Time, src netip.Addr, p Advert) {
 			in.adverAt = now.Add(in.cfg.Interval)
 			return
 		}
-		if prio > in.prio || (prio == in.prio && src.Compare(in.cfg.Primary) > 0) {
+		// RFC 9568 section 6.4.3: step down on a higher priority, or an equal one from
+		// a greater primary address, compared with ours on the link it came by.
+		if prio > in.prio || (prio == in.prio && src.Compare(in.linkPrimary(link)) > 0) {
 			if in.cfg.Version == 3 {
 				in.mai = p.Interval()
 			}
@@ -709,6 +807,9 @@ func (in *Instance) published() (State, bool) {
 // queueAdvert queues an advert of the given priority. mu is held.
 func (in *Instance) queueAdvert(prio uint8) {
 	in.counters.AdvertsSent++
+	for i := range in.links {
+		in.links[i].AdvertsSent++
+	}
 	if prio == PriorityStop {
 		in.counters.PriorityZeroSent++
 	}
@@ -718,6 +819,12 @@ func (in *Instance) queueAdvert(prio uint8) {
 // build writes an advert of the given priority into buf and returns its length. mu is
 // held.
 func (in *Instance) build(prio uint8) int {
+	return in.buildFrom(prio, in.cfg.Primary)
+}
+
+// buildFrom writes an advert of the given priority from src (whose pseudo-header the
+// checksum covers) into buf and returns its length. mu is held.
+func (in *Instance) buildFrom(prio uint8, src netip.Addr) int {
 	return BuildAdvert(in.buf, AdvertFields{
 		Version:   in.cfg.Version,
 		VRID:      in.cfg.VRID,
@@ -725,7 +832,7 @@ func (in *Instance) build(prio uint8) int {
 		Interval:  in.cfg.Interval,
 		Addresses: in.cfg.Addresses,
 		Checksum:  in.cfg.Checksum,
-		Src:       in.cfg.Primary,
+		Src:       src,
 		Dst:       in.dst,
 	})
 }
@@ -749,6 +856,14 @@ func (in *Instance) flush() {
 		in.mu.Unlock()
 		if ev.send {
 			in.cfg.Out.Send(in.buf[:size])
+			// RFC 9568 section 5.1.1.1 / 5.1.2.1: on each extra link the source is the
+			// router's address there, so the advert is built (summed) again per link.
+			for i, l := range in.cfg.Links {
+				in.mu.Lock()
+				size = in.buildFrom(ev.prio, l.Primary)
+				in.mu.Unlock()
+				in.cfg.Out.(LinkOutput).SendLink(i, in.buf[:size])
+			}
 			continue
 		}
 		in.cfg.Out.OnTransition(ev.from, ev.to)

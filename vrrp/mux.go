@@ -12,20 +12,35 @@ import (
 // receive check they fail (DropVRID when they pass all the packet checks).
 type Mux struct {
 	mu    sync.RWMutex
-	v4    [256]*Instance
-	v6    [256]*Instance
+	v4    [256]muxEntry
+	v6    [256]muxEntry
 	drops Drops
 }
 
-// Add registers an instance. Two instances of one family cannot share a VRID.
-func (m *Mux) Add(in *Instance) error {
+// muxEntry is an instance and which of its links the mux's port is (0: its own port).
+type muxEntry struct {
+	in   *Instance
+	link int
+}
+
+// Add registers an instance on its own port. Two instances of one family cannot share
+// a VRID.
+func (m *Mux) Add(in *Instance) error { return m.AddLink(in, 0) }
+
+// AddLink registers an instance on one of its links: 0 its own port, i+1 its extra
+// link Config.Links[i]. A port has one instance per VRID and family, whichever of its
+// links the port is.
+func (m *Mux) AddLink(in *Instance, link int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if link < 0 || link > len(in.cfg.Links) {
+		return fmt.Errorf("%w: %s has no link %d", ErrConfig, in.cfg.Name, link)
+	}
 	t := m.table(in.ipv6)
-	if old := t[in.cfg.VRID]; old != nil {
+	if old := t[in.cfg.VRID].in; old != nil {
 		return fmt.Errorf("%w: %s and %s share VRID %d", ErrConfig, old.cfg.Name, in.cfg.Name, in.cfg.VRID)
 	}
-	t[in.cfg.VRID] = in
+	t[in.cfg.VRID] = muxEntry{in: in, link: link}
 	return nil
 }
 
@@ -34,13 +49,13 @@ func (m *Mux) Remove(in *Instance) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t := m.table(in.ipv6)
-	if t[in.cfg.VRID] == in {
-		t[in.cfg.VRID] = nil
+	if t[in.cfg.VRID].in == in {
+		t[in.cfg.VRID] = muxEntry{}
 	}
 }
 
 // table returns the table of a family. mu is held.
-func (m *Mux) table(ipv6 bool) *[256]*Instance {
+func (m *Mux) table(ipv6 bool) *[256]muxEntry {
 	if ipv6 {
 		return &m.v6
 	}
@@ -52,10 +67,10 @@ func (m *Mux) Instances() []*Instance {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	var out []*Instance
-	for _, t := range []*[256]*Instance{&m.v4, &m.v6} {
-		for _, in := range t {
-			if in != nil {
-				out = append(out, in)
+	for _, t := range []*[256]muxEntry{&m.v4, &m.v6} {
+		for _, e := range t {
+			if e.in != nil {
+				out = append(out, e.in)
 			}
 		}
 	}
@@ -65,14 +80,14 @@ func (m *Mux) Instances() []*Instance {
 // Receive hands an advert (the IP payload of a protocol-112 packet from src to dst
 // with TTL or hop limit ttl) to its instance, or counts it.
 func (m *Mux) Receive(now time.Time, src, dst netip.Addr, ttl uint8, payload []byte) {
-	var in *Instance
+	var e muxEntry
 	m.mu.RLock()
 	if len(payload) > advVRID {
-		in = m.table(src.Is6())[payload[advVRID]]
+		e = m.table(src.Is6())[payload[advVRID]]
 	}
 	m.mu.RUnlock()
-	if in != nil {
-		in.ReceiveTo(now, src, dst, ttl, payload)
+	if e.in != nil {
+		e.in.ReceiveOn(now, e.link, src, dst, ttl, payload)
 		return
 	}
 	r := checkUnclaimed(src, dst, ttl, Advert(payload))

@@ -129,7 +129,7 @@ func (rl *reloader) applyPorts(pp *portPlan, c *config.Config) error {
 	if len(pp.removed)+len(pp.added) > 0 {
 		var stay []router.VRRPConfig
 		for _, v := range vrrpConfigs(c) {
-			if pp.kept[v.Port] {
+			if pp.kept[v.Port] && !slices.ContainsFunc(v.AdvertPorts, func(p string) bool { return !pp.kept[p] }) {
 				stay = append(stay, v)
 			}
 		}

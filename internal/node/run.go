@@ -345,7 +345,7 @@ func vrrpConfigs(cfg *config.Config) []router.VRRPConfig {
 		for _, a := range v.Addresses {
 			ic.Addresses = append(ic.Addresses, a.Addr())
 		}
-		rc := router.VRRPConfig{Port: v.Port, Instance: ic, SyncGroup: v.SyncGroup,
+		rc := router.VRRPConfig{Port: v.Port, AdvertPorts: v.AdvertPorts, Instance: ic, SyncGroup: v.SyncGroup,
 			GARPCount: v.GARPCount, GARPRefresh: v.GARPRefresh}
 		for _, tp := range v.TrackPorts {
 			rc.Track.Ports = append(rc.Track.Ports, vrrp.TrackPort{Name: tp.Port, Weight: tp.Weight})

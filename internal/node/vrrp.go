@@ -99,6 +99,21 @@ func routerInfo(in vrrp.Info, port string) control.RouterInfo {
 	for _, a := range in.Addresses {
 		ri.Addresses = append(ri.Addresses, a.String())
 	}
+	if len(in.Links) > 1 {
+		for i, l := range in.Links {
+			rl := control.RouterLink{Port: l.Name, AdvertsSent: l.AdvertsSent, AdvertsReceived: l.AdvertsReceived,
+				Drops: l.Drops, LastAdvert: l.LastAdvert}
+			if i == 0 {
+				rl.Port, rl.Source = port, in.Primary.String()
+			} else if i-1 < len(in.LinkPrimaries) {
+				rl.Source = in.LinkPrimaries[i-1].String()
+			}
+			if l.LastFrom.IsValid() {
+				rl.LastFrom = l.LastFrom.String()
+			}
+			ri.Links = append(ri.Links, rl)
+		}
+	}
 	for reason, n := range in.Counters.Drops {
 		if n != 0 {
 			ri.Counters.Drops[vrrp.DropReason(reason).String()] = n

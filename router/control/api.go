@@ -765,6 +765,23 @@ type RouterInfo struct {
 	Addresses      []string     `json:"addresses"` // the virtual addresses, CIDR notation
 	SyncGroup      string       `json:"sync_group,omitempty"`
 	Counters       VRRPCounters `json:"counters"`
+	// Links are the links the instance advertises on when it has extra ones
+	// (advert_ports): its own port first, then those; empty when Port is its only one.
+	Links []RouterLink `json:"links,omitempty"`
+}
+
+// RouterLink is one link a VRRP instance advertises on, with its advert counters.
+type RouterLink struct {
+	Port string `json:"port"`
+	// Source is the instance's address on this link: its adverts' source there.
+	Source          string `json:"source,omitempty"`
+	AdvertsSent     uint64 `json:"adverts_sent"`
+	AdvertsReceived uint64 `json:"adverts_received"`
+	Drops           uint64 `json:"drops"`
+	// LastAdvert is when the last accepted advert came by this link (from the master
+	// when the instance is backup), LastFrom its source; zero and empty before any.
+	LastAdvert time.Time `json:"last_advert,omitzero"`
+	LastFrom   string    `json:"last_from,omitempty"`
 }
 
 // Owner reports whether the instance is the address owner (priority 255).

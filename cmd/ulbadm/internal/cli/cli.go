@@ -102,8 +102,8 @@ var verbs = []verb{
 		"a new health check, with ilbadm's options (T: PING, TCP, UDP or a script's path; S in seconds), or -c FILE", createHealthCheck},
 	{"delete-healthcheck", "NAME", "remove a health check no server group uses",
 		"remove a health check no server group uses", nameVerb(control.VerbDeleteHealthCheck)},
-	{"create-router", "-V VRID -l PORT -a ADDR[,ADDR...] [-A inet|inet6] [-p PRIO] [-i MS] [-o FLAGS] NAME", "create a VRRP instance (vrrpadm)",
-		"a new VRRP instance, with vrrpadm's options (FLAGS: preempt, un_preempt, accept, no_accept), or -c FILE", createRouter},
+	{"create-router", "-V VRID -l PORT -a ADDR[,ADDR...] [-x PORT[,PORT...]] [-A inet|inet6] [-p PRIO] [-i MS] [-o FLAGS] NAME", "create a VRRP instance (vrrpadm)",
+		"a new VRRP instance, with vrrpadm's options (FLAGS: preempt, un_preempt, accept, no_accept; -x: extra links that carry adverts, advert_ports), or -c FILE", createRouter},
 	{"modify-router", "[-p PRIO] [-i MS] [-o FLAGS] NAME", "change a VRRP instance",
 		"change a VRRP instance (it restarts, as on a reload)", modifyRouter},
 	{"delete-router", "NAME", "remove a VRRP instance",
@@ -604,10 +604,11 @@ func routerFlags(verb, flags string) (preempt, accept *bool, err error) {
 // createRouter builds a [[vrrp]] table from vrrpadm's options, or reads one from -c.
 func createRouter(ctx context.Context, c *cmd, args []string) error {
 	var vrid, prio, interval int
-	var port, addrs, family, flags, file string
+	var port, addrs, family, flags, file, extra string
 	ops, err := parse("create-router", args, 1, 1, func(fs *flag.FlagSet) {
 		fs.IntVar(&vrid, "V", 0, "")
 		fs.StringVar(&port, "l", "", "")
+		fs.StringVar(&extra, "x", "", "")
 		fs.StringVar(&addrs, "a", "", "")
 		fs.StringVar(&family, "A", "", "")
 		fs.IntVar(&prio, "p", 0, "")
@@ -651,6 +652,13 @@ func createRouter(ctx context.Context, c *cmd, args []string) error {
 		return usagef("create-router: -A %q: want inet or inet6", family)
 	}
 	fmt.Fprintf(&b, "address = [%s]\n", strings.Join(list, ", "))
+	if extra != "" {
+		var ports []string
+		for _, p := range strings.Split(extra, ",") {
+			ports = append(ports, strconv.Quote(p))
+		}
+		fmt.Fprintf(&b, "advert_ports = [%s]\n", strings.Join(ports, ", "))
+	}
 	if prio != 0 {
 		fmt.Fprintf(&b, "priority = %d\n", prio)
 	}

@@ -43,7 +43,15 @@ func Routers(w io.Writer, routers []control.RouterInfo) error {
 	rows := make([][]string, 0, len(routers))
 	for i := range routers {
 		r := &routers[i]
-		rows = append(rows, []string{r.Name, strconv.Itoa(r.VRID), or(r.Port), or(r.Family), Prio(r), millis(r.AdverInterval),
+		port := or(r.Port)
+		if len(r.Links) > 1 {
+			var names []string
+			for _, l := range r.Links {
+				names = append(names, l.Port)
+			}
+			port = strings.Join(names, "+")
+		}
+		rows = append(rows, []string{r.Name, strconv.Itoa(r.VRID), port, or(r.Family), Prio(r), millis(r.AdverInterval),
 			Mode(r), strings.ToUpper(or(r.State)), or(r.VMAC), or(r.Master)})
 	}
 	return table(w, "NAME\tVRID\tPORT\tAF\tPRIO\tADV_INTV\tMODE\tSTATE\tVMAC\tMASTER", rows)
@@ -111,6 +119,21 @@ func RoutersFull(w io.Writer, routers []control.RouterInfo) error {
 			{"VMAC:", or(r.VMAC)}, {"MASTER:", master}, {"ADDRESSES:", addrs}, {"SYNC-GROUP:", or(r.SyncGroup)},
 			{"ADVERTS:", fmt.Sprintf("%s sent, %s received", u(c.AdvertsSent), u(c.AdvertsReceived))},
 			{"TRANSITIONS:", trans}, {"DROPS:", drops},
+		}
+		// One row per link of an instance with advert ports: its counters and when the
+		// last advert came by it (a silent link is a cut one).
+		for _, l := range r.Links {
+			line := fmt.Sprintf("%s from %s: %s sent, %s received, %s dropped", l.Port, or(l.Source),
+				u(l.AdvertsSent), u(l.AdvertsReceived), u(l.Drops))
+			if !l.LastAdvert.IsZero() {
+				line += ", last advert " + l.LastAdvert.Format(TimeLayout)
+				if l.LastFrom != "" {
+					line += " from " + l.LastFrom
+				}
+			} else {
+				line += ", no advert yet"
+			}
+			rows = append(rows, []string{"LINK:", line})
 		}
 		if err := tableRows(w, rows); err != nil {
 			return err
